@@ -1,0 +1,131 @@
+/*
+ * Configuration: h2o.conf (YAML, parsed with libyaml) overlaid by HYDRANT_* environment
+ * variables, then validated. Every string in cfg_t is owned by the cfg_t and released by
+ * cfg_free().
+ */
+#ifndef HYDRANT_CONFIG_H
+#define HYDRANT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_MAX_LISTENERS     8
+#define CFG_MAX_TRUSTED_PROXY 16
+#define CFG_ERR_LEN           512
+
+typedef enum { CFG_MODE_DEVELOPMENT = 0, CFG_MODE_PRODUCTION } cfg_mode_t;
+
+typedef struct {
+    char *host;      /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;        /* 1..65535 */
+    int tls;         /* 1 when an `ssl` block is present */
+    char *cert_file; /* PEM, only with tls */
+    char *key_file;  /* PEM, only with tls */
+} cfg_listen_t;
+
+typedef struct {
+    char *url;                 /* libpq conninfo or postgresql:// URL */
+    int pool_size;             /* pipelined connections per event-loop thread (default 2) */
+    int max_queue;             /* queries waiting per loop before 503 (default 4096) */
+    int query_timeout_ms;      /* a query unanswered this long fails its callback (default 5000) */
+    int connect_timeout_ms;    /* default 3000 */
+} cfg_database_t;
+
+typedef struct {
+    char *url;              /* redis://[:password@]host[:port][/db] */
+    int command_timeout_ms; /* default 1000 */
+    int connect_timeout_ms; /* default 1000 */
+} cfg_redis_t;
+
+typedef struct {
+    char *jwt_secret;           /* at least 32 bytes in production */
+    char *jwt_issuer;           /* default "hydrant" */
+    int access_ttl_s;           /* default 900 */
+    int refresh_ttl_s;          /* default 30 days */
+    int refresh_reuse_grace_s;  /* default 0 */
+    int require_email_confirmation; /* default 1 */
+    int argon2_memory_kib;      /* default 19456 */
+    int argon2_iterations;      /* default 2 */
+    int argon2_parallelism;     /* default 1 */
+    int limit_login_per_email;          /* default 10 per 15 min */
+    int limit_login_per_address;        /* default 100 per 15 min */
+    int limit_email_requests_per_address; /* default 30 per 15 min */
+    int limit_emails_per_address;       /* default 1 per minute */
+} cfg_auth_t;
+
+typedef struct {
+    char *url;     /* smtp://host:port, smtps://..., may carry user:pass@ */
+    char *from;    /* default "hydrant <no-reply@localhost>" */
+    int timeout_ms; /* default 10000 */
+} cfg_smtp_t;
+
+typedef struct {
+    char *dir;            /* default "./.run/uploads" */
+    int64_t max_size;     /* bytes, default 100 MiB */
+    int64_t user_quota;   /* bytes, default 1 GiB */
+} cfg_uploads_t;
+
+typedef struct {
+    int workers_short;  /* default 2 */
+    int workers_medium; /* default 1 */
+    int workers_long;   /* default 1 */
+    int lease_s;        /* default 60 */
+    int enabled;        /* run workers inside `serve` (default 1) */
+} cfg_jobs_t;
+
+typedef struct {
+    int64_t max_body;          /* bytes, default JSON body limit 64 KiB */
+    int json_max_depth;        /* default 32 */
+    int64_t json_max_string;   /* bytes, default 16 KiB */
+    int max_headers;           /* per request, default 100 */
+    int request_timeout_ms;    /* slow client / whole request, default 10000 */
+    int idle_timeout_ms;       /* keep-alive idle, default 60000 */
+    int shutdown_timeout_ms;   /* graceful drain bound, default 10000 */
+    int max_connections;       /* per process, default 20000 */
+} cfg_limits_t;
+
+typedef struct {
+    char *source;   /* path of the file read, or "(defaults)" */
+    cfg_mode_t mode;
+    int num_threads; /* default: number of online CPUs */
+    cfg_listen_t listen[CFG_MAX_LISTENERS];
+    int nlisten;
+    char *public_url;   /* default "https://localhost:8443" */
+    char *access_log;   /* path, "-" or NULL for stdout, "off" to disable */
+    char *openapi_file; /* default "docs/openapi.yaml" */
+    char *trusted_proxies[CFG_MAX_TRUSTED_PROXY]; /* IP literals whose X-Forwarded-For we believe */
+    int ntrusted_proxies;
+    cfg_database_t database;
+    cfg_redis_t redis;
+    cfg_auth_t auth;
+    cfg_smtp_t smtp;
+    cfg_uploads_t uploads;
+    cfg_jobs_t jobs;
+    cfg_limits_t limits;
+} cfg_t;
+
+/* Fills every field with its default. */
+void cfg_init_defaults(cfg_t *cfg);
+
+/* Reads a YAML file into cfg (on top of what is there). Unknown keys, wrong types and
+ * unreadable files fail with "FILE:LINE: key 'a.b': reason" in err. Returns 0 or -1. */
+int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Same as cfg_load_file, from a string (the name is used in messages). */
+int cfg_load_string(cfg_t *cfg, const char *name, const char *yaml, size_t len, char *err, size_t errlen);
+
+/* Applies HYDRANT_* variables through getenv_fn (getenv in production, a fake in tests).
+ * Returns 0 or -1 with "environment: HYDRANT_X: reason" in err. */
+int cfg_apply_env(cfg_t *cfg, const char *(*getenv_fn)(const char *name), char *err, size_t errlen);
+
+/* Cross-field checks (production needs a 32+ byte secret and a certificate, TLS listeners
+ * need both files, ...). Returns 0 or -1 with a message. */
+int cfg_validate(const cfg_t *cfg, char *err, size_t errlen);
+
+/* The whole pipeline used by main: defaults, file (path or HYDRANT_CONFIG or ./h2o.conf if
+ * present), environment, validation. */
+int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen);
+
+void cfg_free(cfg_t *cfg);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * Data layer: a pipelined libpq pool and an async Redis client per event-loop thread, both
+ * driven by the thread's libuv loop; blocking helpers for the command line (migrations).
+ *
+ * Ownership rules, shared by both clients:
+ * - every call that returns 0 invokes its callback exactly once, on the loop thread, later
+ *   (never from inside the submitting call);
+ * - a call that returns -1 invokes nothing (the caller answers 503 at once);
+ * - results handed to a callback are valid only during the callback.
+ */
+#ifndef HYDRANT_DB_H
+#define HYDRANT_DB_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+typedef enum {
+    DB_OK = 0,
+    DB_ERR_UNAVAILABLE, /* no usable connection (server down, reconnecting) */
+    DB_ERR_TIMEOUT,     /* no answer within the configured timeout */
+    DB_ERR_QUERY,       /* the server refused the statement (see sqlstate) */
+    DB_ERR_OVERLOADED,  /* too much work queued on this loop */
+    DB_ERR_CLOSED,      /* the pool is shutting down */
+} db_status_t;
+
+const char *db_status_name(db_status_t status);
+
+/* ---- statements: every SQL text the server runs lives in statements.c ---- */
+
+typedef enum {
+    DB_STMT_PING = 0,
+    DB_STMT__COUNT
+} db_stmt_id_t;
+
+typedef struct {
+    const char *name; /* prepared statement name */
+    const char *sql;
+    int nparams;
+} db_stmt_def_t;
+
+const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);
+
+/* ---- pipelined PostgreSQL pool (one per loop thread) ---- */
+
+typedef struct db_pg_pool db_pg_pool_t;
+
+typedef struct {
+    const char *conninfo;
+    int connections;        /* pipelined connections in this pool */
+    int max_in_flight;      /* queries queued or in flight on this loop before DB_ERR_OVERLOADED */
+    int query_timeout_ms;   /* a batch unanswered this long fails and its connection is reset */
+    int connect_timeout_ms;
+} db_pg_options_t;
+
+typedef struct {
+    db_status_t status;
+    PGresult *const *results; /* one per query of the batch, when status is DB_OK */
+    int nresults;
+    const char *sqlstate;     /* for DB_ERR_QUERY: the failing statement's SQLSTATE */
+    const char *message;      /* for logs only, never for clients */
+} db_reply_t;
+
+typedef void (*db_pg_cb)(void *data, const db_reply_t *reply);
+
+typedef struct {
+    db_stmt_id_t stmt;
+    int nparams;
+    const char *const *values; /* text format; NULL value is SQL NULL */
+    const int *lengths;        /* may be NULL for NUL-terminated text */
+} db_query_t;
+
+db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
+
+/* Sends a batch of queries as one pipeline segment: the batch runs as one implicit
+ * transaction (all statements commit or none does), and its callback gets every result.
+ * Parameters are copied before return. */
+int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data);
+
+/* Connections currently able to take queries (for /health and /metrics). */
+int db_pg_ready_connections(const db_pg_pool_t *pool);
+int db_pg_total_connections(const db_pg_pool_t *pool);
+
+/* Fails everything pending with DB_ERR_CLOSED, closes connections and handles, then calls
+ * on_closed (from the loop) and frees the pool. */
+void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *data);
+
+/* ---- async Redis (one per loop thread) ---- */
+
+typedef struct db_redis db_redis_t;
+
+typedef struct {
+    const char *url;         /* redis://[:password@]host[:port][/db] */
+    int command_timeout_ms;
+    int connect_timeout_ms;
+    int max_pending;         /* commands pending before DB_ERR_OVERLOADED */
+} db_redis_options_t;
+
+/* reply is NULL unless status is DB_OK; a Redis error reply arrives as DB_OK with
+ * reply->type == REDIS_REPLY_ERROR. */
+typedef void (*db_redis_cb)(void *data, db_status_t status, redisReply *reply);
+
+db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options);
+int db_redis_command(db_redis_t *redis, db_redis_cb cb, void *data, int argc, const char **argv,
+                     const size_t *argvlen);
+int db_redis_is_ready(const db_redis_t *redis);
+void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
+
+/* ---- blocking helpers for the command line and worker threads (never on a loop) ---- */
+
+typedef enum { DB_MIGRATE_UP, DB_MIGRATE_DOWN, DB_MIGRATE_STATUS } db_migrate_action_t;
+
+/* Applies (up), reverts the last `steps` (down) or lists (status) the migrations found in
+ * `dir` (NNNN_name.up.sql / NNNN_name.down.sql), each in its own transaction, under a
+ * PostgreSQL advisory lock, recording them in schema_migrations. Progress goes to `out`.
+ * Returns 0, or -1 with a message in err. */
+int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
+               char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * Operations routes (contract, "Operations"): health checks, host name, Prometheus metrics
+ * and the OpenAPI document. None needs authentication.
+ */
+#include "handlers/handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ /health ---- */
+
+typedef struct {
+    int pending;
+    int pg_ok;
+    int redis_ok;
+} ops_health_t;
+
+static void ops_health_answer(http_request_t *r)
+{
+    ops_health_t *h = r->state;
+    if (--h->pending > 0)
+        return;
+    int ok = h->pg_ok && h->redis_ok;
+    json_t *checks = json_pack("{s:s, s:s}", "postgres", h->pg_ok ? "ok" : "down", "redis", h->redis_ok ? "ok" : "down");
+    json_t *body = json_pack("{s:s, s:o}", "status", ok ? "ok" : "degraded", "checks", checks);
+    if (!ok)
+        http_add_header(r, "Retry-After", "1");
+    http_respond_json(r, ok ? 200 : 503, body);
+}
+
+static void ops_health_pg_done(void *data, const db_reply_t *reply)
+{
+    http_request_t *r = data;
+    ops_health_t *h = r->state;
+    h->pg_ok = reply->status == DB_OK;
+    ops_health_answer(r);
+    http_request_release(r);
+}
+
+static void ops_health_redis_done(void *data, db_status_t status, redisReply *reply)
+{
+    http_request_t *r = data;
+    ops_health_t *h = r->state;
+    h->redis_ok = status == DB_OK && reply != NULL && reply->type == REDIS_REPLY_STATUS;
+    ops_health_answer(r);
+    http_request_release(r);
+}
+
+/* Both checks run at once; a check that cannot even be submitted counts as down. */
+static void ops_health(http_request_t *r)
+{
+    ops_health_t *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    r->state = h;
+    r->state_free = free;
+    h->pending = 3; /* two checks, plus this function's own hold until both are sent */
+    db_query_t ping = {.stmt = DB_STMT_PING};
+    http_request_retain(r);
+    if (r->loop->pg == NULL || db_pg_submit(r->loop->pg, &ping, 1, ops_health_pg_done, r) != 0) {
+        http_request_release(r);
+        h->pending--;
+    }
+    const char *argv[] = {"PING"};
+    http_request_retain(r);
+    if (r->loop->redis == NULL || db_redis_command(r->loop->redis, ops_health_redis_done, r, 1, argv, NULL) != 0) {
+        http_request_release(r);
+        h->pending--;
+    }
+    ops_health_answer(r);
+}
+
+static void ops_health_live(http_request_t *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    http_respond_raw(r, 200, "application/json; charset=utf-8", body, sizeof(body) - 1);
+}
+
+static void ops_hostname(http_request_t *r)
+{
+    const handlers_app_t *app = r->app;
+    http_respond_json(r, 200, json_pack("{s:s}", "hostname", app->hostname));
+}
+
+static void ops_openapi(http_request_t *r)
+{
+    const handlers_app_t *app = r->app;
+    http_respond_raw(r, 200, "application/json; charset=utf-8", app->openapi_json, app->openapi_len);
+}
+
+/* ----------------------------------------------------------------- /metrics ---- */
+
+static void ops_render_backends(http_buf_t *out, const http_server_t *server)
+{
+    long pg_ready = 0, pg_total = 0, redis_ready = 0;
+    for (int i = 0; i < server->nloops; i++) {
+        pg_ready += atomic_load(&server->loops[i]->pg_ready);
+        pg_total += atomic_load(&server->loops[i]->pg_total);
+        redis_ready += atomic_load(&server->loops[i]->redis_ready);
+    }
+    http_buf_printf(out,
+                    "# HELP hydrant_db_connections PostgreSQL connections of the event loops.\n"
+                    "# TYPE hydrant_db_connections gauge\n"
+                    "hydrant_db_connections{state=\"ready\"} %ld\n"
+                    "hydrant_db_connections{state=\"configured\"} %ld\n"
+                    "# HELP hydrant_redis_connections Redis connections of the event loops.\n"
+                    "# TYPE hydrant_redis_connections gauge\n"
+                    "hydrant_redis_connections{state=\"ready\"} %ld\n"
+                    "hydrant_redis_connections{state=\"configured\"} %d\n"
+                    "# HELP hydrant_event_loops Event-loop threads serving HTTP.\n"
+                    "# TYPE hydrant_event_loops gauge\n"
+                    "hydrant_event_loops %d\n",
+                    pg_ready, pg_total, redis_ready, server->nloops, server->nloops);
+}
+
+static void ops_metrics(http_request_t *r)
+{
+    const handlers_app_t *app = r->app;
+    const http_server_t *server = app->server;
+    http_metrics_shard_t *shards[server->nloops > 0 ? server->nloops : 1];
+    for (int i = 0; i < server->nloops; i++)
+        shards[i] = server->loops[i]->metrics;
+    http_buf_t out = {0};
+    http_metrics_render(&out, server->router, shards, server->nloops);
+    ops_render_backends(&out, server);
+    if (out.data == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    http_respond_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    http_buf_free(&out);
+}
+
+int handlers_ops_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"GET", "/health", ops_health, 0, 0},
+        {"GET", "/health/live", ops_health_live, 0, 0},
+        {"GET", "/hostname", ops_hostname, 0, 0},
+        {"GET", "/metrics", ops_metrics, 0, 0},
+        {"GET", "/openapi.json", ops_openapi, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,212 @@
+/*
+ * One event-loop thread: its libuv loop, libh2o context, listeners, database and Redis
+ * clients, and its part of the graceful shutdown. Everything here is touched only by the
+ * loop's own thread once it runs, except `wakeup` (uv_async_send is thread-safe) and the
+ * atomics.
+ */
+#include "server/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SRV_TICK_MS 200
+
+static srv_loop_t *srv_loop_of_uv(uv_loop_t *uv)
+{
+    return H2O_STRUCT_FROM_MEMBER(srv_loop_t, uv, uv);
+}
+
+/* ------------------------------------------------------------- connections ---- */
+
+static void srv_on_socket_closed(uv_handle_t *handle)
+{
+    srv_loop_t *loop = srv_loop_of_uv(handle->loop);
+    atomic_fetch_sub(&loop->connections, 1);
+    atomic_fetch_sub_explicit(&loop->metrics.connections_open, 1, memory_order_relaxed);
+    free(handle);
+}
+
+static void srv_on_refused_closed(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void srv_on_connection(uv_stream_t *server, int status)
+{
+    srv_listener_t *listener = server->data;
+    srv_loop_t *loop = listener->loop;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = malloc(sizeof(*conn));
+    if (conn == NULL)
+        return;
+    uv_tcp_init(&loop->uv, conn);
+    if (uv_accept(server, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, srv_on_refused_closed);
+        return;
+    }
+    /* Over the per-thread share of max-connections: close at once rather than queue work
+     * we cannot afford. */
+    if (atomic_load(&loop->connections) >= loop->max_connections) {
+        uv_close((uv_handle_t *)conn, srv_on_refused_closed);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    atomic_fetch_add(&loop->connections, 1);
+    atomic_fetch_add_explicit(&loop->metrics.connections_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&loop->metrics.connections_total, 1, memory_order_relaxed);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, srv_on_socket_closed);
+    h2o_accept(&listener->accept, sock);
+}
+
+/* ----------------------------------------------------------------- shutdown ---- */
+
+static void srv_on_handle_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+static void srv_on_pg_closed(void *data)
+{
+    srv_loop_t *loop = data;
+    loop->http.pg = NULL;
+}
+
+static void srv_on_redis_closed(void *data)
+{
+    srv_loop_t *loop = data;
+    loop->http.redis = NULL;
+}
+
+/* The last step: everything that keeps the loop alive is closed, so uv_run returns. */
+static void srv_loop_finish(srv_loop_t *loop)
+{
+    loop->finished = 1;
+    http_loop_flush_log(&loop->http);
+    uv_close((uv_handle_t *)&loop->tick, srv_on_handle_closed);
+    uv_close((uv_handle_t *)&loop->wakeup, srv_on_handle_closed);
+    if (loop->http.pg != NULL)
+        db_pg_pool_close(loop->http.pg, srv_on_pg_closed, loop);
+    if (loop->http.redis != NULL)
+        db_redis_close(loop->http.redis, srv_on_redis_closed, loop);
+    if (atomic_load(&loop->connections) == 0) {
+        h2o_context_dispose(&loop->http.h2o_ctx);
+        loop->h2o_disposed = 1;
+    } else {
+        /* Connections outlived the drain deadline: libh2o offers no safe way to free
+         * them, so the loop is abandoned and the process exits with them open. */
+        fprintf(stderr, "hydrant: thread %d: %d connection(s) still open at the shutdown deadline\n",
+                loop->index, (int)atomic_load(&loop->connections));
+        uv_stop(&loop->uv);
+    }
+}
+
+static void srv_loop_begin_shutdown(srv_loop_t *loop)
+{
+    if (loop->shutting_down)
+        return;
+    loop->shutting_down = 1;
+    loop->shutdown_deadline = uv_now(&loop->uv) + (uint64_t)loop->shutdown_timeout_ms;
+    for (int i = 0; i < loop->nlisteners; i++)
+        uv_close((uv_handle_t *)&loop->listeners[i].handle, srv_on_handle_closed);
+    h2o_context_request_shutdown(&loop->http.h2o_ctx);
+}
+
+static void srv_on_wakeup(uv_async_t *async)
+{
+    srv_loop_begin_shutdown(async->data);
+}
+
+static void srv_publish_gauges(srv_loop_t *loop)
+{
+    http_loop_t *h = &loop->http;
+    atomic_store(&h->pg_ready, h->pg != NULL ? db_pg_ready_connections(h->pg) : 0);
+    atomic_store(&h->pg_total, h->pg != NULL ? db_pg_total_connections(h->pg) : 0);
+    atomic_store(&h->redis_ready, h->redis != NULL ? db_redis_is_ready(h->redis) : 0);
+}
+
+static void srv_on_tick(uv_timer_t *timer)
+{
+    srv_loop_t *loop = timer->data;
+    srv_publish_gauges(loop);
+    http_loop_flush_log(&loop->http);
+    if (!loop->shutting_down || loop->finished)
+        return;
+    if (atomic_load(&loop->connections) == 0 || uv_now(&loop->uv) >= loop->shutdown_deadline)
+        srv_loop_finish(loop);
+}
+
+/* ------------------------------------------------------------------ set-up ---- */
+
+int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, size_t errlen)
+{
+    loop->index = config->index;
+    loop->max_connections = config->max_connections;
+    loop->shutdown_timeout_ms = config->shutdown_timeout_ms;
+    atomic_init(&loop->connections, 0);
+    if (uv_loop_init(&loop->uv) != 0) {
+        snprintf(err, errlen, "thread %d: cannot create an event loop", loop->index);
+        return -1;
+    }
+    h2o_context_init(&loop->http.h2o_ctx, &loop->uv, config->globalconf);
+    loop->http.server = config->server;
+    loop->http.metrics = &loop->metrics;
+    loop->http.pg = db_pg_pool_new(&loop->uv, config->pg_options);
+    loop->http.redis = db_redis_new(&loop->uv, config->redis_options);
+    if (loop->http.pg == NULL || loop->http.redis == NULL) {
+        snprintf(err, errlen, "thread %d: cannot create the database clients (check the URLs)", loop->index);
+        return -1;
+    }
+    for (int i = 0; i < config->nlisteners; i++) {
+        srv_listener_t *l = &loop->listeners[i];
+        l->loop = loop;
+        l->accept.ctx = &loop->http.h2o_ctx;
+        l->accept.hosts = config->globalconf->hosts;
+        l->accept.ssl_ctx = config->listeners[i].ssl_ctx;
+        uv_tcp_init(&loop->uv, &l->handle);
+        l->handle.data = l;
+        if (uv_tcp_open(&l->handle, config->listeners[i].fd) != 0 ||
+            uv_listen((uv_stream_t *)&l->handle, 4096, srv_on_connection) != 0) {
+            snprintf(err, errlen, "thread %d: cannot listen on socket %d", loop->index, config->listeners[i].fd);
+            return -1;
+        }
+        loop->nlisteners++;
+    }
+    uv_async_init(&loop->uv, &loop->wakeup, srv_on_wakeup);
+    loop->wakeup.data = loop;
+    uv_timer_init(&loop->uv, &loop->tick);
+    loop->tick.data = loop;
+    uv_timer_start(&loop->tick, srv_on_tick, SRV_TICK_MS, SRV_TICK_MS);
+    return 0;
+}
+
+static void *srv_loop_main(void *arg)
+{
+    srv_loop_t *loop = arg;
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int srv_loop_start(srv_loop_t *loop)
+{
+    return pthread_create(&loop->thread, NULL, srv_loop_main, loop);
+}
+
+void srv_loop_request_shutdown(srv_loop_t *loop)
+{
+    uv_async_send(&loop->wakeup);
+}
+
+void srv_loop_join(srv_loop_t *loop)
+{
+    pthread_join(loop->thread, NULL);
+}
+
+void srv_loop_dispose(srv_loop_t *loop)
+{
+    if (!loop->h2o_disposed)
+        return; /* abandoned at the deadline: its memory is reclaimed by the exit */
+    uv_loop_close(&loop->uv);
+    free(loop->http.log_buf.data);
+}

@@ -1,0 +1,275 @@
+/*
+ * srv_run: builds the read-only parts shared by every loop (router, libh2o configuration,
+ * TLS contexts, listening sockets), starts one loop thread per configured thread, then
+ * waits on the main thread for SIGTERM/SIGINT and drives the graceful shutdown.
+ */
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handlers/handlers.h"
+
+#define SRV_ERR_LEN 512
+
+typedef struct {
+    const cfg_t *cfg;
+    h2o_globalconf_t globalconf;
+    http_server_t http;
+    handlers_app_t app;
+    SSL_CTX *ssl[CFG_MAX_LISTENERS];
+    int *fds; /* [thread][listener] */
+    srv_loop_t *loops;
+    http_loop_t **http_loops;
+    int nloops;
+    int nstarted;
+    db_pg_options_t pg_options;
+    db_redis_options_t redis_options;
+    uv_signal_t sigterm, sigint;
+} srv_t;
+
+static void srv_configure_h2o(srv_t *srv)
+{
+    const cfg_limits_t *limits = &srv->cfg->limits;
+    h2o_globalconf_t *g = &srv->globalconf;
+    h2o_config_init(g);
+    g->server_name = h2o_iovec_init(H2O_STRLIT("hydrant"));
+    /* libh2o 2.2 buffers whole bodies before the handler runs; the largest route limit bounds
+     * what it will read, and each route then applies its own. */
+    g->max_request_entity_size = (size_t)limits->max_body;
+    if ((size_t)srv->cfg->uploads.max_size > g->max_request_entity_size)
+        g->max_request_entity_size = (size_t)srv->cfg->uploads.max_size;
+    /* http1.req_timeout bounds the wait for a complete request (slowloris) and for the next
+     * request on an idle keep-alive connection. */
+    g->http1.req_timeout = (uint64_t)limits->request_timeout_ms;
+    g->http2.idle_timeout = (uint64_t)limits->idle_timeout_ms;
+    g->http2.graceful_shutdown_timeout = (uint64_t)limits->shutdown_timeout_ms;
+    g->handshake_timeout = (uint64_t)limits->request_timeout_ms;
+    h2o_hostconf_t *host = h2o_config_register_host(g, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    http_install(path);
+}
+
+static int srv_open_access_log(const cfg_t *cfg, char *err, size_t errlen)
+{
+    const char *target = cfg->access_log;
+    if (target == NULL || strcmp(target, "-") == 0)
+        return dup(STDOUT_FILENO);
+    if (strcmp(target, "off") == 0)
+        return -1;
+    int fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        snprintf(err, errlen, "access-log %s: cannot open", target);
+    return fd;
+}
+
+static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
+{
+    const cfg_t *cfg = srv->cfg;
+    srv->http.router = http_router_new();
+    if (srv->http.router == NULL || handlers_register(srv->http.router, cfg, err, errlen) != 0)
+        return -1;
+    if (handlers_app_init(&srv->app, cfg, err, errlen) != 0)
+        return -1;
+    srv->app.server = &srv->http;
+    srv->http.app = &srv->app;
+    srv->http.json_limits = (http_json_limits_t){
+        .max_bytes = (size_t)cfg->limits.max_body,
+        .max_depth = cfg->limits.json_max_depth,
+        .max_string = (size_t)cfg->limits.json_max_string,
+    };
+    srv->http.trusted_proxies = cfg->trusted_proxies;
+    srv->http.ntrusted_proxies = cfg->ntrusted_proxies;
+    srv->http.access_log_fd = -1;
+    if (cfg->access_log == NULL || strcmp(cfg->access_log, "off") != 0) {
+        srv->http.access_log_fd = srv_open_access_log(cfg, err, errlen);
+        if (srv->http.access_log_fd < 0)
+            return -1;
+    }
+    srv_configure_h2o(srv);
+    for (int i = 0; i < cfg->nlisten; i++) {
+        if (!cfg->listen[i].tls)
+            continue;
+        srv->ssl[i] = srv_tls_context_new(cfg->listen[i].cert_file, cfg->listen[i].key_file, err, errlen);
+        if (srv->ssl[i] == NULL)
+            return -1;
+    }
+    srv->pg_options = (db_pg_options_t){
+        .conninfo = cfg->database.url,
+        .connections = cfg->database.pool_size,
+        .max_in_flight = cfg->database.max_queue,
+        .query_timeout_ms = cfg->database.query_timeout_ms,
+        .connect_timeout_ms = cfg->database.connect_timeout_ms,
+    };
+    srv->redis_options = (db_redis_options_t){
+        .url = cfg->redis.url,
+        .command_timeout_ms = cfg->redis.command_timeout_ms,
+        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+        .max_pending = cfg->database.max_queue,
+    };
+    return 0;
+}
+
+/* One SO_REUSEPORT socket per listener per thread, so the kernel spreads connections. */
+static int srv_open_sockets(srv_t *srv, char *err, size_t errlen)
+{
+    const cfg_t *cfg = srv->cfg;
+    size_t n = (size_t)srv->nloops * (size_t)cfg->nlisten;
+    srv->fds = malloc(sizeof(int) * (n > 0 ? n : 1));
+    if (srv->fds == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        srv->fds[i] = -1;
+    for (int t = 0; t < srv->nloops; t++) {
+        for (int l = 0; l < cfg->nlisten; l++) {
+            int fd = srv_listen_socket(cfg->listen[l].host, cfg->listen[l].port, err, errlen);
+            if (fd < 0)
+                return -1;
+            srv->fds[t * cfg->nlisten + l] = fd;
+        }
+    }
+    return 0;
+}
+
+static int srv_start_loops(srv_t *srv, char *err, size_t errlen)
+{
+    const cfg_t *cfg = srv->cfg;
+    int per_thread_connections = cfg->limits.max_connections / srv->nloops;
+    for (int t = 0; t < srv->nloops; t++) {
+        srv_loop_listener_t listeners[CFG_MAX_LISTENERS];
+        for (int l = 0; l < cfg->nlisten; l++) {
+            listeners[l].fd = srv->fds[t * cfg->nlisten + l];
+            listeners[l].ssl_ctx = srv->ssl[l];
+            srv->fds[t * cfg->nlisten + l] = -1; /* now owned by the loop's handle */
+        }
+        srv_loop_config_t lc = {
+            .index = t,
+            .globalconf = &srv->globalconf,
+            .server = &srv->http,
+            .pg_options = &srv->pg_options,
+            .redis_options = &srv->redis_options,
+            .listeners = listeners,
+            .nlisteners = cfg->nlisten,
+            .max_connections = per_thread_connections > 0 ? per_thread_connections : 1,
+            .shutdown_timeout_ms = cfg->limits.shutdown_timeout_ms,
+        };
+        if (srv_loop_init(&srv->loops[t], &lc, err, errlen) != 0)
+            return -1;
+    }
+    for (int t = 0; t < srv->nloops; t++) {
+        if (srv_loop_start(&srv->loops[t]) != 0) {
+            snprintf(err, errlen, "cannot start thread %d", t);
+            return -1;
+        }
+        srv->nstarted++;
+    }
+    return 0;
+}
+
+static void srv_on_signal(uv_signal_t *handle, int signum)
+{
+    srv_t *srv = handle->data;
+    fprintf(stderr, "hydrant: signal %d, draining (at most %d ms)\n", signum, srv->cfg->limits.shutdown_timeout_ms);
+    for (int t = 0; t < srv->nstarted; t++)
+        srv_loop_request_shutdown(&srv->loops[t]);
+    /* With no watcher left libuv restores the default action, so a second signal ends the
+     * process at once; closing the handles also lets the main loop return. */
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+}
+
+static void srv_wait_for_signal(srv_t *srv, uv_loop_t *main_loop)
+{
+    uv_signal_init(main_loop, &srv->sigterm);
+    uv_signal_init(main_loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_start(&srv->sigterm, srv_on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, srv_on_signal, SIGINT);
+    uv_run(main_loop, UV_RUN_DEFAULT);
+}
+
+static void srv_print_banner(const srv_t *srv)
+{
+    const cfg_t *cfg = srv->cfg;
+    for (int i = 0; i < cfg->nlisten; i++)
+        fprintf(stderr, "hydrant: listening on %s://%s:%d (%d threads)\n", cfg->listen[i].tls ? "https" : "http",
+                cfg->listen[i].host, cfg->listen[i].port, srv->nloops);
+}
+
+static void srv_cleanup(srv_t *srv)
+{
+    int clean = 1;
+    for (int t = 0; t < srv->nloops; t++) {
+        clean &= srv->loops[t].h2o_disposed || t >= srv->nstarted;
+        if (t < srv->nstarted)
+            srv_loop_dispose(&srv->loops[t]);
+    }
+    if (srv->fds != NULL) {
+        for (int i = 0; i < srv->nloops * srv->cfg->nlisten; i++)
+            if (srv->fds[i] >= 0)
+                close(srv->fds[i]);
+        free(srv->fds);
+    }
+    if (clean) {
+        /* Loops that were abandoned at the deadline still reference these. */
+        free(srv->loops);
+        free(srv->http_loops);
+        for (int i = 0; i < CFG_MAX_LISTENERS; i++)
+            if (srv->ssl[i] != NULL)
+                SSL_CTX_free(srv->ssl[i]);
+        if (srv->globalconf.hosts != NULL)
+            h2o_config_dispose(&srv->globalconf);
+        handlers_app_free(&srv->app);
+        if (srv->http.router != NULL)
+            http_router_free(srv->http.router);
+    }
+    if (srv->http.access_log_fd >= 0)
+        close(srv->http.access_log_fd);
+}
+
+int srv_run(const cfg_t *cfg)
+{
+    srv_t *srv = calloc(1, sizeof(*srv));
+    char err[SRV_ERR_LEN] = "out of memory";
+    int rc = 1;
+    if (srv == NULL) {
+        fprintf(stderr, "hydrant: %s\n", err);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srv->cfg = cfg;
+    srv->nloops = cfg->num_threads > 0 ? cfg->num_threads : 1;
+    srv->loops = calloc((size_t)srv->nloops, sizeof(srv_loop_t));
+    srv->http_loops = calloc((size_t)srv->nloops, sizeof(http_loop_t *));
+    srv->http.access_log_fd = -1;
+    if (srv->loops == NULL || srv->http_loops == NULL)
+        goto out;
+    for (int t = 0; t < srv->nloops; t++)
+        srv->http_loops[t] = &srv->loops[t].http;
+    srv->http.loops = srv->http_loops;
+    srv->http.nloops = srv->nloops;
+    if (srv_build_shared(srv, err, sizeof(err)) != 0 || srv_open_sockets(srv, err, sizeof(err)) != 0 ||
+        srv_start_loops(srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hydrant: %s\n", err);
+        for (int t = 0; t < srv->nstarted; t++)
+            srv_loop_request_shutdown(&srv->loops[t]);
+    } else {
+        srv_print_banner(srv);
+        uv_loop_t main_loop;
+        uv_loop_init(&main_loop);
+        srv_wait_for_signal(srv, &main_loop);
+        uv_loop_close(&main_loop);
+        rc = 0;
+    }
+    for (int t = 0; t < srv->nstarted; t++)
+        srv_loop_join(&srv->loops[t]);
+    fprintf(stderr, "hydrant: stopped\n");
+out:
+    srv_cleanup(srv);
+    free(srv);
+    return rc;
+}

@@ -1,0 +1,48 @@
+#include "server/server.h"
+
+#include <h2o.h>
+#include <openssl/err.h>
+#include <stdio.h>
+
+static void srv_tls_error(char *err, size_t errlen, const char *what, const char *file)
+{
+    char reason[256];
+    ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
+    snprintf(err, errlen, "tls: %s %s: %s", what, file, reason);
+    ERR_clear_error();
+}
+
+SSL_CTX *srv_tls_context_new(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        srv_tls_error(err, errlen, "cannot create a context for", cert_file);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* Forward-secret AEAD suites only for TLS 1.2; TLS 1.3 suites are all fine. */
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Resumption: stateless tickets (keys private to this process) plus the internal cache,
+     * which OpenSSL locks itself, so all loop threads may share one context. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"hydrant", 7);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        srv_tls_error(err, errlen, "cannot load the certificate", cert_file);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        srv_tls_error(err, errlen, "cannot load the key", key_file);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        srv_tls_error(err, errlen, "the key does not match the certificate", cert_file);
+        goto fail;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}

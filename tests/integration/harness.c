@@ -1,0 +1,312 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *harness_env(const char *name)
+{
+    const char *value = getenv(name);
+    if (value == NULL || *value == '\0') {
+        fprintf(stderr, "harness: %s is not set (run the tests through ctest)\n", name);
+        exit(1);
+    }
+    return value;
+}
+
+long long harness_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int harness_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int harness_system(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
+}
+
+/* ------------------------------------------------------------- the process ---- */
+
+static const char *harness_tls_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/tls", harness_env("HYDRANT_TEST_SERVICES_DIR"));
+    return buf;
+}
+
+/* The environment every hydrant started by a test gets; extra entries come last so they
+ * override. Returned strings live in a static arena: tests are single-threaded. */
+static char **harness_build_env(const harness_server_t *s, const char *const *extra_env)
+{
+    static char arena[32][512];
+    static char *envp[64];
+    int n = 0;
+    char tls[256];
+    harness_tls_dir(tls, sizeof(tls));
+    const char *src = harness_env("HYDRANT_SOURCE_DIR");
+#define HARNESS_SET(...) snprintf(arena[n], sizeof(arena[n]), __VA_ARGS__), envp[n] = arena[n], n++
+    HARNESS_SET("PATH=%s", getenv("PATH") != NULL ? getenv("PATH") : "/usr/bin:/bin");
+    HARNESS_SET("HYDRANT_CONFIG=%s/tests/integration/test.conf", src);
+    HARNESS_SET("HYDRANT_DATABASE_URL=%s", harness_env("HYDRANT_TEST_DATABASE_URL"));
+    HARNESS_SET("HYDRANT_REDIS_URL=%s", harness_env("HYDRANT_TEST_REDIS_URL"));
+    HARNESS_SET("HYDRANT_SMTP_URL=%s", harness_env("HYDRANT_TEST_SMTP_URL"));
+    HARNESS_SET("HYDRANT_TLS_CERT=%s/cert.pem", tls);
+    HARNESS_SET("HYDRANT_TLS_KEY=%s/key.pem", tls);
+    HARNESS_SET("HYDRANT_OPENAPI_FILE=%s/docs/openapi.yaml", src);
+    HARNESS_SET("HYDRANT_MIGRATIONS_DIR=%s/migrations", src);
+    HARNESS_SET("HYDRANT_JWT_SECRET=integration-test-secret-0123456789abcdef");
+    if (s != NULL) {
+        HARNESS_SET("HYDRANT_LISTEN_TLS=127.0.0.1:%d", s->tls_port);
+        HARNESS_SET("HYDRANT_LISTEN_HTTP=127.0.0.1:%d", s->http_port);
+        HARNESS_SET("HYDRANT_ACCESS_LOG=%s", s->log_path);
+    }
+    for (const char *getenv_names[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL},
+                    **name = getenv_names;
+         *name != NULL; name++)
+        if (getenv(*name) != NULL)
+            HARNESS_SET("%s=%s", *name, getenv(*name));
+#undef HARNESS_SET
+    for (int i = 0; extra_env != NULL && extra_env[i] != NULL && n < 63; i++)
+        envp[n++] = (char *)extra_env[i];
+    envp[n] = NULL;
+    return envp;
+}
+
+static pid_t harness_spawn(char **envp, const char *args, const char *out_path)
+{
+    char *argv[16];
+    char copy[512];
+    int argc = 0;
+    argv[argc++] = (char *)harness_env("HYDRANT_TEST_BINARY");
+    snprintf(copy, sizeof(copy), "%s", args);
+    for (char *save = NULL, *tok = strtok_r(copy, " ", &save); tok != NULL && argc < 15;
+         tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int harness_wait(pid_t pid, int timeout_ms)
+{
+    long long deadline = harness_now_ms() + timeout_ms;
+    int status = 0;
+    while (harness_now_ms() < deadline) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        usleep(20 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, const char *args)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/hydrant-cli-%d.out", harness_env("HYDRANT_TEST_SERVICES_DIR"), getpid());
+    pid_t pid = harness_spawn(harness_build_env(NULL, extra_env), args, path);
+    int rc = pid > 0 ? harness_wait(pid, 60000) : -1;
+    if (out != NULL && outlen > 0) {
+        out[0] = '\0';
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            size_t n = fread(out, 1, outlen - 1, f);
+            out[n] = '\0';
+            fclose(f);
+        }
+    }
+    unlink(path);
+    return rc;
+}
+
+int harness_server_start(harness_server_t *s, const char *const *extra_env)
+{
+    memset(s, 0, sizeof(*s));
+    const char *dir = harness_env("HYDRANT_TEST_SERVICES_DIR");
+    char tls[256];
+    if (harness_system("%s/scripts/dev-cert.sh %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
+                       harness_tls_dir(tls, sizeof(tls))) != 0)
+        return -1;
+    if (harness_run_hydrant(NULL, 0, extra_env, "migrate up") != 0)
+        return -1;
+    s->tls_port = harness_free_port();
+    s->http_port = harness_free_port();
+    snprintf(s->https_base, sizeof(s->https_base), "https://127.0.0.1:%d", s->tls_port);
+    snprintf(s->http_base, sizeof(s->http_base), "http://127.0.0.1:%d", s->http_port);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/access-%d-%d.log", dir, getpid(), s->http_port);
+    snprintf(s->stderr_path, sizeof(s->stderr_path), "%s/hydrant-%d-%d.err", dir, getpid(), s->http_port);
+    s->pid = harness_spawn(harness_build_env(s, extra_env), "serve", s->stderr_path);
+    if (s->pid <= 0)
+        return -1;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/health/live", s->http_base);
+    for (long long deadline = harness_now_ms() + 20000; harness_now_ms() < deadline;) {
+        harness_response_t res;
+        harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+        long status = res.status;
+        harness_response_free(&res);
+        if (status == 200)
+            return 0;
+        if (!harness_server_alive(s))
+            break;
+        usleep(50 * 1000);
+    }
+    harness_system("cat %s >&2", s->stderr_path);
+    harness_server_stop(s);
+    return -1;
+}
+
+int harness_server_alive(harness_server_t *s)
+{
+    int status;
+    return s->pid > 0 && waitpid(s->pid, &status, WNOHANG) == 0;
+}
+
+int harness_server_stop(harness_server_t *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int rc = harness_wait(s->pid, 30000);
+    s->pid = 0;
+    if (rc != 0)
+        harness_system("tail -n 40 %s >&2", s->stderr_path);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ libcurl ---- */
+
+typedef struct {
+    char *data;
+    size_t len;
+} harness_sink_t;
+
+static size_t harness_collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    harness_sink_t *sink = userdata;
+    size_t n = size * nmemb;
+    char *grown = realloc(sink->data, sink->len + n + 1);
+    if (grown == NULL)
+        return 0;
+    memcpy(grown + sink->len, ptr, n);
+    sink->data = grown;
+    sink->len += n;
+    sink->data[sink->len] = '\0';
+    return n;
+}
+
+int harness_request(harness_response_t *res, int protocol, const char *method, const char *url,
+                    const char *const *headers, const char *body, size_t body_len)
+{
+    memset(res, 0, sizeof(*res));
+    CURL *curl = curl_easy_init();
+    if (curl == NULL)
+        return -1;
+    harness_sink_t body_sink = {0}, header_sink = {0};
+    struct curl_slist *list = NULL;
+    for (int i = 0; headers != NULL && headers[i] != NULL; i++)
+        list = curl_slist_append(list, headers[i]);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
+                     protocol == HARNESS_HTTP2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, harness_collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_sink);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, harness_collect);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &header_sink);
+    if (body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    res->curl_code = (int)curl_easy_perform(curl);
+    if (res->curl_code == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->status);
+        long v = 0;
+        curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &v);
+        res->version = v == CURL_HTTP_VERSION_2_0 ? 2 : v == CURL_HTTP_VERSION_1_1 ? 11 : 10;
+    }
+    res->body = body_sink.data != NULL ? body_sink.data : strdup("");
+    res->body_len = body_sink.len;
+    res->headers = header_sink.data != NULL ? header_sink.data : strdup("");
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    return res->curl_code == CURLE_OK ? 0 : -1;
+}
+
+void harness_response_free(harness_response_t *res)
+{
+    free(res->body);
+    free(res->headers);
+    memset(res, 0, sizeof(*res));
+}
+
+const char *harness_header(const harness_response_t *res, const char *name, char *buf, size_t buflen)
+{
+    size_t name_len = strlen(name);
+    for (const char *line = res->headers; line != NULL && *line; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
+            const char *v = line + name_len + 1;
+            while (*v == ' ')
+                v++;
+            size_t n = strcspn(v, "\r\n");
+            if (n >= buflen)
+                n = buflen - 1;
+            memcpy(buf, v, n);
+            buf[n] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}

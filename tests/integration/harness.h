@@ -1,0 +1,70 @@
+/*
+ * Shared helpers for integration tests: service URLs from the environment that the
+ * `services` ctest fixture provides, a real hydrant process, and a libcurl client.
+ */
+#ifndef HYDRANT_TEST_HARNESS_H
+#define HYDRANT_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Value of a required environment variable; fails the test run when it is missing. */
+const char *harness_env(const char *name);
+
+/* Monotonic milliseconds. */
+long long harness_now_ms(void);
+
+/* A free TCP port on 127.0.0.1 (bound once, then released). */
+int harness_free_port(void);
+
+/* Runs a shell command; returns its exit status (or -1). */
+int harness_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- a hydrant process ---- */
+
+typedef struct {
+    pid_t pid;
+    int tls_port;
+    int http_port;
+    char https_base[64]; /* "https://127.0.0.1:PORT" */
+    char http_base[64];  /* "http://127.0.0.1:PORT" */
+    char log_path[256];  /* the access log */
+    char stderr_path[256];
+} harness_server_t;
+
+/* Starts build/hydrant serve against the test services with fresh ports, after applying
+ * the migrations; extra_env is a NULL-terminated list of "NAME=value" (may be NULL).
+ * Waits until /health/live answers. Returns 0 or -1. */
+int harness_server_start(harness_server_t *s, const char *const *extra_env);
+/* SIGTERM, then waits (bounded). Returns the exit status, or -1 if it had to be killed or
+ * died from a signal. */
+int harness_server_stop(harness_server_t *s);
+/* Is the process still running? */
+int harness_server_alive(harness_server_t *s);
+
+/* Runs `hydrant ARGS...` with the test environment; returns its exit status and captures
+ * stdout+stderr (truncated) into out when not NULL. */
+int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, const char *args);
+
+/* ---- HTTP through libcurl ---- */
+
+enum { HARNESS_HTTP1 = 1, HARNESS_HTTP2 = 2 };
+
+typedef struct {
+    long status;     /* 0 when the transfer failed */
+    long version;    /* 2 for HTTP/2, 11 for HTTP/1.1 */
+    char *body;      /* NUL-terminated */
+    size_t body_len;
+    char *headers;   /* raw header block(s) as received */
+    int curl_code;
+} harness_response_t;
+
+/* method: "GET", "POST", ...; headers: NULL-terminated "Name: value" list (may be NULL);
+ * body may be NULL. Times out after 10 s. */
+int harness_request(harness_response_t *res, int protocol, const char *method, const char *url,
+                    const char *const *headers, const char *body, size_t body_len);
+void harness_response_free(harness_response_t *res);
+/* Value of a response header (case-insensitive name) copied into buf, or NULL. */
+const char *harness_header(const harness_response_t *res, const char *name, char *buf, size_t buflen);
+
+#endif

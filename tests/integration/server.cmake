@@ -1,0 +1,11 @@
+# The real server over HTTP/2 and HTTP/1.1 (tests/integration/test_server.c).
+hydrant_add_integration_test(test_server hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_server.c)
+add_dependencies(test_server hydrant)
+
+# PostgreSQL and Redis stopped and started under a running server (test_faults.c).
+hydrant_add_integration_test(test_faults hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.c)
+add_dependencies(test_faults hydrant)
+
+# The command line: usage, configuration errors, production refusals, migrate status.
+hydrant_add_integration_test(test_cli hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.c)
+add_dependencies(test_cli hydrant)

@@ -1,0 +1,382 @@
+/*
+ * The real server against real PostgreSQL and Redis, driven over HTTP/2 (TLS) and HTTP/1.1
+ * (plain and TLS): operations routes, the error envelope, request ids, body limits,
+ * hostile clients, metrics, the access log and a clean shutdown.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static harness_server_t server;
+
+static const char *const test_env[] = {"HYDRANT_TEST_ROUTES=1", NULL};
+
+static int start_server(void **state)
+{
+    (void)state;
+    return harness_server_start(&server, test_env);
+}
+
+static int stop_server(void **state)
+{
+    (void)state;
+    return harness_server_stop(&server) == 0 ? 0 : -1;
+}
+
+static void url_of(char *buf, size_t len, int protocol, const char *path)
+{
+    snprintf(buf, len, "%s%s", protocol == HARNESS_HTTP2 ? server.https_base : server.http_base, path);
+}
+
+static json_t *request_json(int protocol, const char *method, const char *path, const char *const *headers,
+                            const char *body, long expect_status, harness_response_t *out)
+{
+    char url[256];
+    url_of(url, sizeof(url), protocol, path);
+    harness_response_t res;
+    harness_request(&res, protocol, method, url, headers, body, body != NULL ? strlen(body) : 0);
+    if (res.status != expect_status)
+        fprintf(stderr, "%s %s: status %ld, body %s\n", method, path, res.status, res.body);
+    assert_int_equal(res.status, expect_status);
+    assert_int_equal(res.version, protocol == HARNESS_HTTP2 ? 2 : 11);
+    json_error_t jerr;
+    json_t *doc = json_loads(res.body, 0, &jerr);
+    if (out != NULL)
+        *out = res;
+    else
+        harness_response_free(&res);
+    return doc;
+}
+
+/* Asserts the contract's envelope and returns nothing; code is the expected error code. */
+static void assert_error(json_t *doc, const char *code)
+{
+    assert_non_null(doc);
+    json_t *error = json_object_get(doc, "error");
+    assert_true(json_is_object(error));
+    assert_string_equal(json_string_value(json_object_get(error, "code")), code);
+    assert_true(json_is_string(json_object_get(error, "message")));
+    json_decref(doc);
+}
+
+static void test_health_both_protocols(void **state)
+{
+    (void)state;
+    for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+        json_t *doc = request_json(protocol, "GET", "/health", NULL, NULL, 200, NULL);
+        assert_non_null(doc);
+        assert_string_equal(json_string_value(json_object_get(doc, "status")), "ok");
+        json_t *checks = json_object_get(doc, "checks");
+        assert_string_equal(json_string_value(json_object_get(checks, "postgres")), "ok");
+        assert_string_equal(json_string_value(json_object_get(checks, "redis")), "ok");
+        json_decref(doc);
+    }
+}
+
+static void test_http1_over_tls(void **state)
+{
+    (void)state;
+    char url[256];
+    snprintf(url, sizeof(url), "%s/health/live", server.https_base);
+    harness_response_t res;
+    assert_int_equal(harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.version, 11);
+    assert_string_equal(res.body, "{\"status\":\"ok\"}");
+    harness_response_free(&res);
+}
+
+static void test_live_hostname_openapi(void **state)
+{
+    (void)state;
+    json_t *doc = request_json(HARNESS_HTTP2, "GET", "/health/live", NULL, NULL, 200, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "ok");
+    json_decref(doc);
+
+    char expected[256];
+    gethostname(expected, sizeof(expected));
+    doc = request_json(HARNESS_HTTP2, "GET", "/hostname", NULL, NULL, 200, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "hostname")), expected);
+    json_decref(doc);
+
+    doc = request_json(HARNESS_HTTP1, "GET", "/openapi.json", NULL, NULL, 200, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    json_t *paths = json_object_get(doc, "paths");
+    for (const char *const *p = (const char *const[]){"/health", "/health/live", "/hostname", "/metrics",
+                                                       "/openapi.json", NULL};
+         *p != NULL; p++)
+        assert_non_null(json_object_get(paths, *p));
+    json_decref(doc);
+}
+
+static void test_not_found_and_method_not_allowed(void **state)
+{
+    (void)state;
+    harness_response_t res;
+    assert_error(request_json(HARNESS_HTTP2, "GET", "/no/such/route", NULL, NULL, 404, NULL), "not_found");
+    assert_error(request_json(HARNESS_HTTP1, "GET", "/health/", NULL, NULL, 404, NULL), "not_found");
+    assert_error(request_json(HARNESS_HTTP2, "DELETE", "/health", NULL, NULL, 405, &res), "method_not_allowed");
+    char allow[128];
+    assert_non_null(harness_header(&res, "allow", allow, sizeof(allow)));
+    assert_string_equal(allow, "GET, HEAD");
+    harness_response_free(&res);
+}
+
+static void test_head_on_get_route(void **state)
+{
+    (void)state;
+    char url[256];
+    url_of(url, sizeof(url), HARNESS_HTTP1, "/health/live");
+    harness_response_t res;
+    assert_int_equal(harness_request(&res, HARNESS_HTTP1, "HEAD", url, NULL, NULL, 0), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.body_len, 0);
+    harness_response_free(&res);
+}
+
+static void test_request_ids(void **state)
+{
+    (void)state;
+    char id[200];
+    harness_response_t res;
+    const char *const sane[] = {"X-Request-Id: abc.DEF_123-x", NULL};
+    json_decref(request_json(HARNESS_HTTP2, "GET", "/health/live", sane, NULL, 200, &res));
+    assert_string_equal(harness_header(&res, "x-request-id", id, sizeof(id)), "abc.DEF_123-x");
+    harness_response_free(&res);
+
+    const char *const insane[] = {"X-Request-Id: bad id<script>", NULL};
+    json_decref(request_json(HARNESS_HTTP1, "GET", "/health/live", insane, NULL, 200, &res));
+    assert_non_null(harness_header(&res, "x-request-id", id, sizeof(id)));
+    assert_string_not_equal(id, "bad id<script>");
+    assert_int_equal(strlen(id), 32);
+    harness_response_free(&res);
+
+    /* Errors carry one too. */
+    json_decref(request_json(HARNESS_HTTP2, "GET", "/nope", NULL, NULL, 404, &res));
+    assert_non_null(harness_header(&res, "x-request-id", id, sizeof(id)));
+    harness_response_free(&res);
+}
+
+static void test_json_body_rules(void **state)
+{
+    (void)state;
+    const char *const json[] = {"Content-Type: application/json", NULL};
+    const char *const text[] = {"Content-Type: text/plain", NULL};
+    json_t *doc = request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, "{\"a\":[1,{\"b\":\"c\"}]}", 200,
+                               NULL);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(json_object_get(doc, "echo"), "a"), 0)), 1);
+    json_decref(doc);
+
+    assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, "{\"a\":", 400, NULL),
+                 "invalid_json");
+    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "[1,2]", 400, NULL),
+                 "invalid_json");
+    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "", 400, NULL), "invalid_json");
+    assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", text, "{\"a\":1}", 415, NULL),
+                 "unsupported_media_type");
+    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "{\"a\":\"\\u0000\"}", 400, NULL),
+                 "invalid_json");
+
+    /* Deeper than the configured depth (32). */
+    char deep[256] = "{\"a\":";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, deep, 400, NULL), "invalid_json");
+}
+
+static void test_body_limits(void **state)
+{
+    (void)state;
+    const char *const json[] = {"Content-Type: application/json", NULL};
+    /* The per-route limit (1 KiB) and the server-wide JSON limit (64 KiB in test.conf). */
+    size_t sizes[] = {2000, 70 * 1024};
+    const char *paths[] = {"/internal/test/echo-small", "/internal/test/echo"};
+    for (int i = 0; i < 2; i++) {
+        char *big = malloc(sizes[i] + 16);
+        memset(big, ' ', sizes[i] + 16);
+        memcpy(big, "{\"a\":\"", 6);
+        memset(big + 6, 'x', sizes[i]);
+        memcpy(big + 6 + sizes[i], "\"}", 3);
+        for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++)
+            assert_error(request_json(protocol, "POST", paths[i], json, big, 413, NULL), "payload_too_large");
+        free(big);
+    }
+}
+
+/* A raw HTTP/1.1 connection to the plain listener. */
+static int raw_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Reads until the peer closes or timeout_ms pass; returns bytes read, -1 on timeout. */
+static int raw_read_until_close(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+    long long deadline = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n <= 0) {
+            buf[got] = '\0';
+            return (int)got;
+        }
+        got += (size_t)n;
+        if (got >= len - 1)
+            break;
+    }
+    buf[got] = '\0';
+    return -1;
+}
+
+static void assert_server_still_serves(void)
+{
+    json_t *doc = request_json(HARNESS_HTTP2, "GET", "/health/live", NULL, NULL, 200, NULL);
+    json_decref(doc);
+}
+
+static void test_stalled_body_is_cut_off(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    const char *head = "POST /internal/test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n{\"a\":";
+    assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    /* While that client stalls, everybody else is served. */
+    assert_server_still_serves();
+    char buf[4096];
+    /* request-timeout-ms is 3000 in test.conf: the connection must be closed well before 15 s. */
+    assert_true(raw_read_until_close(fd, buf, sizeof(buf), 15000) >= 0);
+    close(fd);
+    assert_server_still_serves();
+}
+
+static void test_header_flood(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    char *req = malloc(64 * 1024);
+    size_t len = (size_t)sprintf(req, "GET /health/live HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 500; i++)
+        len += (size_t)sprintf(req + len, "X-Flood-%d: %0100d\r\n", i, i);
+    len += (size_t)sprintf(req + len, "\r\n");
+    ssize_t w = write(fd, req, len);
+    (void)w; /* the server may close before reading everything */
+    char buf[4096];
+    assert_true(raw_read_until_close(fd, buf, sizeof(buf), 15000) >= 0);
+    /* Either refused with a 4xx or closed without an answer; never a 200 for 500 headers. */
+    assert_null(strstr(buf, " 200 "));
+    close(fd);
+    free(req);
+    assert_server_still_serves();
+}
+
+static void test_garbage_request_line(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    const char *junk = "\x16\x03\x01 NOT HTTP AT ALL\r\n\r\n";
+    assert_int_equal(write(fd, junk, strlen(junk)), (ssize_t)strlen(junk));
+    char buf[4096];
+    assert_true(raw_read_until_close(fd, buf, sizeof(buf), 15000) >= 0);
+    assert_null(strstr(buf, " 200 "));
+    close(fd);
+    assert_server_still_serves();
+}
+
+static void test_metrics_count_requests(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        json_decref(request_json(HARNESS_HTTP1, "GET", "/hostname", NULL, NULL, 200, NULL));
+    char url[256];
+    url_of(url, sizeof(url), HARNESS_HTTP2, "/metrics");
+    harness_response_t res;
+    assert_int_equal(harness_request(&res, HARNESS_HTTP2, "GET", url, NULL, NULL, 0), 0);
+    assert_int_equal(res.status, 200);
+    char ct[128];
+    assert_non_null(strstr(harness_header(&res, "content-type", ct, sizeof(ct)), "text/plain; version=0.0.4"));
+    const char *line = strstr(res.body, "http_requests_total{method=\"GET\",route=\"/hostname\",status=\"200\"} ");
+    assert_non_null(line);
+    assert_true(atol(strchr(line, '}') + 2) >= 3);
+    assert_non_null(strstr(res.body, "http_request_duration_seconds_bucket{route=\"/hostname\",le=\"+Inf\"}"));
+    assert_non_null(strstr(res.body, "hydrant_db_connections{state=\"ready\"}"));
+    assert_non_null(strstr(res.body, "hydrant_redis_connections{state=\"ready\"}"));
+    harness_response_free(&res);
+}
+
+static void test_access_log_lines(void **state)
+{
+    (void)state;
+    const char *const id[] = {"X-Request-Id: access-log-probe-1", NULL};
+    json_decref(request_json(HARNESS_HTTP2, "GET", "/health/live", id, NULL, 200, NULL));
+    /* Lines are flushed by each loop's 200 ms timer. */
+    char *found = NULL;
+    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline && found == NULL;) {
+        usleep(100 * 1000);
+        FILE *f = fopen(server.log_path, "r");
+        char line[2048];
+        while (f != NULL && found == NULL && fgets(line, sizeof(line), f) != NULL)
+            if (strstr(line, "access-log-probe-1") != NULL)
+                found = strdup(line);
+        if (f != NULL)
+            fclose(f);
+    }
+    assert_non_null(found);
+    json_error_t jerr;
+    json_t *entry = json_loads(found, 0, &jerr);
+    assert_non_null(entry);
+    assert_string_equal(json_string_value(json_object_get(entry, "route")), "/health/live");
+    assert_string_equal(json_string_value(json_object_get(entry, "method")), "GET");
+    assert_string_equal(json_string_value(json_object_get(entry, "protocol")), "HTTP/2");
+    assert_string_equal(json_string_value(json_object_get(entry, "client")), "127.0.0.1");
+    assert_int_equal(json_integer_value(json_object_get(entry, "status")), 200);
+    assert_true(json_is_integer(json_object_get(entry, "duration_us")));
+    json_decref(entry);
+    free(found);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_both_protocols),
+        cmocka_unit_test(test_http1_over_tls),
+        cmocka_unit_test(test_live_hostname_openapi),
+        cmocka_unit_test(test_not_found_and_method_not_allowed),
+        cmocka_unit_test(test_head_on_get_route),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_json_body_rules),
+        cmocka_unit_test(test_body_limits),
+        cmocka_unit_test(test_stalled_body_is_cut_off),
+        cmocka_unit_test(test_header_flood),
+        cmocka_unit_test(test_garbage_request_line),
+        cmocka_unit_test(test_metrics_count_requests),
+        cmocka_unit_test(test_access_log_lines),
+    };
+    return cmocka_run_group_tests(tests, start_server, stop_server);
+}
