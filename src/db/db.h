@@ -32,7 +32,8 @@ const char *db_status_name(db_status_t status);
 /* ---- statements: every SQL text the server runs lives in statements.c ---- */
 
 typedef enum {
-    DB_STMT_PING = 0,
+    DB_STMT_PING = 0, /* health checks */
+    DB_STMT_ECHO_INT, /* SELECT $1::int: health probes and pipeline tests (a bad value fails) */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -75,10 +76,16 @@ typedef struct {
 
 db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
 
+#define DB_PG_MAX_BATCH 64
+
 /* Sends a batch of queries as one pipeline segment: the batch runs as one implicit
  * transaction (all statements commit or none does), and its callback gets every result.
  * Parameters are copied before return. */
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data);
+
+/* Why the last db_pg_submit on this pool returned -1: DB_ERR_UNAVAILABLE, DB_ERR_OVERLOADED
+ * or DB_ERR_CLOSED. */
+db_status_t db_pg_last_error(const db_pg_pool_t *pool);
 
 /* Connections currently able to take queries (for /health and /metrics). */
 int db_pg_ready_connections(const db_pg_pool_t *pool);

@@ -91,7 +91,12 @@ static void srv_loop_finish(srv_loop_t *loop)
     if (loop->http.redis != NULL)
         db_redis_close(loop->http.redis, srv_on_redis_closed, loop);
     if (atomic_load(&loop->connections) == 0) {
-        h2o_context_dispose(&loop->http.h2o_ctx);
+        /* The HTTP/2 graceful-shutdown timer stays linked after the last connection went;
+         * libh2o asserts that every timeout list is empty when the context is disposed. */
+        h2o_context_t *ctx = &loop->http.h2o_ctx;
+        if (h2o_timeout_is_linked(&ctx->http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&ctx->http2._graceful_shutdown_timeout);
+        h2o_context_dispose(ctx);
         loop->h2o_disposed = 1;
     } else {
         /* Connections outlived the drain deadline: libh2o offers no safe way to free

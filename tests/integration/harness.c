@@ -98,8 +98,16 @@ static char **harness_build_env(const harness_server_t *s, const char *const *ex
         if (getenv(*name) != NULL)
             HARNESS_SET("%s=%s", *name, getenv(*name));
 #undef HARNESS_SET
-    for (int i = 0; extra_env != NULL && extra_env[i] != NULL && n < 63; i++)
-        envp[n++] = (char *)extra_env[i];
+    /* Extra entries replace defaults of the same name (getenv takes the first match). */
+    for (int i = 0; extra_env != NULL && extra_env[i] != NULL && n < 63; i++) {
+        size_t name_len = strcspn(extra_env[i], "=");
+        int j = 0;
+        while (j < n && !(strncmp(envp[j], extra_env[i], name_len + 1) == 0))
+            j++;
+        envp[j] = (char *)extra_env[i];
+        if (j == n)
+            n++;
+    }
     envp[n] = NULL;
     return envp;
 }

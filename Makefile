@@ -1,0 +1,63 @@
+# The two commands of the README, and a few helpers. `make help` lists them.
+SHELL := /bin/bash
+JOBS ?= 2
+RUN_DIR := $(CURDIR)/.run
+PG_PORT ?= 54329
+REDIS_PORT ?= 63799
+SMTP_PORT ?= 2525
+
+.PHONY: help deps build build-asan run test test-release test-asan stop clean format format-check
+
+help:
+	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
+	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds"
+	@echo "make build        Release build in build/"
+	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
+	@echo "make stop         stop the private services started by make run"
+	@echo "make format       clang-format the C sources"
+	@echo "make clean        remove builds (keeps .run/)"
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHYDRANT_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+
+# Private services only when no URL is configured; a development certificate and secret
+# only when none is given.
+run: build
+	@if [ -z "$$HYDRANT_DATABASE_URL" ] || [ -z "$$HYDRANT_REDIS_URL" ]; then \
+	  bash scripts/services.sh start $(RUN_DIR)/services $(PG_PORT) $(REDIS_PORT) $(SMTP_PORT); fi
+	@[ -n "$$HYDRANT_TLS_CERT" ] || bash scripts/dev-cert.sh $(RUN_DIR)/tls
+	@bash scripts/dev-secret.sh $(RUN_DIR)/jwt-secret
+	@export HYDRANT_JWT_SECRET="$${HYDRANT_JWT_SECRET:-$$(cat $(RUN_DIR)/jwt-secret)}"; \
+	  ./build/hydrant migrate up && \
+	  echo "hydrant: https://localhost:8443 (HTTP/2, HTTP/1.1) and http://localhost:8080; Ctrl-C stops, 'make stop' stops the services" && \
+	  exec ./build/hydrant serve
+
+test: deps test-release test-asan
+
+test-release: build
+	ctest --test-dir build --output-on-failure
+
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure
+
+stop:
+	@bash scripts/services.sh stop $(RUN_DIR)/services
+
+clean:
+	rm -rf build build-asan
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,20 @@
+#include "db/db.h"
+
+const char *db_status_name(db_status_t status)
+{
+    switch (status) {
+    case DB_OK:
+        return "ok";
+    case DB_ERR_UNAVAILABLE:
+        return "unavailable";
+    case DB_ERR_TIMEOUT:
+        return "timeout";
+    case DB_ERR_QUERY:
+        return "query failed";
+    case DB_ERR_OVERLOADED:
+        return "overloaded";
+    case DB_ERR_CLOSED:
+        return "closed";
+    }
+    return "unknown";
+}

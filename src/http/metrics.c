@@ -1,0 +1,200 @@
+/*
+ * Request metrics: each loop writes its own shard with relaxed atomics (no contention);
+ * a scrape sums the shards and renders the Prometheus text format.
+ */
+#include "http/http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                  0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+
+/* The statuses the contract uses get their own slot; anything else shares slot 0 and is
+ * rendered by class ("2xx", ...) would lose information, so it renders as "other". */
+static const int http_status_slots[] = {0,   200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408,
+                                        409, 411, 413, 414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504, 507};
+#define HTTP_STATUS_SLOT_COUNT (sizeof(http_status_slots) / sizeof(http_status_slots[0]))
+
+static int http_metrics_status_slot(int status)
+{
+    for (size_t i = 1; i < HTTP_STATUS_SLOT_COUNT; i++)
+        if (http_status_slots[i] == status)
+            return (int)i;
+    return 0;
+}
+
+void http_metrics_observe(http_metrics_shard_t *shard, int route_index, int status, uint64_t duration_us)
+{
+    if (route_index < 0 || route_index >= HTTP_MAX_ROUTES + 2)
+        route_index = HTTP_METRICS_ROUTE_OTHER;
+    __typeof__(shard->routes[0]) *r = &shard->routes[route_index];
+    atomic_fetch_add_explicit(&r->count_by_status[http_metrics_status_slot(status)], 1, memory_order_relaxed);
+    double seconds = (double)duration_us / 1e6;
+    int b = 0;
+    while (b < HTTP_METRICS_BUCKETS && seconds > http_metrics_bucket_bounds[b])
+        b++;
+    if (b < HTTP_METRICS_BUCKETS)
+        atomic_fetch_add_explicit(&r->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->sum_us, duration_us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed);
+}
+
+void http_buf_printf(http_buf_t *b, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data != NULL ? b->data + b->len : NULL, b->data != NULL ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 > b->len + (size_t)n + 1 ? b->cap * 2 : b->len + (size_t)n + 1024;
+        char *grown = realloc(b->data, cap);
+        if (grown == NULL)
+            return; /* the text is dropped; the buffer stays consistent */
+        b->data = grown;
+        b->cap = cap;
+    }
+}
+
+void http_buf_free(http_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Label values are route templates and methods; escape them anyway. */
+static void http_label_escape(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *in != '\0' && o + 3 < outlen; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[o++] = '\\';
+            out[o++] = *in;
+        } else if (*in == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+}
+
+typedef struct {
+    uint64_t by_status[HTTP_METRICS_STATUS_CLASSES];
+    uint64_t buckets[HTTP_METRICS_BUCKETS];
+    uint64_t sum_us, count;
+} http_route_totals_t;
+
+static void http_sum_route(http_metrics_shard_t *const *shards, int nshards, int route, http_route_totals_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (int s = 0; s < nshards; s++) {
+        __typeof__(shards[s]->routes[0]) *r = &shards[s]->routes[route];
+        for (size_t i = 0; i < HTTP_STATUS_SLOT_COUNT; i++)
+            t->by_status[i] += atomic_load_explicit(&r->count_by_status[i], memory_order_relaxed);
+        for (int b = 0; b < HTTP_METRICS_BUCKETS; b++)
+            t->buckets[b] += atomic_load_explicit(&r->buckets[b], memory_order_relaxed);
+        t->sum_us += atomic_load_explicit(&r->sum_us, memory_order_relaxed);
+        t->count += atomic_load_explicit(&r->count, memory_order_relaxed);
+    }
+}
+
+static void http_route_labels(const http_router_t *router, int route, char *method, char *pattern, size_t len)
+{
+    const http_route_t *r = http_router_route(router, route);
+    if (r != NULL) {
+        http_label_escape(r->method, method, len);
+        http_label_escape(r->pattern, pattern, len);
+    } else {
+        snprintf(method, len, "ANY");
+        snprintf(pattern, len, "%s", route == HTTP_METRICS_ROUTE_UNMATCHED ? "unmatched" : "other");
+    }
+}
+
+static void http_render_counters(http_buf_t *out, const char *method, const char *pattern,
+                                 const http_route_totals_t *t)
+{
+    for (size_t i = 0; i < HTTP_STATUS_SLOT_COUNT; i++) {
+        if (t->by_status[i] == 0)
+            continue;
+        char status[16];
+        if (i == 0)
+            snprintf(status, sizeof(status), "other");
+        else
+            snprintf(status, sizeof(status), "%d", http_status_slots[i]);
+        http_buf_printf(out, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n", method,
+                        pattern, status, (unsigned long long)t->by_status[i]);
+    }
+}
+
+static void http_render_histogram(http_buf_t *out, const char *pattern, const http_route_totals_t *t)
+{
+    uint64_t cumulative = 0;
+    for (int b = 0; b < HTTP_METRICS_BUCKETS; b++) {
+        cumulative += t->buckets[b];
+        http_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", pattern,
+                        http_metrics_bucket_bounds[b], (unsigned long long)cumulative);
+    }
+    http_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", pattern,
+                    (unsigned long long)t->count);
+    http_buf_printf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", pattern, (double)t->sum_us / 1e6);
+    http_buf_printf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", pattern,
+                    (unsigned long long)t->count);
+}
+
+void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
+                         int nshards)
+{
+    int nroutes = http_router_count(router);
+    int indexes[HTTP_MAX_ROUTES + 2], n = 0;
+    for (int i = 0; i < nroutes; i++)
+        indexes[n++] = i;
+    indexes[n++] = HTTP_METRICS_ROUTE_UNMATCHED;
+    indexes[n++] = HTTP_METRICS_ROUTE_OTHER;
+    http_route_totals_t *totals = calloc((size_t)n, sizeof(*totals));
+    if (totals == NULL)
+        return;
+    for (int i = 0; i < n; i++)
+        http_sum_route(shards, nshards, indexes[i], &totals[i]);
+    char method[64], pattern[512];
+    http_buf_printf(out, "# HELP http_requests_total HTTP requests answered, by route template and status.\n"
+                         "# TYPE http_requests_total counter\n");
+    for (int i = 0; i < n; i++) {
+        http_route_labels(router, indexes[i], method, pattern, sizeof(pattern));
+        http_render_counters(out, method, pattern, &totals[i]);
+    }
+    http_buf_printf(out, "# HELP http_request_duration_seconds Time from request to response, by route template.\n"
+                         "# TYPE http_request_duration_seconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        if (totals[i].count == 0)
+            continue;
+        http_route_labels(router, indexes[i], method, pattern, sizeof(pattern));
+        http_render_histogram(out, pattern, &totals[i]);
+    }
+    free(totals);
+    long long open = 0;
+    unsigned long long total = 0;
+    for (int s = 0; s < nshards; s++) {
+        open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
+        total += (unsigned long long)atomic_load_explicit(&shards[s]->connections_total, memory_order_relaxed);
+    }
+    http_buf_printf(out,
+                    "# HELP http_connections_open Client connections currently open.\n"
+                    "# TYPE http_connections_open gauge\n"
+                    "http_connections_open %lld\n"
+                    "# HELP http_connections_total Client connections accepted since start.\n"
+                    "# TYPE http_connections_total counter\n"
+                    "http_connections_total %llu\n",
+                    open, total);
+}
