@@ -307,5 +307,9 @@ int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen)
         return -1;
     if (cfg_apply_env(cfg, cfg_real_getenv, err, errlen) != 0)
         return -1;
+    if (cfg->num_threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->num_threads = cpus > 0 ? (int)cpus : 1; /* 0 means one per core */
+    }
     return cfg_validate(cfg, err, errlen);
 }

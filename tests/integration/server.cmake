@@ -9,3 +9,6 @@ add_dependencies(test_faults hydrant)
 # The command line: usage, configuration errors, production refusals, migrate status.
 hydrant_add_integration_test(test_cli hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.c)
 add_dependencies(test_cli hydrant)
+
+# The data layer on its own loop: pipelines, isolation, reconnects, timeouts (test_db.c).
+hydrant_add_integration_test(test_db hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test_db.c)
