@@ -44,7 +44,8 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->nlisten = 2;
     cfg->public_url = cfg_dup("https://localhost:8443");
     cfg->openapi_file = cfg_dup("docs/openapi.yaml");
-    cfg->database = (cfg_database_t){cfg_dup("postgresql://hydrant@127.0.0.1:54329/hydrant"), 2, 4096, 5000, 3000};
+    cfg->database =
+        (cfg_database_t){cfg_dup("postgresql://hydrant@127.0.0.1:54329/hydrant"), 2, 4096, 5000, 3000};
     cfg->redis = (cfg_redis_t){cfg_dup("redis://127.0.0.1:63799/0"), 1000, 1000};
     cfg->auth = (cfg_auth_t){
         .jwt_issuer = cfg_dup("hydrant"),
@@ -59,7 +60,8 @@ void cfg_init_defaults(cfg_t *cfg)
         .limit_email_requests_per_address = 30,
         .limit_emails_per_address = 1,
     };
-    cfg->smtp = (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"), cfg_dup("hydrant <no-reply@localhost>"), 10000};
+    cfg->smtp =
+        (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"), cfg_dup("hydrant <no-reply@localhost>"), 10000};
     cfg->uploads = (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024};
     cfg->jobs = (cfg_jobs_t){2, 1, 1, 60, 1};
     cfg->limits = (cfg_limits_t){64 * 1024, 32, 16 * 1024, 100, 10000, 60000, 10000, 20000};
@@ -141,14 +143,16 @@ static int cfg_index_of_listener(const cfg_t *cfg, int tls)
 static void cfg_remove_listener(cfg_t *cfg, int index)
 {
     cfg_listen_clear(&cfg->listen[index]);
-    memmove(&cfg->listen[index], &cfg->listen[index + 1], sizeof(cfg_listen_t) * (size_t)(cfg->nlisten - index - 1));
+    memmove(&cfg->listen[index], &cfg->listen[index + 1],
+            sizeof(cfg_listen_t) * (size_t)(cfg->nlisten - index - 1));
     memset(&cfg->listen[cfg->nlisten - 1], 0, sizeof(cfg_listen_t));
     cfg->nlisten--;
 }
 
 /* HYDRANT_LISTEN_TLS / _HTTP: replace (or add) the first listener of that kind, keeping a
  * TLS listener's files; an empty value removes every listener of that kind. */
-static int cfg_env_listener(cfg_t *cfg, const char *name, const char *value, int tls, char *err, size_t errlen)
+static int cfg_env_listener(cfg_t *cfg, const char *name, const char *value, int tls, char *err,
+                            size_t errlen)
 {
     if (value[0] == '\0') {
         for (int i; (i = cfg_index_of_listener(cfg, tls)) >= 0;)
@@ -192,10 +196,12 @@ static int cfg_env_trusted(cfg_t *cfg, const char *value, char *err, size_t errl
     cfg->ntrusted_proxies = 0;
     char copy[4096];
     snprintf(copy, sizeof(copy), "%s", value);
-    for (char *save = NULL, *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+    for (char *save = NULL, *tok = strtok_r(copy, ", ", &save); tok != NULL;
+         tok = strtok_r(NULL, ", ", &save)) {
         unsigned char buf[16];
         if (inet_pton(AF_INET, tok, buf) != 1 && inet_pton(AF_INET6, tok, buf) != 1)
-            return snprintf(err, errlen, "environment: HYDRANT_TRUSTED_PROXIES: \"%.64s\" is not an IP address", tok),
+            return snprintf(err, errlen,
+                            "environment: HYDRANT_TRUSTED_PROXIES: \"%.64s\" is not an IP address", tok),
                    -1;
         if (cfg_add_trusted_proxy(cfg, tok) != 0)
             return snprintf(err, errlen, "environment: HYDRANT_TRUSTED_PROXIES: too many entries"), -1;
@@ -212,7 +218,8 @@ int cfg_apply_env(cfg_t *cfg, const char *(*getenv_fn)(const char *name), char *
             return snprintf(err, errlen, "environment: %s: %s", s->env, why), -1;
     }
     const char *v;
-    if ((v = getenv_fn("HYDRANT_LISTEN_TLS")) != NULL && cfg_env_listener(cfg, "HYDRANT_LISTEN_TLS", v, 1, err, errlen))
+    if ((v = getenv_fn("HYDRANT_LISTEN_TLS")) != NULL &&
+        cfg_env_listener(cfg, "HYDRANT_LISTEN_TLS", v, 1, err, errlen))
         return -1;
     if ((v = getenv_fn("HYDRANT_LISTEN_HTTP")) != NULL &&
         cfg_env_listener(cfg, "HYDRANT_LISTEN_HTTP", v, 0, err, errlen))
@@ -253,7 +260,8 @@ static int cfg_validate_listener(const cfg_t *cfg, const cfg_listen_t *l, int i,
     if (!l->tls)
         return 0;
     if (l->cert_file == NULL || l->key_file == NULL)
-        return snprintf(err, errlen, "%s: key 'listen[%d].ssl': needs certificate-file and key-file", cfg->source, i),
+        return snprintf(err, errlen, "%s: key 'listen[%d].ssl': needs certificate-file and key-file",
+                        cfg->source, i),
                -1;
     if (access(l->cert_file, R_OK) != 0 || access(l->key_file, R_OK) != 0)
         return snprintf(err, errlen, "%s: key 'listen[%d].ssl': cannot read the certificate %s or key %s",
@@ -272,7 +280,8 @@ int cfg_validate(const cfg_t *cfg, char *err, size_t errlen)
 {
     if (cfg->nlisten == 0)
         return snprintf(err, errlen, "%s: key 'listen': at least one listener is needed", cfg->source), -1;
-    if (cfg->mode == CFG_MODE_PRODUCTION && (cfg->auth.jwt_secret == NULL || strlen(cfg->auth.jwt_secret) < 32))
+    if (cfg->mode == CFG_MODE_PRODUCTION &&
+        (cfg->auth.jwt_secret == NULL || strlen(cfg->auth.jwt_secret) < 32))
         return snprintf(err, errlen,
                         "%s: key 'auth.jwt-secret': production mode needs a JWT secret of at least 32 bytes "
                         "(HYDRANT_JWT_SECRET)",
@@ -281,7 +290,8 @@ int cfg_validate(const cfg_t *cfg, char *err, size_t errlen)
     if (cfg->database.url == NULL || cfg->database.url[0] == '\0')
         return snprintf(err, errlen, "%s: key 'database.url': is empty", cfg->source), -1;
     if (cfg->redis.url == NULL || strncmp(cfg->redis.url, "redis://", 8) != 0)
-        return snprintf(err, errlen, "%s: key 'redis.url': expected redis://host[:port][/db]", cfg->source), -1;
+        return snprintf(err, errlen, "%s: key 'redis.url': expected redis://host[:port][/db]", cfg->source),
+               -1;
     for (int i = 0; i < cfg->nlisten; i++)
         if (cfg_validate_listener(cfg, &cfg->listen[i], i, err, errlen) != 0)
             return -1;

@@ -24,11 +24,11 @@ typedef struct {
 } cfg_listen_t;
 
 typedef struct {
-    char *url;                 /* libpq conninfo or postgresql:// URL */
-    int pool_size;             /* pipelined connections per event-loop thread (default 2) */
-    int max_queue;             /* queries waiting per loop before 503 (default 4096) */
-    int query_timeout_ms;      /* a query unanswered this long fails its callback (default 5000) */
-    int connect_timeout_ms;    /* default 3000 */
+    char *url;              /* libpq conninfo or postgresql:// URL */
+    int pool_size;          /* pipelined connections per event-loop thread (default 2) */
+    int max_queue;          /* queries waiting per loop before 503 (default 4096) */
+    int query_timeout_ms;   /* a query unanswered this long fails its callback (default 5000) */
+    int connect_timeout_ms; /* default 3000 */
 } cfg_database_t;
 
 typedef struct {
@@ -38,31 +38,31 @@ typedef struct {
 } cfg_redis_t;
 
 typedef struct {
-    char *jwt_secret;           /* at least 32 bytes in production */
-    char *jwt_issuer;           /* default "hydrant" */
-    int access_ttl_s;           /* default 900 */
-    int refresh_ttl_s;          /* default 30 days */
-    int refresh_reuse_grace_s;  /* default 0 */
-    int require_email_confirmation; /* default 1 */
-    int argon2_memory_kib;      /* default 19456 */
-    int argon2_iterations;      /* default 2 */
-    int argon2_parallelism;     /* default 1 */
-    int limit_login_per_email;          /* default 10 per 15 min */
-    int limit_login_per_address;        /* default 100 per 15 min */
+    char *jwt_secret;                     /* at least 32 bytes in production */
+    char *jwt_issuer;                     /* default "hydrant" */
+    int access_ttl_s;                     /* default 900 */
+    int refresh_ttl_s;                    /* default 30 days */
+    int refresh_reuse_grace_s;            /* default 0 */
+    int require_email_confirmation;       /* default 1 */
+    int argon2_memory_kib;                /* default 19456 */
+    int argon2_iterations;                /* default 2 */
+    int argon2_parallelism;               /* default 1 */
+    int limit_login_per_email;            /* default 10 per 15 min */
+    int limit_login_per_address;          /* default 100 per 15 min */
     int limit_email_requests_per_address; /* default 30 per 15 min */
-    int limit_emails_per_address;       /* default 1 per minute */
+    int limit_emails_per_address;         /* default 1 per minute */
 } cfg_auth_t;
 
 typedef struct {
-    char *url;     /* smtp://host:port, smtps://..., may carry user:pass@ */
-    char *from;    /* default "hydrant <no-reply@localhost>" */
+    char *url;      /* smtp://host:port, smtps://..., may carry user:pass@ */
+    char *from;     /* default "hydrant <no-reply@localhost>" */
     int timeout_ms; /* default 10000 */
 } cfg_smtp_t;
 
 typedef struct {
-    char *dir;            /* default "./.run/uploads" */
-    int64_t max_size;     /* bytes, default 100 MiB */
-    int64_t user_quota;   /* bytes, default 1 GiB */
+    char *dir;          /* default "./.run/uploads" */
+    int64_t max_size;   /* bytes, default 100 MiB */
+    int64_t user_quota; /* bytes, default 1 GiB */
 } cfg_uploads_t;
 
 typedef struct {
@@ -74,25 +74,25 @@ typedef struct {
 } cfg_jobs_t;
 
 typedef struct {
-    int64_t max_body;          /* bytes, default JSON body limit 64 KiB */
-    int json_max_depth;        /* default 32 */
-    int64_t json_max_string;   /* bytes, default 16 KiB */
-    int max_headers;           /* per request, default 100 */
-    int request_timeout_ms;    /* slow client / whole request, default 10000 */
-    int idle_timeout_ms;       /* keep-alive idle, default 60000 */
-    int shutdown_timeout_ms;   /* graceful drain bound, default 10000 */
-    int max_connections;       /* per process, default 20000 */
+    int64_t max_body;        /* bytes, default JSON body limit 64 KiB */
+    int json_max_depth;      /* default 32 */
+    int64_t json_max_string; /* bytes, default 16 KiB */
+    int max_headers;         /* per request, default 100 */
+    int request_timeout_ms;  /* slow client / whole request, default 10000 */
+    int idle_timeout_ms;     /* keep-alive idle, default 60000 */
+    int shutdown_timeout_ms; /* graceful drain bound, default 10000 */
+    int max_connections;     /* per process, default 20000 */
 } cfg_limits_t;
 
 typedef struct {
-    char *source;   /* path of the file read, or "(defaults)" */
+    char *source; /* path of the file read, or "(defaults)" */
     cfg_mode_t mode;
     int num_threads; /* default: number of online CPUs */
     cfg_listen_t listen[CFG_MAX_LISTENERS];
     int nlisten;
-    char *public_url;   /* default "https://localhost:8443" */
-    char *access_log;   /* path, "-" or NULL for stdout, "off" to disable */
-    char *openapi_file; /* default "docs/openapi.yaml" */
+    char *public_url;                             /* default "https://localhost:8443" */
+    char *access_log;                             /* path, "-" or NULL for stdout, "off" to disable */
+    char *openapi_file;                           /* default "docs/openapi.yaml" */
     char *trusted_proxies[CFG_MAX_TRUSTED_PROXY]; /* IP literals whose X-Forwarded-For we believe */
     int ntrusted_proxies;
     cfg_database_t database;

@@ -14,7 +14,7 @@ typedef struct {
     const char *path; /* dotted YAML path: "database.pool-size" */
     const char *env;  /* HYDRANT_* name */
     cfg_type_t type;
-    size_t offset;    /* into cfg_t */
+    size_t offset; /* into cfg_t */
     long long min, max;
 } cfg_setting_t;
 

@@ -22,18 +22,21 @@ typedef struct {
     size_t errlen;
 } cfg_reader_t;
 
-static int cfg_error(cfg_reader_t *r, const yaml_node_t *node, const char *key, const char *fmt, const char *arg)
+static int cfg_error(cfg_reader_t *r, const yaml_node_t *node, const char *key, const char *fmt,
+                     const char *arg)
 {
     char why[256];
     snprintf(why, sizeof(why), fmt, arg);
-    snprintf(r->err, r->errlen, "%s:%zu: key '%s': %s", r->name, node != NULL ? node->start_mark.line + 1 : 0, key,
-             why);
+    snprintf(r->err, r->errlen, "%s:%zu: key '%s': %s", r->name, node != NULL ? node->start_mark.line + 1 : 0,
+             key, why);
     return -1;
 }
 
 static const char *cfg_node_type_name(const yaml_node_t *node)
 {
-    return node->type == YAML_MAPPING_NODE ? "a mapping" : node->type == YAML_SEQUENCE_NODE ? "a list" : "a scalar";
+    return node->type == YAML_MAPPING_NODE    ? "a mapping"
+           : node->type == YAML_SEQUENCE_NODE ? "a list"
+                                              : "a scalar";
 }
 
 static const char *cfg_scalar(const yaml_node_t *node)
@@ -67,14 +70,15 @@ static int cfg_read_ssl(cfg_reader_t *r, yaml_node_t *node, cfg_listen_t *l, con
         return -1;
     l->tls = 1;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(r->doc, p->key), *v = yaml_document_get_node(r->doc, p->value);
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key),
+                    *v = yaml_document_get_node(r->doc, p->value);
         const char *name = cfg_scalar(k), *value = cfg_scalar(v);
         char full[256];
         snprintf(full, sizeof(full), "%s.%s", key, name != NULL ? name : "?");
-        char **field = name == NULL                                ? NULL
+        char **field = name == NULL                            ? NULL
                        : strcmp(name, "certificate-file") == 0 ? &l->cert_file
-                       : strcmp(name, "key-file") == 0          ? &l->key_file
-                                                                : NULL;
+                       : strcmp(name, "key-file") == 0         ? &l->key_file
+                                                               : NULL;
         if (field == NULL)
             return cfg_error(r, k, full, "unknown key%s", "");
         if (value == NULL)
@@ -92,14 +96,16 @@ static int cfg_read_listener(cfg_reader_t *r, yaml_node_t *node, int index)
     if (index >= CFG_MAX_LISTENERS)
         return cfg_error(r, node, key, "at most %s listeners", "8");
     if (node->type != YAML_MAPPING_NODE)
-        return cfg_error(r, node, key, "expected a mapping with host and port, got %s", cfg_node_type_name(node));
+        return cfg_error(r, node, key, "expected a mapping with host and port, got %s",
+                         cfg_node_type_name(node));
     if (cfg_check_duplicates(r, node, key) != 0)
         return -1;
     cfg_listen_t *l = &r->cfg->listen[index];
     cfg_listen_clear(l);
     l->host = strdup("0.0.0.0");
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(r->doc, p->key), *v = yaml_document_get_node(r->doc, p->value);
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key),
+                    *v = yaml_document_get_node(r->doc, p->value);
         const char *name = cfg_scalar(k), *value = cfg_scalar(v);
         char full[128];
         snprintf(full, sizeof(full), "%s.%s", key, name != NULL ? name : "?");
@@ -151,7 +157,8 @@ static int cfg_read_listen(cfg_reader_t *r, yaml_node_t *node)
 static int cfg_read_trusted(cfg_reader_t *r, yaml_node_t *node)
 {
     if (node->type != YAML_SEQUENCE_NODE)
-        return cfg_error(r, node, "trusted-proxies", "expected a list of addresses, got %s", cfg_node_type_name(node));
+        return cfg_error(r, node, "trusted-proxies", "expected a list of addresses, got %s",
+                         cfg_node_type_name(node));
     for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
         yaml_node_t *item = yaml_document_get_node(r->doc, *i);
         const char *value = cfg_scalar(item);
@@ -172,7 +179,8 @@ static int cfg_read_mapping(cfg_reader_t *r, yaml_node_t *map, const char *prefi
     if (cfg_check_duplicates(r, map, prefix) != 0)
         return -1;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(r->doc, p->key), *v = yaml_document_get_node(r->doc, p->value);
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key),
+                    *v = yaml_document_get_node(r->doc, p->value);
         const char *name = cfg_scalar(k);
         if (name == NULL)
             return cfg_error(r, k, prefix, "keys must be plain names%s", "");
@@ -185,16 +193,18 @@ static int cfg_read_mapping(cfg_reader_t *r, yaml_node_t *map, const char *prefi
         else if (depth == 0 && strcmp(path, "trusted-proxies") == 0)
             rc = cfg_read_trusted(r, v);
         else if (cfg_is_section(path))
-            rc = v->type == YAML_MAPPING_NODE ? cfg_read_mapping(r, v, path, depth + 1)
-                                              : cfg_error(r, v, path, "expected a mapping, got %s", cfg_node_type_name(v));
+            rc = v->type == YAML_MAPPING_NODE
+                     ? cfg_read_mapping(r, v, path, depth + 1)
+                     : cfg_error(r, v, path, "expected a mapping, got %s", cfg_node_type_name(v));
         else if (s == NULL)
             rc = cfg_error(r, k, path, "unknown key%s", "");
         else if (v->type != YAML_SCALAR_NODE)
             rc = cfg_error(r, v, path, "expected a value, got %s", cfg_node_type_name(v));
         else {
             char why[200];
-            rc = cfg_setting_apply(r->cfg, s, cfg_scalar(v), why, sizeof(why)) == 0 ? 0
-                                                                                    : cfg_error(r, v, path, "%s", why);
+            rc = cfg_setting_apply(r->cfg, s, cfg_scalar(v), why, sizeof(why)) == 0
+                     ? 0
+                     : cfg_error(r, v, path, "%s", why);
         }
         if (rc != 0)
             return -1;

@@ -23,29 +23,30 @@ const cfg_setting_t cfg_settings[] = {
     {"database.url", "HYDRANT_DATABASE_URL", CFG_T_STR, F(database.url), 0, 0},
     {"database.pool-size", "HYDRANT_DATABASE_POOL_SIZE", CFG_T_INT, F(database.pool_size), 1, 64},
     {"database.max-queue", "HYDRANT_DATABASE_MAX_QUEUE", CFG_T_INT, F(database.max_queue), 1, 1000000},
-    {"database.query-timeout-ms", "HYDRANT_DATABASE_QUERY_TIMEOUT_MS", CFG_T_INT, F(database.query_timeout_ms), 1,
-     600000},
+    {"database.query-timeout-ms", "HYDRANT_DATABASE_QUERY_TIMEOUT_MS", CFG_T_INT,
+     F(database.query_timeout_ms), 1, 600000},
     {"database.connect-timeout-ms", "HYDRANT_DATABASE_CONNECT_TIMEOUT_MS", CFG_T_INT,
      F(database.connect_timeout_ms), 1, 600000},
     {"redis.url", "HYDRANT_REDIS_URL", CFG_T_STR, F(redis.url), 0, 0},
-    {"redis.command-timeout-ms", "HYDRANT_REDIS_COMMAND_TIMEOUT_MS", CFG_T_INT, F(redis.command_timeout_ms), 1,
-     600000},
-    {"redis.connect-timeout-ms", "HYDRANT_REDIS_CONNECT_TIMEOUT_MS", CFG_T_INT, F(redis.connect_timeout_ms), 1,
-     600000},
+    {"redis.command-timeout-ms", "HYDRANT_REDIS_COMMAND_TIMEOUT_MS", CFG_T_INT, F(redis.command_timeout_ms),
+     1, 600000},
+    {"redis.connect-timeout-ms", "HYDRANT_REDIS_CONNECT_TIMEOUT_MS", CFG_T_INT, F(redis.connect_timeout_ms),
+     1, 600000},
     {"auth.jwt-secret", "HYDRANT_JWT_SECRET", CFG_T_STR, F(auth.jwt_secret), 0, 0},
     {"auth.jwt-issuer", "HYDRANT_JWT_ISSUER", CFG_T_STR, F(auth.jwt_issuer), 0, 0},
     {"auth.access-ttl", "HYDRANT_ACCESS_TTL", CFG_T_INT, F(auth.access_ttl_s), 1, 86400},
     {"auth.refresh-ttl", "HYDRANT_REFRESH_TTL", CFG_T_INT, F(auth.refresh_ttl_s), 1, 366 * 86400},
-    {"auth.refresh-reuse-grace", "HYDRANT_REFRESH_REUSE_GRACE", CFG_T_INT, F(auth.refresh_reuse_grace_s), 0, 3600},
+    {"auth.refresh-reuse-grace", "HYDRANT_REFRESH_REUSE_GRACE", CFG_T_INT, F(auth.refresh_reuse_grace_s), 0,
+     3600},
     {"auth.require-email-confirmation", "HYDRANT_REQUIRE_EMAIL_CONFIRMATION", CFG_T_BOOL,
      F(auth.require_email_confirmation), 0, 1},
     {"auth.argon2-memory-kib", "HYDRANT_ARGON2_MEMORY_KIB", CFG_T_INT, F(auth.argon2_memory_kib), 8, 4194304},
     {"auth.argon2-iterations", "HYDRANT_ARGON2_ITERATIONS", CFG_T_INT, F(auth.argon2_iterations), 1, 100},
     {"auth.argon2-parallelism", "HYDRANT_ARGON2_PARALLELISM", CFG_T_INT, F(auth.argon2_parallelism), 1, 64},
-    {"auth.limits.login-per-email", "HYDRANT_LIMIT_LOGIN_PER_EMAIL", CFG_T_INT, F(auth.limit_login_per_email), 0,
-     1000000},
-    {"auth.limits.login-per-address", "HYDRANT_LIMIT_LOGIN_PER_ADDRESS", CFG_T_INT, F(auth.limit_login_per_address),
+    {"auth.limits.login-per-email", "HYDRANT_LIMIT_LOGIN_PER_EMAIL", CFG_T_INT, F(auth.limit_login_per_email),
      0, 1000000},
+    {"auth.limits.login-per-address", "HYDRANT_LIMIT_LOGIN_PER_ADDRESS", CFG_T_INT,
+     F(auth.limit_login_per_address), 0, 1000000},
     {"auth.limits.email-requests-per-address", "HYDRANT_LIMIT_EMAIL_REQUESTS_PER_ADDRESS", CFG_T_INT,
      F(auth.limit_email_requests_per_address), 0, 1000000},
     {"auth.limits.emails-per-address", "HYDRANT_LIMIT_EMAILS_PER_ADDRESS", CFG_T_INT,
@@ -75,8 +76,8 @@ const cfg_setting_t cfg_settings[] = {
 };
 
 /* Sections that hold settings but are not settings themselves. */
-static const char *const cfg_sections[] = {"database", "redis", "auth", "auth.limits", "smtp", "uploads",
-                                           "jobs",     "limits", NULL};
+static const char *const cfg_sections[] = {"database", "redis", "auth",   "auth.limits", "smtp",
+                                           "uploads",  "jobs",  "limits", NULL};
 
 const cfg_setting_t *cfg_setting_find(const char *path)
 {
@@ -132,7 +133,8 @@ static int cfg_parse_size(const char *text, long long *out)
 
 static int cfg_parse_bool(const char *text, int *out)
 {
-    static const char *const yes[] = {"true", "yes", "on", "1", NULL}, *const no[] = {"false", "no", "off", "0", NULL};
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL}, *const no[] = {"false", "no", "off",
+                                                                                      "0", NULL};
     for (int i = 0; yes[i] != NULL; i++) {
         if (strcasecmp(text, yes[i]) == 0)
             return *out = 1, 0;

@@ -51,9 +51,9 @@ typedef struct db_pg_pool db_pg_pool_t;
 
 typedef struct {
     const char *conninfo;
-    int connections;        /* pipelined connections in this pool */
-    int max_in_flight;      /* queries queued or in flight on this loop before DB_ERR_OVERLOADED */
-    int query_timeout_ms;   /* a batch unanswered this long fails and its connection is reset */
+    int connections;      /* pipelined connections in this pool */
+    int max_in_flight;    /* queries queued or in flight on this loop before DB_ERR_OVERLOADED */
+    int query_timeout_ms; /* a batch unanswered this long fails and its connection is reset */
     int connect_timeout_ms;
 } db_pg_options_t;
 
@@ -61,8 +61,8 @@ typedef struct {
     db_status_t status;
     PGresult *const *results; /* one per query of the batch, when status is DB_OK */
     int nresults;
-    const char *sqlstate;     /* for DB_ERR_QUERY: the failing statement's SQLSTATE */
-    const char *message;      /* for logs only, never for clients */
+    const char *sqlstate; /* for DB_ERR_QUERY: the failing statement's SQLSTATE */
+    const char *message;  /* for logs only, never for clients */
 } db_reply_t;
 
 typedef void (*db_pg_cb)(void *data, const db_reply_t *reply);
@@ -100,10 +100,10 @@ void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *d
 typedef struct db_redis db_redis_t;
 
 typedef struct {
-    const char *url;         /* redis://[:password@]host[:port][/db] */
+    const char *url; /* redis://[:password@]host[:port][/db] */
     int command_timeout_ms;
     int connect_timeout_ms;
-    int max_pending;         /* commands pending before DB_ERR_OVERLOADED */
+    int max_pending; /* commands pending before DB_ERR_OVERLOADED */
 } db_redis_options_t;
 
 /* reply is NULL unless status is DB_OK; a Redis error reply arrives as DB_OK with

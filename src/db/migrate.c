@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MIGRATE_MAX       1000
-#define MIGRATE_FILE_MAX  (1024 * 1024)
-#define MIGRATE_LOCK_KEY  "7248615948616342" /* "hydrant migrations", any fixed 64-bit value */
+#define MIGRATE_MAX      1000
+#define MIGRATE_FILE_MAX (1024 * 1024)
+#define MIGRATE_LOCK_KEY "7248615948616342" /* "hydrant migrations", any fixed 64-bit value */
 
 typedef struct {
     int version;
@@ -87,7 +87,8 @@ static int migrate_scan(const char *dir, migration_set_t *set, char *err, size_t
         if (kind == 0)
             continue;
         if (kind < 0) {
-            rc = migrate_fail(err, errlen, "bad migration file name %s (want NNNN_name.up.sql)%s", e->d_name, "");
+            rc = migrate_fail(err, errlen, "bad migration file name %s (want NNNN_name.up.sql)%s", e->d_name,
+                              "");
             break;
         }
         migration_t *m = migrate_find(set, version);
@@ -190,10 +191,11 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
     if (rc == 0)
         rc = migrate_exec(conn, sql, err, errlen);
     if (rc == 0) {
-        PGresult *res = up ? PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                                          NULL, params, NULL, NULL, 0)
-                           : PQexecParams(conn, "DELETE FROM schema_migrations WHERE version = $1", 1, NULL,
-                                          params, NULL, NULL, 0);
+        PGresult *res =
+            up ? PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, NULL,
+                              params, NULL, NULL, 0)
+               : PQexecParams(conn, "DELETE FROM schema_migrations WHERE version = $1", 1, NULL, params, NULL,
+                              NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "%s", PQresultErrorMessage(res));
             rc = -1;
@@ -215,8 +217,8 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
     return rc;
 }
 
-static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_migrate_action_t action, int steps,
-                       FILE *out, char *err, size_t errlen)
+static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_migrate_action_t action,
+                       int steps, FILE *out, char *err, size_t errlen)
 {
     if (migrate_load_applied(conn, set, out, err, errlen) != 0)
         return -1;
@@ -247,8 +249,8 @@ static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_m
     return 0;
 }
 
-int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out, char *err,
-               size_t errlen)
+int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
+               char *err, size_t errlen)
 {
     migration_set_t *set = calloc(1, sizeof(*set));
     if (set == NULL)

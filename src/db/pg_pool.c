@@ -18,17 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_WATCHDOG_MS  100
-#define PG_BACKOFF_MIN  50
-#define PG_BACKOFF_MAX  2000
-#define PG_MESSAGE_LEN  256
+#define PG_WATCHDOG_MS 100
+#define PG_BACKOFF_MIN 50
+#define PG_BACKOFF_MAX 2000
+#define PG_MESSAGE_LEN 256
 
 typedef struct pg_batch {
     struct pg_batch *next;
     db_pg_cb cb;
     void *data;
     int nqueries;
-    int ended;    /* queries whose results are complete (a NULL from PQgetResult) */
+    int ended; /* queries whose results are complete (a NULL from PQgetResult) */
     int nresults;
     PGresult *results[DB_PG_MAX_BATCH];
     int failed;
@@ -321,8 +321,9 @@ static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     pool->pending_dns--;
     char addr[INET6_ADDRSTRLEN] = "";
     if (status == 0 && res != NULL) {
-        const void *src = res->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                                                    : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+        const void *src = res->ai_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
         inet_ntop(res->ai_family, src, addr, sizeof(addr));
     }
     uv_freeaddrinfo(res);
@@ -355,7 +356,8 @@ static void pg_conn_start(pg_conn_t *c)
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     c->dns.data = c;
     c->state = PG_RESOLVING;
-    if (uv_getaddrinfo(pool->loop, &c->dns, pg_on_resolved, pool->resolve_host, pool->resolve_port, &hints) != 0) {
+    if (uv_getaddrinfo(pool->loop, &c->dns, pg_on_resolved, pool->resolve_host, pool->resolve_port, &hints) !=
+        0) {
         c->state = PG_DOWN;
         pg_conn_schedule_retry(c);
         return;
@@ -586,8 +588,8 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
     }
     for (int i = 0; i < nqueries; i++) {
         const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
-        if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, queries[i].values, queries[i].lengths, NULL,
-                                 0))
+        if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, queries[i].values, queries[i].lengths,
+                                 NULL, 0))
             goto broken;
     }
     if (!PQpipelineSync(c->conn))

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDIS_WATCHDOG_MS 50
+#define REDIS_WATCHDOG_MS  50
 #define REDIS_IDLE_PING_MS 5000
-#define REDIS_BACKOFF_MIN 50
-#define REDIS_BACKOFF_MAX 2000
+#define REDIS_BACKOFF_MIN  50
+#define REDIS_BACKOFF_MAX  2000
 
 typedef struct redis_cmd {
     struct redis_cmd *next;
@@ -397,8 +397,9 @@ static void redis_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo
     r->pending_dns--;
     char ip[INET6_ADDRSTRLEN] = "";
     if (status == 0 && res != NULL) {
-        const void *src = res->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                                                    : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+        const void *src = res->ai_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
         inet_ntop(res->ai_family, src, ip, sizeof(ip));
     }
     uv_freeaddrinfo(res);

@@ -20,7 +20,8 @@ static char *handlers_read_file(const char *path, size_t max, size_t *len, char 
     FILE *f = fopen(path, "rb");
     struct stat st;
     if (f == NULL || fstat(fileno(f), &st) != 0 || st.st_size < 0 || (size_t)st.st_size > max) {
-        snprintf(err, errlen, "openapi-file %s: cannot read it (missing, unreadable or over %zu bytes)", path, max);
+        snprintf(err, errlen, "openapi-file %s: cannot read it (missing, unreadable or over %zu bytes)", path,
+                 max);
         if (f != NULL)
             fclose(f);
         return NULL;

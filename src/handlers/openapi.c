@@ -58,7 +58,8 @@ static json_t *openapi_node(openapi_conv_t *c, yaml_node_t *node, int depth);
 static json_t *openapi_mapping(openapi_conv_t *c, yaml_node_t *node, int depth)
 {
     json_t *obj = json_object();
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; obj != NULL && p < node->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+         obj != NULL && p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *key = yaml_document_get_node(c->doc, p->key);
         if (key == NULL || key->type != YAML_SCALAR_NODE) {
             snprintf(c->err, c->errlen, "line %zu: mapping keys must be scalars",
@@ -79,7 +80,8 @@ static json_t *openapi_mapping(openapi_conv_t *c, yaml_node_t *node, int depth)
 static json_t *openapi_sequence(openapi_conv_t *c, yaml_node_t *node, int depth)
 {
     json_t *arr = json_array();
-    for (yaml_node_item_t *i = node->data.sequence.items.start; arr != NULL && i < node->data.sequence.items.top; i++) {
+    for (yaml_node_item_t *i = node->data.sequence.items.start;
+         arr != NULL && i < node->data.sequence.items.top; i++) {
         json_t *value = openapi_node(c, yaml_document_get_node(c->doc, *i), depth + 1);
         if (value == NULL || json_array_append_new(arr, value) != 0) {
             json_decref(arr);

@@ -21,7 +21,8 @@ static void ops_health_answer(http_request_t *r)
     if (--h->pending > 0)
         return;
     int ok = h->pg_ok && h->redis_ok;
-    json_t *checks = json_pack("{s:s, s:s}", "postgres", h->pg_ok ? "ok" : "down", "redis", h->redis_ok ? "ok" : "down");
+    json_t *checks =
+        json_pack("{s:s, s:s}", "postgres", h->pg_ok ? "ok" : "down", "redis", h->redis_ok ? "ok" : "down");
     json_t *body = json_pack("{s:s, s:o}", "status", ok ? "ok" : "degraded", "checks", checks);
     if (!ok)
         http_add_header(r, "Retry-After", "1");
@@ -65,7 +66,8 @@ static void ops_health(http_request_t *r)
     }
     const char *argv[] = {"PING"};
     http_request_retain(r);
-    if (r->loop->redis == NULL || db_redis_command(r->loop->redis, ops_health_redis_done, r, 1, argv, NULL) != 0) {
+    if (r->loop->redis == NULL ||
+        db_redis_command(r->loop->redis, ops_health_redis_done, r, 1, argv, NULL) != 0) {
         http_request_release(r);
         h->pending--;
     }
@@ -136,10 +138,8 @@ static void ops_metrics(http_request_t *r)
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"GET", "/health", ops_health, 0, 0},
-        {"GET", "/health/live", ops_health_live, 0, 0},
-        {"GET", "/hostname", ops_hostname, 0, 0},
-        {"GET", "/metrics", ops_metrics, 0, 0},
+        {"GET", "/health", ops_health, 0, 0},        {"GET", "/health/live", ops_health_live, 0, 0},
+        {"GET", "/hostname", ops_hostname, 0, 0},    {"GET", "/metrics", ops_metrics, 0, 0},
         {"GET", "/openapi.json", ops_openapi, 0, 0},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

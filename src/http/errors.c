@@ -132,8 +132,8 @@ static void http_copy_address(const char *text, size_t len, char *out, size_t ou
  * appends, so the right-most entry that is not one of our proxies is the first address we
  * did not add ourselves. A malformed entry ends the walk: the last trusted hop's peer is
  * the best we know. */
-void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted, int ntrusted,
-                         char *out, size_t outlen)
+void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted,
+                         int ntrusted, char *out, size_t outlen)
 {
     unsigned char addr[16];
     size_t peer_len = strlen(peer);

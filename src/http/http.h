@@ -20,15 +20,15 @@
 
 /* ---------------------------------------------------------------- router (pure) ---- */
 
-#define HTTP_MAX_PARAMS      8
-#define HTTP_MAX_ROUTES      128
-#define HTTP_ALLOW_LEN       64
+#define HTTP_MAX_PARAMS 8
+#define HTTP_MAX_ROUTES 128
+#define HTTP_ALLOW_LEN  64
 
 struct http_request;
 typedef void (*http_handler_fn)(struct http_request *r);
 
 enum {
-    HTTP_ROUTE_JSON_BODY = 1 << 0, /* body must be application/json and parse to an object */
+    HTTP_ROUTE_JSON_BODY = 1 << 0,     /* body must be application/json and parse to an object */
     HTTP_ROUTE_OPTIONAL_BODY = 1 << 1, /* with JSON_BODY: an empty body is allowed */
 };
 
@@ -36,7 +36,7 @@ typedef struct {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/api/v1/files/{id}/content" */
     http_handler_fn handler;
-    size_t max_body;     /* 0: the server's default JSON limit */
+    size_t max_body; /* 0: the server's default JSON limit */
     unsigned flags;
 } http_route_t;
 
@@ -81,9 +81,9 @@ typedef struct {
 
 typedef enum {
     HTTP_JSON_OK = 0,
-    HTTP_JSON_INVALID,   /* not JSON, or not an object: 400 invalid_json */
-    HTTP_JSON_TOO_LARGE, /* 413 payload_too_large */
-    HTTP_JSON_TOO_DEEP,  /* 400 invalid_json with a reason */
+    HTTP_JSON_INVALID,         /* not JSON, or not an object: 400 invalid_json */
+    HTTP_JSON_TOO_LARGE,       /* 413 payload_too_large */
+    HTTP_JSON_TOO_DEEP,        /* 400 invalid_json with a reason */
     HTTP_JSON_STRING_TOO_LONG, /* 413 */
 } http_json_status_t;
 
@@ -108,12 +108,12 @@ void http_request_id_generate(char *buf);
 
 /* The client's address: the peer, or the right-most X-Forwarded-For entry that is not a
  * trusted proxy, when the peer itself is trusted. out must hold 46 bytes. */
-void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted, int ntrusted,
-                         char *out, size_t outlen);
+void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted,
+                         int ntrusted, char *out, size_t outlen);
 
 /* ------------------------------------------------------------------ metrics ---- */
 
-#define HTTP_METRICS_BUCKETS 14
+#define HTTP_METRICS_BUCKETS        14
 #define HTTP_METRICS_STATUS_CLASSES 64
 
 /* Per-loop-thread shard; written by its own thread only (relaxed atomics), summed on scrape. */
@@ -166,20 +166,19 @@ int http_log_format(const http_log_entry_t *entry, char *buf, size_t buflen);
 
 /* ------------------------------------------- requests (bound to libh2o, loop thread) ---- */
 
-
 typedef struct http_request {
-    h2o_req_t *h2o;             /* NULL once the client went away */
+    h2o_req_t *h2o; /* NULL once the client went away */
     struct http_loop *loop;
-    const void *app;            /* http_server_t.app */
-    const http_route_t *route;  /* NULL when unmatched */
+    const void *app;           /* http_server_t.app */
+    const http_route_t *route; /* NULL when unmatched */
     int route_index;
     http_param_t params[HTTP_MAX_PARAMS];
     int nparams;
-    json_t *body;               /* parsed JSON object for HTTP_ROUTE_JSON_BODY routes (owned) */
+    json_t *body; /* parsed JSON object for HTTP_ROUTE_JSON_BODY routes (owned) */
     char request_id[129];
     char client[46];
     uint64_t start_us;
-    void *state;                /* the handler's own state, freed with state_free */
+    void *state; /* the handler's own state, freed with state_free */
     void (*state_free)(void *state);
     int refs;
     int responded;
@@ -205,7 +204,8 @@ void http_add_header(http_request_t *r, const char *name, const char *value);
 void http_respond_json(http_request_t *r, int status, json_t *body);
 /* Sends the contract's error envelope; details (stolen) may be NULL. Adds Retry-After for
  * 429/503 and WWW-Authenticate for 401. */
-void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details);
+void http_respond_error(http_request_t *r, int status, const char *code, const char *message,
+                        json_t *details);
 void http_respond_raw(http_request_t *r, int status, const char *content_type, const char *body, size_t len);
 void http_respond_empty(http_request_t *r, int status);
 /* Maps a data-layer failure to 503 unavailable (or 500 internal for a refused query). */
@@ -219,8 +219,9 @@ typedef struct {
     http_json_limits_t json_limits;
     char *const *trusted_proxies;
     int ntrusted_proxies;
-    int access_log_fd;      /* -1: no access log */
-    void *app;              /* the handlers' own start-up data */
+    int access_log_fd;              /* -1: no access log */
+    int max_headers;                /* request headers beyond this answer 400 */
+    void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
     int nloops;
 } http_server_t;

@@ -44,14 +44,11 @@ static int http_json_strings_fit(const json_t *value, size_t max)
     case JSON_STRING:
         return json_string_length(value) <= max;
     case JSON_OBJECT:
-        json_object_foreach ((json_t *)value, key, child)
-            if (strlen(key) > max || !http_json_strings_fit(child, max))
-                return 0;
+        json_object_foreach((json_t *)value, key,
+                            child) if (strlen(key) > max || !http_json_strings_fit(child, max)) return 0;
         return 1;
     case JSON_ARRAY:
-        json_array_foreach (value, index, child)
-            if (!http_json_strings_fit(child, max))
-                return 0;
+        json_array_foreach(value, index, child) if (!http_json_strings_fit(child, max)) return 0;
         return 1;
     default:
         return 1;

@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                                  0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 /* The statuses the contract uses get their own slot; anything else shares slot 0 and is
  * rendered by class ("2xx", ...) would lose information, so it renders as "other". */
-static const int http_status_slots[] = {0,   200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408,
-                                        409, 411, 413, 414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504, 507};
+static const int http_status_slots[] = {0,   200, 201, 202, 204, 206, 301, 302, 304, 400,
+                                        401, 403, 404, 405, 408, 409, 411, 413, 414, 415,
+                                        416, 422, 429, 431, 500, 501, 502, 503, 504, 507};
 #define HTTP_STATUS_SLOT_COUNT (sizeof(http_status_slots) / sizeof(http_status_slots[0]))
 
 static int http_metrics_status_slot(int status)
@@ -96,7 +97,8 @@ typedef struct {
     uint64_t sum_us, count;
 } http_route_totals_t;
 
-static void http_sum_route(http_metrics_shard_t *const *shards, int nshards, int route, http_route_totals_t *t)
+static void http_sum_route(http_metrics_shard_t *const *shards, int nshards, int route,
+                           http_route_totals_t *t)
 {
     memset(t, 0, sizeof(*t));
     for (int s = 0; s < nshards; s++) {
@@ -148,7 +150,8 @@ static void http_render_histogram(http_buf_t *out, const char *pattern, const ht
     }
     http_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", pattern,
                     (unsigned long long)t->count);
-    http_buf_printf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", pattern, (double)t->sum_us / 1e6);
+    http_buf_printf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", pattern,
+                    (double)t->sum_us / 1e6);
     http_buf_printf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", pattern,
                     (unsigned long long)t->count);
 }
@@ -174,8 +177,9 @@ void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metr
         http_route_labels(router, indexes[i], method, pattern, sizeof(pattern));
         http_render_counters(out, method, pattern, &totals[i]);
     }
-    http_buf_printf(out, "# HELP http_request_duration_seconds Time from request to response, by route template.\n"
-                         "# TYPE http_request_duration_seconds histogram\n");
+    http_buf_printf(out,
+                    "# HELP http_request_duration_seconds Time from request to response, by route template.\n"
+                    "# TYPE http_request_duration_seconds histogram\n");
     for (int i = 0; i < n; i++) {
         if (totals[i].count == 0)
             continue;
@@ -187,7 +191,8 @@ void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metr
     unsigned long long total = 0;
     for (int s = 0; s < nshards; s++) {
         open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
-        total += (unsigned long long)atomic_load_explicit(&shards[s]->connections_total, memory_order_relaxed);
+        total +=
+            (unsigned long long)atomic_load_explicit(&shards[s]->connections_total, memory_order_relaxed);
     }
     http_buf_printf(out,
                     "# HELP http_connections_open Client connections currently open.\n"

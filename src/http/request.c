@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -226,14 +227,29 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
     if (req == NULL)
         return;
     static const char *const reasons[600] = {
-        [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content", [206] = "Partial Content",
-        [304] = "Not Modified", [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
-        [404] = "Not Found", [405] = "Method Not Allowed", [409] = "Conflict", [413] = "Payload Too Large",
-        [415] = "Unsupported Media Type", [422] = "Unprocessable Entity", [429] = "Too Many Requests",
-        [500] = "Internal Server Error", [503] = "Service Unavailable", [507] = "Insufficient Storage",
+        [200] = "OK",
+        [201] = "Created",
+        [202] = "Accepted",
+        [204] = "No Content",
+        [206] = "Partial Content",
+        [304] = "Not Modified",
+        [400] = "Bad Request",
+        [401] = "Unauthorized",
+        [403] = "Forbidden",
+        [404] = "Not Found",
+        [405] = "Method Not Allowed",
+        [409] = "Conflict",
+        [413] = "Payload Too Large",
+        [415] = "Unsupported Media Type",
+        [422] = "Unprocessable Entity",
+        [429] = "Too Many Requests",
+        [500] = "Internal Server Error",
+        [503] = "Service Unavailable",
+        [507] = "Insufficient Storage",
     };
     req->res.status = status;
-    req->res.reason = (status >= 100 && status < 600 && reasons[status] != NULL) ? reasons[status] : "Unknown";
+    req->res.reason =
+        (status >= 100 && status < 600 && reasons[status] != NULL) ? reasons[status] : "Unknown";
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id,
                           strlen(r->request_id));
     if (content_type != NULL)
@@ -279,6 +295,9 @@ void http_respond_json(http_request_t *r, int status, json_t *body)
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details)
 {
     char *text = http_error_body(code, message, details);
+    if (status >= 500 && !r->responded)
+        fprintf(stderr, "hydrant: request %s %s: %d %s: %s\n", r->request_id,
+                r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer");
     if ((status == 503 || status == 429) && !r->has_retry_after)
@@ -429,7 +448,8 @@ static int http_take_json_body(http_request_t *r, h2o_req_t *req, const http_ser
         return -1;
     }
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (i < 0 || !http_is_json_content_type(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+    if (i < 0 ||
+        !http_is_json_content_type(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
         http_respond_error(r, 415, "unsupported_media_type", "the body must be application/json", NULL);
         return -1;
     }
@@ -455,6 +475,10 @@ static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     http_match_t match;
+    if (req->headers.size > (size_t)server->max_headers) {
+        http_respond_error(r, 400, "bad_request", "too many request headers", NULL);
+        return;
+    }
     if (path_len == 0 || req->path.base[0] != '/') {
         http_respond_error(r, 400, "bad_request", "the request path must be absolute", NULL);
         return;

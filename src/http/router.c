@@ -222,8 +222,8 @@ void http_router_match(const http_router_t *router, const char *method, size_t m
         for (int i = 0; i < nsegs; i++) {
             if (!e->segments[i].is_param)
                 continue;
-            out->params[out->nparams++] = (http_param_t){e->segments[i].text, e->segments[i].len, segs[i].text,
-                                                         segs[i].len};
+            out->params[out->nparams++] =
+                (http_param_t){e->segments[i].text, e->segments[i].len, segs[i].text, segs[i].len};
         }
         return;
     }

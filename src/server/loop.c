@@ -173,7 +173,8 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
         l->handle.data = l;
         if (uv_tcp_open(&l->handle, config->listeners[i].fd) != 0 ||
             uv_listen((uv_stream_t *)&l->handle, 4096, srv_on_connection) != 0) {
-            snprintf(err, errlen, "thread %d: cannot listen on socket %d", loop->index, config->listeners[i].fd);
+            snprintf(err, errlen, "thread %d: cannot listen on socket %d", loop->index,
+                     config->listeners[i].fd);
             return -1;
         }
         loop->nlisteners++;

@@ -82,6 +82,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
         .max_depth = cfg->limits.json_max_depth,
         .max_string = (size_t)cfg->limits.json_max_string,
     };
+    srv->http.max_headers = cfg->limits.max_headers;
     srv->http.trusted_proxies = cfg->trusted_proxies;
     srv->http.ntrusted_proxies = cfg->ntrusted_proxies;
     srv->http.access_log_fd = -1;
@@ -173,7 +174,8 @@ static int srv_start_loops(srv_t *srv, char *err, size_t errlen)
 static void srv_on_signal(uv_signal_t *handle, int signum)
 {
     srv_t *srv = handle->data;
-    fprintf(stderr, "hydrant: signal %d, draining (at most %d ms)\n", signum, srv->cfg->limits.shutdown_timeout_ms);
+    fprintf(stderr, "hydrant: signal %d, draining (at most %d ms)\n", signum,
+            srv->cfg->limits.shutdown_timeout_ms);
     for (int t = 0; t < srv->nstarted; t++)
         srv_loop_request_shutdown(&srv->loops[t]);
     /* With no watcher left libuv restores the default action, so a second signal ends the
@@ -196,8 +198,8 @@ static void srv_print_banner(const srv_t *srv)
 {
     const cfg_t *cfg = srv->cfg;
     for (int i = 0; i < cfg->nlisten; i++)
-        fprintf(stderr, "hydrant: listening on %s://%s:%d (%d threads)\n", cfg->listen[i].tls ? "https" : "http",
-                cfg->listen[i].host, cfg->listen[i].port, srv->nloops);
+        fprintf(stderr, "hydrant: listening on %s://%s:%d (%d threads)\n",
+                cfg->listen[i].tls ? "https" : "http", cfg->listen[i].host, cfg->listen[i].port, srv->nloops);
 }
 
 static void srv_cleanup(srv_t *srv)

@@ -22,7 +22,8 @@ SSL_CTX *srv_tls_context_new(const char *cert_file, const char *key_file, char *
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     /* Forward-secret AEAD suites only for TLS 1.2; TLS 1.3 suites are all fine. */
     SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx,
+                        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* Resumption: stateless tickets (keys private to this process) plus the internal cache,
      * which OpenSSL locks itself, so all loop threads may share one context. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

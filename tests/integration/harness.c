@@ -218,6 +218,13 @@ int harness_server_stop(harness_server_t *s)
     if (s->pid <= 0)
         return -1;
     kill(s->pid, SIGTERM);
+    return harness_server_wait(s);
+}
+
+int harness_server_wait(harness_server_t *s)
+{
+    if (s->pid <= 0)
+        return -1;
     int rc = harness_wait(s->pid, 30000);
     s->pid = 0;
     if (rc != 0)
@@ -231,6 +238,13 @@ typedef struct {
     char *data;
     size_t len;
 } harness_sink_t;
+
+static long harness_timeout_ms = 10000;
+
+void harness_set_timeout_ms(long timeout_ms)
+{
+    harness_timeout_ms = timeout_ms;
+}
 
 static size_t harness_collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -266,7 +280,7 @@ int harness_request(harness_response_t *res, int protocol, const char *method, c
                      protocol == HARNESS_HTTP2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, harness_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, harness_collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_sink);

@@ -39,6 +39,8 @@ int harness_server_start(harness_server_t *s, const char *const *extra_env);
 /* SIGTERM, then waits (bounded). Returns the exit status, or -1 if it had to be killed or
  * died from a signal. */
 int harness_server_stop(harness_server_t *s);
+/* Waits (bounded) for a process that was already told to stop. Same result as stop. */
+int harness_server_wait(harness_server_t *s);
 /* Is the process still running? */
 int harness_server_alive(harness_server_t *s);
 
@@ -51,11 +53,11 @@ int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, 
 enum { HARNESS_HTTP1 = 1, HARNESS_HTTP2 = 2 };
 
 typedef struct {
-    long status;     /* 0 when the transfer failed */
-    long version;    /* 2 for HTTP/2, 11 for HTTP/1.1 */
-    char *body;      /* NUL-terminated */
+    long status;  /* 0 when the transfer failed */
+    long version; /* 2 for HTTP/2, 11 for HTTP/1.1 */
+    char *body;   /* NUL-terminated */
     size_t body_len;
-    char *headers;   /* raw header block(s) as received */
+    char *headers; /* raw header block(s) as received */
     int curl_code;
 } harness_response_t;
 
@@ -64,6 +66,8 @@ typedef struct {
 int harness_request(harness_response_t *res, int protocol, const char *method, const char *url,
                     const char *const *headers, const char *body, size_t body_len);
 void harness_response_free(harness_response_t *res);
+/* Changes the timeout of later requests (default 10000 ms). */
+void harness_set_timeout_ms(long timeout_ms);
 /* Value of a response header (case-insensitive name) copied into buf, or NULL. */
 const char *harness_header(const harness_response_t *res, const char *name, char *buf, size_t buflen);
 

@@ -12,3 +12,7 @@ add_dependencies(test_cli hydrant)
 
 # The data layer on its own loop: pipelines, isolation, reconnects, timeouts (test_db.c).
 hydrant_add_integration_test(test_db hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test_db.c)
+
+# Clients leaving mid-query, and SIGTERM with requests in flight (test_lifecycle.c).
+hydrant_add_integration_test(test_lifecycle hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_lifecycle.c)
+add_dependencies(test_lifecycle hydrant)

@@ -20,8 +20,15 @@ static char out[16384];
 static void test_usage_errors_exit_2(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "frobnicate", "serve extra", "migrate", "migrate sideways", "migrate down",
-                         "migrate down zero", "serve -c", "serve --bogus"};
+    const char *bad[] = {"",
+                         "frobnicate",
+                         "serve extra",
+                         "migrate",
+                         "migrate sideways",
+                         "migrate down",
+                         "migrate down zero",
+                         "serve -c",
+                         "serve --bogus"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = harness_run_hydrant(out, sizeof(out), NULL, bad[i]);
         if (rc != 2)
@@ -82,7 +89,8 @@ static void test_production_refuses_weak_secret(void **state)
     assert_int_equal(harness_run_hydrant(out, sizeof(out), weak, "serve"), 1);
     assert_non_null(strstr(out, "secret"));
     /* A long secret still meets the development certificate, which production refuses. */
-    assert_int_equal(harness_system("%s/scripts/dev-cert.sh %s/tls >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
+    assert_int_equal(harness_system("%s/scripts/dev-cert.sh %s/tls >/dev/null",
+                                    harness_env("HYDRANT_SOURCE_DIR"),
                                     harness_env("HYDRANT_TEST_SERVICES_DIR")),
                      0);
     const char *const dev_cert[] = {"HYDRANT_MODE=production",

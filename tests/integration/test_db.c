@@ -241,7 +241,8 @@ static void test_pg_query_timeout(void **state)
      * caller: the batch fails with DB_ERR_TIMEOUT and the connection is reset. */
     db_pg_pool_t *pool = pool_for(harness_env("HYDRANT_TEST_DATABASE_URL"), 1);
     PGconn *admin = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    PGresult *res = PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant' LIMIT 1");
+    PGresult *res =
+        PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant' LIMIT 1");
     assert_int_equal(PQntuples(res), 1);
     char pid[32];
     snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));

@@ -33,8 +33,8 @@ static int stop_server(void **state)
 
 static int services(const char *action)
 {
-    return harness_system("%s/scripts/services.sh %s %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"), action,
-                          harness_env("HYDRANT_TEST_SERVICES_DIR"));
+    return harness_system("%s/scripts/services.sh %s %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
+                          action, harness_env("HYDRANT_TEST_SERVICES_DIR"));
 }
 
 /* GET /health over HTTP/2; returns the status and the named check's value. */

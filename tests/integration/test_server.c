@@ -117,8 +117,8 @@ static void test_live_hostname_openapi(void **state)
     assert_non_null(doc);
     assert_string_equal(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
     json_t *paths = json_object_get(doc, "paths");
-    for (const char *const *p = (const char *const[]){"/health", "/health/live", "/hostname", "/metrics",
-                                                       "/openapi.json", NULL};
+    for (const char *const *p =
+             (const char *const[]){"/health", "/health/live", "/hostname", "/metrics", "/openapi.json", NULL};
          *p != NULL; p++)
         assert_non_null(json_object_get(paths, *p));
     json_decref(doc);
@@ -130,7 +130,8 @@ static void test_not_found_and_method_not_allowed(void **state)
     harness_response_t res;
     assert_error(request_json(HARNESS_HTTP2, "GET", "/no/such/route", NULL, NULL, 404, NULL), "not_found");
     assert_error(request_json(HARNESS_HTTP1, "GET", "/health/", NULL, NULL, 404, NULL), "not_found");
-    assert_error(request_json(HARNESS_HTTP2, "DELETE", "/health", NULL, NULL, 405, &res), "method_not_allowed");
+    assert_error(request_json(HARNESS_HTTP2, "DELETE", "/health", NULL, NULL, 405, &res),
+                 "method_not_allowed");
     char allow[128];
     assert_non_null(harness_header(&res, "allow", allow, sizeof(allow)));
     assert_string_equal(allow, "GET, HEAD");
@@ -177,20 +178,23 @@ static void test_json_body_rules(void **state)
     (void)state;
     const char *const json[] = {"Content-Type: application/json", NULL};
     const char *const text[] = {"Content-Type: text/plain", NULL};
-    json_t *doc = request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, "{\"a\":[1,{\"b\":\"c\"}]}", 200,
-                               NULL);
-    assert_int_equal(json_integer_value(json_array_get(json_object_get(json_object_get(doc, "echo"), "a"), 0)), 1);
+    json_t *doc = request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json,
+                               "{\"a\":[1,{\"b\":\"c\"}]}", 200, NULL);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(json_object_get(doc, "echo"), "a"), 0)), 1);
     json_decref(doc);
 
     assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, "{\"a\":", 400, NULL),
                  "invalid_json");
     assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "[1,2]", 400, NULL),
                  "invalid_json");
-    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "", 400, NULL), "invalid_json");
+    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "", 400, NULL),
+                 "invalid_json");
     assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", text, "{\"a\":1}", 415, NULL),
                  "unsupported_media_type");
-    assert_error(request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "{\"a\":\"\\u0000\"}", 400, NULL),
-                 "invalid_json");
+    assert_error(
+        request_json(HARNESS_HTTP1, "POST", "/internal/test/echo", json, "{\"a\":\"\\u0000\"}", 400, NULL),
+        "invalid_json");
 
     /* Deeper than the configured depth (32). */
     char deep[256] = "{\"a\":";
@@ -199,7 +203,8 @@ static void test_json_body_rules(void **state)
     for (int i = 0; i < 40; i++)
         strcat(deep, "]");
     strcat(deep, "}");
-    assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, deep, 400, NULL), "invalid_json");
+    assert_error(request_json(HARNESS_HTTP2, "POST", "/internal/test/echo", json, deep, 400, NULL),
+                 "invalid_json");
 }
 
 static void test_body_limits(void **state)
@@ -296,6 +301,23 @@ static void test_header_flood(void **state)
     assert_server_still_serves();
 }
 
+static void test_too_many_headers(void **state)
+{
+    (void)state;
+    /* max-headers is 20 in test.conf; libh2o's own HTTP/1 cap is higher, HTTP/2 has none. */
+    static char names[30][32];
+    const char *headers[31];
+    for (int i = 0; i < 30; i++) {
+        snprintf(names[i], sizeof(names[i]), "X-Extra-%d: %d", i, i);
+        headers[i] = names[i];
+    }
+    headers[30] = NULL;
+    for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++)
+        assert_error(request_json(protocol, "GET", "/health/live", headers, NULL, 400, NULL), "bad_request");
+    headers[10] = NULL; /* a few are fine */
+    json_decref(request_json(HARNESS_HTTP2, "GET", "/health/live", headers, NULL, 200, NULL));
+}
+
 static void test_garbage_request_line(void **state)
 {
     (void)state;
@@ -320,11 +342,14 @@ static void test_metrics_count_requests(void **state)
     assert_int_equal(harness_request(&res, HARNESS_HTTP2, "GET", url, NULL, NULL, 0), 0);
     assert_int_equal(res.status, 200);
     char ct[128];
-    assert_non_null(strstr(harness_header(&res, "content-type", ct, sizeof(ct)), "text/plain; version=0.0.4"));
-    const char *line = strstr(res.body, "http_requests_total{method=\"GET\",route=\"/hostname\",status=\"200\"} ");
+    assert_non_null(
+        strstr(harness_header(&res, "content-type", ct, sizeof(ct)), "text/plain; version=0.0.4"));
+    const char *line =
+        strstr(res.body, "http_requests_total{method=\"GET\",route=\"/hostname\",status=\"200\"} ");
     assert_non_null(line);
     assert_true(atol(strchr(line, '}') + 2) >= 3);
-    assert_non_null(strstr(res.body, "http_request_duration_seconds_bucket{route=\"/hostname\",le=\"+Inf\"}"));
+    assert_non_null(
+        strstr(res.body, "http_request_duration_seconds_bucket{route=\"/hostname\",le=\"+Inf\"}"));
     assert_non_null(strstr(res.body, "hydrant_db_connections{state=\"ready\"}"));
     assert_non_null(strstr(res.body, "hydrant_redis_connections{state=\"ready\"}"));
     harness_response_free(&res);
@@ -374,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_body_limits),
         cmocka_unit_test(test_stalled_body_is_cut_off),
         cmocka_unit_test(test_header_flood),
+        cmocka_unit_test(test_too_many_headers),
         cmocka_unit_test(test_garbage_request_line),
         cmocka_unit_test(test_metrics_count_requests),
         cmocka_unit_test(test_access_log_lines),

@@ -102,7 +102,8 @@ static void test_errors_name_line_and_key(void **state)
     expect_error("listen:\n  - host: a\n    port: 70000\n", "t.conf:3:", "'listen[0].port'");
     expect_error("listen:\n  - port: 1\n    ssl: {cert: x}\n", "t.conf:3:", "'listen[0].ssl.cert'");
     expect_error("num-threads: 2\nnum-threads: 3\n", "t.conf:2:", "'num-threads'");
-    expect_error("auth:\n  limits:\n    login-per-email: [1]\n", "t.conf:3:", "'auth.limits.login-per-email'");
+    expect_error("auth:\n  limits:\n    login-per-email: [1]\n",
+                 "t.conf:3:", "'auth.limits.login-per-email'");
     expect_error("trusted-proxies: [nope]\n", "t.conf:1:", "trusted-proxies");
     expect_error("uploads: {max-size: 5Q}\n", "t.conf:1:", "'uploads.max-size'");
     expect_error("mode: [unclosed\n", "t.conf:", "invalid YAML");

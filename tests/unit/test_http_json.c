@@ -22,15 +22,26 @@ static void test_valid_object(void **state)
     json_t *doc = NULL;
     assert_int_equal(parse("{\"a\": [1, {\"b\": \"c\"}], \"d\": null}", &doc), HTTP_JSON_OK);
     assert_non_null(doc);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "a"), 1), "b")), "c");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(doc, "a"), 1), "b")),
+                        "c");
     json_decref(doc);
 }
 
 static void test_invalid_and_non_objects(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "{", "{\"a\":}", "[1,2]", "\"str\"", "42", "null", "{\"a\":1} x", "{'a':1}",
-                         "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\xff\"}"};
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\":}",
+                         "[1,2]",
+                         "\"str\"",
+                         "42",
+                         "null",
+                         "{\"a\":1} x",
+                         "{'a':1}",
+                         "{\"a\":1,\"a\":2}",
+                         "{\"a\":\"\\u0000\"}",
+                         "{\"a\":\"\xff\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *doc = (json_t *)1;
         assert_int_equal(parse(bad[i], &doc), HTTP_JSON_INVALID);
@@ -87,8 +98,8 @@ static void test_content_types(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_object), cmocka_unit_test(test_invalid_and_non_objects),
-        cmocka_unit_test(test_depth),        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_valid_object),  cmocka_unit_test(test_invalid_and_non_objects),
+        cmocka_unit_test(test_depth),         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_content_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

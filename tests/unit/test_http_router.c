@@ -79,7 +79,8 @@ static void test_not_found(void **state)
 {
     (void)state;
     http_router_t *router = build();
-    const char *paths[] = {"/nope", "/health/", "/health/x", "/users", "/users//", "//health", "", "health", "/"};
+    const char *paths[] = {"/nope",    "/health/", "/health/x", "/users", "/users//",
+                           "//health", "",         "health",    "/"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         assert_int_equal(match(router, "GET", paths[i]).status, HTTP_MATCH_NOT_FOUND);
     char longpath[4000];
@@ -120,8 +121,9 @@ static void test_bad_patterns_refused(void **state)
     (void)state;
     http_router_t *router = http_router_new();
     char err[256];
-    const char *bad[] = {"health", "/a//b", "/a/", "/{}", "/{id", "/id}", "/a{id}", "/{a}{b}",
-                         "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}"};
+    const char *bad[] = {"health", "/a//b",   "/a/",
+                         "/{}",    "/{id",    "/id}",
+                         "/a{id}", "/{a}{b}", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         http_route_t r = {"GET", bad[i], h_a, 0, 0};
         err[0] = '\0';
@@ -152,9 +154,12 @@ static void test_too_many_routes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literal_beats_param),       cmocka_unit_test(test_two_params),
-        cmocka_unit_test(test_not_found),                 cmocka_unit_test(test_method_not_allowed_lists_allow),
-        cmocka_unit_test(test_head_answers_get_routes),   cmocka_unit_test(test_bad_patterns_refused),
+        cmocka_unit_test(test_literal_beats_param),
+        cmocka_unit_test(test_two_params),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_method_not_allowed_lists_allow),
+        cmocka_unit_test(test_head_answers_get_routes),
+        cmocka_unit_test(test_bad_patterns_refused),
         cmocka_unit_test(test_too_many_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

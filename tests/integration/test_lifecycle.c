@@ -1,0 +1,154 @@
+/*
+ * Requests that outlive their client, and requests in flight when SIGTERM arrives. The
+ * database is made slow on purpose by suspending hydrant's PostgreSQL backends (SIGSTOP),
+ * so that a request is still waiting for its query when the client leaves or the server
+ * is told to stop. Under the ASan build a use-after-free here would abort hydrant.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static harness_server_t server;
+static char backends[4096]; /* pids of hydrant's PostgreSQL backends, space-separated */
+
+/* SIGSTOP or SIGCONT every PostgreSQL backend that serves hydrant. */
+static void signal_backends(const char *sig)
+{
+    if (strcmp(sig, "STOP") == 0) {
+        PGconn *admin = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+        assert_int_equal(PQstatus(admin), CONNECTION_OK);
+        PGresult *res = PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant'");
+        assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+        assert_true(PQntuples(res) > 0);
+        backends[0] = '\0';
+        for (int i = 0; i < PQntuples(res); i++) {
+            strcat(backends, " ");
+            strcat(backends, PQgetvalue(res, i, 0));
+        }
+        PQclear(res);
+        PQfinish(admin);
+    }
+    assert_int_equal(harness_system("kill -%s%s", sig, backends), 0);
+}
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void send_text(int fd, const char *text)
+{
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+static int read_some(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline && got < len - 1;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return (int)got;
+}
+
+static void assert_live(void)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/health/live", server.https_base);
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "GET", url, NULL, NULL, 0);
+    assert_int_equal(res.status, 200);
+    harness_response_free(&res);
+}
+
+static void test_clients_that_leave_mid_query(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_server_start(&server, NULL), 0);
+    signal_backends("STOP");
+    /* HTTP/1.1: ask, then reset the connection before the answer. */
+    for (int i = 0; i < 5; i++) {
+        int fd = raw_connect(server.http_port);
+        send_text(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(fd);
+    }
+    /* HTTP/2: the client gives up after 200 ms and closes its connection. */
+    char url[128];
+    snprintf(url, sizeof(url), "%s/health", server.https_base);
+    harness_set_timeout_ms(200);
+    for (int i = 0; i < 3; i++) {
+        harness_response_t res;
+        harness_request(&res, HARNESS_HTTP2, "GET", url, NULL, NULL, 0);
+        assert_int_equal(res.status, 0); /* timed out: nothing came back */
+        harness_response_free(&res);
+    }
+    harness_set_timeout_ms(10000);
+    usleep(300 * 1000);
+    signal_backends("CONT");
+    usleep(500 * 1000); /* the late replies arrive for requests that are gone */
+    assert_true(harness_server_alive(&server));
+    assert_live();
+    assert_int_equal(harness_server_stop(&server), 0);
+}
+
+static void test_sigterm_finishes_in_flight_requests(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_server_start(&server, NULL), 0);
+    signal_backends("STOP");
+    int fd = raw_connect(server.http_port);
+    send_text(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(200 * 1000);
+    kill(server.pid, SIGTERM);
+    usleep(300 * 1000);
+    /* Draining: no new connections are accepted... */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_not_equal(connect(probe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(probe);
+    /* ...but the request in flight gets its answer once the database answers. */
+    signal_backends("CONT");
+    char buf[4096];
+    read_some(fd, buf, sizeof(buf), 5000);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(strstr(buf, "\"postgres\":\"ok\""));
+    close(fd);
+    assert_int_equal(harness_server_wait(&server), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clients_that_leave_mid_query),
+        cmocka_unit_test(test_sigterm_finishes_in_flight_requests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
