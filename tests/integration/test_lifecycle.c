@@ -144,11 +144,63 @@ static void test_sigterm_finishes_in_flight_requests(void **state)
     assert_int_equal(harness_server_wait(&server), 0);
 }
 
+/* X-Forwarded-For is believed from a trusted proxy only; the access log shows the client. */
+static void test_forwarded_for_from_trusted_proxy(void **state)
+{
+    (void)state;
+    const char *const env[] = {"HYDRANT_TRUSTED_PROXIES=127.0.0.1", NULL};
+    assert_int_equal(harness_server_start(&server, env), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/health/live", server.http_base);
+    const char *const headers[] = {"X-Forwarded-For: 198.51.100.7, 127.0.0.1", "X-Request-Id: xff-probe",
+                                   NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP1, "GET", url, headers, NULL, 0);
+    assert_int_equal(res.status, 200);
+    harness_response_free(&res);
+    assert_int_equal(harness_server_stop(&server), 0); /* flushes the access log */
+    assert_int_equal(harness_system("grep -q '\"request_id\":\"xff-probe\".*\"client\":\"198.51.100.7\"' %s",
+                                    server.log_path),
+                     0);
+}
+
+/* TLS session resumption: a second handshake with the first session's ticket is resumed. */
+static void test_tls_session_resumption(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_server_start(&server, NULL), 0);
+    char session[256];
+    snprintf(session, sizeof(session), "%s/tls-session-%d.pem", harness_env("HYDRANT_TEST_SERVICES_DIR"),
+             getpid());
+    /* stdin stays open a moment so that the client reads the post-handshake tickets. */
+    const char *common =
+        "(sleep 0.3) | openssl s_client -connect 127.0.0.1:%d -alpn h2 -%s %s %s 2>/dev/null";
+    const char *versions[] = {"tls1_2", "tls1_3"};
+    for (int v = 0; v < 2; v++) {
+        char cmd[512];
+        unlink(session);
+        snprintf(cmd, sizeof(cmd), common, server.tls_port, versions[v], "-sess_out", session);
+        assert_int_equal(harness_system("%s | grep -q 'ALPN protocol: h2'", cmd), 0);
+        snprintf(cmd, sizeof(cmd), common, server.tls_port, versions[v], "-sess_in", session);
+        assert_int_equal(harness_system("%s | grep -q '^Reused'", cmd), 0);
+    }
+    /* TLS 1.1 is refused. */
+    assert_int_not_equal(
+        harness_system(
+            "openssl s_client -connect 127.0.0.1:%d -tls1_1 </dev/null 2>/dev/null | grep -q '^New, TLS'",
+            server.tls_port),
+        0);
+    unlink(session);
+    assert_int_equal(harness_server_stop(&server), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clients_that_leave_mid_query),
         cmocka_unit_test(test_sigterm_finishes_in_flight_requests),
+        cmocka_unit_test(test_forwarded_for_from_trusted_proxy),
+        cmocka_unit_test(test_tls_session_resumption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
