@@ -29,6 +29,12 @@ typedef enum {
 
 const char *db_status_name(db_status_t status);
 
+struct addrinfo;
+/* The first (IPv4 preferred) address of a uv_getaddrinfo result as text (both clients resolve host names
+ * on libuv's thread pool, since libpq and hiredis would resolve them blocking). Returns 0,
+ * or -1 with out set to "". */
+int db_address_text(const struct addrinfo *res, char *out, size_t len);
+
 /* ---- statements: every SQL text the server runs lives in statements.c ---- */
 
 typedef enum {

@@ -320,12 +320,8 @@ static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     db_pg_pool_t *pool = c->pool;
     pool->pending_dns--;
     char addr[INET6_ADDRSTRLEN] = "";
-    if (status == 0 && res != NULL) {
-        const void *src = res->ai_family == AF_INET
-                              ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                              : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
-        inet_ntop(res->ai_family, src, addr, sizeof(addr));
-    }
+    if (status == 0)
+        db_address_text(res, addr, sizeof(addr));
     uv_freeaddrinfo(res);
     if (pool->closing) {
         pg_pool_maybe_finish(pool);

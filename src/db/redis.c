@@ -396,12 +396,8 @@ static void redis_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo
     db_redis_t *r = req->data;
     r->pending_dns--;
     char ip[INET6_ADDRSTRLEN] = "";
-    if (status == 0 && res != NULL) {
-        const void *src = res->ai_family == AF_INET
-                              ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                              : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
-        inet_ntop(res->ai_family, src, ip, sizeof(ip));
-    }
+    if (status == 0)
+        db_address_text(res, ip, sizeof(ip));
     uv_freeaddrinfo(res);
     if (r->closing) {
         redis_finish_if_closed(r);

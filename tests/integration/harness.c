@@ -305,6 +305,17 @@ int harness_request(harness_response_t *res, int protocol, const char *method, c
     return res->curl_code == CURLE_OK ? 0 : -1;
 }
 
+long harness_get_status(int protocol, const char *base, const char *path)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    harness_response_t res;
+    harness_request(&res, protocol, "GET", url, NULL, NULL, 0);
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
 void harness_response_free(harness_response_t *res)
 {
     free(res->body);

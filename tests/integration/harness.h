@@ -66,6 +66,8 @@ typedef struct {
 int harness_request(harness_response_t *res, int protocol, const char *method, const char *url,
                     const char *const *headers, const char *body, size_t body_len);
 void harness_response_free(harness_response_t *res);
+/* Status of GET base+path over the protocol (0 when the transfer failed). */
+long harness_get_status(int protocol, const char *base, const char *path);
 /* Changes the timeout of later requests (default 10000 ms). */
 void harness_set_timeout_ms(long timeout_ms);
 /* Value of a response header (case-insensitive name) copied into buf, or NULL. */

@@ -221,6 +221,22 @@ static void test_pg_reconnects_after_being_killed(void **state)
     close_pool(pool);
 }
 
+/* A host name is resolved off the loop (uv_getaddrinfo) before libpq connects. */
+static void test_pg_resolves_host_names(void **state)
+{
+    (void)state;
+    char url[256];
+    snprintf(url, sizeof(url), "postgresql://hydrant@localhost:%s/hydrant",
+             harness_env("HYDRANT_TEST_PG_PORT"));
+    db_pg_pool_t *pool = pool_for(url, 1);
+    assert_int_equal(db_pg_ready_connections(pool), 1);
+    tally_t t = {0};
+    assert_int_equal(echo(pool, "3", &t), 0);
+    run_until(&t.done, 1, 5000);
+    assert_int_equal(t.sum, 3);
+    close_pool(pool);
+}
+
 static void test_pg_refuses_fast_when_down(void **state)
 {
     (void)state;
@@ -241,8 +257,8 @@ static void test_pg_query_timeout(void **state)
      * caller: the batch fails with DB_ERR_TIMEOUT and the connection is reset. */
     db_pg_pool_t *pool = pool_for(harness_env("HYDRANT_TEST_DATABASE_URL"), 1);
     PGconn *admin = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    PGresult *res =
-        PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant' LIMIT 1");
+    PGresult *res = PQexec(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant' "
+                                  "ORDER BY backend_start DESC LIMIT 1");
     assert_int_equal(PQntuples(res), 1);
     char pid[32];
     snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
@@ -366,6 +382,14 @@ static void test_redis_command_timeout(void **state)
     close_redis(r);
 }
 
+static void test_redis_resolves_host_names(void **state)
+{
+    (void)state;
+    db_redis_t *r = redis_for("redis://localhost:56379/1", 1000);
+    assert_true(db_redis_is_ready(r)); /* also proves SELECT 1 went through */
+    close_redis(r);
+}
+
 static void test_redis_refuses_fast_when_down(void **state)
 {
     (void)state;
@@ -383,11 +407,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_failing_batch_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_batch_fails_as_a_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnects_after_being_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_resolves_host_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_refuses_fast_when_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_query_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_round_trips_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_reconnects_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_command_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_resolves_host_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_refuses_fast_when_down, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,12 +75,7 @@ static long long wait_for_health(long want, const char *check, const char *check
 
 static void assert_live(void)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "%s/health/live", server.http_base);
-    harness_response_t res;
-    harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
-    assert_int_equal(res.status, 200);
-    harness_response_free(&res);
+    assert_int_equal(harness_get_status(HARNESS_HTTP1, server.http_base, "/health/live"), 200);
 }
 
 static void test_postgres_outage(void **state)
