@@ -16,3 +16,6 @@ hydrant_add_integration_test(test_db hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test
 # Clients leaving mid-query, and SIGTERM with requests in flight (test_lifecycle.c).
 hydrant_add_integration_test(test_lifecycle hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_lifecycle.c)
 add_dependencies(test_lifecycle hydrant)
+
+# Migrations on fresh databases (test_migrate.c).
+hydrant_add_integration_test(test_migrate hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test_migrate.c)
