@@ -40,6 +40,8 @@ int db_address_text(const struct addrinfo *res, char *out, size_t len);
 typedef enum {
     DB_STMT_PING = 0, /* health checks */
     DB_STMT_ECHO_INT, /* SELECT $1::int: health probes and pipeline tests (a bad value fails) */
+    DB_STMT_NOTIFY,   /* pg_notify(channel, payload): wakes listeners (job workers) once the
+                         batch commits, never if it fails */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -55,8 +57,10 @@ const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);
 
 typedef struct db_pg_pool db_pg_pool_t;
 
+/* A value <= 0 takes the default: 1 connection (at most 64), 10000 queries in flight,
+ * 10000 ms query timeout, 5000 ms connect timeout. */
 typedef struct {
-    const char *conninfo;
+    const char *conninfo; /* URL or key=value; application_name is forced to "hydrant" */
     int connections;      /* pipelined connections in this pool */
     int max_in_flight;    /* queries queued or in flight on this loop before DB_ERR_OVERLOADED */
     int query_timeout_ms; /* a batch unanswered this long fails and its connection is reset */
@@ -77,28 +81,32 @@ typedef struct {
     db_stmt_id_t stmt;
     int nparams;
     const char *const *values; /* text format; NULL value is SQL NULL */
-    const int *lengths;        /* may be NULL for NUL-terminated text */
+    const int *lengths;        /* byte lengths of values not NUL-terminated, or NULL for
+                                  NUL-terminated text (a NUL byte inside refuses the batch) */
 } db_query_t;
 
 db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
 
 #define DB_PG_MAX_BATCH 64
 
-/* Sends a batch of queries as one pipeline segment: the batch runs as one implicit
- * transaction (all statements commit or none does), and its callback gets every result.
- * Parameters are copied before return. */
+/* Sends a batch of 1..DB_PG_MAX_BATCH queries as one pipeline segment: the batch runs as
+ * one implicit transaction (all statements commit or none does), and its callback gets
+ * every result. Parameters are copied before return. A statement failing with SQLSTATE
+ * class 08 or 57P (server gone) reports DB_ERR_UNAVAILABLE, 57014 (statement_timeout)
+ * DB_ERR_TIMEOUT, anything else DB_ERR_QUERY. */
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data);
 
-/* Why the last db_pg_submit on this pool returned -1: DB_ERR_UNAVAILABLE, DB_ERR_OVERLOADED
- * or DB_ERR_CLOSED. */
+/* Why the last db_pg_submit on this pool returned -1: DB_ERR_UNAVAILABLE (no connection
+ * ready), DB_ERR_OVERLOADED (max_in_flight reached), DB_ERR_CLOSED, or DB_ERR_QUERY (the
+ * batch itself is invalid: unknown statement, wrong parameter count, NUL in a parameter). */
 db_status_t db_pg_last_error(const db_pg_pool_t *pool);
 
 /* Connections currently able to take queries (for /health and /metrics). */
 int db_pg_ready_connections(const db_pg_pool_t *pool);
 int db_pg_total_connections(const db_pg_pool_t *pool);
 
-/* Fails everything pending with DB_ERR_CLOSED, closes connections and handles, then calls
- * on_closed (from the loop) and frees the pool. */
+/* Closes connections and handles; then, from the loop, fails everything pending with
+ * DB_ERR_CLOSED, frees the pool and calls on_closed. Later submits return -1. */
 void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *data);
 
 /* ---- async Redis (one per loop thread) ---- */

@@ -1,16 +1,26 @@
 /*
- * Pipelined, nonblocking PostgreSQL connections driven by one libuv loop.
+ * Pipelined, nonblocking PostgreSQL connections driven by one libuv loop (one pool per loop
+ * thread; nothing here may be touched from another thread).
  *
- * Each connection sends many batches without waiting; a batch is its queries followed by
- * one Sync. PostgreSQL runs everything between two Syncs as one implicit transaction, so a
- * batch commits or fails as a whole, and a failing batch leaves the next one untouched.
- * Replies arrive in order, so each connection keeps its batches in a FIFO.
+ * A connection sends batches without waiting for earlier ones. A batch is its queries
+ * followed by ONE Sync, and PostgreSQL runs everything between two Syncs as one implicit
+ * transaction: the statements of a batch commit together or not at all (no BEGIN/COMMIT
+ * needed), and a failing batch leaves the next one untouched. Replies come back in order,
+ * so each connection keeps its batches in a FIFO (see pg_batch.c for the reply stream).
  *
- * Callbacks run from libuv callbacks only (never inside db_pg_submit). When a connection
- * breaks, its batches fail with DB_ERR_UNAVAILABLE and it reconnects with backoff; when a
- * batch waits longer than the query timeout, the connection is reset the same way.
+ * Callbacks run from libuv callbacks only, never inside db_pg_submit or db_pg_pool_close:
+ * a failure noticed inside a call marks the connection broken, and the pool's `deferred`
+ * timer resets it on the next loop iteration. A broken connection fails its batches with
+ * DB_ERR_UNAVAILABLE and reconnects after an exponential backoff; a batch unanswered for
+ * query_timeout_ms fails with DB_ERR_TIMEOUT and resets its connection.
+ *
+ * libpq rules this file relies on (libpq 15): PQsocket() may change during PQconnectPoll;
+ * a uv_poll handle is closed before PQfinish closes its fd; uv_poll is level-triggered, so
+ * writable is watched only while PQflush reports unsent output; PQpipelineSync flushes
+ * (PQsendPipelineSync is PostgreSQL 17).
  */
 #include "db/db.h"
+#include "db/pg_batch.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -18,40 +28,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_WATCHDOG_MS 100
-#define PG_BACKOFF_MIN 50
-#define PG_BACKOFF_MAX 2000
-#define PG_MESSAGE_LEN 256
+#define PG_WATCHDOG_MS           100
+#define PG_BACKOFF_MIN_MS        50
+#define PG_BACKOFF_MAX_MS        2000
+#define PG_MAX_CONNECTIONS       64
+#define PG_DEFAULT_MAX_IN_FLIGHT 10000
+#define PG_DEFAULT_QUERY_TIMEOUT 10000
+#define PG_DEFAULT_CONN_TIMEOUT  5000
 
-typedef struct pg_batch {
-    struct pg_batch *next;
-    db_pg_cb cb;
-    void *data;
-    int nqueries;
-    int ended; /* queries whose results are complete (a NULL from PQgetResult) */
-    int nresults;
-    PGresult *results[DB_PG_MAX_BATCH];
-    int failed;
-    char sqlstate[6];
-    char message[PG_MESSAGE_LEN];
-    uint64_t sent_at;
-} pg_batch_t;
-
-typedef enum { PG_DOWN, PG_RESOLVING, PG_CONNECTING, PG_PREPARING, PG_READY } pg_state_t;
+typedef enum {
+    PG_DOWN,       /* waiting for the retry timer */
+    PG_RESOLVING,  /* uv_getaddrinfo running */
+    PG_CONNECTING, /* PQconnectPoll steps */
+    PG_PREPARING,  /* pipelined, preparing the statements */
+    PG_READY,
+} pg_state_t;
 
 typedef struct {
     db_pg_pool_t *pool;
     PGconn *conn;
-    uv_poll_t *poll; /* heap: it may still be closing while a new one watches the new fd */
+    uv_poll_t *poll; /* heap: a replaced handle may still be closing while the next one runs */
     int fd;
     int events;
     pg_state_t state;
-    pg_batch_t *head, *tail;
-    int inflight;
-    int broken; /* reset pending, done by the pool's deferred timer */
+    int broken; /* a reset is due (done by the pool's deferred timer) */
+    db_pg_batch_t *head, *tail;
+    int queries; /* queries in flight here, for picking the least busy connection */
     uint64_t connect_started;
+    int backoff_ms;  /* 0 until a connect attempt fails */
+    char error[160]; /* why the connection broke, when libpq said it in a result */
     uv_timer_t retry;
-    int backoff_ms;
     uv_getaddrinfo_t dns;
 } pg_conn_t;
 
@@ -59,42 +65,109 @@ struct db_pg_pool {
     uv_loop_t *loop;
     db_pg_options_t options;
     char *conninfo;
-    char *resolve_host; /* a host name to resolve asynchronously, or NULL */
+    char *resolve_host; /* a host name to resolve off the loop, or NULL */
     char resolve_port[16];
     pg_conn_t *conns;
     int nconns;
-    int inflight;
+    int queries; /* user queries in flight on every connection */
     db_status_t last_error;
+    uint32_t rng; /* reconnect jitter; per pool, so no shared state between threads */
     uv_timer_t watchdog;
     uv_timer_t deferred;
     int open_handles;
     int pending_dns;
     int closing;
+    db_pg_batch_t *orphans; /* batches cut off by close, failed once every handle is closed */
     void (*on_closed)(void *data);
     void *closed_data;
 };
 
 static void pg_conn_start(pg_conn_t *c);
-static void pg_conn_reset(pg_conn_t *c, db_status_t why);
-static void pg_mark_broken(pg_conn_t *c);
+static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail);
+static void pg_on_poll(uv_poll_t *handle, int status, int events);
 
-/* ------------------------------------------------------------- handles ---- */
+/* ----------------------------------------------------------------- batches ---- */
+
+static void pg_conn_push(pg_conn_t *c, db_pg_batch_t *b)
+{
+    b->next = NULL;
+    if (c->tail != NULL)
+        c->tail->next = b;
+    else
+        c->head = b;
+    c->tail = b;
+    c->queries += b->nqueries;
+    c->pool->queries += b->counted;
+}
+
+/* Detaches the connection's whole FIFO (for failing it). */
+static db_pg_batch_t *pg_conn_take_all(pg_conn_t *c)
+{
+    db_pg_batch_t *list = c->head;
+    for (db_pg_batch_t *b = list; b != NULL; b = b->next)
+        c->pool->queries -= b->counted;
+    c->head = c->tail = NULL;
+    c->queries = 0;
+    return list;
+}
+
+static db_pg_batch_t *pg_conn_pop(pg_conn_t *c)
+{
+    db_pg_batch_t *b = c->head;
+    c->head = b->next;
+    if (c->head == NULL)
+        c->tail = NULL;
+    c->queries -= b->nqueries;
+    c->pool->queries -= b->counted;
+    return b;
+}
+
+/* Calls the batch's callback, then frees it with its results. The batch is out of every
+ * list by now, so the callback may submit or close freely. */
+static void pg_batch_complete(db_pg_batch_t *b, const db_reply_t *reply)
+{
+    if (b->cb != NULL)
+        b->cb(b->data, reply);
+    db_pg_batch_free(b);
+}
+
+static void pg_batches_fail(db_pg_batch_t *list, db_status_t status)
+{
+    db_reply_t reply = {.status = status, .message = db_status_name(status)};
+    while (list != NULL) {
+        db_pg_batch_t *next = list->next;
+        pg_batch_complete(list, &reply);
+        list = next;
+    }
+}
+
+/* ----------------------------------------------------------------- handles ---- */
+
+static void pg_pool_free(db_pg_pool_t *pool)
+{
+    free(pool->conns);
+    free(pool->conninfo);
+    free(pool->resolve_host);
+    free(pool);
+}
 
 static void pg_pool_maybe_finish(db_pg_pool_t *pool)
 {
     if (!pool->closing || pool->open_handles > 0 || pool->pending_dns > 0)
         return;
+    /* Callbacks of cut-off batches may call db_pg_submit (refused: closing) or close again
+     * (ignored); neither touches the handles, so this runs once. */
+    db_pg_batch_t *orphans = pool->orphans;
+    pool->orphans = NULL;
+    pg_batches_fail(orphans, DB_ERR_CLOSED);
     void (*on_closed)(void *) = pool->on_closed;
     void *data = pool->closed_data;
-    free(pool->conns);
-    free(pool->conninfo);
-    free(pool->resolve_host);
-    free(pool);
+    pg_pool_free(pool);
     if (on_closed != NULL)
         on_closed(data);
 }
 
-static void pg_on_handle_closed(uv_handle_t *handle)
+static void pg_on_timer_closed(uv_handle_t *handle)
 {
     db_pg_pool_t *pool = handle->data;
     pool->open_handles--;
@@ -109,111 +182,81 @@ static void pg_on_poll_closed(uv_handle_t *handle)
     pg_pool_maybe_finish(pool);
 }
 
-static void pg_on_poll(uv_poll_t *handle, int status, int events);
-
-/* Watches the connection's socket for `events`; re-creates the poll handle when libpq
- * moved to another socket (it does while trying several addresses). */
-static int pg_conn_watch(pg_conn_t *c, int events)
-{
-    int fd = PQsocket(c->conn);
-    if (fd < 0)
-        return -1;
-    if (c->poll != NULL && c->fd != fd) {
-        uv_poll_stop(c->poll);
-        uv_close((uv_handle_t *)c->poll, pg_on_poll_closed);
-        c->poll = NULL;
-    }
-    if (c->poll == NULL) {
-        c->poll = malloc(sizeof(*c->poll));
-        if (c->poll == NULL || uv_poll_init(c->pool->loop, c->poll, fd) != 0) {
-            free(c->poll);
-            c->poll = NULL;
-            return -1;
-        }
-        c->poll->data = c;
-        c->pool->open_handles++;
-        c->fd = fd;
-        c->events = 0;
-    }
-    if (events != c->events) {
-        c->events = events;
-        if (uv_poll_start(c->poll, events, pg_on_poll) != 0)
-            return -1;
-    }
-    return 0;
-}
-
+/* Stops and closes the poll handle; must run before libpq closes the socket. */
 static void pg_conn_unwatch(pg_conn_t *c)
 {
     if (c->poll == NULL)
         return;
     uv_poll_stop(c->poll);
-    /* The close callback needs the pool, not the connection: c may be reused first. */
-    c->poll->data = c->pool;
+    c->poll->data = c->pool; /* the close callback needs only the pool */
     uv_close((uv_handle_t *)c->poll, pg_on_poll_closed);
     c->poll = NULL;
     c->fd = -1;
     c->events = 0;
 }
 
-/* -------------------------------------------------------------- batches ---- */
-
-static void pg_batch_free(pg_batch_t *b)
+/* Watches libpq's current socket for `events`. A new socket gets a new handle. `restart`
+ * re-arms even unchanged events: while connecting, libpq may close its socket and open
+ * another that reuses the same fd number, which epoll forgot with the old one. */
+static int pg_conn_watch(pg_conn_t *c, int events, int restart)
 {
-    for (int i = 0; i < b->nresults; i++)
-        PQclear(b->results[i]);
-    free(b);
-}
-
-static void pg_batch_finish(db_pg_pool_t *pool, pg_batch_t *b, db_status_t status)
-{
-    db_reply_t reply = {.status = status};
-    if (status == DB_OK && b->failed)
-        reply.status = DB_ERR_QUERY;
-    if (reply.status == DB_OK) {
-        reply.results = b->results;
-        reply.nresults = b->nresults;
-    } else if (reply.status == DB_ERR_QUERY) {
-        reply.sqlstate = b->sqlstate;
-        reply.message = b->message;
-    } else {
-        reply.message = db_status_name(status);
+    int fd = PQsocket(c->conn);
+    if (fd < 0)
+        return -1;
+    if (c->poll != NULL && c->fd != fd)
+        pg_conn_unwatch(c);
+    if (c->poll == NULL) {
+        uv_poll_t *poll = malloc(sizeof(*poll));
+        if (poll == NULL)
+            return -1;
+        if (uv_poll_init(c->pool->loop, poll, fd) != 0) {
+            free(poll); /* uv_poll_init registers nothing when it fails */
+            return -1;
+        }
+        poll->data = c;
+        c->pool->open_handles++;
+        c->poll = poll;
+        c->fd = fd;
+        restart = 1;
     }
-    pool->inflight--;
-    if (b->cb != NULL)
-        b->cb(b->data, &reply);
-    pg_batch_free(b);
-}
-
-static pg_batch_t *pg_conn_pop(pg_conn_t *c)
-{
-    pg_batch_t *b = c->head;
-    if (b != NULL) {
-        c->head = b->next;
-        if (c->head == NULL)
-            c->tail = NULL;
-        c->inflight--;
+    if (restart || events != c->events) {
+        if (uv_poll_start(c->poll, events, pg_on_poll) != 0)
+            return -1;
+        c->events = events;
     }
-    return b;
+    return 0;
 }
 
-static void pg_conn_push(pg_conn_t *c, pg_batch_t *b)
+/* Sends what libpq holds; watches writable only while some is left (level-triggered). */
+static int pg_conn_flush(pg_conn_t *c)
 {
-    b->next = NULL;
-    if (c->tail != NULL)
-        c->tail->next = b;
-    else
-        c->head = b;
-    c->tail = b;
-    c->inflight++;
-    c->pool->inflight++;
+    int rc = PQflush(c->conn);
+    if (rc < 0)
+        return -1;
+    return pg_conn_watch(c, UV_READABLE | (rc == 1 ? UV_WRITABLE : 0), 0);
 }
 
-/* ---------------------------------------------------------- connecting ---- */
+/* ----------------------------------------------------------------- failure ---- */
 
-static uint64_t pg_now(db_pg_pool_t *pool)
+static void pg_log(const pg_conn_t *c, const char *what, int with_detail)
 {
-    return uv_now(pool->loop);
+    const char *detail = !with_detail          ? ""
+                         : c->error[0] != '\0' ? c->error
+                         : c->conn != NULL     ? PQerrorMessage(c->conn)
+                                               : "";
+    int len = (int)strcspn(detail, "\n");
+    fprintf(stderr, "hydrant: postgres: connection %d: %s%s%.*s\n", (int)(c - c->pool->conns), what,
+            len > 0 ? ": " : "", len, detail);
+}
+
+static uint32_t pg_pool_random(db_pg_pool_t *pool)
+{
+    uint32_t x = pool->rng; /* xorshift32 */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    pool->rng = x;
+    return x;
 }
 
 static void pg_on_retry(uv_timer_t *timer)
@@ -221,97 +264,213 @@ static void pg_on_retry(uv_timer_t *timer)
     pg_conn_start(timer->data);
 }
 
+/* 50 ms doubling to 2 s, plus up to 20% jitter so that many loops do not reconnect in step. */
 static void pg_conn_schedule_retry(pg_conn_t *c)
 {
+    c->state = PG_DOWN;
     if (c->pool->closing)
         return;
-    int base = c->backoff_ms > 0 ? c->backoff_ms : PG_BACKOFF_MIN;
-    int jitter = base / 5 > 0 ? rand() % (base / 5 + 1) : 0; /* spreads reconnects of many loops */
+    int base = c->backoff_ms > 0 ? c->backoff_ms : PG_BACKOFF_MIN_MS;
+    int jitter = (int)(pg_pool_random(c->pool) % (uint32_t)(base / 5 + 1));
     uv_timer_start(&c->retry, pg_on_retry, (uint64_t)(base + jitter), 0);
-    c->backoff_ms = base * 2 > PG_BACKOFF_MAX ? PG_BACKOFF_MAX : base * 2;
+    c->backoff_ms = base * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : base * 2;
 }
 
-/* The prepare step is an internal batch: its completion makes the connection ready. */
+/* Closes the connection and returns its batches (the caller fails them). */
+static db_pg_batch_t *pg_conn_teardown(pg_conn_t *c)
+{
+    db_pg_batch_t *batches = pg_conn_take_all(c);
+    c->broken = 0;
+    c->error[0] = '\0';
+    pg_conn_unwatch(c);
+    if (c->conn != NULL) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+    }
+    c->state = PG_DOWN;
+    return batches;
+}
+
+/* Fails every batch of the connection with `why`, closes it and schedules a reconnect.
+ * Runs only from loop callbacks, since it calls the batches' callbacks. `reason` is logged
+ * once per outage: when a working connection breaks, or when the first attempt fails. */
+static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail)
+{
+    if (c->state == PG_READY || (c->backoff_ms == 0 && !c->pool->closing))
+        pg_log(c, reason, with_detail);
+    db_pg_batch_t *batches = pg_conn_teardown(c);
+    pg_conn_schedule_retry(c);
+    pg_batches_fail(batches, why);
+}
+
+static void pg_on_deferred(uv_timer_t *timer)
+{
+    db_pg_pool_t *pool = timer->data;
+    for (int i = 0; i < pool->nconns && !pool->closing; i++)
+        if (pool->conns[i].broken)
+            pg_conn_reset(&pool->conns[i], DB_ERR_UNAVAILABLE, "connection failed", 1);
+}
+
+/* For failures noticed inside a user's call: the reset (and its callbacks) happens on the
+ * next loop iteration, and the connection takes no more work meanwhile. */
+static void pg_conn_mark_broken(pg_conn_t *c)
+{
+    if (c->pool->closing)
+        return; /* everything is being torn down already */
+    c->broken = 1;
+    uv_timer_start(&c->pool->deferred, pg_on_deferred, 0, 0);
+}
+
+/* ----------------------------------------------------------------- reading ---- */
+
+/* Hands every complete result to its batch and completes batches whose Sync arrived.
+ * Returns -1 when the connection must be reset. */
+static int pg_conn_drain(pg_conn_t *c)
+{
+    /* c->conn turns NULL if a callback closes the pool; c->head guards against PQgetResult's
+     * endless NULLs when nothing is in flight. */
+    while (c->conn != NULL && c->head != NULL && !PQisBusy(c->conn)) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR && PQstatus(c->conn) == CONNECTION_BAD) {
+            /* The server's last word or libpq's "connection lost", not a statement's error. */
+            snprintf(c->error, sizeof(c->error), "%s", PQresultErrorMessage(res));
+            PQclear(res);
+            return -1;
+        }
+        db_pg_batch_step_t step = db_pg_batch_take(c->head, res);
+        if (step == DB_PG_BATCH_BROKEN) {
+            snprintf(c->error, sizeof(c->error), "replies out of step with the pipeline");
+            return -1;
+        }
+        if (step == DB_PG_BATCH_DONE) {
+            db_pg_batch_t *b = pg_conn_pop(c);
+            db_reply_t reply;
+            db_pg_batch_reply(b, &reply);
+            pg_batch_complete(b, &reply);
+        }
+    }
+    return 0;
+}
+
+static int pg_conn_read(pg_conn_t *c)
+{
+    int consumed = PQconsumeInput(c->conn);
+    /* Results already received are delivered even when the connection just broke. */
+    if (pg_conn_drain(c) != 0)
+        return -1;
+    if (c->conn == NULL)
+        return 0; /* closed by a callback */
+    return consumed && PQstatus(c->conn) == CONNECTION_OK ? 0 : -1;
+}
+
+/* -------------------------------------------------------------- connecting ---- */
+
+/* The registry's statements are prepared as an internal batch; its reply makes the
+ * connection ready. */
 static void pg_on_prepared(void *data, const db_reply_t *reply)
 {
     pg_conn_t *c = data;
     if (reply->status == DB_OK) {
+        if (c->backoff_ms != 0)
+            pg_log(c, "connected", 0); /* the end of an outage that was logged */
         c->state = PG_READY;
         c->backoff_ms = 0;
-    } else if (reply->status == DB_ERR_QUERY) {
-        fprintf(stderr, "hydrant: postgres: preparing statements failed: %s\n", reply->message);
-        pg_mark_broken(c);
+        return;
     }
+    /* A failure from a reset or a close finds the connection down already; a statement the
+     * server refused (e.g. its table is not migrated yet) leaves it preparing. */
+    if (c->state != PG_PREPARING)
+        return;
+    if (c->backoff_ms == 0)
+        fprintf(stderr, "hydrant: postgres: connection %d: preparing statements failed: %s%s",
+                (int)(c - c->pool->conns), reply->message, strchr(reply->message, '\n') ? "" : "\n");
+    pg_conn_mark_broken(c);
 }
 
 static int pg_conn_send_prepares(pg_conn_t *c)
 {
-    pg_batch_t *b = calloc(1, sizeof(*b));
+    db_pg_batch_t *b = db_pg_batch_new(DB_STMT__COUNT);
     if (b == NULL)
         return -1;
     for (int id = 0; id < DB_STMT__COUNT; id++) {
         const db_stmt_def_t *s = db_stmt_get((db_stmt_id_t)id);
         if (!PQsendPrepare(c->conn, s->name, s->sql, s->nparams, NULL)) {
-            free(b);
+            db_pg_batch_free(b);
             return -1;
         }
     }
     if (!PQpipelineSync(c->conn)) {
-        free(b);
+        db_pg_batch_free(b);
         return -1;
     }
-    b->nqueries = DB_STMT__COUNT;
     b->cb = pg_on_prepared;
     b->data = c;
-    b->sent_at = pg_now(c->pool);
-    pg_conn_push(c, b);
+    b->sent_at = uv_now(c->pool->loop);
+    pg_conn_push(c, b); /* counted = 0: not the users' work */
     c->state = PG_PREPARING;
     return 0;
 }
 
 static void pg_conn_connected(pg_conn_t *c)
 {
-    if (PQsetnonblocking(c->conn, 1) != 0 || !PQenterPipelineMode(c->conn) || pg_conn_send_prepares(c) != 0) {
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
-        return;
-    }
-    int flushed = PQflush(c->conn);
-    if (flushed < 0 || pg_conn_watch(c, UV_READABLE | (flushed == 1 ? UV_WRITABLE : 0)) != 0)
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+    if (PQsetnonblocking(c->conn, 1) != 0 || !PQenterPipelineMode(c->conn) || pg_conn_send_prepares(c) != 0 ||
+        pg_conn_flush(c) != 0)
+        pg_conn_reset(c, DB_ERR_UNAVAILABLE, "cannot set up the pipeline", 1);
 }
 
-static void pg_conn_poll_connect(pg_conn_t *c)
+static void pg_conn_connect_step(pg_conn_t *c)
 {
+    int rc;
     switch (PQconnectPoll(c->conn)) {
     case PGRES_POLLING_READING:
-        if (pg_conn_watch(c, UV_READABLE) != 0)
-            pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+        rc = pg_conn_watch(c, UV_READABLE, 1);
         break;
     case PGRES_POLLING_WRITING:
-        if (pg_conn_watch(c, UV_WRITABLE) != 0)
-            pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+        rc = pg_conn_watch(c, UV_WRITABLE, 1);
         break;
     case PGRES_POLLING_OK:
         pg_conn_connected(c);
-        break;
+        return;
     default:
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+        rc = -1;
         break;
     }
+    if (rc != 0)
+        pg_conn_reset(c, DB_ERR_UNAVAILABLE, "cannot connect", 1);
+}
+
+static void pg_on_notice(void *arg, const char *message)
+{
+    /* The server's warnings, and its last word before closing a connection ("terminating
+     * connection due to administrator command"), in the server's log format. */
+    int len = (int)strcspn(message, "\n");
+    fprintf(stderr, "hydrant: postgres: %.*s\n", len, message);
 }
 
 static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
 {
-    const char *keys[] = {"dbname", "application_name", hostaddr != NULL ? "hostaddr" : NULL, NULL};
-    const char *values[] = {c->pool->conninfo, "hydrant", hostaddr, NULL};
-    c->conn = PQconnectStartParams(keys, values, 1);
+    /* Keywords before the expanded dbname are defaults the URL may override; those after it
+     * override the URL. Keepalives find a silently dead server while nothing is in flight. */
+    const char *keys[] = {"keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
+                          "application_name",
+                          hostaddr != NULL ? "hostaddr" : NULL,
+                          NULL};
+    const char *values[] = {"30", "10", "3", c->pool->conninfo, "hydrant", hostaddr, NULL};
     c->state = PG_CONNECTING;
-    c->connect_started = pg_now(c->pool);
-    if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD) {
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+    c->connect_started = uv_now(c->pool->loop);
+    c->conn = PQconnectStartParams(keys, values, 1);
+    if (c->conn == NULL) {
+        pg_conn_schedule_retry(c);
         return;
     }
-    pg_conn_poll_connect(c);
+    PQsetNoticeProcessor(c->conn, pg_on_notice, NULL);
+    /* As the libpq manual says: before the first PQconnectPoll, act as if it asked for
+     * writable (the connect() in progress completes when the socket turns writable). */
+    if (PQstatus(c->conn) == CONNECTION_BAD || pg_conn_watch(c, UV_WRITABLE, 1) != 0)
+        pg_conn_reset(c, DB_ERR_UNAVAILABLE, "cannot connect", 1);
 }
 
 static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -328,23 +487,24 @@ static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
         return;
     }
     if (addr[0] == '\0') {
-        c->state = PG_DOWN;
+        if (c->backoff_ms == 0)
+            fprintf(stderr, "hydrant: postgres: cannot resolve %s: %s\n", pool->resolve_host,
+                    status != 0 ? uv_strerror(status) : "no address");
         pg_conn_schedule_retry(c);
         return;
     }
     pg_conn_open(c, addr);
 }
 
-/* libpq resolves host names synchronously inside PQconnectPoll; to keep the loop free, a
- * host name is resolved here first (uv_getaddrinfo runs on libuv's thread pool) and
- * passed to libpq as hostaddr. */
+/* libpq would resolve a host name synchronously inside PQconnectPoll; to keep the loop free
+ * the name is resolved on libuv's thread pool and handed to libpq as hostaddr. */
 static void pg_conn_start(pg_conn_t *c)
 {
     db_pg_pool_t *pool = c->pool;
     if (pool->closing)
         return;
     c->broken = 0;
-    c->connect_started = pg_now(pool);
+    c->connect_started = uv_now(pool->loop);
     if (pool->resolve_host == NULL) {
         pg_conn_open(c, NULL);
         return;
@@ -354,142 +514,67 @@ static void pg_conn_start(pg_conn_t *c)
     c->state = PG_RESOLVING;
     if (uv_getaddrinfo(pool->loop, &c->dns, pg_on_resolved, pool->resolve_host, pool->resolve_port, &hints) !=
         0) {
-        c->state = PG_DOWN;
         pg_conn_schedule_retry(c);
         return;
     }
     pool->pending_dns++;
 }
 
-/* Fails every batch of the connection, closes it, and schedules a reconnect. */
-static void pg_conn_reset(pg_conn_t *c, db_status_t why)
-{
-    pg_batch_t *batches = c->head;
-    c->head = c->tail = NULL;
-    c->inflight = 0;
-    c->broken = 0;
-    pg_conn_unwatch(c);
-    if (c->conn != NULL) {
-        PQfinish(c->conn);
-        c->conn = NULL;
-    }
-    c->state = PG_DOWN;
-    pg_conn_schedule_retry(c);
-    while (batches != NULL) {
-        pg_batch_t *next = batches->next;
-        pg_batch_finish(c->pool, batches, c->pool->closing ? DB_ERR_CLOSED : why);
-        batches = next;
-    }
-}
-
-/* ------------------------------------------------------------ traffic ---- */
-
-/* Takes every complete result; returns -1 when the connection broke. */
-static int pg_conn_read(pg_conn_t *c)
-{
-    if (!PQconsumeInput(c->conn))
-        return -1;
-    while (c->conn != NULL && !PQisBusy(c->conn)) {
-        pg_batch_t *b = c->head;
-        if (b == NULL)
-            break; /* nothing expected: PQgetResult would return NULL forever */
-        PGresult *res = PQgetResult(c->conn);
-        if (res == NULL) {
-            if (++b->ended > b->nqueries)
-                return -1; /* out of step with the server: do not guess, reset */
-            continue;
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            pg_batch_finish(c->pool, pg_conn_pop(c), DB_OK);
-            continue;
-        }
-        if ((st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) && !b->failed) {
-            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            b->failed = 1;
-            snprintf(b->sqlstate, sizeof(b->sqlstate), "%s", code != NULL ? code : "");
-            snprintf(b->message, sizeof(b->message), "%s", PQresultErrorMessage(res));
-        }
-        if (st == PGRES_FATAL_ERROR && PQstatus(c->conn) == CONNECTION_BAD) {
-            PQclear(res);
-            return -1;
-        }
-        if (b->nresults < b->nqueries)
-            b->results[b->nresults++] = res;
-        else
-            PQclear(res);
-    }
-    return 0;
-}
-
-static int pg_conn_flush(pg_conn_t *c)
-{
-    int rc = PQflush(c->conn);
-    if (rc < 0)
-        return -1;
-    return pg_conn_watch(c, UV_READABLE | (rc == 1 ? UV_WRITABLE : 0));
-}
+/* ------------------------------------------------------------------- loop ---- */
 
 static void pg_on_poll(uv_poll_t *handle, int status, int events)
 {
     pg_conn_t *c = handle->data;
-    if (status < 0) {
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
-        return;
-    }
     if (c->state == PG_CONNECTING) {
-        pg_conn_poll_connect(c);
+        /* Even on a poll error: PQconnectPoll finds out what failed (refused, reset) and
+         * moves to the next address or gives up. */
+        pg_conn_connect_step(c);
         return;
     }
-    if ((events & UV_WRITABLE) && pg_conn_flush(c) != 0) {
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+    int ok = status == 0;
+    if (ok && (events & UV_WRITABLE))
+        ok = pg_conn_flush(c) == 0;
+    /* Read even after writable alone: a flush that could not finish reads what the server
+     * sent meanwhile into libpq's buffer, where no readable event would announce it. And
+     * even after a poll error (a reset socket): replies that arrived before it still reach
+     * their callers, and libpq learns why the connection ended. */
+    if (pg_conn_read(c) != 0)
+        ok = 0;
+    if (ok || c->conn == NULL) /* c->conn is NULL if a callback closed the pool */
         return;
-    }
-    if ((events & UV_READABLE) && c->conn != NULL && pg_conn_read(c) != 0)
-        pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+    if (status < 0 && c->error[0] == '\0' && PQstatus(c->conn) == CONNECTION_OK)
+        snprintf(c->error, sizeof(c->error), "socket error (reset by the server?)"); /* libuv says EBADF */
+    pg_conn_reset(c, DB_ERR_UNAVAILABLE, "connection lost", 1);
 }
 
-/* --------------------------------------------------------- timers ---- */
-
-static void pg_on_deferred(uv_timer_t *timer)
-{
-    db_pg_pool_t *pool = timer->data;
-    for (int i = 0; i < pool->nconns; i++)
-        if (pool->conns[i].broken)
-            pg_conn_reset(&pool->conns[i], DB_ERR_UNAVAILABLE);
-}
-
-static void pg_mark_broken(pg_conn_t *c)
-{
-    c->broken = 1;
-    uv_timer_start(&c->pool->deferred, pg_on_deferred, 0, 0);
-}
-
+/* Abandons connect attempts and batches that take too long. */
 static void pg_on_watchdog(uv_timer_t *timer)
 {
     db_pg_pool_t *pool = timer->data;
-    uint64_t now = pg_now(pool);
-    for (int i = 0; i < pool->nconns; i++) {
+    uint64_t now = uv_now(pool->loop);
+    for (int i = 0; i < pool->nconns && !pool->closing; i++) {
         pg_conn_t *c = &pool->conns[i];
         int connecting = c->state == PG_CONNECTING || c->state == PG_PREPARING;
-        if (connecting && now - c->connect_started > (uint64_t)pool->options.connect_timeout_ms)
-            pg_conn_reset(c, DB_ERR_UNAVAILABLE);
+        if (connecting && now - c->connect_started >= (uint64_t)pool->options.connect_timeout_ms)
+            pg_conn_reset(c, DB_ERR_UNAVAILABLE, "connect timeout", 0);
         else if (c->state == PG_READY && c->head != NULL &&
-                 now - c->head->sent_at > (uint64_t)pool->options.query_timeout_ms)
-            pg_conn_reset(c, DB_ERR_TIMEOUT);
+                 now - c->head->sent_at >= (uint64_t)pool->options.query_timeout_ms)
+            pg_conn_reset(c, DB_ERR_TIMEOUT, "query timeout, resetting the connection", 0);
     }
 }
 
-/* ------------------------------------------------------------- public ---- */
+/* ----------------------------------------------------------------- public ---- */
 
-/* Decides whether the host in the conninfo needs an asynchronous lookup. */
+/* Decides whether the host of the conninfo needs an asynchronous lookup: a single host name
+ * does; IP literals, socket directories and host lists (rare; libpq resolves those itself)
+ * do not. */
 static int pg_pool_find_host(db_pg_pool_t *pool)
 {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(pool->conninfo, &errmsg);
     if (opts == NULL) {
-        fprintf(stderr, "hydrant: database url: %s", errmsg != NULL ? errmsg : "cannot parse\n");
+        int len = errmsg != NULL ? (int)strcspn(errmsg, "\n") : 0;
+        fprintf(stderr, "hydrant: postgres: bad database url: %.*s\n", len, errmsg != NULL ? errmsg : "");
         PQfreemem(errmsg);
         return -1;
     }
@@ -502,41 +587,59 @@ static int pg_pool_find_host(db_pg_pool_t *pool)
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
     }
-    unsigned char buf[16];
+    unsigned char buf[sizeof(struct in6_addr)];
     int literal = host == NULL || host[0] == '/' || host[0] == '\0' || strchr(host, ',') != NULL ||
                   inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-    if (!literal && hostaddr == NULL) {
+    int rc = 0;
+    if (!literal && (hostaddr == NULL || hostaddr[0] == '\0')) {
         pool->resolve_host = strdup(host);
+        rc = pool->resolve_host != NULL ? 0 : -1;
         snprintf(pool->resolve_port, sizeof(pool->resolve_port), "%s",
-                 port != NULL && strchr(port, ',') == NULL ? port : "5432");
+                 port != NULL && port[0] != '\0' && strchr(port, ',') == NULL ? port : "5432");
     }
     PQconninfoFree(opts);
-    return 0;
+    return rc;
+}
+
+static void pg_pool_set_options(db_pg_pool_t *pool, const db_pg_options_t *options)
+{
+    pool->options = *options;
+    db_pg_options_t *o = &pool->options;
+    o->connections = o->connections < 1                    ? 1
+                     : o->connections > PG_MAX_CONNECTIONS ? PG_MAX_CONNECTIONS
+                                                           : o->connections;
+    if (o->max_in_flight <= 0)
+        o->max_in_flight = PG_DEFAULT_MAX_IN_FLIGHT;
+    if (o->query_timeout_ms <= 0)
+        o->query_timeout_ms = PG_DEFAULT_QUERY_TIMEOUT;
+    if (o->connect_timeout_ms <= 0)
+        o->connect_timeout_ms = PG_DEFAULT_CONN_TIMEOUT;
+    pool->nconns = o->connections;
 }
 
 db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
 {
+    if (loop == NULL || options == NULL)
+        return NULL;
     db_pg_pool_t *pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
         return NULL;
     pool->loop = loop;
-    pool->options = *options;
-    pool->nconns = options->connections > 0 ? options->connections : 1;
+    pg_pool_set_options(pool, options);
     pool->conninfo = strdup(options->conninfo != NULL ? options->conninfo : "");
     pool->conns = calloc((size_t)pool->nconns, sizeof(pg_conn_t));
     if (pool->conninfo == NULL || pool->conns == NULL || pg_pool_find_host(pool) != 0) {
-        free(pool->conninfo);
-        free(pool->conns);
-        free(pool->resolve_host);
-        free(pool);
+        pg_pool_free(pool);
         return NULL;
     }
     pool->options.conninfo = pool->conninfo;
+    pool->rng = (uint32_t)uv_hrtime() ^ (uint32_t)(uintptr_t)pool;
+    if (pool->rng == 0)
+        pool->rng = 0x9e3779b9u;
     uv_timer_init(loop, &pool->watchdog);
     uv_timer_init(loop, &pool->deferred);
     pool->watchdog.data = pool->deferred.data = pool;
     pool->open_handles = 2;
-    uv_timer_start(&pool->watchdog, pg_on_watchdog, PG_WATCHDOG_MS, PG_WATCHDOG_MS);
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         c->pool = pool;
@@ -544,9 +647,94 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
         uv_timer_init(loop, &c->retry);
         c->retry.data = c;
         pool->open_handles++;
-        pg_conn_start(c);
     }
+    uv_timer_start(&pool->watchdog, pg_on_watchdog, PG_WATCHDOG_MS, PG_WATCHDOG_MS);
+    for (int i = 0; i < pool->nconns; i++)
+        pg_conn_start(&pool->conns[i]);
     return pool;
+}
+
+static int pg_refuse(db_pg_pool_t *pool, db_status_t why)
+{
+    pool->last_error = why;
+    return -1;
+}
+
+/* Checks a batch against the registry before anything is sent, so that a bad batch never
+ * leaves half of itself in a pipeline. */
+static int pg_batch_valid(const db_query_t *queries, int nqueries)
+{
+    if (queries == NULL || nqueries < 1 || nqueries > DB_PG_MAX_BATCH)
+        return 0;
+    for (int i = 0; i < nqueries; i++) {
+        const db_query_t *q = &queries[i];
+        const db_stmt_def_t *s = db_stmt_get(q->stmt);
+        if (s == NULL || q->nparams != s->nparams)
+            return 0;
+        for (int p = 0; q->lengths != NULL && q->values != NULL && p < q->nparams; p++) {
+            /* Text parameters travel NUL-terminated: a NUL inside cannot be sent (and
+             * PostgreSQL text cannot hold one anyway). */
+            if (q->values[p] != NULL &&
+                (q->lengths[p] < 0 || memchr(q->values[p], '\0', (size_t)q->lengths[p])))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* Parameters given with lengths are not NUL-terminated; libpq wants text parameters that
+ * are, so those queries get NUL-terminated copies in one block. Returns the block (NULL
+ * when no copy is needed, and sets *failed when allocation failed). */
+static char *pg_copy_params(const db_query_t *queries, int nqueries, const char *const **views, int *failed)
+{
+    size_t bytes = 0, slots = 0;
+    for (int i = 0; i < nqueries; i++) {
+        views[i] = queries[i].values;
+        if (queries[i].lengths == NULL || queries[i].values == NULL)
+            continue;
+        slots += (size_t)queries[i].nparams;
+        for (int p = 0; p < queries[i].nparams; p++)
+            bytes += queries[i].values[p] != NULL ? (size_t)queries[i].lengths[p] + 1 : 0;
+    }
+    *failed = 0;
+    if (slots == 0)
+        return NULL;
+    char *block = malloc(slots * sizeof(char *) + bytes);
+    if (block == NULL) {
+        *failed = 1;
+        return NULL;
+    }
+    const char **slot = (const char **)(void *)block;
+    char *text = block + slots * sizeof(char *);
+    for (int i = 0; i < nqueries; i++) {
+        if (queries[i].lengths == NULL || queries[i].values == NULL)
+            continue;
+        views[i] = slot;
+        for (int p = 0; p < queries[i].nparams; p++, slot++) {
+            const char *v = queries[i].values[p];
+            if (v == NULL) {
+                *slot = NULL;
+                continue;
+            }
+            memcpy(text, v, (size_t)queries[i].lengths[p]);
+            text[queries[i].lengths[p]] = '\0';
+            *slot = text;
+            text += queries[i].lengths[p] + 1;
+        }
+    }
+    return block;
+}
+
+/* Queues the queries and one Sync in libpq (which copies the parameters). */
+static int pg_conn_send(pg_conn_t *c, const db_query_t *queries, const char *const *const *values,
+                        int nqueries)
+{
+    for (int i = 0; i < nqueries; i++) {
+        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
+        if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, values[i], NULL, NULL, 0))
+            return -1;
+    }
+    return PQpipelineSync(c->conn) ? 0 : -1;
 }
 
 static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
@@ -554,7 +742,7 @@ static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
     pg_conn_t *best = NULL;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
-        if (c->state == PG_READY && !c->broken && (best == NULL || c->inflight < best->inflight))
+        if (c->state == PG_READY && !c->broken && (best == NULL || c->queries < best->queries))
             best = c;
     }
     return best;
@@ -562,47 +750,40 @@ static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
 
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data)
 {
-    pg_conn_t *c = NULL;
     if (pool->closing)
-        pool->last_error = DB_ERR_CLOSED;
-    else if (pool->inflight >= pool->options.max_in_flight)
-        pool->last_error = DB_ERR_OVERLOADED;
-    else if (nqueries <= 0 || nqueries > DB_PG_MAX_BATCH || (c = pg_pool_pick(pool)) == NULL)
-        pool->last_error = DB_ERR_UNAVAILABLE;
-    pg_batch_t *b = c != NULL ? calloc(1, sizeof(*b)) : NULL;
-    if (b == NULL)
-        return -1;
-    for (int i = 0; i < nqueries; i++) {
-        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
-        if (s == NULL || queries[i].nparams != s->nparams) {
-            /* A programming error, refused before anything is sent. */
-            fprintf(stderr, "hydrant: postgres: bad query %d (statement %d)\n", i, (int)queries[i].stmt);
-            free(b);
-            pool->last_error = DB_ERR_UNAVAILABLE;
-            return -1;
-        }
+        return pg_refuse(pool, DB_ERR_CLOSED);
+    if (!pg_batch_valid(queries, nqueries))
+        return pg_refuse(pool, DB_ERR_QUERY);
+    if (pool->queries + nqueries > pool->options.max_in_flight)
+        return pg_refuse(pool, DB_ERR_OVERLOADED);
+    pg_conn_t *c = pg_pool_pick(pool);
+    if (c == NULL)
+        return pg_refuse(pool, DB_ERR_UNAVAILABLE);
+    const char *const *views[DB_PG_MAX_BATCH];
+    int copy_failed;
+    char *copies = pg_copy_params(queries, nqueries, views, &copy_failed);
+    db_pg_batch_t *b = copy_failed ? NULL : db_pg_batch_new(nqueries);
+    if (b == NULL) {
+        free(copies);
+        return pg_refuse(pool, DB_ERR_OVERLOADED); /* out of memory: shed load */
     }
-    for (int i = 0; i < nqueries; i++) {
-        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
-        if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, queries[i].values, queries[i].lengths,
-                                 NULL, 0))
-            goto broken;
+    int sent = pg_conn_send(c, queries, views, nqueries);
+    free(copies);
+    if (sent != 0) {
+        /* Part of the batch may sit in the pipeline without its Sync: the connection is out
+         * of step for good, and its earlier batches fail from the loop. */
+        db_pg_batch_free(b);
+        pg_conn_mark_broken(c);
+        return pg_refuse(pool, DB_ERR_UNAVAILABLE);
     }
-    if (!PQpipelineSync(c->conn))
-        goto broken;
     b->cb = cb;
     b->data = data;
-    b->nqueries = nqueries;
-    b->sent_at = pg_now(pool);
+    b->sent_at = uv_now(pool->loop);
+    b->counted = nqueries;
     pg_conn_push(c, b);
     if (pg_conn_flush(c) != 0)
-        pg_mark_broken(c); /* the batch fails from the deferred timer, not from here */
+        pg_conn_mark_broken(c); /* accepted: it fails from the loop, not from here */
     return 0;
-broken:
-    free(b);
-    pg_mark_broken(c);
-    pool->last_error = DB_ERR_UNAVAILABLE;
-    return -1;
 }
 
 db_status_t db_pg_last_error(const db_pg_pool_t *pool)
@@ -614,7 +795,7 @@ int db_pg_ready_connections(const db_pg_pool_t *pool)
 {
     int n = 0;
     for (int i = 0; i < pool->nconns; i++)
-        n += pool->conns[i].state == PG_READY;
+        n += pool->conns[i].state == PG_READY && !pool->conns[i].broken;
     return n;
 }
 
@@ -625,17 +806,28 @@ int db_pg_total_connections(const db_pg_pool_t *pool)
 
 void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *data)
 {
+    if (pool == NULL || pool->closing)
+        return;
     pool->closing = 1;
     pool->on_closed = on_closed;
     pool->closed_data = data;
+    uv_close((uv_handle_t *)&pool->watchdog, pg_on_timer_closed);
+    uv_close((uv_handle_t *)&pool->deferred, pg_on_timer_closed);
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         if (c->state == PG_RESOLVING)
-            uv_cancel((uv_req_t *)&c->dns);
-        pg_conn_reset(c, DB_ERR_CLOSED);
-        uv_close((uv_handle_t *)&c->retry, pg_on_handle_closed);
+            uv_cancel((uv_req_t *)&c->dns); /* a lookup already running ends later; pending_dns waits */
         c->retry.data = pool;
+        uv_close((uv_handle_t *)&c->retry, pg_on_timer_closed);
+        /* The batches are failed from pg_pool_maybe_finish, once the loop has closed every
+         * handle: never inside this call. */
+        db_pg_batch_t *batches = pg_conn_teardown(c);
+        if (batches != NULL) {
+            db_pg_batch_t *last = batches;
+            while (last->next != NULL)
+                last = last->next;
+            last->next = pool->orphans;
+            pool->orphans = batches;
+        }
     }
-    uv_close((uv_handle_t *)&pool->watchdog, pg_on_handle_closed);
-    uv_close((uv_handle_t *)&pool->deferred, pg_on_handle_closed);
 }

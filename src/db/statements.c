@@ -7,6 +7,7 @@
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0},
     [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1},
+    [DB_STMT_NOTIFY] = {"notify", "SELECT pg_notify($1, $2)", 2},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

@@ -1,0 +1,97 @@
+/*
+ * The replies of one pipeline segment. For a batch of n queries libpq hands out, in order:
+ * query 1's result, NULL, ..., query n's result, NULL, then PGRES_PIPELINE_SYNC. After a
+ * failing query (PGRES_FATAL_ERROR) the rest of the segment comes back as
+ * PGRES_PIPELINE_ABORTED, each followed by NULL as well. Anything else means the pool and
+ * the connection disagree about what is in flight, and guessing would hand one request's
+ * rows to another: the caller resets the connection instead.
+ */
+#include "db/pg_batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+db_pg_batch_t *db_pg_batch_new(int nqueries)
+{
+    if (nqueries < 1 || nqueries > DB_PG_MAX_BATCH)
+        return NULL;
+    db_pg_batch_t *b = calloc(1, sizeof(*b) + (size_t)nqueries * sizeof(b->results[0]));
+    if (b != NULL)
+        b->nqueries = nqueries;
+    return b;
+}
+
+static db_pg_batch_step_t pg_batch_take_sync(db_pg_batch_t *b, PGresult *res)
+{
+    PQclear(res);
+    return b->ended == b->nqueries ? DB_PG_BATCH_DONE : DB_PG_BATCH_BROKEN;
+}
+
+db_pg_batch_step_t db_pg_batch_take(db_pg_batch_t *b, PGresult *res)
+{
+    if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+        return pg_batch_take_sync(b, res);
+    if (b->ended >= b->nqueries) {
+        PQclear(res); /* more than the batch asked for */
+        return DB_PG_BATCH_BROKEN;
+    }
+    if (res == NULL) {
+        /* Every query yields at least one result before its NULL. */
+        if (b->results[b->ended] == NULL)
+            return DB_PG_BATCH_BROKEN;
+        b->ended++;
+        return DB_PG_BATCH_MORE;
+    }
+    if (b->results[b->ended] != NULL) {
+        /* A second result for one statement (only COPY or multi-statement text would do
+         * that, and prepared statements are single): keep the first. */
+        PQclear(res);
+        return DB_PG_BATCH_MORE;
+    }
+    b->results[b->ended] = res;
+    return DB_PG_BATCH_MORE;
+}
+
+db_status_t db_pg_sqlstate_status(const char *sqlstate)
+{
+    if (sqlstate == NULL)
+        return DB_ERR_QUERY;
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0)
+        return DB_ERR_UNAVAILABLE;
+    if (strcmp(sqlstate, "57014") == 0)
+        return DB_ERR_TIMEOUT;
+    return DB_ERR_QUERY;
+}
+
+void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
+{
+    *reply = (db_reply_t){.status = DB_OK, .results = b->results, .nresults = b->nqueries};
+    /* The failing statement explains the batch; the aborted ones after it do not. */
+    const PGresult *failed = NULL, *aborted = NULL;
+    for (int i = 0; i < b->nqueries && failed == NULL; i++) {
+        ExecStatusType st = PQresultStatus(b->results[i]);
+        if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR)
+            failed = b->results[i];
+        else if (st == PGRES_PIPELINE_ABORTED && aborted == NULL)
+            aborted = b->results[i];
+    }
+    const PGresult *first = failed != NULL ? failed : aborted;
+    if (first == NULL)
+        return;
+    const char *sqlstate = PQresultErrorField(first, PG_DIAG_SQLSTATE);
+    const char *message = PQresultErrorMessage(first);
+    *reply = (db_reply_t){
+        .status = db_pg_sqlstate_status(sqlstate),
+        .sqlstate = sqlstate != NULL ? sqlstate : "",
+        .message = message[0] != '\0' ? message : PQresStatus(PQresultStatus(first)),
+    };
+}
+
+void db_pg_batch_free(db_pg_batch_t *b)
+{
+    if (b == NULL)
+        return;
+    for (int i = 0; i < b->nqueries; i++)
+        PQclear(b->results[i]);
+    free(b);
+}
