@@ -347,7 +347,8 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
     if (db_pg_submit(r->loop->pg, queries, nqueries, http_pg_done, a) != 0) {
         http_request_release(r);
         free(a);
-        http_respond_db_error(r, DB_ERR_UNAVAILABLE);
+        http_respond_db_error(
+            r, db_pg_last_error(r->loop->pg)); /* overloaded or down: 503; invalid batch: 500 */
     }
 }
 
