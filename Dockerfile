@@ -15,6 +15,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY src ./src
 COPY tests ./tests
+COPY bench ./bench
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHYDRANT_TESTS=OFF \
  && cmake --build build -j"$(nproc)" \
  && strip build/hydrant
@@ -25,7 +26,7 @@ FROM debian:bookworm-slim
 # plus ca-certificates for outgoing TLS and curl for the health check.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libh2o0.13 libuv1 libpq5 libhiredis0.14 libjansson4 libyaml-0-2 libssl3 \
+      libh2o0.13 libuv1 libpq5 libhiredis0.14 libjansson4 libyaml-0-2 libssl3 libcurl4 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /opt/hydrant --shell /usr/sbin/nologin hydrant
@@ -33,6 +34,7 @@ COPY --from=build /src/build/hydrant /usr/local/bin/hydrant
 WORKDIR /opt/hydrant
 COPY h2o.conf ./h2o.conf
 COPY migrations ./migrations
+COPY templates ./templates
 COPY docs ./docs
 RUN mkdir -p /opt/hydrant/uploads && chown hydrant:hydrant /opt/hydrant/uploads
 USER hydrant

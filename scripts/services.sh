@@ -117,9 +117,15 @@ case "$cmd" in
     [ -f "$dir/redis/port" ] && redis-cli -p "$(cat "$dir/redis/port")" ping >/dev/null 2>&1 && echo "redis: running" || echo "redis: stopped"
     [ -f "$dir/smtp/pid" ] && kill -0 "$(cat "$dir/smtp/pid")" 2>/dev/null && echo "smtp: running" || echo "smtp: stopped"
     ;;
+  pg-only)
+    [ $# -eq 3 ] || die "usage: services.sh pg-only DIR PG_PORT"
+    pg_start "$dir" "$3"
+    ;;
   pg-stop) pg_stop "$dir" ;;
   pg-start) pg_start "$dir" "$(cat "$dir/pg/port")" ;;
   redis-stop) redis_stop "$dir" ;;
   redis-start) redis_start "$dir" "$(cat "$dir/redis/port")" ;;
+  smtp-stop) smtp_stop "$dir" ;;
+  smtp-start) smtp_start "$dir" "$(cat "$dir/smtp/port")" ;;
   *) die "unknown command $cmd" ;;
 esac

@@ -54,9 +54,11 @@ typedef struct {
 } cfg_auth_t;
 
 typedef struct {
-    char *url;      /* smtp://host:port, smtps://..., may carry user:pass@ */
-    char *from;     /* default "hydrant <no-reply@localhost>" */
-    int timeout_ms; /* default 10000 */
+    char *url;           /* smtp://host:port, smtps://..., may carry user:pass@ */
+    char *from;          /* default "hydrant <no-reply@localhost>" */
+    int timeout_ms;      /* default 10000 */
+    char *templates_dir; /* default "templates/email" */
+    int starttls;        /* smtp:// only: 0 never, 1 when offered (default), 2 required */
 } cfg_smtp_t;
 
 typedef struct {
@@ -66,11 +68,16 @@ typedef struct {
 } cfg_uploads_t;
 
 typedef struct {
-    int workers_short;  /* default 2 */
-    int workers_medium; /* default 1 */
-    int workers_long;   /* default 1 */
-    int lease_s;        /* default 60 */
-    int enabled;        /* run workers inside `serve` (default 1) */
+    int workers_short;       /* default 2 */
+    int workers_medium;      /* default 1 */
+    int workers_long;        /* default 1 */
+    int lease_s;             /* default 60 */
+    int enabled;             /* run workers inside `serve` (default 1) */
+    int batch_size;          /* most jobs one worker claims at once (default 64) */
+    int poll_ms;             /* fallback poll when no notification arrives (default 1000) */
+    int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter (default 2000) */
+    int retry_max_ms;        /* cap of the retry delay (default 1 hour) */
+    int shutdown_timeout_ms; /* how long running jobs may finish on shutdown (default 10000) */
 } cfg_jobs_t;
 
 typedef struct {

@@ -44,7 +44,18 @@ typedef enum {
     PG_READY,
 } pg_state_t;
 
+/* Whether a registry statement is prepared on a connection. */
+enum { PG_STMT_MISSING = 0, PG_STMT_IN_FLIGHT, PG_STMT_PREPARED };
+
+struct pg_conn;
+/* Identifies one statement's preparation for its reply (no allocation needed). */
 typedef struct {
+    struct pg_conn *conn;
+    int id;
+    unsigned generation; /* of the connection it was sent on */
+} pg_prepare_ref_t;
+
+typedef struct pg_conn {
     db_pg_pool_t *pool;
     PGconn *conn;
     uv_poll_t *poll; /* heap: a replaced handle may still be closing while the next one runs */
@@ -59,6 +70,10 @@ typedef struct {
     char error[160]; /* why the connection broke, when libpq said it in a result */
     uv_timer_t retry;
     uv_getaddrinfo_t dns;
+    unsigned generation; /* bumped on every new session */
+    int prepares_pending;
+    unsigned char prepared[DB_STMT__COUNT];
+    pg_prepare_ref_t prepare_refs[DB_STMT__COUNT];
 } pg_conn_t;
 
 struct db_pg_pool {
@@ -77,6 +92,7 @@ struct db_pg_pool {
     int open_handles;
     int pending_dns;
     int closing;
+    unsigned char missing_logged[DB_STMT__COUNT];
     db_pg_batch_t *orphans; /* batches cut off by close, failed once every handle is closed */
     void (*on_closed)(void *data);
     void *closed_data;
@@ -365,49 +381,70 @@ static int pg_conn_read(pg_conn_t *c)
 
 /* -------------------------------------------------------------- connecting ---- */
 
-/* The registry's statements are prepared as an internal batch; its reply makes the
- * connection ready. */
-static void pg_on_prepared(void *data, const db_reply_t *reply)
+/* Each registry statement is prepared in a pipeline segment of its own, so that one the
+ * server refuses (its table not migrated yet, say) fails alone: the connection becomes
+ * ready when every preparation has answered, and a statement left unprepared is prepared
+ * again in front of the next batch that uses it (until then those batches fail, the others
+ * are served). */
+static void pg_conn_ready(pg_conn_t *c)
 {
-    pg_conn_t *c = data;
+    if (c->backoff_ms != 0)
+        pg_log(c, "connected", 0); /* the end of an outage that was logged */
+    c->state = PG_READY;
+    c->backoff_ms = 0;
+}
+
+static void pg_on_stmt_prepared(void *data, const db_reply_t *reply)
+{
+    pg_prepare_ref_t *ref = data;
+    pg_conn_t *c = ref->conn;
+    if (ref->generation != c->generation || c->conn == NULL)
+        return; /* a reply from a session that has ended */
+    db_pg_pool_t *pool = c->pool;
+    c->prepared[ref->id] = reply->status == DB_OK ? PG_STMT_PREPARED : PG_STMT_MISSING;
     if (reply->status == DB_OK) {
-        if (c->backoff_ms != 0)
-            pg_log(c, "connected", 0); /* the end of an outage that was logged */
-        c->state = PG_READY;
-        c->backoff_ms = 0;
-        return;
+        pool->missing_logged[ref->id] = 0;
+    } else if (reply->status == DB_ERR_QUERY && !pool->missing_logged[ref->id]) {
+        pool->missing_logged[ref->id] = 1;
+        fprintf(
+            stderr,
+            "hydrant: postgres: statement %s cannot be prepared (queries using it fail until it can): %s%s",
+            db_stmt_get((db_stmt_id_t)ref->id)->name, reply->message,
+            strchr(reply->message, '\n') ? "" : "\n");
     }
-    /* A failure from a reset or a close finds the connection down already; a statement the
-     * server refused (e.g. its table is not migrated yet) leaves it preparing. */
-    if (c->state != PG_PREPARING)
-        return;
-    if (c->backoff_ms == 0)
-        fprintf(stderr, "hydrant: postgres: connection %d: preparing statements failed: %s%s",
-                (int)(c - c->pool->conns), reply->message, strchr(reply->message, '\n') ? "" : "\n");
-    pg_conn_mark_broken(c);
+    if (c->state == PG_PREPARING && --c->prepares_pending == 0)
+        pg_conn_ready(c);
+}
+
+/* Queues the preparation of one statement as its own segment. */
+static int pg_conn_send_prepare(pg_conn_t *c, int id)
+{
+    const db_stmt_def_t *s = db_stmt_get((db_stmt_id_t)id);
+    db_pg_batch_t *b = db_pg_batch_new(1);
+    if (b == NULL)
+        return -1;
+    if (!PQsendPrepare(c->conn, s->name, s->sql, s->nparams, NULL) || !PQpipelineSync(c->conn)) {
+        db_pg_batch_free(b);
+        return -1;
+    }
+    c->prepare_refs[id] = (pg_prepare_ref_t){c, id, c->generation};
+    c->prepared[id] = PG_STMT_IN_FLIGHT;
+    b->cb = pg_on_stmt_prepared;
+    b->data = &c->prepare_refs[id];
+    b->sent_at = uv_now(c->pool->loop);
+    pg_conn_push(c, b); /* counted = 0: not the users' work */
+    return 0;
 }
 
 static int pg_conn_send_prepares(pg_conn_t *c)
 {
-    db_pg_batch_t *b = db_pg_batch_new(DB_STMT__COUNT);
-    if (b == NULL)
-        return -1;
-    for (int id = 0; id < DB_STMT__COUNT; id++) {
-        const db_stmt_def_t *s = db_stmt_get((db_stmt_id_t)id);
-        if (!PQsendPrepare(c->conn, s->name, s->sql, s->nparams, NULL)) {
-            db_pg_batch_free(b);
-            return -1;
-        }
-    }
-    if (!PQpipelineSync(c->conn)) {
-        db_pg_batch_free(b);
-        return -1;
-    }
-    b->cb = pg_on_prepared;
-    b->data = c;
-    b->sent_at = uv_now(c->pool->loop);
-    pg_conn_push(c, b); /* counted = 0: not the users' work */
+    c->generation++;
+    memset(c->prepared, PG_STMT_MISSING, sizeof(c->prepared));
     c->state = PG_PREPARING;
+    c->prepares_pending = DB_STMT__COUNT;
+    for (int id = 0; id < DB_STMT__COUNT; id++)
+        if (pg_conn_send_prepare(c, id) != 0)
+            return -1;
     return 0;
 }
 
@@ -729,6 +766,9 @@ static char *pg_copy_params(const db_query_t *queries, int nqueries, const char 
 static int pg_conn_send(pg_conn_t *c, const db_query_t *queries, const char *const *const *values,
                         int nqueries)
 {
+    for (int i = 0; i < nqueries; i++)
+        if (c->prepared[queries[i].stmt] == PG_STMT_MISSING && pg_conn_send_prepare(c, queries[i].stmt) != 0)
+            return -1;
     for (int i = 0; i < nqueries; i++) {
         const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
         if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, values[i], NULL, NULL, 0))

@@ -1,13 +1,146 @@
 /*
- * Every SQL statement the server runs on its event loops, in one table. Each is prepared
- * on every pipelined connection when it connects, and referred to by its id.
+ * Every SQL statement the server runs, in one table. Each is prepared on every pipelined
+ * connection when it connects (and the job statements on each worker's connection), and
+ * referred to by its id.
  */
 #include "db/db.h"
+
+/* RFC 3339 UTC with milliseconds, as the contract writes timestamps. */
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The contract's Job object, built by PostgreSQL so that handlers pass it through. */
+#define JOB_JSON                                                                                             \
+    "json_build_object('id', id, 'kind', kind, 'queue', queue, 'state', state, 'attempt', attempt, "         \
+    "'max_attempts', max_attempts, 'error', error, 'result', result, 'created_at', " TS(                     \
+        "created_at") ", "                                                                                   \
+                      "'run_at', " TS("run_at") ", 'started_at', " TS("started_at") ", 'finished_at', " TS(  \
+                          "finished_at") ")::text"
+
+/* Cursor of a job list: created_at in UTC to the microsecond, and the id. */
+#define JOB_CURSOR "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), id"
 
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0},
     [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1},
     [DB_STMT_NOTIFY] = {"notify", "SELECT pg_notify($1, $2)", 2},
+
+    /* $1 kind, $2 queue, $3 payload, $4 owner or NULL, $5 unique key or NULL, $6 run_at or NULL
+     * (now), $7 max_attempts or NULL (5), $8 priority or NULL (0). No row when the unique key
+     * is taken by a pending job. The notification is sent when the caller's batch commits. */
+    [DB_STMT_JOB_ENQUEUE] =
+        {"job_enqueue",
+         "INSERT INTO jobs (kind, queue, payload, owner_id, unique_key, run_at, max_attempts, "
+         "priority) VALUES ($1, $2, $3::jsonb, $4::uuid, $5, coalesce($6::timestamptz, now()), "
+         "coalesce($7::int, 5), coalesce($8::smallint, 0)) "
+         "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', "
+         "'running', 'retrying') DO NOTHING "
+         "RETURNING id, pg_notify('hydrant_jobs', queue)",
+         8},
+
+    /* $1 queue, $2 how many, $3 lease owner, $4 lease seconds. Returns id, kind, payload,
+     * attempt, max_attempts, seconds from run_at to now (start delay). */
+    [DB_STMT_JOB_CLAIM] =
+        {"job_claim",
+         "WITH due AS (SELECT id FROM jobs WHERE queue = $1 AND state IN ('queued', 'retrying') "
+         "AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+         "UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, lease_owner = $3, "
+         "lease_expires_at = now() + make_interval(secs => $4::int), started_at = now(), "
+         "updated_at = now() FROM due WHERE j.id = due.id "
+         "RETURNING j.id, j.kind, j.payload::text, j.attempt, j.max_attempts, "
+         "extract(epoch FROM now() - j.run_at)::float8",
+         4},
+
+    /* $1 lease owner, $2 a JSON array of {id, attempt, state, result, error, delay_ms}; state
+     * is succeeded, retrying (run again after delay_ms), dead, failed, or queued (released:
+     * the attempt is given back, and idle workers are woken). A job whose lease was lost
+     * meanwhile is left alone. A
+     * succeeded job's payload loses its "token" (emails carry one-time tokens). */
+    [DB_STMT_JOB_FINISH] =
+        {"job_finish",
+         "UPDATE jobs j SET state = r.state, result = r.result, error = r.error, "
+         "run_at = CASE WHEN r.state = 'retrying' THEN now() + make_interval(secs => "
+         "coalesce(r.delay_ms, 0) / 1000.0) ELSE j.run_at END, "
+         "finished_at = CASE WHEN r.state IN ('succeeded', 'dead', 'failed') THEN now() END, "
+         "attempt = CASE WHEN r.state = 'queued' THEN j.attempt - 1 ELSE j.attempt END, "
+         "payload = CASE WHEN r.state = 'succeeded' THEN j.payload - 'token' ELSE j.payload END, "
+         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
+         "FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, attempt int, state text, result jsonb, "
+         "error text, delay_ms bigint) "
+         "WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease_owner = $1 AND j.state = 'running' "
+         "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END",
+         2},
+
+    /* $1 the live lease owners (text array), $2 lease seconds. */
+    [DB_STMT_JOB_EXTEND] = {"job_extend",
+                            "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2::int) "
+                            "WHERE state = 'running' AND lease_owner = ANY($1::text[])",
+                            2},
+
+    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts. */
+    [DB_STMT_JOB_REAP] =
+        {"job_reap",
+         "WITH lost AS (SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < now() "
+         "ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED), "
+         "moved AS (UPDATE jobs j SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' "
+         "ELSE 'retrying' END, error = 'lease expired: the worker running it was lost', "
+         "finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END, run_at = now(), "
+         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() FROM lost "
+         "WHERE j.id = lost.id RETURNING j.queue) "
+         "SELECT q, count, pg_notify('hydrant_jobs', q) FROM (SELECT queue AS q, count(*) AS count "
+         "FROM moved GROUP BY queue) s",
+         0},
+
+    /* $1 queue. NULL when nothing is waiting. */
+    [DB_STMT_JOB_NEXT_DUE] = {"job_next_due",
+                              "SELECT (extract(epoch FROM min(run_at) - now()) * 1000)::float8 FROM jobs "
+                              "WHERE queue = $1 AND state IN ('queued', 'retrying')",
+                              1},
+
+    /* $1 id, $2 owner or NULL (anybody's). */
+    [DB_STMT_JOB_GET] = {"job_get",
+                         "SELECT " JOB_JSON ", owner_id FROM jobs WHERE id = $1::uuid "
+                         "AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
+                         2},
+
+    /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 and $6 the cursor (the
+     * last row's created_at and id) or NULL. Returns the JSON, then the row's cursor parts. */
+    [DB_STMT_JOB_LIST] =
+        {"job_list",
+         "SELECT " JOB_JSON ", " JOB_CURSOR " FROM jobs WHERE ($1::text IS NULL OR state = $1) "
+         "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
+         "AND ($5::timestamp IS NULL OR (created_at, id) < ($5::timestamp AT TIME ZONE 'UTC', "
+         "$6::uuid)) ORDER BY created_at DESC, id DESC LIMIT $4::int",
+         6},
+
+    /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs). */
+    [DB_STMT_JOB_CANCEL] = {"job_cancel",
+                            "UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now() "
+                            "WHERE id = $1::uuid AND state IN ('queued', 'retrying') "
+                            "AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING " JOB_JSON,
+                            2},
+
+    /* $1 id. No row unless the job is failed or dead. */
+    [DB_STMT_JOB_RETRY] = {"job_retry",
+                           "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, "
+                           "result = NULL, started_at = NULL, finished_at = NULL, updated_at = now() "
+                           "WHERE id = $1::uuid AND state IN ('failed', 'dead') "
+                           "RETURNING " JOB_JSON ", pg_notify('hydrant_jobs', queue)",
+                           1},
+
+    /* $1 a lease owner prefix (one process): a stopping process gives its unfinished jobs
+     * back (attempt returned). */
+    [DB_STMT_JOB_RELEASE] = {"job_release",
+                             "UPDATE jobs SET state = 'queued', attempt = greatest(attempt - 1, 0), "
+                             "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
+                             "WHERE state = 'running' AND starts_with(lease_owner, $1) "
+                             "RETURNING id, pg_notify('hydrant_jobs', queue)",
+                             1},
+
+    [DB_STMT_JOB_DEPTH] =
+        {"job_depth",
+         "SELECT queue, state, count(*) FROM jobs WHERE state IN ('queued', 'retrying', 'running') "
+         "GROUP BY queue, state",
+         0},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

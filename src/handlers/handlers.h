@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
 
 typedef struct {
     const cfg_t *cfg;
@@ -16,6 +17,7 @@ typedef struct {
     char *openapi_json; /* docs/openapi.yaml converted once to JSON */
     size_t openapi_len;
     const http_server_t *server; /* for process-wide views (metrics) */
+    const jobs_pool_t *jobs;     /* this process's workers, or NULL (metrics) */
 } handlers_app_t;
 
 /* Loads what the handlers need (the OpenAPI document, the host name). */

@@ -117,7 +117,32 @@ static void ops_render_backends(http_buf_t *out, const http_server_t *server)
                     pg_ready, pg_total, redis_ready, server->nloops, server->nloops);
 }
 
-static void ops_metrics(http_request_t *r)
+/* Queue depth from the shared database, so the gauges are right whichever process runs the
+ * workers. reply is NULL (or failed) when the database cannot answer: the gauges are left
+ * out and the rest is still served. */
+static void ops_render_job_depth(http_buf_t *out, const db_reply_t *reply)
+{
+    static const char *const states[] = {"queued", "retrying", "running"};
+    long depth[JOBS_NQUEUES][3] = {{0}};
+    if (reply == NULL || reply->status != DB_OK)
+        return;
+    PGresult *res = reply->results[0];
+    for (int i = 0; i < PQntuples(res); i++) {
+        int q = jobs_queue_parse(PQgetvalue(res, i, 0));
+        for (int s = 0; s < 3 && q >= 0; s++)
+            if (strcmp(PQgetvalue(res, i, 1), states[s]) == 0)
+                depth[q][s] = atol(PQgetvalue(res, i, 2));
+    }
+    http_buf_printf(out,
+                    "# HELP hydrant_jobs_depth Jobs waiting or running, by queue and state (all processes).\n"
+                    "# TYPE hydrant_jobs_depth gauge\n");
+    for (int q = 0; q < JOBS_NQUEUES; q++)
+        for (int s = 0; s < 3; s++)
+            http_buf_printf(out, "hydrant_jobs_depth{queue=\"%s\",state=\"%s\"} %ld\n",
+                            jobs_queue_name((jobs_queue_t)q), states[s], depth[q][s]);
+}
+
+static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
 {
     const handlers_app_t *app = r->app;
     const http_server_t *server = app->server;
@@ -127,12 +152,34 @@ static void ops_metrics(http_request_t *r)
     http_buf_t out = {0};
     http_metrics_render(&out, server->router, shards, server->nloops);
     ops_render_backends(&out, server);
+    ops_render_job_depth(&out, reply);
+    char *jobs = jobs_pool_metrics_text(app->jobs);
+    if (jobs != NULL)
+        http_buf_printf(&out, "%s", jobs);
+    free(jobs);
     if (out.data == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
     http_respond_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     http_buf_free(&out);
+}
+
+static void ops_metrics_depth_done(void *data, const db_reply_t *reply)
+{
+    http_request_t *r = data;
+    ops_metrics_answer(r, reply);
+    http_request_release(r);
+}
+
+static void ops_metrics(http_request_t *r)
+{
+    db_query_t depth = {.stmt = DB_STMT_JOB_DEPTH};
+    http_request_retain(r);
+    if (r->loop->pg == NULL || db_pg_submit(r->loop->pg, &depth, 1, ops_metrics_depth_done, r) != 0) {
+        http_request_release(r);
+        ops_metrics_answer(r, NULL);
+    }
 }
 
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen)

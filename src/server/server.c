@@ -30,6 +30,7 @@ typedef struct {
     db_pg_options_t pg_options;
     db_redis_options_t redis_options;
     uv_signal_t sigterm, sigint;
+    jobs_pool_t *jobs;
 } srv_t;
 
 static void srv_configure_h2o(srv_t *srv)
@@ -76,6 +77,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
     if (handlers_app_init(&srv->app, cfg, err, errlen) != 0)
         return -1;
     srv->app.server = &srv->http;
+    srv->app.jobs = srv->jobs;
     srv->http.app = &srv->app;
     srv->http.json_limits = (http_json_limits_t){
         .max_bytes = (size_t)cfg->limits.max_body,
@@ -233,23 +235,28 @@ static void srv_cleanup(srv_t *srv)
         close(srv->http.access_log_fd);
 }
 
-int srv_run(const cfg_t *cfg)
+int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
 {
     srv_t *srv = calloc(1, sizeof(*srv));
     char err[SRV_ERR_LEN] = "out of memory";
     int rc = 1;
     if (srv == NULL) {
         fprintf(stderr, "hydrant: %s\n", err);
+        jobs_pool_stop(jobs);
+        jobs_pool_free(jobs);
         return 1;
     }
+    srv->jobs = jobs;
     signal(SIGPIPE, SIG_IGN);
     srv->cfg = cfg;
     srv->nloops = cfg->num_threads > 0 ? cfg->num_threads : 1;
     srv->loops = calloc((size_t)srv->nloops, sizeof(srv_loop_t));
     srv->http_loops = calloc((size_t)srv->nloops, sizeof(http_loop_t *));
     srv->http.access_log_fd = -1;
-    if (srv->loops == NULL || srv->http_loops == NULL)
+    if (srv->loops == NULL || srv->http_loops == NULL) {
+        jobs_pool_stop(jobs);
         goto out;
+    }
     for (int t = 0; t < srv->nloops; t++)
         srv->http_loops[t] = &srv->loops[t].http;
     srv->http.loops = srv->http_loops;
@@ -267,10 +274,13 @@ int srv_run(const cfg_t *cfg)
         uv_loop_close(&main_loop);
         rc = 0;
     }
+    /* The loops drain on their threads meanwhile. */
+    jobs_pool_stop(jobs);
     for (int t = 0; t < srv->nstarted; t++)
         srv_loop_join(&srv->loops[t]);
     fprintf(stderr, "hydrant: stopped\n");
 out:
+    jobs_pool_free(jobs);
     srv_cleanup(srv);
     free(srv);
     return rc;

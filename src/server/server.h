@@ -12,10 +12,13 @@
 
 #include "config/config.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
 
 /* Runs the server until SIGTERM/SIGINT and a graceful drain. Returns the process exit code
- * (0 after a clean shutdown). Start-up failures are printed to stderr. */
-int srv_run(const cfg_t *cfg);
+ * (0 after a clean shutdown). Start-up failures are printed to stderr. jobs (may be NULL) is
+ * this process's worker pool: its metrics are served, and it is stopped (and freed) together
+ * with the loops. */
+int srv_run(const cfg_t *cfg, jobs_pool_t *jobs);
 
 /* A listening TCP socket bound to host:port, with SO_REUSEPORT so that every loop thread
  * can own one. Returns the fd or -1 with a message. */

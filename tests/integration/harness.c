@@ -86,8 +86,9 @@ static char **harness_build_env(const harness_server_t *s, const char *const *ex
     HARNESS_SET("HYDRANT_TLS_KEY=%s/key.pem", tls);
     HARNESS_SET("HYDRANT_OPENAPI_FILE=%s/docs/openapi.yaml", src);
     HARNESS_SET("HYDRANT_MIGRATIONS_DIR=%s/migrations", src);
+    HARNESS_SET("HYDRANT_SMTP_TEMPLATES_DIR=%s/templates/email", src);
     HARNESS_SET("HYDRANT_JWT_SECRET=integration-test-secret-0123456789abcdef");
-    if (s != NULL) {
+    if (s != NULL && s->tls_port > 0) {
         HARNESS_SET("HYDRANT_LISTEN_TLS=127.0.0.1:%d", s->tls_port);
         HARNESS_SET("HYDRANT_LISTEN_HTTP=127.0.0.1:%d", s->http_port);
         HARNESS_SET("HYDRANT_ACCESS_LOG=%s", s->log_path);
@@ -205,6 +206,29 @@ int harness_server_start(harness_server_t *s, const char *const *extra_env)
     harness_system("cat %s >&2", s->stderr_path);
     harness_server_stop(s);
     return -1;
+}
+
+PGresult *harness_sql(PGconn *conn, const char *query, int nparams, const char *const *values)
+{
+    PGresult *res = PQexecParams(conn, query, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "%s: %s", query, PQerrorMessage(conn));
+        abort(); /* cmocka reports the test as failed */
+    }
+    return res;
+}
+
+int harness_worker_start(harness_server_t *s, const char *const *extra_env)
+{
+    memset(s, 0, sizeof(*s));
+    const char *dir = harness_env("HYDRANT_TEST_SERVICES_DIR");
+    if (harness_run_hydrant(NULL, 0, extra_env, "migrate up") != 0)
+        return -1;
+    static int count;
+    snprintf(s->stderr_path, sizeof(s->stderr_path), "%s/worker-%d-%d.err", dir, getpid(), ++count);
+    s->pid = harness_spawn(harness_build_env(s, extra_env), "worker", s->stderr_path);
+    return s->pid > 0 ? 0 : -1;
 }
 
 int harness_server_alive(harness_server_t *s)

@@ -5,6 +5,7 @@
 #ifndef HYDRANT_TEST_HARNESS_H
 #define HYDRANT_TEST_HARNESS_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -19,6 +20,10 @@ int harness_free_port(void);
 
 /* Runs a shell command; returns its exit status (or -1). */
 int harness_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs a parameterised statement on a test's own blocking connection; a failure fails the
+ * test. PQclear the result. */
+PGresult *harness_sql(PGconn *conn, const char *query, int nparams, const char *const *values);
 
 /* ---- a hydrant process ---- */
 
@@ -36,6 +41,9 @@ typedef struct {
  * the migrations; extra_env is a NULL-terminated list of "NAME=value" (may be NULL).
  * Waits until /health/live answers. Returns 0 or -1. */
 int harness_server_start(harness_server_t *s, const char *const *extra_env);
+/* Starts `hydrant worker` (job workers only) the same way, after the migrations; does not
+ * wait for anything. Stop it with harness_server_stop. */
+int harness_worker_start(harness_server_t *s, const char *const *extra_env);
 /* SIGTERM, then waits (bounded). Returns the exit status, or -1 if it had to be killed or
  * died from a signal. */
 int harness_server_stop(harness_server_t *s);

@@ -234,6 +234,36 @@ static void test_ping(void **state)
     close_pool(pool);
 }
 
+/* This database has no migrations: statements on missing tables fail alone, the others
+ * are served, and once the table exists the statement is prepared at its next use. */
+static void test_statement_on_missing_table_fails_alone(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect();
+    admin_exec(admin, "DROP TABLE IF EXISTS jobs");
+    db_pg_pool_t *pool = ready_pool(1);
+    db_query_t depth = {.stmt = DB_STMT_JOB_DEPTH};
+    db_query_t ping = {.stmt = DB_STMT_PING};
+    reply_t failed = {0}, ok = {0};
+    assert_int_equal(db_pg_submit(pool, &depth, 1, on_reply, &failed), 0);
+    assert_int_equal(db_pg_submit(pool, &ping, 1, on_reply, &ok), 0);
+    run_until(&ok.done, 1, 5000);
+    run_until(&failed.done, 1, 5000);
+    assert_int_equal(failed.by_status[DB_ERR_QUERY], 1);
+    assert_string_equal(failed.sqlstate, "26000"); /* prepared statement does not exist */
+    assert_int_equal(ok.by_status[DB_OK], 1);
+    admin_exec(admin, "CREATE TABLE jobs (queue text, state text)");
+    admin_exec(admin, "INSERT INTO jobs VALUES ('short', 'queued')");
+    reply_t later = {0};
+    assert_int_equal(db_pg_submit(pool, &depth, 1, on_reply, &later), 0);
+    run_until(&later.done, 1, 5000);
+    assert_int_equal(later.by_status[DB_OK], 1);
+    assert_string_equal(later.values[0], "short");
+    close_pool(pool);
+    admin_exec(admin, "DROP TABLE jobs");
+    PQfinish(admin);
+}
+
 static void test_batch_results_in_order(void **state)
 {
     (void)state;
@@ -789,6 +819,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_on_missing_table_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_results_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parameters_with_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thousand_batches_at_once, setup, teardown),

@@ -1,0 +1,97 @@
+/*
+ * `hydrant jobs list | retry | cancel`: operators' view of the queue, over a blocking
+ * connection (the command line, never a loop). Jobs are printed as the contract's Job JSON,
+ * one per line, so the output pipes into jq.
+ */
+#include "jobs/jobs_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define JOBS_CLI_NOT_FOUND 3
+
+static PGconn *jobs_cli_connect(const char *conninfo, FILE *err)
+{
+    char msg[400];
+    PGconn *conn = jobs_pg_connect(conninfo, "hydrant-cli", msg, sizeof(msg));
+    if (conn == NULL)
+        fprintf(err, "hydrant: %s\n", msg);
+    return conn;
+}
+
+/* A UUID in its canonical text form; anything else is refused before reaching SQL. */
+static int jobs_cli_uuid_valid(const char *id)
+{
+    if (strlen(id) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        char c = id[i];
+        int hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (dash ? c != '-' : !hex)
+            return 0;
+    }
+    return 1;
+}
+
+int jobs_cli_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
+{
+    if ((state != NULL && !jobs_state_valid(state)) || (queue != NULL && jobs_queue_parse(queue) < 0) ||
+        limit < 1 || limit > 100000) {
+        fprintf(err, "hydrant: jobs list: unknown state or queue, or limit outside 1..100000\n");
+        return 2;
+    }
+    PGconn *conn = jobs_cli_connect(conninfo, err);
+    if (conn == NULL)
+        return 1;
+    char limit_text[16];
+    snprintf(limit_text, sizeof(limit_text), "%d", limit);
+    const char *values[] = {state, queue, NULL, limit_text, NULL, NULL};
+    PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_LIST, values);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : 1;
+    if (rc != 0)
+        fprintf(err, "hydrant: jobs list: %s", PQerrorMessage(conn));
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        fprintf(out, "%s\n", PQgetvalue(res, i, 0));
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+/* retry and cancel: one UPDATE that returns the job when the transition was allowed. */
+static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_t stmt, const char *what,
+                               const char *allowed, FILE *out, FILE *err)
+{
+    if (!jobs_cli_uuid_valid(id)) {
+        fprintf(err, "hydrant: jobs %s: '%s' is not a job id\n", what, id);
+        return 2;
+    }
+    PGconn *conn = jobs_cli_connect(conninfo, err);
+    if (conn == NULL)
+        return 1;
+    const char *values[] = {id, NULL};
+    PGresult *res = jobs_pg_exec(conn, stmt, values);
+    int rc = 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(err, "hydrant: jobs %s: %s", what, PQerrorMessage(conn));
+    } else if (PQntuples(res) == 1) {
+        fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
+        rc = 0;
+    } else {
+        fprintf(err, "hydrant: jobs %s: no job %s that is %s\n", what, id, allowed);
+        rc = JOBS_CLI_NOT_FOUND;
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
+{
+    return jobs_cli_transition(conninfo, id, DB_STMT_JOB_RETRY, "retry", "failed or dead", out, err);
+}
+
+int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
+{
+    return jobs_cli_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
+}

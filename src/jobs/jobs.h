@@ -1,0 +1,145 @@
+/*
+ * Durable background jobs: a queue in PostgreSQL (the `jobs` table) worked by a pool of
+ * threads, each with its own blocking libpq connection (these are not event-loop threads).
+ *
+ * - Enqueueing is one statement (DB_STMT_JOB_ENQUEUE) that a handler puts in its own batch,
+ *   so a job commits or rolls back with the rows it belongs to; its NOTIFY is delivered on
+ *   commit and wakes an idle worker at once. Polling is only the fallback.
+ * - A worker claims due jobs of its queue with FOR UPDATE SKIP LOCKED, in batches whose
+ *   size adapts to how long the jobs take, runs them, and records the outcomes of the batch
+ *   in one statement. Claims hold a lease that the pool renews while the process lives; a
+ *   job whose worker died is taken again once its lease expires (at-least-once).
+ * - Transient failures are retried with exponential backoff and jitter; after max_attempts
+ *   (or on a permanent failure) the job is `dead`, kept with its error.
+ * - On shutdown workers stop claiming, running jobs get a bounded time to finish, the rest
+ *   are released to the queue with their attempt given back.
+ */
+#ifndef HYDRANT_JOBS_H
+#define HYDRANT_JOBS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "db/db.h"
+
+/* ------------------------------------------------------------------ queues ---- */
+
+typedef enum { JOBS_QUEUE_SHORT, JOBS_QUEUE_MEDIUM, JOBS_QUEUE_LONG, JOBS_NQUEUES } jobs_queue_t;
+
+const char *jobs_queue_name(jobs_queue_t queue);
+/* -1 for an unknown name. */
+int jobs_queue_parse(const char *name);
+
+/* The contract's job states; 1 for a known one. */
+int jobs_state_valid(const char *state);
+
+/* ----------------------------------------------------------------- enqueue ---- */
+
+/* Fills a DB_STMT_JOB_ENQUEUE query for the caller's batch. The struct owns the parameter
+ * array the query points into, so it must outlive the db_pg_submit call (which copies).
+ * NULL fields take the defaults (queue short, no owner, no unique key, now, 5 attempts). */
+typedef struct {
+    const char *kind;
+    const char *queue;
+    const char *payload; /* JSON object text */
+    const char *owner_id;
+    const char *unique_key;
+    const char *run_at; /* RFC 3339 */
+    int max_attempts;   /* 0: default */
+    int priority;       /* higher first */
+    char max_attempts_text[16];
+    char priority_text[16];
+    const char *values[8];
+} jobs_enqueue_t;
+
+void jobs_enqueue_query(jobs_enqueue_t *job, db_query_t *query);
+
+/* ---------------------------------------------------------- kinds registry ---- */
+
+typedef enum {
+    JOBS_DONE,      /* succeeded; run->result (optional) is kept */
+    JOBS_RETRY,     /* transient failure: retried with backoff while attempts remain */
+    JOBS_PERMANENT, /* permanent failure: dead at once */
+    JOBS_RELEASE,   /* not run (shutting down): back to the queue, the attempt given back */
+} jobs_outcome_t;
+
+typedef struct {
+    const char *id;
+    const char *kind;
+    jobs_queue_t queue;
+    const json_t *payload;
+    int attempt; /* 1 for the first run */
+    int max_attempts;
+    const cfg_t *cfg;
+    void *kind_data;
+    const atomic_int *stopping; /* read through jobs_stopping() */
+    json_t *result;             /* set by the handler (a reference it gives away), or NULL */
+    char error[512];            /* set by the handler on failure; stored in the job, so no secrets */
+} jobs_run_t;
+
+/* 1 once the pool is stopping and the shutdown timeout has passed: long handlers check it
+ * and return JOBS_RELEASE (their job goes back to the queue, the attempt given back). */
+int jobs_stopping(const jobs_run_t *run);
+
+typedef jobs_outcome_t (*jobs_handler_fn)(jobs_run_t *run);
+
+typedef struct jobs_registry jobs_registry_t;
+
+jobs_registry_t *jobs_registry_new(void);
+void jobs_registry_free(jobs_registry_t *registry);
+/* Registers a handler for `kind` (copied). Returns 0, or -1 when full or already taken. */
+int jobs_registry_add(jobs_registry_t *registry, const char *kind, jobs_handler_fn fn, void *data);
+
+/* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP); and,
+ * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
+ * the benchmark. */
+int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
+
+/* Retry delay in ms for a failed attempt (1-based): base * 2^(attempt-1), capped at max, then
+ * scaled by jitter in [0.5, 1.5) (jitter01 in [0, 1)) so that retries of a burst spread out. */
+int64_t jobs_backoff_ms(int attempt, int base_ms, int max_ms, double jitter01);
+
+/* -------------------------------------------------------------------- pool ---- */
+
+typedef struct jobs_pool jobs_pool_t;
+
+typedef struct {
+    const cfg_t *cfg;                /* database url, jobs and smtp settings; outlives the pool */
+    const jobs_registry_t *registry; /* outlives the pool */
+    int workers[JOBS_NQUEUES];       /* threads per queue */
+} jobs_pool_options_t;
+
+/* Starts the workers and the pool's listener (notifications, lease renewal, reaping). The
+ * database may be down: threads connect and reconnect with backoff. NULL with a message when
+ * threads cannot be created. */
+jobs_pool_t *jobs_pool_start(const jobs_pool_options_t *options, char *err, size_t errlen);
+
+/* Stops claiming, lets running jobs finish for at most the shutdown timeout, and releases
+ * what is left to the queue. Returns the number of jobs released. Metrics stay readable
+ * until jobs_pool_free. */
+int jobs_pool_stop(jobs_pool_t *pool);
+/* Frees a stopped pool (unless a worker outlived the timeout: then the process's exit does). */
+void jobs_pool_free(jobs_pool_t *pool);
+
+/* Prometheus text for this process's job counters and start-delay histogram (malloc'd, NUL
+ * terminated), or NULL. Safe from any thread while the pool runs. */
+char *jobs_pool_metrics_text(const jobs_pool_t *pool);
+
+/* The lease owner name of this pool (host:pid:random), for logs and tests. */
+const char *jobs_pool_owner(const jobs_pool_t *pool);
+
+/* ------------------------------------------------- operators (blocking) ---- */
+
+/* `hydrant jobs list|retry|cancel`: blocking, for the command line only. Output (one JSON job
+ * per line) goes to out, problems to err. Return the process exit code: 0, 1 on failure,
+ * 3 when the job does not exist or is not in a state that allows the action. */
+int jobs_cli_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out,
+                  FILE *err);
+int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err);
+int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * Names of queues and states, the enqueue statement's parameters, and the retry schedule.
+ */
+#include "jobs/jobs_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const jobs_queue_names[JOBS_NQUEUES] = {"short", "medium", "long"};
+
+const char *jobs_queue_name(jobs_queue_t queue)
+{
+    return (queue >= 0 && queue < JOBS_NQUEUES) ? jobs_queue_names[queue] : "unknown";
+}
+
+int jobs_queue_parse(const char *name)
+{
+    for (int q = 0; q < JOBS_NQUEUES; q++)
+        if (name != NULL && strcmp(name, jobs_queue_names[q]) == 0)
+            return q;
+    return -1;
+}
+
+int jobs_state_valid(const char *state)
+{
+    static const char *const states[] = {"queued", "running", "succeeded", "retrying",
+                                         "failed", "dead",    "cancelled"};
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        if (state != NULL && strcmp(state, states[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void jobs_enqueue_query(jobs_enqueue_t *job, db_query_t *query)
+{
+    const char *max_attempts = NULL, *priority = NULL;
+    if (job->max_attempts > 0) {
+        snprintf(job->max_attempts_text, sizeof(job->max_attempts_text), "%d", job->max_attempts);
+        max_attempts = job->max_attempts_text;
+    }
+    if (job->priority != 0) {
+        snprintf(job->priority_text, sizeof(job->priority_text), "%d", job->priority);
+        priority = job->priority_text;
+    }
+    job->values[0] = job->kind;
+    job->values[1] = job->queue != NULL ? job->queue : "short";
+    job->values[2] = job->payload != NULL ? job->payload : "{}";
+    job->values[3] = job->owner_id;
+    job->values[4] = job->unique_key;
+    job->values[5] = job->run_at;
+    job->values[6] = max_attempts;
+    job->values[7] = priority;
+    *query = (db_query_t){.stmt = DB_STMT_JOB_ENQUEUE, .nparams = 8, .values = job->values, .lengths = NULL};
+}
+
+int64_t jobs_backoff_ms(int attempt, int base_ms, int max_ms, double jitter01)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (base_ms < 1)
+        base_ms = 1;
+    double delay = (double)base_ms * ldexp(1.0, attempt > 40 ? 40 : attempt - 1);
+    if (delay > (double)max_ms)
+        delay = (double)max_ms;
+    if (jitter01 < 0 || jitter01 >= 1)
+        jitter01 = 0.5;
+    delay *= 0.5 + jitter01;
+    return delay < 1 ? 1 : (int64_t)delay;
+}

@@ -1,0 +1,301 @@
+/*
+ * One worker thread: claim a batch of due jobs of its queue, run each through the kinds
+ * registry, record the outcomes of the batch in one statement; when nothing is due, sleep
+ * until a notification, the next scheduled job or the fallback poll.
+ */
+#include "jobs/jobs_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Outcomes are recorded at least this often while a batch of slow jobs runs. */
+#define WORKER_FLUSH_MS 50
+/* A batch starts at one job after an idle spell, doubles while its jobs average less than
+ * the fast mark and halves above the slow mark; after a slow job, the batch's jobs not yet
+ * started go back to the queue. So slow jobs are not hoarded by one worker while another
+ * idles, and a stream of quick ones is claimed in large batches. */
+#define WORKER_FAST_JOB_MS 2
+#define WORKER_SLOW_JOB_MS 50
+#define WORKER_FIRST_BATCH 1
+
+typedef struct {
+    jobs_worker_t *w;
+    jobs_pool_t *pool;
+    PGconn *conn;
+    int batch;
+    json_t *pending; /* outcomes not yet recorded, claimed under w->owner */
+    uint64_t last_flush_ms;
+    unsigned int seed; /* jitter of retry delays */
+} worker_t;
+
+static void worker_log(const worker_t *st, const char *fmt, const char *detail)
+{
+    fprintf(stderr, "hydrant: jobs worker %s/%d: ", jobs_queue_name(st->w->queue), st->w->index);
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
+}
+
+static int worker_stopping(const worker_t *st)
+{
+    return atomic_load(&st->pool->stopping);
+}
+
+/* A new lease owner name, so that claims made on a lost connection (whose reply we never
+ * saw) are no longer renewed and expire. Only when no outcome is waiting under the old one. */
+static void worker_rotate_owner(worker_t *st)
+{
+    jobs_worker_t *w = st->w;
+    pthread_mutex_lock(&st->pool->owners_mu);
+    snprintf(w->owner, sizeof(w->owner), "%s:%s%d:%u", st->pool->owner, jobs_queue_name(w->queue), w->index,
+             ++w->epoch);
+    pthread_mutex_unlock(&st->pool->owners_mu);
+}
+
+static int worker_connect(worker_t *st)
+{
+    int backoff_ms = 50;
+    int logged = 0;
+    while (!worker_stopping(st)) {
+        char err[400];
+        st->conn = jobs_pg_connect(st->pool->cfg->database.url, "hydrant-worker", err, sizeof(err));
+        if (st->conn != NULL) {
+            if (logged)
+                worker_log(st, "%s", "connected again");
+            if (json_array_size(st->pending) == 0)
+                worker_rotate_owner(st);
+            return 0;
+        }
+        if (!logged++)
+            worker_log(st, "%s (retrying)", err);
+        uint64_t seen = jobs_wake_generation(st->pool, st->w->queue);
+        jobs_wake_wait(st->pool, st->w->queue, seen, backoff_ms + (int)(rand_r(&st->seed) % 50));
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+    }
+    return -1;
+}
+
+static void worker_disconnect(worker_t *st)
+{
+    PQfinish(st->conn);
+    st->conn = NULL;
+}
+
+/* Records every pending outcome. On failure they stay pending for the next connection. */
+static int worker_flush(worker_t *st)
+{
+    size_t n = json_array_size(st->pending);
+    st->last_flush_ms = jobs_now_ms();
+    if (n == 0)
+        return 0;
+    char *outcomes = json_dumps(st->pending, JSON_COMPACT);
+    if (outcomes == NULL)
+        return -1;
+    const char *values[] = {st->w->owner, outcomes};
+    PGresult *res = jobs_pg_exec(st->conn, DB_STMT_JOB_FINISH, values);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (ok && (size_t)PQntuples(res) < n)
+        worker_log(st, "%s",
+                   "some outcomes were not recorded: their lease had expired and they will run again");
+    else if (!ok)
+        worker_log(st, "recording outcomes failed: %s", PQerrorMessage(st->conn));
+    PQclear(res);
+    free(outcomes);
+    if (ok)
+        json_array_clear(st->pending);
+    return ok ? 0 : -1;
+}
+
+static void worker_set_error(json_t *outcome, const char *state, const char *error)
+{
+    json_object_set_new(outcome, "state", json_string(state));
+    json_object_set_new(outcome, "error", json_string(error[0] != '\0' ? error : "failed"));
+}
+
+/* Runs a claimed job through its handler and fills its outcome; returns what was counted. */
+static jobs_count_t worker_run_job(worker_t *st, jobs_run_t *run, int kind_index, json_t *outcome)
+{
+    const jobs_kind_t *kind = &st->pool->registry->kinds[kind_index];
+    run->kind_data = kind->data;
+    jobs_outcome_t result = kind->fn(run);
+    run->error[sizeof(run->error) - 1] = '\0';
+    switch (result) {
+    case JOBS_DONE:
+        json_object_set_new(outcome, "state", json_string("succeeded"));
+        json_object_set_new(outcome, "result", run->result != NULL ? run->result : json_null());
+        run->result = NULL;
+        return JOBS_COUNT_SUCCEEDED;
+    case JOBS_RELEASE:
+        json_object_set_new(outcome, "state", json_string("queued"));
+        return JOBS_COUNT_RELEASED;
+    case JOBS_RETRY:
+        if (run->attempt < run->max_attempts) {
+            const cfg_jobs_t *c = &st->pool->cfg->jobs;
+            double jitter = (double)rand_r(&st->seed) / ((double)RAND_MAX + 1.0);
+            worker_set_error(outcome, "retrying", run->error);
+            json_object_set_new(
+                outcome, "delay_ms",
+                json_integer(jobs_backoff_ms(run->attempt, c->retry_base_ms, c->retry_max_ms, jitter)));
+            return JOBS_COUNT_RETRYING;
+        }
+        worker_set_error(outcome, "dead", run->error);
+        return JOBS_COUNT_DEAD;
+    case JOBS_PERMANENT:
+    default:
+        worker_set_error(outcome, "dead", run->error);
+        return JOBS_COUNT_DEAD;
+    }
+}
+
+static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
+{
+    jobs_queue_t queue = st->w->queue;
+    jobs_run_t run = {
+        .id = PQgetvalue(res, row, 0),
+        .kind = PQgetvalue(res, row, 1),
+        .queue = queue,
+        .attempt = atoi(PQgetvalue(res, row, 3)),
+        .max_attempts = atoi(PQgetvalue(res, row, 4)),
+        .cfg = st->pool->cfg,
+        .stopping = &st->pool->releasing,
+    };
+    json_t *outcome = json_pack("{s:s, s:i}", "id", run.id, "attempt", run.attempt);
+    int kind_index = jobs_registry_find(st->pool->registry, run.kind);
+    jobs_count_t counted;
+    json_t *payload = NULL;
+    if (release || worker_stopping(st)) {
+        json_object_set_new(outcome, "state", json_string("queued"));
+        jobs_metrics_count(&st->pool->metrics, kind_index, queue, JOBS_COUNT_RELEASED);
+        json_array_append_new(st->pending, outcome);
+        return;
+    }
+    jobs_metrics_delay(&st->pool->metrics, queue, atof(PQgetvalue(res, row, 5)));
+    if (kind_index < 0) {
+        worker_set_error(outcome, "failed", "no handler for this kind in this build of hydrant");
+        counted = JOBS_COUNT_FAILED;
+    } else if ((payload = json_loads(PQgetvalue(res, row, 2), JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+        worker_set_error(outcome, "dead", "payload is not valid JSON");
+        counted = JOBS_COUNT_DEAD;
+    } else {
+        run.payload = payload;
+        counted = worker_run_job(st, &run, kind_index, outcome);
+        if (counted != JOBS_COUNT_SUCCEEDED && counted != JOBS_COUNT_RELEASED)
+            fprintf(stderr, "hydrant: job %s (%s) attempt %d: %s\n", run.id, run.kind, run.attempt,
+                    run.error);
+    }
+    json_decref(run.result);
+    json_decref(payload);
+    jobs_metrics_count(&st->pool->metrics, kind_index, queue, counted);
+    json_array_append_new(st->pending, outcome);
+}
+
+static PGresult *worker_claim(worker_t *st)
+{
+    char limit[16], lease[16];
+    snprintf(limit, sizeof(limit), "%d", st->batch);
+    snprintf(lease, sizeof(lease), "%d", st->pool->cfg->jobs.lease_s);
+    const char *values[] = {jobs_queue_name(st->w->queue), limit, st->w->owner, lease};
+    return jobs_pg_exec(st->conn, DB_STMT_JOB_CLAIM, values);
+}
+
+static void worker_adapt_batch(worker_t *st, int claimed, uint64_t elapsed_ms)
+{
+    int max = st->pool->cfg->jobs.batch_size;
+    if (claimed == st->batch && elapsed_ms < (uint64_t)claimed * WORKER_FAST_JOB_MS)
+        st->batch = st->batch * 2 > max ? max : st->batch * 2;
+    else if (elapsed_ms > (uint64_t)claimed * WORKER_SLOW_JOB_MS)
+        st->batch = st->batch / 2 < 1 ? 1 : st->batch / 2;
+}
+
+/* Sleeps until woken, the next scheduled job of the queue, or the fallback poll. */
+static void worker_idle(worker_t *st, uint64_t seen)
+{
+    int timeout = st->pool->cfg->jobs.poll_ms;
+    const char *values[] = {jobs_queue_name(st->w->queue)};
+    PGresult *res = jobs_pg_exec(st->conn, DB_STMT_JOB_NEXT_DUE, values);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        double due_ms = atof(PQgetvalue(res, 0, 0));
+        if (due_ms <= 0)
+            timeout = timeout > 20 ? 20 : timeout; /* due but locked by a claim in progress */
+        else if (due_ms < timeout)
+            timeout = (int)due_ms + 1;
+    }
+    PQclear(res);
+    jobs_wake_wait(st->pool, st->w->queue, seen, timeout);
+}
+
+/* One round: claim, run, record. Returns jobs claimed, or -1 when the database failed. */
+static int worker_round(worker_t *st)
+{
+    uint64_t seen = jobs_wake_generation(st->pool, st->w->queue);
+    PGresult *res = worker_claim(st);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        worker_log(st, "claim failed: %s", PQerrorMessage(st->conn));
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        st->batch = WORKER_FIRST_BATCH;
+        worker_idle(st, seen);
+        return 0;
+    }
+    uint64_t start = jobs_now_ms();
+    st->last_flush_ms = start;
+    int release_rest = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t job_start = jobs_now_ms();
+        worker_handle_row(st, res, i, release_rest);
+        release_rest = release_rest || jobs_now_ms() - job_start > WORKER_SLOW_JOB_MS;
+        if (jobs_now_ms() - st->last_flush_ms >= WORKER_FLUSH_MS)
+            worker_flush(st);
+    }
+    PQclear(res);
+    worker_adapt_batch(st, n, jobs_now_ms() - start);
+    return worker_flush(st) == 0 ? n : -1;
+}
+
+static void worker_loop(worker_t *st)
+{
+    while (!worker_stopping(st)) {
+        if (!jobs_pg_alive(st->conn)) {
+            worker_disconnect(st);
+            if (worker_connect(st) != 0)
+                break;
+        }
+        if (json_array_size(st->pending) > 0 && worker_flush(st) != 0) {
+            jobs_wake_wait(st->pool, st->w->queue, jobs_wake_generation(st->pool, st->w->queue), 200);
+            continue;
+        }
+        if (worker_round(st) < 0 && jobs_pg_alive(st->conn)) {
+            /* a statement failed on a healthy connection (schema not migrated?): do not spin */
+            jobs_wake_wait(st->pool, st->w->queue, jobs_wake_generation(st->pool, st->w->queue), 1000);
+        }
+    }
+    /* Released and finished outcomes still waiting are recorded if the connection allows;
+     * otherwise the pool's final release (or the lease) takes care of them. */
+    if (jobs_pg_alive(st->conn))
+        worker_flush(st);
+}
+
+void *jobs_worker_main(void *arg)
+{
+    jobs_worker_t *w = arg;
+    worker_t st = {
+        .w = w,
+        .pool = w->pool,
+        .batch = WORKER_FIRST_BATCH,
+        .pending = json_array(),
+        .seed = (unsigned int)time(NULL) ^ (unsigned int)(w->index * 7919 + w->queue * 104729),
+    };
+    if (st.batch > st.pool->cfg->jobs.batch_size)
+        st.batch = st.pool->cfg->jobs.batch_size;
+    if (st.pending != NULL)
+        worker_loop(&st);
+    worker_disconnect(&st);
+    json_decref(st.pending);
+    jobs_pool_thread_done(w->pool);
+    return NULL;
+}

@@ -1,0 +1,260 @@
+/*
+ * Job workers as real processes: `hydrant worker` killed with SIGKILL mid-job (the job runs
+ * again after its lease expires and succeeds once), stopped with SIGTERM (running jobs
+ * finish or are released), `hydrant serve` running workers and exposing their metrics, and
+ * the `hydrant jobs` operator commands.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static PGconn *db;
+static char log_path[512];
+/* Processes a test started; a failing test leaves them to the teardown, which kills them so
+ * that no stray worker takes the next tests' jobs. */
+static harness_server_t procs[4];
+static int nprocs;
+
+static harness_server_t *worker_start(const char *const *env)
+{
+    harness_server_t *w = &procs[nprocs++];
+    assert_int_equal(harness_worker_start(w, env), 0);
+    return w;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0 && harness_server_alive(&procs[i])) {
+            kill(procs[i].pid, SIGKILL);
+            waitpid(procs[i].pid, NULL, 0);
+        }
+    nprocs = 0;
+    return 0;
+}
+static char log_env[600];
+
+static PGresult *sql(const char *query, int nparams, const char *const *values)
+{
+    return harness_sql(db, query, nparams, values);
+}
+
+static char *sql_value(const char *query, const char *param)
+{
+    const char *values[] = {param};
+    PGresult *res = sql(query, param != NULL ? 1 : 0, values);
+    char *v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return v;
+}
+
+static char *enqueue(const char *kind, const char *payload)
+{
+    const char *values[] = {kind, payload};
+    PGresult *res = sql("INSERT INTO jobs (kind, payload) VALUES ($1, $2::jsonb) "
+                        "RETURNING id, pg_notify('hydrant_jobs', queue)",
+                        2, values);
+    char *id = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return id;
+}
+
+static int wait_state(const char *id, const char *state, int timeout_ms)
+{
+    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        char *now = sql_value("SELECT state FROM jobs WHERE id = $1", id);
+        int done = now != NULL && strcmp(now, state) == 0;
+        free(now);
+        if (done)
+            return 1;
+    }
+    return 0;
+}
+
+/* How many lines "<event> <id> ..." the test kinds wrote. */
+static int log_count(const char *event, const char *id)
+{
+    FILE *f = fopen(log_path, "r");
+    int n = 0;
+    char line[256], prefix[128];
+    snprintf(prefix, sizeof(prefix), "%s %s ", event, id);
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strncmp(line, prefix, strlen(prefix)) == 0;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static int wait_log(const char *event, const char *id, int count, int timeout_ms)
+{
+    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline; usleep(20 * 1000))
+        if (log_count(event, id) >= count)
+            return 1;
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    char out[512];
+    if (harness_run_hydrant(out, sizeof(out), NULL, "migrate up") != 0)
+        return -1;
+    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    snprintf(log_path, sizeof(log_path), "%s/jobs-process-%d.log", harness_env("HYDRANT_TEST_SERVICES_DIR"),
+             getpid());
+    snprintf(log_env, sizeof(log_env), "HYDRANT_TEST_JOBS_LOG=%s", log_path);
+    return PQstatus(db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    PQfinish(db);
+    unlink(log_path);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    PQclear(sql("DELETE FROM jobs", 0, NULL));
+    unlink(log_path);
+    return 0;
+}
+
+/* SIGKILL mid-job: the lease expires, another worker takes the job, it succeeds once. */
+static void test_killed_worker_job_completes_after_lease(void **state)
+{
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", log_env, "HYDRANT_JOBS_LEASE_SECONDS=2", NULL};
+    harness_server_t *a = worker_start(env);
+    char *id = enqueue("test.sleep", "{\"ms\":1500}");
+    assert_true(wait_log("start", id, 1, 20000));
+    kill(a->pid, SIGKILL);
+    waitpid(a->pid, NULL, 0);
+    a->pid = 0;
+    char *state_now = sql_value("SELECT state FROM jobs WHERE id = $1", id);
+    assert_string_equal(state_now, "running"); /* held by a dead worker's lease */
+    free(state_now);
+    harness_server_t *b = worker_start(env);
+    int done = wait_state(id, "succeeded", 30000);
+    assert_int_equal(harness_server_stop(b), 0);
+    assert_true(done);
+    assert_int_equal(log_count("start", id), 2);
+    assert_int_equal(log_count("done", id), 1);
+    char *attempt = sql_value("SELECT attempt::text FROM jobs WHERE id = $1", id);
+    assert_string_equal(attempt, "2");
+    free(attempt);
+    char *succeeded = sql_value("SELECT count(*)::text FROM jobs WHERE state = 'succeeded'", NULL);
+    assert_string_equal(succeeded, "1");
+    free(succeeded);
+    free(id);
+}
+
+/* SIGTERM: a job that cannot finish within the shutdown timeout goes back to the queue with
+ * its attempt given back, and the process exits cleanly; a short one finishes first. */
+static void test_sigterm_releases_and_finishes(void **state)
+{
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", log_env, "HYDRANT_JOBS_SHUTDOWN_TIMEOUT_MS=3000",
+                         "HYDRANT_JOBS_WORKERS_SHORT=2", NULL};
+    harness_server_t *w = worker_start(env);
+    char *endless = enqueue("test.sleep", "{\"ms\":600000}");
+    char *brief = enqueue("test.sleep", "{\"ms\":500}");
+    assert_true(wait_log("start", endless, 1, 20000));
+    assert_true(wait_log("start", brief, 1, 20000));
+    assert_int_equal(harness_server_stop(w), 0);
+    char *row = sql_value(
+        "SELECT state || ' ' || attempt || ' ' || (lease_owner IS NULL) FROM jobs WHERE id = $1", endless);
+    assert_string_equal(row, "queued 0 true");
+    free(row);
+    row = sql_value("SELECT state FROM jobs WHERE id = $1", brief);
+    assert_string_equal(row, "succeeded");
+    free(row);
+    assert_int_equal(log_count("released", endless), 1);
+    free(endless);
+    free(brief);
+}
+
+/* `hydrant serve` runs the workers and shows their counters and the queue depth. */
+static void test_serve_runs_jobs_and_exposes_metrics(void **state)
+{
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", log_env, NULL};
+    harness_server_t *s = &procs[nprocs++];
+    assert_int_equal(harness_server_start(s, env), 0);
+    char *id = enqueue("test.noop", "{}");
+    const char *values[] = {"test.noop"};
+    PQclear(sql("INSERT INTO jobs (kind, payload, run_at) VALUES ($1, '{}', now() + interval '1 hour')", 1,
+                values));
+    int done = wait_state(id, "succeeded", 20000);
+    harness_response_t res;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", s->https_base);
+    harness_request(&res, HARNESS_HTTP2, "GET", url, NULL, NULL, 0);
+    assert_int_equal(harness_server_stop(s), 0);
+    assert_true(done);
+    assert_int_equal(res.status, 200);
+    assert_non_null(
+        strstr(res.body, "hydrant_jobs_total{queue=\"short\",kind=\"test.noop\",state=\"succeeded\"} 1\n"));
+    assert_non_null(strstr(res.body, "hydrant_jobs_depth{queue=\"short\",state=\"queued\"} 1\n"));
+    assert_non_null(strstr(res.body, "hydrant_job_start_delay_seconds_count{queue=\"short\"} 1\n"));
+    harness_response_free(&res);
+    free(id);
+}
+
+/* `hydrant jobs list | retry | cancel`. */
+static void test_jobs_commands(void **state)
+{
+    char out[4096];
+    char *dead =
+        sql_value("INSERT INTO jobs (kind, state, attempt, error) VALUES ('test.noop', 'dead', 5, 'boom') "
+                  "RETURNING id",
+                  NULL);
+    char *later = sql_value("INSERT INTO jobs (kind, run_at) VALUES ('test.noop', now() + interval '1 day') "
+                            "RETURNING id",
+                            NULL);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --state dead"), 0);
+    assert_non_null(strstr(out, dead));
+    assert_null(strstr(out, later));
+    json_t *job = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(job);
+    assert_string_equal(json_string_value(json_object_get(job, "error")), "boom");
+    assert_string_equal(json_string_value(json_object_get(job, "state")), "dead");
+    json_decref(job);
+    char args[128];
+    snprintf(args, sizeof(args), "jobs retry %s", dead);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 0);
+    assert_non_null(strstr(out, "\"state\" : \"queued\""));
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 3); /* no longer dead */
+    snprintf(args, sizeof(args), "jobs cancel %s", later);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 0);
+    assert_non_null(strstr(out, "\"state\" : \"cancelled\""));
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 3);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs cancel x';DROP-TABLE-jobs;--"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --state nonsense"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --limit 0"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs frobnicate"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --queue long"), 0);
+    assert_null(strstr(out, "\"id\""));
+    free(dead);
+    free(later);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_killed_worker_job_completes_after_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_releases_and_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_runs_jobs_and_exposes_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_commands, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
