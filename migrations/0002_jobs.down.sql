@@ -1,1 +1,2 @@
 DROP TABLE IF EXISTS jobs;
+DROP FUNCTION IF EXISTS hydrant_uuid_v7();

@@ -73,7 +73,7 @@ typedef struct {
     int workers_long;        /* default 1 */
     int lease_s;             /* default 60 */
     int enabled;             /* run workers inside `serve` (default 1) */
-    int batch_size;          /* most jobs one worker claims at once (default 64) */
+    int batch_size;          /* most jobs one worker claims at once (default 256) */
     int poll_ms;             /* fallback poll when no notification arrives (default 1000) */
     int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter (default 2000) */
     int retry_max_ms;        /* cap of the retry delay (default 1 hour) */

@@ -16,9 +16,6 @@
                       "'run_at', " TS("run_at") ", 'started_at', " TS("started_at") ", 'finished_at', " TS(  \
                           "finished_at") ")::text"
 
-/* Cursor of a job list: created_at in UTC to the microsecond, and the id. */
-#define JOB_CURSOR "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), id"
-
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0},
     [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1},
@@ -102,15 +99,14 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                          "AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
                          2},
 
-    /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 and $6 the cursor (the
-     * last row's created_at and id) or NULL. Returns the JSON, then the row's cursor parts. */
-    [DB_STMT_JOB_LIST] =
-        {"job_list",
-         "SELECT " JOB_JSON ", " JOB_CURSOR " FROM jobs WHERE ($1::text IS NULL OR state = $1) "
-         "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
-         "AND ($5::timestamp IS NULL OR (created_at, id) < ($5::timestamp AT TIME ZONE 'UTC', "
-         "$6::uuid)) ORDER BY created_at DESC, id DESC LIMIT $4::int",
-         6},
+    /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 the cursor (the last id
+     * of the previous page) or NULL. Ids are time-ordered (UUIDv7), so id order is age order.
+     * Returns the JSON and the id. */
+    [DB_STMT_JOB_LIST] = {"job_list",
+                          "SELECT " JOB_JSON ", id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
+                          "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
+                          "AND ($5::uuid IS NULL OR id < $5::uuid) ORDER BY id DESC LIMIT $4::int",
+                          5},
 
     /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs). */
     [DB_STMT_JOB_CANCEL] = {"job_cancel",

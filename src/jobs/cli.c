@@ -46,7 +46,7 @@ int jobs_cli_list(const char *conninfo, const char *state, const char *queue, in
         return 1;
     char limit_text[16];
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
-    const char *values[] = {state, queue, NULL, limit_text, NULL, NULL};
+    const char *values[] = {state, queue, NULL, limit_text, NULL};
     PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_LIST, values);
     int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : 1;
     if (rc != 0)
