@@ -13,6 +13,13 @@ LANGUAGE sql VOLATILE AS $$
            FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
 $$;
 
+-- The smallest version-7 id of a moment: ids below it were made before it (retention).
+CREATE FUNCTION hydrant_uuid_v7_floor(t timestamptz) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT encode(overlay('\x00000000000070008000000000000000'::bytea PLACING
+               substring(int8send((extract(epoch FROM t) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 'hex')::uuid
+$$;
+
 CREATE TABLE jobs (
     id               uuid PRIMARY KEY DEFAULT hydrant_uuid_v7(),
     kind             text NOT NULL CHECK (kind ~ '^[a-z0-9_]+(\.[a-z0-9_]+)*$' AND char_length(kind) <= 64),

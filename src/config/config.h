@@ -78,6 +78,7 @@ typedef struct {
     int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter (default 2000) */
     int retry_max_ms;        /* cap of the retry delay (default 1 hour) */
     int shutdown_timeout_ms; /* how long running jobs may finish on shutdown (default 10000) */
+    int retention_days;      /* succeeded and cancelled jobs are deleted after this; 0 keeps them (default 14) */
 } cfg_jobs_t;
 
 typedef struct {

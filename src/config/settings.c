@@ -68,6 +68,7 @@ const cfg_setting_t cfg_settings[] = {
     {"jobs.poll-interval-ms", "HYDRANT_JOBS_POLL_INTERVAL_MS", CFG_T_INT, F(jobs.poll_ms), 10, 3600000},
     {"jobs.retry-base-ms", "HYDRANT_JOBS_RETRY_BASE_MS", CFG_T_INT, F(jobs.retry_base_ms), 1, 3600000},
     {"jobs.retry-max-ms", "HYDRANT_JOBS_RETRY_MAX_MS", CFG_T_INT, F(jobs.retry_max_ms), 1, 86400000},
+    {"jobs.retention-days", "HYDRANT_JOBS_RETENTION_DAYS", CFG_T_INT, F(jobs.retention_days), 0, 36500},
     {"jobs.shutdown-timeout-ms", "HYDRANT_JOBS_SHUTDOWN_TIMEOUT_MS", CFG_T_INT, F(jobs.shutdown_timeout_ms),
      1, 86400000},
     {"limits.max-body", "HYDRANT_MAX_BODY", CFG_T_SIZE, F(limits.max_body), 64, GIB},

@@ -55,6 +55,7 @@ typedef enum {
     DB_STMT_JOB_RETRY,    /* failed or dead -> queued with a fresh attempt count */
     DB_STMT_JOB_RELEASE,  /* every running job of a lease owner back to its queue */
     DB_STMT_JOB_DEPTH,    /* active jobs per queue and state (gauges) */
+    DB_STMT_JOB_PURGE,    /* delete old succeeded and cancelled jobs (retention) */
     DB_STMT__COUNT
 } db_stmt_id_t;
 

@@ -87,10 +87,14 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "FROM moved GROUP BY queue) s",
          0},
 
-    /* $1 queue. NULL when nothing is waiting. */
+    /* $1 queue. Milliseconds until the first waiting job in claim order is due (negative
+     * when due), or no row. Exact when priorities are equal; otherwise a later high-priority
+     * job can hide an earlier one for at most the poll interval, which keeps this a one-row
+     * index probe however many jobs are scheduled. */
     [DB_STMT_JOB_NEXT_DUE] = {"job_next_due",
-                              "SELECT (extract(epoch FROM min(run_at) - now()) * 1000)::float8 FROM jobs "
-                              "WHERE queue = $1 AND state IN ('queued', 'retrying')",
+                              "SELECT (extract(epoch FROM run_at - now()) * 1000)::float8 FROM jobs "
+                              "WHERE queue = $1 AND state IN ('queued', 'retrying') "
+                              "ORDER BY priority DESC, run_at, id LIMIT 1",
                               1},
 
     /* $1 id, $2 owner or NULL (anybody's). */
@@ -102,11 +106,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 the cursor (the last id
      * of the previous page) or NULL. Ids are time-ordered (UUIDv7), so id order is age order.
      * Returns the JSON and the id. */
-    [DB_STMT_JOB_LIST] = {"job_list",
-                          "SELECT " JOB_JSON ", id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
-                          "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
-                          "AND ($5::uuid IS NULL OR id < $5::uuid) ORDER BY id DESC LIMIT $4::int",
-                          5},
+    [DB_STMT_JOB_LIST] =
+        {"job_list",
+         "SELECT " JOB_JSON ", id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
+         "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
+         "AND ($5::uuid IS NULL OR id < $5::uuid) ORDER BY id DESC LIMIT $4::int",
+         5},
 
     /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs). */
     [DB_STMT_JOB_CANCEL] = {"job_cancel",
@@ -132,11 +137,21 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                              "RETURNING id, pg_notify('hydrant_jobs', queue)",
                              1},
 
-    [DB_STMT_JOB_DEPTH] =
-        {"job_depth",
-         "SELECT queue, state, count(*) FROM jobs WHERE state IN ('queued', 'retrying', 'running') "
-         "GROUP BY queue, state",
-         0},
+    /* Two parts so that each is read through its partial index, never the whole table. */
+    [DB_STMT_JOB_DEPTH] = {"job_depth",
+                           "SELECT queue, state, count(*) FROM jobs WHERE state IN ('queued', 'retrying') "
+                           "GROUP BY queue, state UNION ALL SELECT queue, 'running', count(*) FROM jobs "
+                           "WHERE state = 'running' GROUP BY queue",
+                           0},
+
+    /* $1 retention in days. At most 1000 rows per call; ids are time-ordered, so the scan
+     * starts at the oldest rows of the primary key. Dead and failed jobs are kept. */
+    [DB_STMT_JOB_PURGE] =
+        {"job_purge",
+         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE id < hydrant_uuid_v7_floor(now() "
+         "- make_interval(days => $1::int)) AND state IN ('succeeded', 'cancelled') ORDER BY id "
+         "LIMIT 1000)",
+         1},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

@@ -77,10 +77,15 @@ void jobs_pool_thread_done(jobs_pool_t *pool)
 
 /* ---------------------------------------------------------------- listener ---- */
 
+/* Retention runs this often, and again at once while it finds a full page to delete. */
+#define LISTENER_PURGE_MS    60000
+#define LISTENER_PURGE_PAGES 20
+
 typedef struct {
     jobs_pool_t *pool;
     PGconn *conn;
     uint64_t next_maintenance_ms;
+    uint64_t next_purge_ms;
 } listener_t;
 
 static int listener_connect(listener_t *l)
@@ -151,6 +156,26 @@ static int listener_maintain(listener_t *l)
     return ok ? 0 : -1;
 }
 
+/* Deletes jobs past retention, a page at a time, at most LISTENER_PURGE_PAGES pages per
+ * round so that lease renewal is never held up for long; a full last page brings the next
+ * round forward. */
+static void listener_purge(listener_t *l)
+{
+    int days = l->pool->cfg->jobs.retention_days;
+    if (days <= 0 || jobs_now_ms() < l->next_purge_ms)
+        return;
+    char text[16];
+    snprintf(text, sizeof(text), "%d", days);
+    const char *values[] = {text};
+    int full = 1;
+    for (int page = 0; full && page < LISTENER_PURGE_PAGES && !atomic_load(&l->pool->stopping); page++) {
+        PGresult *res = jobs_pg_exec(l->conn, DB_STMT_JOB_PURGE, values);
+        full = PQresultStatus(res) == PGRES_COMMAND_OK && atoi(PQcmdTuples(res)) >= 1000;
+        PQclear(res);
+    }
+    l->next_purge_ms = jobs_now_ms() + (full ? 0 : LISTENER_PURGE_MS);
+}
+
 static int listener_interval_ms(const jobs_pool_t *pool)
 {
     int ms = pool->cfg->jobs.lease_s * 1000 / 3;
@@ -193,6 +218,7 @@ void *jobs_listener_main(void *arg)
                 l.conn = NULL;
                 continue;
             }
+            listener_purge(&l);
         }
         if (listener_wait(&l) != 0 || !jobs_pg_alive(l.conn)) {
             PQfinish(l.conn);

@@ -152,8 +152,19 @@ static int harness_wait(pid_t pid, int timeout_ms)
     return -1;
 }
 
+/* The configuration names a certificate even for commands that do not serve: make the
+ * development one (once; dev-cert.sh keeps an existing one). */
+static int harness_ensure_cert(void)
+{
+    char tls[256];
+    return harness_system("%s/scripts/dev-cert.sh %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
+                          harness_tls_dir(tls, sizeof(tls)));
+}
+
 int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, const char *args)
 {
+    if (harness_ensure_cert() != 0)
+        return -1;
     char path[256];
     snprintf(path, sizeof(path), "%s/hydrant-cli-%d.out", harness_env("HYDRANT_TEST_SERVICES_DIR"), getpid());
     pid_t pid = harness_spawn(harness_build_env(NULL, extra_env), args, path);
@@ -175,10 +186,6 @@ int harness_server_start(harness_server_t *s, const char *const *extra_env)
 {
     memset(s, 0, sizeof(*s));
     const char *dir = harness_env("HYDRANT_TEST_SERVICES_DIR");
-    char tls[256];
-    if (harness_system("%s/scripts/dev-cert.sh %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
-                       harness_tls_dir(tls, sizeof(tls))) != 0)
-        return -1;
     if (harness_run_hydrant(NULL, 0, extra_env, "migrate up") != 0)
         return -1;
     s->tls_port = harness_free_port();

@@ -187,6 +187,7 @@ static int setup(void **state)
     cfg.jobs.retry_max_ms = 200;
     cfg.jobs.shutdown_timeout_ms = 3000;
     cfg.jobs.batch_size = 64;
+    cfg.jobs.retention_days = 0;
     harness_system("rm -f %s/smtp/mail/mode", harness_env("HYDRANT_TEST_SERVICES_DIR"));
     return 0;
 }
@@ -405,6 +406,54 @@ static void test_shutdown_releases_running_jobs(void **state)
     assert_job(brief_id, "result", "{\"slept_ms\": 400}");
     free(long_id);
     free(brief_id);
+    jobs_registry_free(registry);
+}
+
+/* Succeeded and cancelled jobs past retention are deleted; dead ones and recent ones stay. */
+static void test_retention_purges_old_finished_jobs(void **state)
+{
+    sql_exec("INSERT INTO jobs (id, kind, state, finished_at) VALUES "
+             "(hydrant_uuid_v7_floor(now() - interval '30 days'), 'old.succeeded', 'succeeded', now()), "
+             "(hydrant_uuid_v7_floor(now() - interval '29 days'), 'old.cancelled', 'cancelled', now()), "
+             "(hydrant_uuid_v7_floor(now() - interval '28 days'), 'old.dead', 'dead', now()), "
+             "(hydrant_uuid_v7_floor(now() - interval '3 days'), 'recent.succeeded', 'succeeded', now())");
+    cfg.jobs.retention_days = 14;
+    jobs_registry_t *registry = registry_new();
+    jobs_pool_t *pool = pool_start(registry, 1, 0, 0);
+    long long left = 4;
+    for (long long deadline = harness_now_ms() + 10000; left > 2 && harness_now_ms() < deadline;
+         usleep(20 * 1000))
+        left = sql_count("SELECT count(*) FROM jobs");
+    pool_finish(pool);
+    assert_int_equal(sql_count("SELECT count(*) FROM jobs WHERE kind IN ('old.dead', 'recent.succeeded')"),
+                     2);
+    assert_int_equal(sql_count("SELECT count(*) FROM jobs"), 2);
+    /* ids are time-ordered: a fresh one sorts after every id made earlier */
+    assert_int_equal(sql_count("SELECT count(*) FROM jobs WHERE hydrant_uuid_v7() < id"), 0);
+    jobs_registry_free(registry);
+}
+
+/* PostgreSQL restarts under an idle pool whose fallback poll is an hour away: the listener
+ * reconnects and LISTENs again, the workers reconnect, and a new job still starts. */
+static void test_database_restart_recovers(void **state)
+{
+    const char *dir = harness_env("HYDRANT_TEST_SERVICES_DIR");
+    const char *src = harness_env("HYDRANT_SOURCE_DIR");
+    jobs_registry_t *registry = registry_new();
+    cfg.jobs.poll_ms = 3600 * 1000;
+    jobs_pool_t *pool = pool_start(registry, 1, 0, 0);
+    usleep(300 * 1000);
+    assert_int_equal(harness_system("%s/scripts/services.sh pg-stop %s >/dev/null", src, dir), 0);
+    usleep(500 * 1000);
+    assert_int_equal(harness_system("%s/scripts/services.sh pg-start %s >/dev/null", src, dir), 0);
+    PQreset(db);
+    assert_int_equal(PQstatus(db), CONNECTION_OK);
+    char *id = enqueue("t.count", "{\"n\":11}");
+    int ran = wait_state(id, "succeeded", 20000);
+    pool_finish(pool);
+    assert_true(ran);
+    assert_int_equal(atomic_load(&count_runs[11]), 1);
+    free(id);
     jobs_registry_free(registry);
 }
 
@@ -692,6 +741,8 @@ int main(void)
         cmocka_unit_test_setup(test_notification_wakes_idle_worker, setup),
         cmocka_unit_test_setup(test_shutdown_releases_running_jobs, setup),
         cmocka_unit_test_setup(test_enqueue_commits_with_its_batch, setup),
+        cmocka_unit_test_setup(test_retention_purges_old_finished_jobs, setup),
+        cmocka_unit_test_setup(test_database_restart_recovers, setup),
         cmocka_unit_test_setup(test_email_delivered_well_formed, setup),
         cmocka_unit_test_setup(test_email_tempfail_retried_then_delivered_once, setup),
         cmocka_unit_test_setup(test_email_server_down_then_up, setup),
