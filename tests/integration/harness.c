@@ -182,6 +182,15 @@ int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, 
     return rc;
 }
 
+/* The loops answer before their PostgreSQL and Redis connections are ready: give those a
+ * moment (tests that start a server with a service down go on after it). */
+static void harness_wait_backends(const harness_server_t *s)
+{
+    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline; usleep(20 * 1000))
+        if (harness_get_status(HARNESS_HTTP1, s->http_base, "/health") == 200)
+            return;
+}
+
 int harness_server_start(harness_server_t *s, const char *const *extra_env)
 {
     memset(s, 0, sizeof(*s));
@@ -204,8 +213,10 @@ int harness_server_start(harness_server_t *s, const char *const *extra_env)
         harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
         long status = res.status;
         harness_response_free(&res);
-        if (status == 200)
+        if (status == 200) {
+            harness_wait_backends(s);
             return 0;
+        }
         if (!harness_server_alive(s))
             break;
         usleep(50 * 1000);
