@@ -59,6 +59,7 @@ typedef struct {
     int timeout_ms;      /* default 10000 */
     char *templates_dir; /* default "templates/email" */
     int starttls;        /* smtp:// only: 0 never, 1 when offered (default), 2 required */
+    char *ca_file;       /* PEM bundle to verify the server with, or NULL for the system's */
 } cfg_smtp_t;
 
 typedef struct {
@@ -78,7 +79,7 @@ typedef struct {
     int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter (default 2000) */
     int retry_max_ms;        /* cap of the retry delay (default 1 hour) */
     int shutdown_timeout_ms; /* how long running jobs may finish on shutdown (default 10000) */
-    int retention_days;      /* succeeded and cancelled jobs are deleted after this; 0 keeps them (default 14) */
+    int retention_days; /* succeeded and cancelled jobs are deleted after this; 0 keeps them (default 14) */
 } cfg_jobs_t;
 
 typedef struct {

@@ -56,6 +56,7 @@ const cfg_setting_t cfg_settings[] = {
     {"smtp.timeout-ms", "HYDRANT_SMTP_TIMEOUT_MS", CFG_T_INT, F(smtp.timeout_ms), 1, 600000},
     {"smtp.templates-dir", "HYDRANT_SMTP_TEMPLATES_DIR", CFG_T_STR, F(smtp.templates_dir), 0, 0},
     {"smtp.starttls", "HYDRANT_SMTP_STARTTLS", CFG_T_INT, F(smtp.starttls), 0, 2},
+    {"smtp.ca-file", "HYDRANT_SMTP_CA_FILE", CFG_T_STR, F(smtp.ca_file), 0, 0},
     {"uploads.dir", "HYDRANT_UPLOAD_DIR", CFG_T_STR, F(uploads.dir), 0, 0},
     {"uploads.max-size", "HYDRANT_UPLOAD_MAX_SIZE", CFG_T_SIZE, F(uploads.max_size), 1, 64 * GIB},
     {"uploads.user-quota", "HYDRANT_UPLOAD_USER_QUOTA", CFG_T_SIZE, F(uploads.user_quota), 0, 1024 * GIB},

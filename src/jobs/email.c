@@ -141,6 +141,8 @@ static void email_configure(CURL *curl, const cfg_smtp_t *smtp, const char *from
     static const long use_ssl[] = {CURLUSESSL_NONE, CURLUSESSL_TRY, CURLUSESSL_ALL};
     if (strncmp(smtp->url, "smtp://", 7) == 0)
         curl_easy_setopt(curl, CURLOPT_USE_SSL, use_ssl[smtp->starttls]);
+    if (smtp->ca_file != NULL && smtp->ca_file[0] != '\0')
+        curl_easy_setopt(curl, CURLOPT_CAINFO, smtp->ca_file);
 }
 
 /* Maps curl's result and the SMTP reply code to an outcome, with the reply in the error. */

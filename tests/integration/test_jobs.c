@@ -517,11 +517,14 @@ static void test_enqueue_commits_with_its_batch(void **state)
 
 /* --------------------------------------------------------------- email ---- */
 
-/* The sink's stored message addressed to `to` (malloc'd), or NULL. */
-static char *find_message(const char *to)
+/* A sink's stored message addressed to `to` (malloc'd), or NULL; dir NULL: the fixture's. */
+static char *find_message_in(const char *mail_dir, const char *to)
 {
     char dir[512], needle[300];
-    snprintf(dir, sizeof(dir), "%s/smtp/mail", harness_env("HYDRANT_TEST_SERVICES_DIR"));
+    if (mail_dir != NULL)
+        snprintf(dir, sizeof(dir), "%s", mail_dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/smtp/mail", harness_env("HYDRANT_TEST_SERVICES_DIR"));
     snprintf(needle, sizeof(needle), "X-Envelope-To: %s\r\n", to);
     DIR *d = opendir(dir);
     char *found = NULL;
@@ -544,6 +547,11 @@ static char *find_message(const char *to)
     if (d != NULL)
         closedir(d);
     return found;
+}
+
+static char *find_message(const char *to)
+{
+    return find_message_in(NULL, to);
 }
 
 static int count_messages(const char *to)
@@ -729,6 +737,68 @@ static void test_email_permfail_dead_with_reply(void **state)
     jobs_registry_free(registry);
 }
 
+/* A sink of the test's own that requires STARTTLS and a login: the message goes through
+ * with the right password (server verified against the development certificate), and a
+ * refused login (535) is permanent. */
+static void test_email_starttls_and_auth(void **state)
+{
+    const char *services = harness_env("HYDRANT_TEST_SERVICES_DIR");
+    const char *src = harness_env("HYDRANT_SOURCE_DIR");
+    char tls[512], mail[512];
+    snprintf(tls, sizeof(tls), "%s/tls", services);
+    snprintf(mail, sizeof(mail), "%s/smtp-tls-%d", services, getpid());
+    assert_int_equal(harness_system("%s/scripts/dev-cert.sh %s >/dev/null && rm -rf %s && mkdir -p %s", src,
+                                    tls, mail, mail),
+                     0);
+    int port = harness_free_port();
+    assert_int_equal(harness_system("/usr/bin/python3 %s/scripts/smtp_sink.py --port %d --dir %s --tls-cert "
+                                    "%s/cert.pem --tls-key %s/key.pem --auth mailer:s3cret >%s/log 2>&1 & "
+                                    "echo $! > %s/pid",
+                                    src, port, mail, tls, tls, mail, mail),
+                     0);
+    int up = 0;
+    for (long long deadline = harness_now_ms() + 10000; !up && harness_now_ms() < deadline; usleep(50 * 1000))
+        up = harness_system("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null", port) == 0;
+    assert_true(up);
+    char url[256], ca[600];
+    snprintf(url, sizeof(url), "smtp://mailer:s3cret@127.0.0.1:%d", port);
+    snprintf(ca, sizeof(ca), "%s/cert.pem", tls);
+    char *saved_url = cfg.smtp.url;
+    cfg.smtp.url = url;
+    cfg.smtp.starttls = 2;
+    cfg.smtp.ca_file = ca;
+    jobs_registry_t *registry = registry_new();
+    jobs_pool_t *pool = pool_start(registry, 1, 0, 0);
+    char to[128];
+    unique_address(to, sizeof(to), "tls");
+    char *id = enqueue_email("email.confirmation", to, "tls-token");
+    int delivered = wait_state(id, "succeeded", 20000);
+    pool_finish(pool);
+    snprintf(url, sizeof(url), "smtp://mailer:wrong@127.0.0.1:%d", port);
+    pool = pool_start(registry, 1, 0, 0);
+    char *refused = enqueue_email("email.confirmation", to, "tls-token-2");
+    int dead = wait_state(refused, "dead", 20000);
+    pool_finish(pool);
+    cfg.smtp.url = saved_url;
+    cfg.smtp.starttls = 0;
+    cfg.smtp.ca_file = NULL;
+    char *message = find_message_in(mail, to);
+    char *error = job_value(refused, "error");
+    harness_system("kill $(cat %s/pid) 2>/dev/null", mail);
+    assert_true(delivered);
+    assert_non_null(message);
+    assert_non_null(strstr(message, "tls-token"));
+    assert_true(dead);
+    assert_non_null(error);
+    assert_non_null(strstr(error, "535"));
+    assert_null(strstr(error, "wrong"));
+    free(message);
+    free(error);
+    free(id);
+    free(refused);
+    jobs_registry_free(registry);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -747,6 +817,7 @@ int main(void)
         cmocka_unit_test_setup(test_email_tempfail_retried_then_delivered_once, setup),
         cmocka_unit_test_setup(test_email_server_down_then_up, setup),
         cmocka_unit_test_setup(test_email_permfail_dead_with_reply, setup),
+        cmocka_unit_test_setup(test_email_starttls_and_auth, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
