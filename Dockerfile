@@ -27,6 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libh2o0.13 libuv1 libpq5 libhiredis0.14 libjansson4 libyaml-0-2 libssl3 libcurl4 \
+      libjwt0 libargon2-1 libcrypt1 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /opt/hydrant --shell /usr/sbin/nologin hydrant

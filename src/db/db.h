@@ -56,6 +56,15 @@ typedef enum {
     DB_STMT_JOB_RELEASE,  /* every running job of a lease owner back to its queue */
     DB_STMT_JOB_DEPTH,    /* active jobs per queue and state (gauges) */
     DB_STMT_JOB_PURGE,    /* delete old succeeded and cancelled jobs (retention) */
+    /* accounts (src/handlers/auth.c, me.c) */
+    DB_STMT_USER_CREATE,        /* a new user; the caller's batch adds its token and email */
+    DB_STMT_EMAIL_TOKEN_CREATE, /* a confirmation or reset token (hash) */
+    DB_STMT_USER_CONFIRM,       /* use a confirmation token: the user is confirmed */
+    DB_STMT_USER_LOGIN_LOOKUP,  /* what a login needs, by email */
+    DB_STMT_USER_SET_HASH,      /* a re-hashed password (stronger parameters) */
+    DB_STMT_REFRESH_CREATE,     /* a refresh token of a family */
+    DB_STMT_AUTH_EVENT,         /* one audit record */
+    DB_STMT_USER_AUTH,          /* a token's user: role, disabled, tokens_valid_after, JSON */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -85,8 +94,9 @@ typedef struct {
     db_status_t status;
     PGresult *const *results; /* one per query of the batch, when status is DB_OK */
     int nresults;
-    const char *sqlstate; /* for DB_ERR_QUERY: the failing statement's SQLSTATE */
-    const char *message;  /* for logs only, never for clients */
+    const char *sqlstate;   /* for DB_ERR_QUERY: the failing statement's SQLSTATE */
+    const char *constraint; /* for DB_ERR_QUERY: the violated constraint or index, or "" */
+    const char *message;    /* for logs only, never for clients */
 } db_reply_t;
 
 typedef void (*db_pg_cb)(void *data, const db_reply_t *reply);

@@ -79,10 +79,12 @@ void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
     if (first == NULL)
         return;
     const char *sqlstate = PQresultErrorField(first, PG_DIAG_SQLSTATE);
+    const char *constraint = PQresultErrorField(first, PG_DIAG_CONSTRAINT_NAME);
     const char *message = PQresultErrorMessage(first);
     *reply = (db_reply_t){
         .status = db_pg_sqlstate_status(sqlstate),
         .sqlstate = sqlstate != NULL ? sqlstate : "",
+        .constraint = constraint != NULL ? constraint : "",
         .message = message[0] != '\0' ? message : PQresStatus(PQresultStatus(first)),
     };
 }

@@ -16,6 +16,14 @@
                       "'run_at', " TS("run_at") ", 'started_at', " TS("started_at") ", 'finished_at', " TS(  \
                           "finished_at") ")::text"
 
+/* The contract's User object. */
+#define USER_JSON                                                                                            \
+    "json_build_object('id', id, 'email', email, 'username', username, 'display_name', display_name, "       \
+    "'bio', bio, "                                                                                           \
+    "'role', role, 'email_confirmed', email_confirmed, 'disabled', disabled, 'created_at', " TS(             \
+        "created_at") ", "                                                                                   \
+                      "'updated_at', " TS("updated_at") ")::text"
+
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0},
     [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1},
@@ -152,6 +160,63 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "- make_interval(days => $1::int)) AND state IN ('succeeded', 'cancelled') ORDER BY id "
          "LIMIT 1000)",
          1},
+
+    /* $1 id, $2 normalised email, $3 username or NULL, $4 password hash. Unique violations
+     * name users_email_key or users_username_key. */
+    [DB_STMT_USER_CREATE] =
+        {"user_create",
+         "INSERT INTO users (id, email, username, password_hash) VALUES ($1::uuid, $2, $3, $4) "
+         "RETURNING " USER_JSON,
+         4},
+
+    /* $1 token hash, $2 user id, $3 purpose (confirm, reset), $4 lifetime in seconds. */
+    [DB_STMT_EMAIL_TOKEN_CREATE] =
+        {"email_token_create",
+         "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES ($1, "
+         "$2::uuid, $3, now() + make_interval(secs => $4::int))",
+         4},
+
+    /* $1 token hash. The token is spent and the user confirmed in one statement; no row for
+     * an unknown, used or expired token. */
+    [DB_STMT_USER_CONFIRM] =
+        {"user_confirm",
+         "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = "
+         "'confirm' AND used_at IS NULL AND expires_at > now() RETURNING user_id) "
+         "UPDATE users u SET email_confirmed = true, updated_at = now() FROM t "
+         "WHERE u.id = t.user_id RETURNING " USER_JSON,
+         1},
+
+    /* $1 normalised email. */
+    [DB_STMT_USER_LOGIN_LOOKUP] = {"user_login_lookup",
+                                   "SELECT id, password_hash, role, email_confirmed, disabled, " USER_JSON
+                                   " FROM users WHERE lower(email) = $1",
+                                   1},
+
+    /* $1 id, $2 the new hash, $3 the hash it replaces (unchanged if the password changed
+     * meanwhile). */
+    [DB_STMT_USER_SET_HASH] =
+        {"user_set_hash", "UPDATE users SET password_hash = $2 WHERE id = $1::uuid AND password_hash = $3",
+         3},
+
+    /* $1 token hash, $2 family id, $3 user id, $4 lifetime in seconds. */
+    [DB_STMT_REFRESH_CREATE] =
+        {"refresh_create",
+         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at) VALUES ($1, "
+         "$2::uuid, $3::uuid, now() + make_interval(secs => $4::int))",
+         4},
+
+    /* $1 user id or NULL, $2 kind, $3 client address, $4 detail JSON or NULL. */
+    [DB_STMT_AUTH_EVENT] =
+        {"auth_event",
+         "INSERT INTO auth_events (user_id, kind, address, detail) VALUES ($1::uuid, $2, $3, "
+         "$4::jsonb)",
+         4},
+
+    /* $1 id. */
+    [DB_STMT_USER_AUTH] = {"user_auth",
+                           "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8, " USER_JSON
+                           " FROM users WHERE id = $1::uuid",
+                           1},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

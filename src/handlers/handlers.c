@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +11,8 @@
 
 int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen)
 {
-    if (handlers_ops_register(router, err, errlen) != 0)
+    if (handlers_ops_register(router, err, errlen) != 0 || handlers_auth_register(router, err, errlen) != 0 ||
+        handlers_me_register(router, err, errlen) != 0)
         return -1;
     return handlers_diag_register(router, cfg, err, errlen);
 }
@@ -39,6 +41,8 @@ static char *handlers_read_file(const char *path, size_t max, size_t *len, char 
     return data;
 }
 
+static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *err, size_t errlen);
+
 int handlers_app_init(handlers_app_t *app, const cfg_t *cfg, char *err, size_t errlen)
 {
     memset(app, 0, sizeof(*app));
@@ -56,6 +60,44 @@ int handlers_app_init(handlers_app_t *app, const cfg_t *cfg, char *err, size_t e
         snprintf(err, errlen, "openapi-file %s: %s", cfg->openapi_file, why);
         return -1;
     }
+    return handlers_app_init_auth(app, cfg, err, errlen);
+}
+
+/* Access-token settings; without a configured secret (development only: production refuses
+ * to start) a random one, so tokens die with the process. */
+static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *err, size_t errlen)
+{
+    const char *secret = cfg->auth.jwt_secret;
+    app->jwt =
+        (auth_jwt_config_t){.issuer = cfg->auth.jwt_issuer, .ttl_s = cfg->auth.access_ttl_s, .leeway_s = 5};
+    if (secret != NULL && secret[0] != '\0') {
+        app->jwt.secret = (const unsigned char *)secret;
+        app->jwt.secret_len = strlen(secret);
+    } else {
+        if (getrandom(app->jwt_secret, sizeof(app->jwt_secret), 0) != (ssize_t)sizeof(app->jwt_secret)) {
+            snprintf(err, errlen, "cannot draw a random JWT secret");
+            return -1;
+        }
+        fprintf(stderr,
+                "hydrant: no auth.jwt-secret configured: using a random one (tokens end with the process)\n");
+        app->jwt.secret = app->jwt_secret;
+        app->jwt.secret_len = sizeof(app->jwt_secret);
+    }
+    app->argon2 =
+        (auth_argon2_params_t){(uint32_t)cfg->auth.argon2_memory_kib, (uint32_t)cfg->auth.argon2_iterations,
+                               (uint32_t)cfg->auth.argon2_parallelism};
+    return 0;
+}
+
+int handlers_uuid_new(char out[37])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+        return -1;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     return 0;
 }
 

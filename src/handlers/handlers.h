@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "auth/auth.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
 
@@ -16,8 +17,11 @@ typedef struct {
     char hostname[256];
     char *openapi_json; /* docs/openapi.yaml converted once to JSON */
     size_t openapi_len;
-    const http_server_t *server; /* for process-wide views (metrics) */
-    const jobs_pool_t *jobs;     /* this process's workers, or NULL (metrics) */
+    const http_server_t *server;  /* for process-wide views (metrics) */
+    const jobs_pool_t *jobs;      /* this process's workers, or NULL (metrics) */
+    auth_jwt_config_t jwt;        /* access tokens (secret from the configuration) */
+    unsigned char jwt_secret[64]; /* a random one for development when none is configured */
+    auth_argon2_params_t argon2;
 } handlers_app_t;
 
 /* Loads what the handlers need (the OpenAPI document, the host name). */
@@ -29,6 +33,37 @@ int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t
 
 /* Route families. */
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen);
+int handlers_auth_register(http_router_t *router, char *err, size_t errlen);
+int handlers_me_register(http_router_t *router, char *err, size_t errlen);
+
+/* ---- shared by the families ---- */
+
+typedef struct {
+    const char *name;
+    json_type type; /* JSON_TRUE means any boolean */
+    int required;
+    int nullable;
+} handlers_field_t;
+
+/* The 422 details for unknown, missing and mistyped fields, or NULL when the body is fine. */
+json_t *handlers_check_fields(const json_t *body, const handlers_field_t *fields, int nfields);
+void handlers_respond_invalid(http_request_t *r, json_t *details);
+
+/* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
+int handlers_uuid_new(char out[37]);
+
+/* The signed-in user of a request, once handlers_authenticate has called back. */
+typedef struct {
+    char id[64];
+    char role[16];
+    char *user_json; /* the contract's User, as PostgreSQL built it (owned) */
+} handlers_user_t;
+
+/* Checks `Authorization: Bearer <access token>`: signature, expiry, type, then the user's
+ * row (exists, not disabled, token not issued before tokens_valid_after). On success calls
+ * ok(r, user); otherwise answers 401 (or 503) itself. */
+typedef void (*handlers_auth_ok_fn)(http_request_t *r, handlers_user_t *user);
+void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* Routes that exist only for the integration tests of the HTTP layer itself (a JSON echo),
  * enabled by HYDRANT_TEST_ROUTES=1 and refused in production mode. */
 int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);

@@ -251,4 +251,11 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
 typedef void (*http_redis_cb)(http_request_t *r, db_status_t status, redisReply *reply);
 void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb);
 
+/* Runs fn(arg) on libuv's thread pool (it must touch nothing but arg), then done(r, arg)
+ * on r's loop, even if the client went away meanwhile (responding is then a no-op; done
+ * still owns arg). Returns -1 when too much CPU work is pending: answer 503. */
+typedef void (*http_cpu_work_fn)(void *arg);
+typedef void (*http_cpu_done_fn)(http_request_t *r, void *arg);
+int http_cpu(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg);
+
 #endif

@@ -1,6 +1,8 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -235,6 +237,78 @@ PGresult *harness_sql(PGconn *conn, const char *query, int nparams, const char *
         abort(); /* cmocka reports the test as failed */
     }
     return res;
+}
+
+static char *harness_mail_scan(const char *dir, const char *needle)
+{
+    DIR *d = opendir(dir);
+    char *found = NULL;
+    char best[256] = "";
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, best) <= 0)
+            continue; /* names start with the time: keep the newest */
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        char *text = calloc(1, 256 * 1024);
+        size_t n = f != NULL && text != NULL ? fread(text, 1, 256 * 1024 - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        if (text != NULL && n > 0 && strstr(text, needle) != NULL) {
+            free(found);
+            found = text;
+            snprintf(best, sizeof(best), "%s", e->d_name);
+        } else {
+            free(text);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+char *harness_mail_find(const char *dir, const char *to, int timeout_ms)
+{
+    char fixture[512], needle[300];
+    if (dir == NULL) {
+        snprintf(fixture, sizeof(fixture), "%s/smtp/mail", harness_env("HYDRANT_TEST_SERVICES_DIR"));
+        dir = fixture;
+    }
+    snprintf(needle, sizeof(needle), "X-Envelope-To: %s\r\n", to);
+    for (long long deadline = harness_now_ms() + timeout_ms;; usleep(50 * 1000)) {
+        char *found = harness_mail_scan(dir, needle);
+        if (found != NULL || harness_now_ms() >= deadline)
+            return found;
+    }
+}
+
+int harness_mail_count(const char *to)
+{
+    char cmd[1024], out[32];
+    snprintf(cmd, sizeof(cmd), "grep -l -F 'X-Envelope-To: %s' %s/smtp/mail/*.eml 2>/dev/null | wc -l", to,
+             harness_env("HYDRANT_TEST_SERVICES_DIR"));
+    FILE *p = popen(cmd, "r");
+    int n = (p != NULL && fgets(out, sizeof(out), p) != NULL) ? atoi(out) : -1;
+    if (p != NULL)
+        pclose(p);
+    return n;
+}
+
+void harness_qp_decode(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r;) {
+        if (r[0] == '=' && r[1] == '\r' && r[2] == '\n') {
+            r += 3;
+        } else if (r[0] == '=' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+            char hex[3] = {r[1], r[2], 0};
+            *w++ = (char)strtol(hex, NULL, 16);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
 }
 
 int harness_worker_start(harness_server_t *s, const char *const *extra_env)

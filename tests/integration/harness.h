@@ -25,6 +25,16 @@ int harness_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * test. PQclear the result. */
 PGresult *harness_sql(PGconn *conn, const char *query, int nparams, const char *const *values);
 
+/* ---- the SMTP sink of the services fixture ---- */
+
+/* The newest message the sink stored for `to` (malloc'd, headers and body as received), or
+ * NULL; dir NULL means the fixture's sink. Waits up to timeout_ms for it to arrive. */
+char *harness_mail_find(const char *dir, const char *to, int timeout_ms);
+/* How many messages the fixture's sink stored for `to`. */
+int harness_mail_count(const char *to);
+/* Undoes quoted-printable (soft breaks and =XX) in place. */
+void harness_qp_decode(char *s);
+
 /* ---- a hydrant process ---- */
 
 typedef struct {

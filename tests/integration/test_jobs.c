@@ -517,73 +517,24 @@ static void test_enqueue_commits_with_its_batch(void **state)
 
 /* --------------------------------------------------------------- email ---- */
 
-/* A sink's stored message addressed to `to` (malloc'd), or NULL; dir NULL: the fixture's. */
-static char *find_message_in(const char *mail_dir, const char *to)
+static char *find_message_in(const char *dir, const char *to)
 {
-    char dir[512], needle[300];
-    if (mail_dir != NULL)
-        snprintf(dir, sizeof(dir), "%s", mail_dir);
-    else
-        snprintf(dir, sizeof(dir), "%s/smtp/mail", harness_env("HYDRANT_TEST_SERVICES_DIR"));
-    snprintf(needle, sizeof(needle), "X-Envelope-To: %s\r\n", to);
-    DIR *d = opendir(dir);
-    char *found = NULL;
-    for (struct dirent *e; d != NULL && found == NULL && (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        char *text = calloc(1, 256 * 1024);
-        size_t n = f != NULL ? fread(text, 1, 256 * 1024 - 1, f) : 0;
-        text[n] = '\0';
-        if (f != NULL)
-            fclose(f);
-        if (strstr(text, needle) != NULL)
-            found = text;
-        else
-            free(text);
-    }
-    if (d != NULL)
-        closedir(d);
-    return found;
+    return harness_mail_find(dir, to, 0);
 }
 
 static char *find_message(const char *to)
 {
-    return find_message_in(NULL, to);
+    return harness_mail_find(NULL, to, 0);
 }
 
 static int count_messages(const char *to)
 {
-    char dir[512];
-    snprintf(dir, sizeof(dir), "%s/smtp/mail", harness_env("HYDRANT_TEST_SERVICES_DIR"));
-    char out[32];
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "grep -l -F 'X-Envelope-To: %s' %s/*.eml 2>/dev/null | wc -l", to, dir);
-    FILE *p = popen(cmd, "r");
-    int n = (p != NULL && fgets(out, sizeof(out), p) != NULL) ? atoi(out) : -1;
-    if (p != NULL)
-        pclose(p);
-    return n;
+    return harness_mail_count(to);
 }
 
-/* Undoes quoted-printable (soft breaks and =XX) in place. */
 static void qp_decode(char *s)
 {
-    char *w = s;
-    for (char *r = s; *r;) {
-        if (r[0] == '=' && r[1] == '\r' && r[2] == '\n') {
-            r += 3;
-        } else if (r[0] == '=' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
-            char hex[3] = {r[1], r[2], 0};
-            *w++ = (char)strtol(hex, NULL, 16);
-            r += 3;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
+    harness_qp_decode(s);
 }
 
 static char *unique_address(char *buf, size_t len, const char *tag)

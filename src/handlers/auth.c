@@ -1,0 +1,401 @@
+/*
+ * Accounts and sessions (contract: /api/v1/auth): sign-up, email confirmation and login.
+ *
+ * Password hashing and verifying run on the CPU pool (http_cpu), never on the loop. A
+ * sign-up writes the user, its confirmation token and the email job in one batch, so they
+ * commit together or not at all. A login for an unknown email still verifies against a
+ * dummy hash, so both failures cost the same.
+ */
+#include "handlers/handlers.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AUTH_CONFIRM_TTL_S      86400
+#define AUTH_LOGIN_PASSWORD_MAX 1024 /* bytes; longer is refused before any hashing */
+
+typedef struct {
+    char email[256];
+    char username[33];
+    int has_username;
+    char *password; /* copied, wiped when the state goes */
+    size_t password_len;
+    auth_argon2_params_t params;
+    char hash[AUTH_HASH_MAX];
+    char stored[AUTH_HASH_MAX]; /* login: the user's current hash */
+    char token[AUTH_TOKEN_LEN + 1];
+    char token_hash[AUTH_TOKEN_HASH_LEN + 1];
+    char user_id[64];
+    char family_id[37]; /* login: the new refresh family */
+    char role[16];
+    int confirmed, disabled, known;
+    char *user_json;
+    auth_verify_t verified;
+    int rehashed; /* login: hash holds a stronger hash of the password */
+    int failed;   /* the CPU step could not do its work */
+} auth_state_t;
+
+static void auth_state_free(void *p)
+{
+    auth_state_t *s = p;
+    if (s->password != NULL) {
+        OPENSSL_cleanse(s->password, s->password_len);
+        free(s->password);
+    }
+    free(s->user_json);
+    free(s);
+}
+
+static auth_state_t *auth_state_new(http_request_t *r)
+{
+    auth_state_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return NULL;
+    }
+    r->state = s;
+    r->state_free = auth_state_free;
+    s->params = ((const handlers_app_t *)r->app)->argon2;
+    return s;
+}
+
+static int auth_copy_password(auth_state_t *s, const json_t *value)
+{
+    s->password_len = json_string_length(value);
+    s->password = malloc(s->password_len + 1);
+    if (s->password == NULL)
+        return -1;
+    memcpy(s->password, json_string_value(value), s->password_len + 1);
+    return 0;
+}
+
+static void auth_respond_user(http_request_t *r, int status, const char *user_json)
+{
+    json_t *user = json_loads(user_json, 0, NULL);
+    http_respond_json(r, status, json_pack("{s:o}", "user", user != NULL ? user : json_null()));
+}
+
+/* ------------------------------------------------------------------ sign-up ---- */
+
+static void auth_signup_stored(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status == DB_ERR_QUERY && strcmp(reply->sqlstate, "23505") == 0) {
+        int username = strcmp(reply->constraint, "users_username_key") == 0;
+        http_respond_error(r, 409, username ? "username_taken" : "email_taken",
+                           username ? "that username is taken" : "an account with that email exists", NULL);
+        return;
+    }
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    auth_respond_user(r, 201, PQgetvalue(reply->results[0], 0, 0));
+}
+
+static void auth_signup_hash(void *arg)
+{
+    auth_state_t *s = arg;
+    s->failed = auth_password_hash(s->password, s->password_len, &s->params, s->hash, sizeof(s->hash)) != 0 ||
+                auth_token_new(s->token) != 0 || handlers_uuid_new(s->user_id) != 0;
+    if (!s->failed)
+        auth_token_hash(s->token, strlen(s->token), s->token_hash);
+}
+
+/* One transaction: the user, its confirmation token, the email that carries the token. */
+static void auth_signup_hashed(http_request_t *r, void *arg)
+{
+    auth_state_t *s = arg;
+    if (s->failed) {
+        http_respond_error(r, 500, "internal", "could not hash the password", NULL);
+        return;
+    }
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", AUTH_CONFIRM_TTL_S);
+    json_t *payload_doc = json_pack("{s:s, s:s}", "to", s->email, "token", s->token);
+    char *payload = json_dumps(payload_doc, JSON_COMPACT);
+    json_decref(payload_doc);
+    char unique[80];
+    snprintf(unique, sizeof(unique), "confirm:%s", s->user_id);
+    const char *user[] = {s->user_id, s->email, s->has_username ? s->username : NULL, s->hash};
+    const char *token[] = {s->token_hash, s->user_id, "confirm", ttl};
+    jobs_enqueue_t email = {
+        .kind = "email.confirmation", .payload = payload, .owner_id = s->user_id, .unique_key = unique};
+    db_query_t batch[3] = {
+        {.stmt = DB_STMT_USER_CREATE, .nparams = 4, .values = user},
+        {.stmt = DB_STMT_EMAIL_TOKEN_CREATE, .nparams = 4, .values = token},
+    };
+    jobs_enqueue_query(&email, &batch[2]);
+    http_pg(r, batch, 3, auth_signup_stored);
+    free(payload);
+}
+
+static void auth_signup(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {
+        {"email", JSON_STRING, 1, 0}, {"password", JSON_STRING, 1, 0}, {"username", JSON_STRING, 0, 1}};
+    json_t *details = handlers_check_fields(r->body, fields, 3);
+    auth_state_t *s = details == NULL ? auth_state_new(r) : NULL;
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    if (s == NULL)
+        return;
+    json_t *email = json_object_get(r->body, "email"), *password = json_object_get(r->body, "password");
+    json_t *username = json_object_get(r->body, "username");
+    details = json_object();
+    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+                             sizeof(s->email)) != 0)
+        json_object_set_new(details, "email", json_string("must be a valid email address"));
+    if (!auth_password_acceptable(json_string_value(password), json_string_length(password)))
+        json_object_set_new(details, "password", json_string("must be 8 to 256 characters"));
+    if (json_is_string(username)) {
+        size_t len = json_string_length(username);
+        if (!auth_username_valid(json_string_value(username), len))
+            json_object_set_new(details, "username",
+                                json_string("must be 3 to 32 characters of A-Z a-z 0-9 _ . -"));
+        else
+            memcpy(s->username, json_string_value(username), len + 1), s->has_username = 1;
+    }
+    if (json_object_size(details) > 0) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    json_decref(details);
+    if (auth_copy_password(s, password) != 0 || http_cpu(r, auth_signup_hash, auth_signup_hashed, s) != 0) {
+        http_add_header(r, "Retry-After", "1");
+        http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
+    }
+}
+
+/* ------------------------------------------------------------------ confirm ---- */
+
+static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
+        return;
+    }
+    auth_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
+}
+
+static void auth_confirm_token(http_request_t *r, const char *token, size_t len)
+{
+    if (token == NULL || !auth_token_plausible(token, len)) {
+        http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
+        return;
+    }
+    char hash[AUTH_TOKEN_HASH_LEN + 1];
+    auth_token_hash(token, len, hash);
+    const char *values[] = {hash};
+    db_query_t q = {.stmt = DB_STMT_USER_CONFIRM, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, auth_confirmed);
+}
+
+static void auth_confirm_post(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"token", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 1);
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    json_t *token = json_object_get(r->body, "token");
+    auth_confirm_token(r, json_string_value(token), json_string_length(token));
+}
+
+static void auth_confirm_get(http_request_t *r)
+{
+    char token[260];
+    int len = http_query_param(r, "token", token, sizeof(token));
+    auth_confirm_token(r, len > 0 ? token : NULL, len > 0 ? (size_t)len : 0);
+}
+
+/* -------------------------------------------------------------------- login ---- */
+
+/* Verifies against a hash of a password nobody has, when the email is unknown: the answer
+ * then takes as long as a wrong password. Made once, with the configured parameters. */
+static char auth_dummy_hash[AUTH_HASH_MAX];
+static pthread_once_t auth_dummy_once = PTHREAD_ONCE_INIT;
+static auth_argon2_params_t auth_dummy_params;
+
+static void auth_make_dummy(void)
+{
+    char random[AUTH_TOKEN_LEN + 1];
+    if (auth_token_new(random) != 0 || auth_password_hash(random, strlen(random), &auth_dummy_params,
+                                                          auth_dummy_hash, sizeof(auth_dummy_hash)) != 0)
+        auth_dummy_hash[0] = '\0';
+}
+
+static void auth_login_verify(void *arg)
+{
+    auth_state_t *s = arg;
+    if (!s->known) {
+        auth_dummy_params = s->params;
+        pthread_once(&auth_dummy_once, auth_make_dummy);
+        auth_password_verify(s->password, s->password_len, auth_dummy_hash);
+        s->verified = AUTH_VERIFY_MISMATCH;
+        return;
+    }
+    s->verified = auth_password_verify(s->password, s->password_len, s->stored);
+    if (s->verified == AUTH_VERIFY_MATCH && auth_password_needs_rehash(s->stored, &s->params))
+        s->rehashed =
+            auth_password_hash(s->password, s->password_len, &s->params, s->hash, sizeof(s->hash)) == 0;
+    s->failed = auth_token_new(s->token) != 0;
+    if (!s->failed)
+        auth_token_hash(s->token, strlen(s->token), s->token_hash);
+}
+
+static void auth_login_done(http_request_t *r, const db_reply_t *reply)
+{
+    auth_state_t *s = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    const handlers_app_t *app = r->app;
+    char *access = auth_jwt_issue(&app->jwt, s->user_id, s->role, time(NULL), NULL);
+    json_t *user = json_loads(s->user_json, 0, NULL);
+    if (access == NULL || user == NULL) {
+        free(access);
+        json_decref(user);
+        http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
+        return;
+    }
+    const cfg_auth_t *auth = &app->cfg->auth;
+    char cookie[256];
+    snprintf(cookie, sizeof(cookie),
+             "refresh_token=%s; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=%d", s->token,
+             auth->refresh_ttl_s);
+    http_add_header(r, "Set-Cookie", cookie);
+    http_add_header(r, "Cache-Control", "no-store");
+    http_respond_json(r, 200,
+                      json_pack("{s:s, s:s, s:i, s:s, s:o}", "access_token", access, "token_type", "Bearer",
+                                "expires_in", app->jwt.ttl_s, "refresh_token", s->token, "user", user));
+    free(access);
+}
+
+static void auth_event_recorded(void *data, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK)
+        fprintf(stderr, "hydrant: audit record not written: %s\n", db_status_name(reply->status));
+}
+
+/* An audit record that no answer waits for (a failed login is answered at once). */
+static void auth_record_event(http_request_t *r, const char *user_id, const char *kind)
+{
+    const char *values[] = {user_id, kind, r->client, NULL};
+    db_query_t q = {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = values};
+    if (r->loop->pg != NULL)
+        db_pg_submit(r->loop->pg, &q, 1, auth_event_recorded, NULL);
+}
+
+static void auth_login_verified(http_request_t *r, void *arg)
+{
+    auth_state_t *s = arg;
+    const handlers_app_t *app = r->app;
+    if (s->verified != AUTH_VERIFY_MATCH) {
+        auth_record_event(r, s->known ? s->user_id : NULL, "login_failed");
+        http_respond_error(r, 401, "invalid_credentials", "wrong email or password", NULL);
+        return;
+    }
+    if (s->disabled) {
+        http_respond_error(r, 403, "account_disabled", "this account is disabled", NULL);
+        return;
+    }
+    if (!s->confirmed && app->cfg->auth.require_email_confirmation) {
+        http_respond_error(r, 403, "email_not_confirmed", "confirm your email address first", NULL);
+        return;
+    }
+    if (s->failed || handlers_uuid_new(s->family_id) != 0) {
+        http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
+        return;
+    }
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", app->cfg->auth.refresh_ttl_s);
+    const char *refresh[] = {s->token_hash, s->family_id, s->user_id, ttl};
+    const char *event[] = {s->user_id, "login", r->client, NULL};
+    const char *rehash[] = {s->user_id, s->hash, s->stored};
+    db_query_t batch[3] = {
+        {.stmt = DB_STMT_REFRESH_CREATE, .nparams = 4, .values = refresh},
+        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
+        {.stmt = DB_STMT_USER_SET_HASH, .nparams = 3, .values = rehash},
+    };
+    http_pg(r, batch, s->rehashed ? 3 : 2, auth_login_done);
+}
+
+static void auth_login_check(http_request_t *r, auth_state_t *s)
+{
+    if (http_cpu(r, auth_login_verify, auth_login_verified, s) != 0) {
+        http_add_header(r, "Retry-After", "1");
+        http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
+    }
+}
+
+static void auth_login_found(http_request_t *r, const db_reply_t *reply)
+{
+    auth_state_t *s = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 1)) < sizeof(s->stored)) {
+        s->known = 1;
+        snprintf(s->user_id, sizeof(s->user_id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, 1));
+        snprintf(s->role, sizeof(s->role), "%s", PQgetvalue(res, 0, 2));
+        s->confirmed = PQgetvalue(res, 0, 3)[0] == 't';
+        s->disabled = PQgetvalue(res, 0, 4)[0] == 't';
+        s->user_json = strdup(PQgetvalue(res, 0, 5));
+    }
+    auth_login_check(r, s);
+}
+
+static void auth_login(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"email", JSON_STRING, 1, 0}, {"password", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 2);
+    json_t *password = json_object_get(r->body, "password");
+    if (details == NULL &&
+        (json_string_length(password) == 0 || json_string_length(password) > AUTH_LOGIN_PASSWORD_MAX))
+        details = json_pack("{s:s}", "password", "must be 1 to 1024 bytes");
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    auth_state_t *s = auth_state_new(r);
+    if (s == NULL || auth_copy_password(s, password) != 0)
+        return;
+    json_t *email = json_object_get(r->body, "email");
+    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+                             sizeof(s->email)) != 0) {
+        auth_login_check(r, s); /* no such account can exist: the same answer after the same work */
+        return;
+    }
+    const char *values[] = {s->email};
+    db_query_t q = {.stmt = DB_STMT_USER_LOGIN_LOOKUP, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, auth_login_found);
+}
+
+int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"POST", "/api/v1/auth/signup", auth_signup, 0, HTTP_ROUTE_JSON_BODY},
+        {"POST", "/api/v1/auth/confirm", auth_confirm_post, 0, HTTP_ROUTE_JSON_BODY},
+        {"GET", "/api/v1/auth/confirm", auth_confirm_get, 0, 0},
+        {"POST", "/api/v1/auth/login", auth_login, 0, HTTP_ROUTE_JSON_BODY},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}

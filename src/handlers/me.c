@@ -1,0 +1,110 @@
+/*
+ * Bearer authentication for the routes that need a signed-in user, and the signed-in
+ * user's own routes (contract: /api/v1/me).
+ */
+#include "handlers/handlers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef struct {
+    auth_claims_t claims;
+    handlers_auth_ok_fn ok;
+    handlers_user_t user;
+} me_auth_t;
+
+static void me_auth_free(void *p)
+{
+    me_auth_t *a = p;
+    free(a->user.user_json);
+    free(a);
+}
+
+static void me_auth_refuse(http_request_t *r, const char *code, const char *message)
+{
+    http_respond_error(r, 401, code, message, NULL);
+}
+
+static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
+{
+    me_auth_t *a = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
+        me_auth_refuse(r, "unauthorized", "the account no longer exists or is disabled");
+        return;
+    }
+    /* Tokens issued before "sign out everywhere", a password change or reset, or disabling. */
+    double valid_after = atof(PQgetvalue(res, 0, 2));
+    if (isfinite(valid_after) && (double)a->claims.iat < floor(valid_after)) {
+        me_auth_refuse(r, "token_revoked", "the token was revoked");
+        return;
+    }
+    snprintf(a->user.id, sizeof(a->user.id), "%s", a->claims.sub);
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
+    a->user.user_json = strdup(PQgetvalue(res, 0, 3));
+    if (a->user.user_json == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    a->ok(r, &a->user);
+}
+
+void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
+{
+    size_t len = 0;
+    const char *header = http_header(r, "authorization", &len);
+    if (header == NULL || len < 8 || strncasecmp(header, "Bearer ", 7) != 0) {
+        me_auth_refuse(r, "unauthorized", "a Bearer access token is required");
+        return;
+    }
+    me_auth_t *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    r->state = a;
+    r->state_free = me_auth_free;
+    a->ok = ok;
+    const handlers_app_t *app = r->app;
+    auth_jwt_status_t st = auth_jwt_verify(&app->jwt, header + 7, len - 7, time(NULL), &a->claims);
+    if (st != AUTH_JWT_OK) {
+        me_auth_refuse(r, st == AUTH_JWT_EXPIRED ? "token_expired" : "unauthorized",
+                       st == AUTH_JWT_EXPIRED ? "the token has expired" : "the token is not valid");
+        return;
+    }
+    const char *values[] = {a->claims.sub};
+    db_query_t q = {.stmt = DB_STMT_USER_AUTH, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, me_auth_user_found);
+}
+
+/* -------------------------------------------------------------------- /me ---- */
+
+static void me_get_ok(http_request_t *r, handlers_user_t *user)
+{
+    json_t *doc = json_loads(user->user_json, 0, NULL);
+    http_respond_json(r, 200, json_pack("{s:o}", "user", doc != NULL ? doc : json_null()));
+}
+
+static void me_get(http_request_t *r)
+{
+    handlers_authenticate(r, me_get_ok);
+}
+
+int handlers_me_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"GET", "/api/v1/me", me_get, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}

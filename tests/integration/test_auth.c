@@ -1,0 +1,491 @@
+/*
+ * Accounts over real HTTP/2 and HTTP/1.1 against the real server: sign-up (validation,
+ * conflicts, concurrent sign-ups), the confirmation email followed from the SMTP sink,
+ * login (unknown email, wrong password, unconfirmed, disabled, legacy and weak hashes
+ * re-hashed), the access token checked by an independent decoder (PyJWT) and the stored
+ * hash by another Argon2 implementation (argon2-cffi), and GET /me with good and bad tokens.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PASSWORD "correct horse battery staple"
+#define SECRET   "integration-test-secret-0123456789abcdef"
+
+static harness_server_t server;
+static PGconn *db;
+static int seq;
+
+static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024", "HYDRANT_ARGON2_ITERATIONS=1",
+                                         "HYDRANT_PUBLIC_URL=https://hydrant.example",
+                                         "HYDRANT_JWT_SECRET=" SECRET, NULL};
+
+static int group_setup(void **state)
+{
+    if (harness_server_start(&server, server_env) != 0)
+        return -1;
+    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    return PQstatus(db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    PQfinish(db);
+    return harness_server_stop(&server) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- helpers ---- */
+
+static char *unique_email(char *buf, size_t len, const char *tag)
+{
+    snprintf(buf, len, "%s-%d-%d-%lld@example.com", tag, getpid(), ++seq, harness_now_ms());
+    return buf;
+}
+
+/* POSTs body to path; returns the status, the parsed body in *doc (NULL if not JSON). */
+static long post(int protocol, const char *path, const char *body, json_t **doc, harness_response_t *keep)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", protocol == HARNESS_HTTP2 ? server.https_base : server.http_base,
+             path);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, protocol, "POST", url, headers, body, strlen(body));
+    long status = res.status;
+    if (doc != NULL)
+        *doc = json_loads(res.body, 0, NULL);
+    if (keep != NULL)
+        *keep = res;
+    else
+        harness_response_free(&res);
+    return status;
+}
+
+static long get(int protocol, const char *path, const char *bearer, json_t **doc, harness_response_t *keep)
+{
+    char url[1024], auth[2048];
+    snprintf(url, sizeof(url), "%s%s", protocol == HARNESS_HTTP2 ? server.https_base : server.http_base,
+             path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer != NULL ? bearer : "");
+    const char *headers[] = {auth, NULL};
+    harness_response_t res;
+    harness_request(&res, protocol, "GET", url, bearer != NULL ? headers : NULL, NULL, 0);
+    long status = res.status;
+    if (doc != NULL)
+        *doc = json_loads(res.body, 0, NULL);
+    if (keep != NULL)
+        *keep = res;
+    else
+        harness_response_free(&res);
+    return status;
+}
+
+static const char *error_code(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+}
+
+static const char *detail(const json_t *doc, const char *field)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(doc, "error"), "details"), field));
+}
+
+static long signup(int protocol, const char *email, const char *password, const char *username, json_t **doc)
+{
+    json_t *body = json_pack("{s:s, s:s}", "email", email, "password", password);
+    if (username != NULL)
+        json_object_set_new(body, "username", json_string(username));
+    char *text = json_dumps(body, JSON_COMPACT);
+    long status = post(protocol, "/api/v1/auth/signup", text, doc, NULL);
+    free(text);
+    json_decref(body);
+    return status;
+}
+
+static long login(int protocol, const char *email, const char *password, json_t **doc,
+                  harness_response_t *keep)
+{
+    json_t *body = json_pack("{s:s, s:s}", "email", email, "password", password);
+    char *text = json_dumps(body, JSON_COMPACT);
+    long status = post(protocol, "/api/v1/auth/login", text, doc, keep);
+    free(text);
+    json_decref(body);
+    return status;
+}
+
+/* The confirmation link from the email the sink received for `to` (path and query only). */
+static char *confirmation_path(const char *to)
+{
+    char *message = harness_mail_find(NULL, to, 20000);
+    if (message == NULL)
+        return NULL;
+    harness_qp_decode(message);
+    const char *prefix = "https://hydrant.example/api/v1/auth/confirm?token=";
+    const char *link = strstr(message, prefix);
+    char *path = NULL;
+    if (link != NULL) {
+        link += strlen("https://hydrant.example");
+        size_t n = strspn(link + strlen("/api/v1/auth/confirm?token="),
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+        path = strndup(link, strlen("/api/v1/auth/confirm?token=") + n);
+    }
+    free(message);
+    return path;
+}
+
+static char *sql_value(const char *query, const char *param)
+{
+    const char *values[] = {param};
+    PGresult *res = harness_sql(db, query, param != NULL ? 1 : 0, values);
+    char *v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return v;
+}
+
+/* A confirmed account made through the API; returns its id. */
+static char *confirmed_account(const char *email)
+{
+    json_t *doc = NULL;
+    assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, NULL, &doc), 201);
+    char *id = strdup(json_string_value(json_object_get(json_object_get(doc, "user"), "id")));
+    json_decref(doc);
+    char *path = confirmation_path(email);
+    assert_non_null(path);
+    assert_int_equal(get(HARNESS_HTTP1, path, NULL, NULL, NULL), 200);
+    free(path);
+    return id;
+}
+
+/* -------------------------------------------------------------- sign-up ---- */
+
+static void test_signup_then_confirm_by_the_emailed_link(void **state)
+{
+    char email[128], upper[128];
+    unique_email(email, sizeof(email), "signup");
+    snprintf(upper, sizeof(upper), "  S%.100s ", email + 1); /* trimmed and lower-cased */
+    json_t *doc = NULL;
+    assert_int_equal(signup(HARNESS_HTTP2, upper, PASSWORD, NULL, &doc), 201);
+    json_t *user = json_object_get(doc, "user");
+    assert_string_equal(json_string_value(json_object_get(user, "email")), email);
+    assert_string_equal(json_string_value(json_object_get(user, "role")), "user");
+    assert_true(json_is_false(json_object_get(user, "email_confirmed")));
+    assert_true(json_is_null(json_object_get(user, "username")));
+    assert_non_null(json_string_value(json_object_get(user, "created_at")));
+    assert_null(json_object_get(user, "password_hash"));
+    json_decref(doc);
+    /* the same address again, in another case: taken */
+    assert_int_equal(signup(HARNESS_HTTP1, upper, PASSWORD, NULL, &doc), 409);
+    assert_string_equal(error_code(doc), "email_taken");
+    json_decref(doc);
+    /* login before confirming: the password matches, but the email is not confirmed */
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, &doc, NULL), 403);
+    assert_string_equal(error_code(doc), "email_not_confirmed");
+    json_decref(doc);
+    /* the emailed link confirms, once */
+    char *path = confirmation_path(email);
+    assert_non_null(path);
+    assert_int_equal(get(HARNESS_HTTP2, path, NULL, &doc, NULL), 200);
+    assert_true(json_is_true(json_object_get(json_object_get(doc, "user"), "email_confirmed")));
+    json_decref(doc);
+    assert_int_equal(get(HARNESS_HTTP2, path, NULL, &doc, NULL), 400);
+    assert_string_equal(error_code(doc), "invalid_token");
+    json_decref(doc);
+    free(path);
+    assert_int_equal(harness_mail_count(email), 1);
+    /* the job that sent it no longer holds the token */
+    char *payload = sql_value("SELECT payload::text FROM jobs WHERE kind = 'email.confirmation' AND "
+                              "payload->>'to' = $1 AND state = 'succeeded'",
+                              email);
+    assert_non_null(payload);
+    assert_null(strstr(payload, "token"));
+    free(payload);
+}
+
+static void test_signup_validation(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "invalid");
+    json_t *doc = NULL;
+    assert_int_equal(signup(HARNESS_HTTP2, "not-an-email", PASSWORD, NULL, &doc), 422);
+    assert_string_equal(error_code(doc), "validation_failed");
+    assert_non_null(detail(doc, "email"));
+    json_decref(doc);
+    assert_int_equal(signup(HARNESS_HTTP2, email, "short", NULL, &doc), 422);
+    assert_non_null(detail(doc, "password"));
+    json_decref(doc);
+    assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, "no spaces allowed", &doc), 422);
+    assert_non_null(detail(doc, "username"));
+    json_decref(doc);
+    char *big = malloc(10 * 1024 + 1);
+    memset(big, 'p', 10 * 1024);
+    big[10 * 1024] = '\0';
+    assert_int_equal(signup(HARNESS_HTTP1, email, big, NULL, &doc), 422); /* never hashed */
+    json_decref(doc);
+    free(big);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup",
+                          "{\"email\":\"a@b.co\",\"password\":\"12345678\",\"x\":1}", &doc, NULL),
+                     422);
+    assert_string_equal(detail(doc, "x"), "unknown field");
+    json_decref(doc);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", "{\"email\":7,\"password\":[]}", &doc, NULL),
+                     422);
+    assert_string_equal(detail(doc, "email"), "must be a string");
+    assert_string_equal(detail(doc, "password"), "must be a string");
+    json_decref(doc);
+    char odd[256];
+    snprintf(odd, sizeof(odd),
+             "{\"email\": \"x';DROP-TABLE-users;--%d.%d@a.io\", \"password\": \"" PASSWORD "\"}", getpid(),
+             ++seq);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", odd, &doc, NULL),
+                     201); /* an odd but valid address, stored as given */
+    json_decref(doc);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", "{\"email\":", NULL, NULL), 400);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup",
+                          "{\"email\":\"a\\u0000@b.co\",\"password\":\"12345678\"}", &doc, NULL),
+                     400); /* NUL inside a string */
+    json_decref(doc);
+    /* usernames are unique case-insensitively */
+    char name[32], other[128];
+    snprintf(name, sizeof(name), "user%d_%d", getpid(), ++seq);
+    assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, name, &doc), 201);
+    json_decref(doc);
+    name[0] = 'U';
+    assert_int_equal(
+        signup(HARNESS_HTTP2, unique_email(other, sizeof(other), "dupname"), PASSWORD, name, &doc), 409);
+    assert_string_equal(error_code(doc), "username_taken");
+    json_decref(doc);
+}
+
+typedef struct {
+    const char *email;
+    long status;
+} race_t;
+
+static void *race_signup(void *arg)
+{
+    race_t *race = arg;
+    race->status = signup(HARNESS_HTTP2, race->email, PASSWORD, NULL, NULL);
+    return NULL;
+}
+
+static void test_concurrent_signups_one_wins(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "race");
+    pthread_t threads[8];
+    race_t races[8];
+    for (int i = 0; i < 8; i++) {
+        races[i] = (race_t){email, 0};
+        pthread_create(&threads[i], NULL, race_signup, &races[i]);
+    }
+    int created = 0, taken = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(threads[i], NULL);
+        created += races[i].status == 201;
+        taken += races[i].status == 409;
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(taken, 7);
+    char *count = sql_value(
+        "SELECT count(*)::text FROM jobs WHERE kind = 'email.confirmation' AND payload->>'to' = $1", email);
+    assert_string_equal(count, "1"); /* the losers' emails rolled back with their rows */
+    free(count);
+}
+
+/* ---------------------------------------------------------------- login ---- */
+
+/* Checks the access token with PyJWT (an independent implementation) and the stored hash
+ * with argon2-cffi. */
+static void check_independently(const char *token, const char *user_id, const char *email)
+{
+    assert_int_equal(
+        harness_system("/usr/bin/python3 -c \"import jwt,sys; d=jwt.decode(sys.argv[1], '" SECRET
+                       "', algorithms=['HS256'], issuer='hydrant', options={'require': "
+                       "['exp','iat','sub','jti']}); assert d['sub']==sys.argv[2] and d['typ']=='access' "
+                       "and d['role']=='user' and d['exp']-d['iat']==900, d\" '%s' '%s'",
+                       token, user_id),
+        0);
+    char *hash = sql_value("SELECT password_hash FROM users WHERE email = $1", email);
+    assert_non_null(hash);
+    assert_int_equal(strncmp(hash, "$argon2id$v=19$m=1024,t=1,p=1$", 30), 0);
+    assert_int_equal(
+        harness_system("/usr/bin/python3 -c \"import argon2,sys; argon2.PasswordHasher().verify(sys.argv[1], "
+                       "sys.argv[2])\" '%s' '" PASSWORD "'",
+                       hash),
+        0);
+    free(hash);
+}
+
+static void test_login_and_me(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "login");
+    char *id = confirmed_account(email);
+    json_t *doc = NULL;
+    harness_response_t res;
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, &doc, &res), 200);
+    const char *access = json_string_value(json_object_get(doc, "access_token"));
+    const char *refresh = json_string_value(json_object_get(doc, "refresh_token"));
+    assert_non_null(access);
+    assert_non_null(refresh);
+    assert_true(strlen(refresh) >= 43);
+    assert_string_equal(json_string_value(json_object_get(doc, "token_type")), "Bearer");
+    assert_int_equal(json_integer_value(json_object_get(doc, "expires_in")), 900);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "id")), id);
+    char cookie[512];
+    assert_non_null(harness_header(&res, "set-cookie", cookie, sizeof(cookie)));
+    assert_non_null(strstr(cookie, refresh));
+    assert_non_null(strstr(cookie, "HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=2592000"));
+    harness_response_free(&res);
+    check_independently(access, id, email);
+    /* the refresh token is stored only as its hash */
+    char *stored =
+        sql_value("SELECT count(*)::text FROM refresh_tokens WHERE token_hash = encode(sha256($1::bytea), "
+                  "'hex')",
+                  refresh);
+    assert_string_equal(stored, "1");
+    free(stored);
+    /* GET /me over both protocols */
+    json_t *me = NULL;
+    for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+        assert_int_equal(get(protocol, "/api/v1/me", access, &me, NULL), 200);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(me, "user"), "email")), email);
+        json_decref(me);
+    }
+    /* revoked by "sign out everywhere" (tokens_valid_after moved past the token's iat) */
+    PQclear(harness_sql(
+        db, "UPDATE users SET tokens_valid_after = now() + interval '1 minute' WHERE id = $1::uuid", 1,
+        (const char *const[]){id}));
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", access, &me, NULL), 401);
+    assert_string_equal(error_code(me), "token_revoked");
+    json_decref(me);
+    PQclear(harness_sql(
+        db, "UPDATE users SET tokens_valid_after = '-infinity', disabled = true WHERE id = $1::uuid", 1,
+        (const char *const[]){id}));
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", access, &me, NULL), 401);
+    json_decref(me);
+    /* disabled: 403 account_disabled, only with the right password */
+    json_decref(doc);
+    assert_int_equal(login(HARNESS_HTTP1, email, PASSWORD, &doc, NULL), 403);
+    assert_string_equal(error_code(doc), "account_disabled");
+    json_decref(doc);
+    assert_int_equal(login(HARNESS_HTTP1, email, "wrong password!", &doc, NULL), 401);
+    assert_string_equal(error_code(doc), "invalid_credentials");
+    json_decref(doc);
+    /* the failure's audit record is written after the answer: wait for it (bounded) */
+    char *events = NULL;
+    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        free(events);
+        events = sql_value(
+            "SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid", id);
+        if (events != NULL && strcmp(events, "login,login_failed") == 0)
+            break;
+    }
+    assert_string_equal(events, "login,login_failed");
+    free(events);
+    free(id);
+}
+
+static void test_login_failures_look_alike(void **state)
+{
+    char email[128], unknown[128];
+    unique_email(email, sizeof(email), "alike");
+    free(confirmed_account(email));
+    json_t *wrong = NULL, *missing = NULL, *malformed = NULL;
+    assert_int_equal(login(HARNESS_HTTP2, email, "not the password", &wrong, NULL), 401);
+    assert_int_equal(
+        login(HARNESS_HTTP2, unique_email(unknown, sizeof(unknown), "nobody"), PASSWORD, &missing, NULL),
+        401);
+    assert_int_equal(login(HARNESS_HTTP2, "no-at-sign", PASSWORD, &malformed, NULL), 401);
+    assert_true(json_equal(wrong, missing));
+    assert_true(json_equal(wrong, malformed));
+    json_decref(wrong);
+    json_decref(missing);
+    json_decref(malformed);
+    json_t *doc = NULL;
+    char *big = malloc(10 * 1024 + 1);
+    memset(big, 'p', 10 * 1024);
+    big[10 * 1024] = '\0';
+    assert_int_equal(login(HARNESS_HTTP2, email, big, &doc, NULL), 422);
+    free(big);
+    json_decref(doc);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/login", "{\"email\":\"a@b.co\"}", &doc, NULL), 422);
+    assert_string_equal(detail(doc, "password"), "is required");
+    json_decref(doc);
+}
+
+/* Users brought from a seed backend: a bcrypt hash and a weak Argon2id hash both log in
+ * and are replaced by an Argon2id hash with the configured parameters. */
+static void test_legacy_hashes_rehashed(void **state)
+{
+    const char *hashes[] = {
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa", /* "correct horse battery", crypt(3)
+                                                                         */
+        "$argon2id$v=19$m=64,t=1,p=1$wu6YhF+EzHQldem6X1KP/w$o4eNHr7ohtjv3LbACufZhQ", /* argon2-cffi, weak */
+    };
+    for (int i = 0; i < 2; i++) {
+        char email[128];
+        unique_email(email, sizeof(email), "legacy");
+        PQclear(harness_sql(db,
+                            "INSERT INTO users (email, password_hash, email_confirmed) VALUES ($1, $2, true)",
+                            2, (const char *const[]){email, hashes[i]}));
+        json_t *doc = NULL;
+        assert_int_equal(login(HARNESS_HTTP2, email, "correct horse battery", &doc, NULL), 200);
+        json_decref(doc);
+        char *hash = sql_value("SELECT password_hash FROM users WHERE email = $1", email);
+        assert_int_equal(strncmp(hash, "$argon2id$v=19$m=1024,t=1,p=1$", 30), 0);
+        free(hash);
+        assert_int_equal(login(HARNESS_HTTP1, email, "correct horse battery", &doc, NULL),
+                         200); /* still works */
+        json_decref(doc);
+    }
+}
+
+static void test_bad_bearer_tokens(void **state)
+{
+    const char *bad[] = {
+        "", "garbage", "a.b.c",
+        /* alg none */
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.",
+        /* HS256 with another key (PyJWT, secret "other") */
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.5mhBHqs5_DTLdINd9p5m7ZJ6XU1R8PI-kvM3-xr1pFI"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        harness_response_t res;
+        json_t *doc = NULL;
+        assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", bad[i], &doc, &res), 401);
+        assert_string_equal(error_code(doc), "unauthorized");
+        char www[64];
+        assert_non_null(harness_header(&res, "www-authenticate", www, sizeof(www)));
+        harness_response_free(&res);
+        json_decref(doc);
+    }
+    json_t *doc = NULL;
+    assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", NULL, &doc, NULL), 401);
+    json_decref(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signup_then_confirm_by_the_emailed_link),
+        cmocka_unit_test(test_signup_validation),
+        cmocka_unit_test(test_concurrent_signups_one_wins),
+        cmocka_unit_test(test_login_and_me),
+        cmocka_unit_test(test_login_failures_look_alike),
+        cmocka_unit_test(test_legacy_hashes_rehashed),
+        cmocka_unit_test(test_bad_bearer_tokens),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
