@@ -82,13 +82,15 @@ typedef struct {
     char sub[64];  /* user id */
     char role[16]; /* user, superuser, admin */
     char jti[64];
+    char sid[64]; /* the session: the refresh-token family the token came from */
     int64_t iat, exp;
 } auth_claims_t;
 
-/* Signs an access token (HS256) for the user. The jti is fresh (random); the claims used
- * are returned in claims when not NULL. Returns a malloc'd token, or NULL. */
-char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const char *role, time_t now,
-                     auth_claims_t *claims);
+/* Signs an access token (HS256) for the user and session (the contract's claims plus
+ * `sid`, which logout uses to end the session's refresh family). The jti is fresh (random);
+ * the claims used are returned in claims when not NULL. Returns a malloc'd token, or NULL. */
+char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const char *role, const char *sid,
+                     time_t now, auth_claims_t *claims);
 
 typedef enum {
     AUTH_JWT_OK,

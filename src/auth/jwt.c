@@ -16,8 +16,8 @@
 #define AUTH_JWT_MAX_LEN    4096
 #define AUTH_JWT_HEADER_MAX 512
 
-char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const char *role, time_t now,
-                     auth_claims_t *claims)
+char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const char *role, const char *sid,
+                     time_t now, auth_claims_t *claims)
 {
     unsigned char raw[16];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
@@ -30,7 +30,7 @@ char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const
     if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "iss", config->issuer) == 0 &&
         jwt_add_grant(jwt, "sub", user_id) == 0 && jwt_add_grant(jwt, "role", role) == 0 &&
         jwt_add_grant(jwt, "typ", "access") == 0 && jwt_add_grant(jwt, "jti", jti) == 0 &&
-        jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
+        jwt_add_grant(jwt, "sid", sid) == 0 && jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
         jwt_add_grant_int(jwt, "exp", (long)now + config->ttl_s) == 0 &&
         jwt_set_alg(jwt, JWT_ALG_HS256, config->secret, (int)config->secret_len) == 0)
         token = jwt_encode_str(jwt);
@@ -40,6 +40,7 @@ char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const
         snprintf(claims->sub, sizeof(claims->sub), "%s", user_id);
         snprintf(claims->role, sizeof(claims->role), "%s", role);
         snprintf(claims->jti, sizeof(claims->jti), "%s", jti);
+        snprintf(claims->sid, sizeof(claims->sid), "%s", sid);
         claims->iat = now;
         claims->exp = now + config->ttl_s;
     }
@@ -134,7 +135,8 @@ static auth_jwt_status_t auth_jwt_check_claims(const auth_jwt_config_t *config, 
     auth_claims_t c = {0};
     if (auth_copy_grant(jwt, "sub", c.sub, sizeof(c.sub)) != 0 ||
         auth_copy_grant(jwt, "role", c.role, sizeof(c.role)) != 0 ||
-        auth_copy_grant(jwt, "jti", c.jti, sizeof(c.jti)) != 0)
+        auth_copy_grant(jwt, "jti", c.jti, sizeof(c.jti)) != 0 ||
+        auth_copy_grant(jwt, "sid", c.sid, sizeof(c.sid)) != 0)
         return AUTH_JWT_INVALID;
     errno = 0;
     c.iat = jwt_get_grant_int(jwt, "iat");

@@ -64,7 +64,11 @@ typedef enum {
     DB_STMT_USER_SET_HASH,      /* a re-hashed password (stronger parameters) */
     DB_STMT_REFRESH_CREATE,     /* a refresh token of a family */
     DB_STMT_AUTH_EVENT,         /* one audit record */
-    DB_STMT_USER_AUTH,          /* a token's user: role, disabled, tokens_valid_after, JSON */
+    DB_STMT_USER_AUTH,          /* a token's user: role, disabled, tokens_valid_after, JSON, jti revoked */
+    DB_STMT_REFRESH_USE,        /* rotate a refresh token, or detect its reuse */
+    DB_STMT_TOKEN_REVOKE,       /* an access token's jti, until it expires */
+    DB_STMT_FAMILY_REVOKE,      /* end one session (refresh family) */
+    DB_STMT_USER_REVOKE_ALL,    /* end every session and access token of a user */
     DB_STMT__COUNT
 } db_stmt_id_t;
 

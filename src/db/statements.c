@@ -187,10 +187,11 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          1},
 
     /* $1 normalised email. */
-    [DB_STMT_USER_LOGIN_LOOKUP] = {"user_login_lookup",
-                                   "SELECT id, password_hash, role, email_confirmed, disabled, " USER_JSON
-                                   " FROM users WHERE lower(email) = $1",
-                                   1},
+    [DB_STMT_USER_LOGIN_LOOKUP] =
+        {"user_login_lookup",
+         "SELECT id, password_hash, role, email_confirmed, disabled, " USER_JSON
+         ", extract(epoch FROM tokens_valid_after)::float8 FROM users WHERE lower(email) = $1",
+         1},
 
     /* $1 id, $2 the new hash, $3 the hash it replaces (unchanged if the password changed
      * meanwhile). */
@@ -212,11 +213,66 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "$4::jsonb)",
          4},
 
-    /* $1 id. */
-    [DB_STMT_USER_AUTH] = {"user_auth",
-                           "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8, " USER_JSON
-                           " FROM users WHERE id = $1::uuid",
-                           1},
+    /* $1 id, $2 the token's jti. Everything that can refuse a valid signature, in one query:
+     * the user exists, is not disabled, signed out after the token was issued, or revoked it. */
+    [DB_STMT_USER_AUTH] =
+        {"user_auth",
+         "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8, " USER_JSON
+         ", EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) FROM users WHERE id = $1::uuid",
+         2},
+
+    /* $1 presented token's hash, $2 the new token's hash, $3 lifetime in seconds, $4 reuse
+     * grace in seconds. One statement, the presented row locked: of two racing uses one
+     * rotates and the other is a reuse. Verdict ok (rotated: the new row is in the family),
+     * unknown, expired, revoked (its family was revoked) or reused (the presented token is
+     * burnt, which revokes its whole family). Returns the verdict, the user's id, role,
+     * disabled, JSON, the family id and tokens_valid_after. */
+    [DB_STMT_REFRESH_USE] =
+        {"refresh_use",
+         "WITH cur AS (SELECT r.token_hash, r.family_id, r.user_id, r.expires_at, r.rotated_at, EXISTS "
+         "(SELECT 1 FROM "
+         "refresh_tokens f WHERE f.family_id = r.family_id AND f.revoked_at IS NOT NULL) AS revoked FROM "
+         "refresh_tokens r WHERE r.token_hash = $1 FOR UPDATE), "
+         "verdict AS (SELECT CASE WHEN revoked THEN 'revoked' WHEN expires_at <= now() THEN 'expired' "
+         "WHEN rotated_at IS NOT NULL AND ($4::int = 0 OR rotated_at <= clock_timestamp() - "
+         "make_interval(secs => "
+         "$4::int)) THEN 'reused' ELSE 'ok' END AS v, family_id, user_id FROM cur), "
+         "rot AS (UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE "
+         "token_hash = $1 "
+         "AND (SELECT v FROM verdict) = 'ok' RETURNING 1), "
+         "ins AS (INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at) SELECT $2, "
+         "family_id, "
+         "user_id, now() + make_interval(secs => $3::int) FROM verdict WHERE v = 'ok' RETURNING 1), "
+         "burn AS (UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1 AND (SELECT v FROM "
+         "verdict) = "
+         "'reused' RETURNING 1) "
+         "SELECT coalesce((SELECT v FROM verdict), 'unknown'), u.id, u.role, u.disabled, " USER_JSON
+         ", (SELECT family_id FROM verdict), extract(epoch FROM u.tokens_valid_after)::float8 FROM (SELECT "
+         "1) one "
+         "LEFT JOIN users u ON u.id = (SELECT user_id FROM verdict)",
+         4},
+
+    /* $1 jti, $2 its exp (Unix seconds). */
+    [DB_STMT_TOKEN_REVOKE] =
+        {"token_revoke",
+         "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2::float8)) "
+         "ON CONFLICT (jti) DO NOTHING",
+         2},
+
+    /* $1 family id, $2 user id (a session can only be ended by its user). */
+    [DB_STMT_FAMILY_REVOKE] =
+        {"family_revoke",
+         "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1::uuid AND user_id = "
+         "$2::uuid AND revoked_at IS NULL",
+         2},
+
+    /* $1 user id: every refresh family ends and every access token issued so far is refused. */
+    [DB_STMT_USER_REVOKE_ALL] =
+        {"user_revoke_all",
+         "WITH families AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = "
+         "$1::uuid AND revoked_at IS NULL) UPDATE users SET tokens_valid_after = now(), "
+         "updated_at = updated_at WHERE id = $1::uuid",
+         1},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

@@ -8,6 +8,7 @@
  */
 #include "handlers/handlers.h"
 
+#include <math.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ typedef struct {
     char family_id[37]; /* login: the new refresh family */
     char role[16];
     int confirmed, disabled, known;
+    double valid_after; /* the user's tokens_valid_after (Unix seconds, may be -inf) */
     char *user_json;
     auth_verify_t verified;
     int rehashed; /* login: hash holds a stronger hash of the password */
@@ -254,6 +256,37 @@ static void auth_login_verify(void *arg)
         auth_token_hash(s->token, strlen(s->token), s->token_hash);
 }
 
+/* The contract's token response, with the refresh token also as the cookie. An access token
+ * must postdate the user's last revocation by a whole second (iat has seconds, and tokens
+ * from that second are refused), so right after one its iat is the next second. */
+static void auth_respond_tokens(http_request_t *r, const char *user_id, const char *role,
+                                const char *family_id, const char *refresh_token, const char *user_json,
+                                double valid_after)
+{
+    const handlers_app_t *app = r->app;
+    time_t iat = time(NULL);
+    if (isfinite(valid_after) && (double)iat <= floor(valid_after))
+        iat = (time_t)floor(valid_after) + 1;
+    char *access = auth_jwt_issue(&app->jwt, user_id, role, family_id, iat, NULL);
+    json_t *user = json_loads(user_json, 0, NULL);
+    if (access == NULL || user == NULL) {
+        free(access);
+        json_decref(user);
+        http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
+        return;
+    }
+    char cookie[256];
+    snprintf(cookie, sizeof(cookie),
+             "refresh_token=%s; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=%d",
+             refresh_token, app->cfg->auth.refresh_ttl_s);
+    http_add_header(r, "Set-Cookie", cookie);
+    http_add_header(r, "Cache-Control", "no-store");
+    http_respond_json(r, 200,
+                      json_pack("{s:s, s:s, s:i, s:s, s:o}", "access_token", access, "token_type", "Bearer",
+                                "expires_in", app->jwt.ttl_s, "refresh_token", refresh_token, "user", user));
+    free(access);
+}
+
 static void auth_login_done(http_request_t *r, const db_reply_t *reply)
 {
     auth_state_t *s = r->state;
@@ -261,26 +294,7 @@ static void auth_login_done(http_request_t *r, const db_reply_t *reply)
         http_respond_db_error(r, reply->status);
         return;
     }
-    const handlers_app_t *app = r->app;
-    char *access = auth_jwt_issue(&app->jwt, s->user_id, s->role, time(NULL), NULL);
-    json_t *user = json_loads(s->user_json, 0, NULL);
-    if (access == NULL || user == NULL) {
-        free(access);
-        json_decref(user);
-        http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
-        return;
-    }
-    const cfg_auth_t *auth = &app->cfg->auth;
-    char cookie[256];
-    snprintf(cookie, sizeof(cookie),
-             "refresh_token=%s; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=%d", s->token,
-             auth->refresh_ttl_s);
-    http_add_header(r, "Set-Cookie", cookie);
-    http_add_header(r, "Cache-Control", "no-store");
-    http_respond_json(r, 200,
-                      json_pack("{s:s, s:s, s:i, s:s, s:o}", "access_token", access, "token_type", "Bearer",
-                                "expires_in", app->jwt.ttl_s, "refresh_token", s->token, "user", user));
-    free(access);
+    auth_respond_tokens(r, s->user_id, s->role, s->family_id, s->token, s->user_json, s->valid_after);
 }
 
 static void auth_event_recorded(void *data, const db_reply_t *reply)
@@ -356,6 +370,7 @@ static void auth_login_found(http_request_t *r, const db_reply_t *reply)
         s->confirmed = PQgetvalue(res, 0, 3)[0] == 't';
         s->disabled = PQgetvalue(res, 0, 4)[0] == 't';
         s->user_json = strdup(PQgetvalue(res, 0, 5));
+        s->valid_after = atof(PQgetvalue(res, 0, 6));
     }
     auth_login_check(r, s);
 }
@@ -386,6 +401,128 @@ static void auth_login(http_request_t *r)
     http_pg(r, &q, 1, auth_login_found);
 }
 
+/* ------------------------------------------------------------------ refresh ---- */
+
+static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
+{
+    auth_state_t *s = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    const char *verdict = PQgetvalue(res, 0, 0);
+    if (strcmp(verdict, "ok") == 0 && !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 3)[0] != 't') {
+        auth_respond_tokens(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5), s->token,
+                            PQgetvalue(res, 0, 4), atof(PQgetvalue(res, 0, 6)));
+        return;
+    }
+    if (strcmp(verdict, "reused") == 0)
+        http_respond_error(r, 401, "token_reused",
+                           "the refresh token was already used; the session is revoked", NULL);
+    else if (strcmp(verdict, "expired") == 0)
+        http_respond_error(r, 401, "token_expired", "the refresh token has expired", NULL);
+    else
+        http_respond_error(r, 401, "invalid_token", "the refresh token is not valid", NULL);
+}
+
+/* The refresh token from the JSON body, else from the cookie. Returns its length or 0. */
+static size_t auth_refresh_token_of(http_request_t *r, const char **token)
+{
+    json_t *value = r->body != NULL ? json_object_get(r->body, "refresh_token") : NULL;
+    if (json_is_string(value)) {
+        *token = json_string_value(value);
+        return json_string_length(value);
+    }
+    size_t len = 0;
+    const char *cookie = http_header(r, "cookie", &len);
+    for (size_t i = 0; cookie != NULL && i + 14 <= len; i++) {
+        if ((i == 0 || cookie[i - 1] == ' ' || cookie[i - 1] == ';') &&
+            strncmp(cookie + i, "refresh_token=", 14) == 0) {
+            *token = cookie + i + 14;
+            size_t n = 0;
+            while (i + 14 + n < len && cookie[i + 14 + n] != ';')
+                n++;
+            return n;
+        }
+    }
+    return 0;
+}
+
+static void auth_refresh(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"refresh_token", JSON_STRING, 0, 0}};
+    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    const char *token = NULL;
+    size_t len = auth_refresh_token_of(r, &token);
+    if (len == 0 || !auth_token_plausible(token, len)) {
+        http_respond_error(r, 401, "invalid_token", "the refresh token is not valid", NULL);
+        return;
+    }
+    auth_state_t *s = auth_state_new(r);
+    if (s == NULL)
+        return;
+    if (auth_token_new(s->token) != 0) {
+        http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
+        return;
+    }
+    char presented[AUTH_TOKEN_HASH_LEN + 1], ttl[16], grace[16];
+    auth_token_hash(token, len, presented);
+    auth_token_hash(s->token, strlen(s->token), s->token_hash);
+    const cfg_auth_t *auth = &((const handlers_app_t *)r->app)->cfg->auth;
+    snprintf(ttl, sizeof(ttl), "%d", auth->refresh_ttl_s);
+    snprintf(grace, sizeof(grace), "%d", auth->refresh_reuse_grace_s);
+    const char *values[] = {presented, s->token_hash, ttl, grace};
+    db_query_t q = {.stmt = DB_STMT_REFRESH_USE, .nparams = 4, .values = values};
+    http_pg(r, &q, 1, auth_refreshed);
+}
+
+/* ------------------------------------------------------------------- logout ---- */
+
+static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    http_respond_empty(r, 204);
+}
+
+/* This access token is revoked and this session's refresh family ended; with all, every
+ * session and every access token of the user. */
+static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
+{
+    json_t *all = r->body != NULL ? json_object_get(r->body, "all") : NULL;
+    char exp[24];
+    snprintf(exp, sizeof(exp), "%lld", (long long)user->claims.exp);
+    const char *revoke[] = {user->claims.jti, exp};
+    const char *family[] = {user->claims.sid, user->id};
+    const char *everything[] = {user->id};
+    const char *event[] = {user->id, json_is_true(all) ? "logout_all" : "logout", r->client, NULL};
+    db_query_t batch[3] = {
+        {.stmt = DB_STMT_TOKEN_REVOKE, .nparams = 2, .values = revoke},
+        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
+        json_is_true(all) ? (db_query_t){.stmt = DB_STMT_USER_REVOKE_ALL, .nparams = 1, .values = everything}
+                          : (db_query_t){.stmt = DB_STMT_FAMILY_REVOKE, .nparams = 2, .values = family},
+    };
+    http_pg(r, batch, 3, auth_logged_out);
+}
+
+static void auth_logout(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"all", JSON_TRUE, 0, 0}};
+    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    handlers_authenticate(r, auth_logout_ok);
+}
+
 int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
@@ -393,6 +530,8 @@ int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
         {"POST", "/api/v1/auth/confirm", auth_confirm_post, 0, HTTP_ROUTE_JSON_BODY},
         {"GET", "/api/v1/auth/confirm", auth_confirm_get, 0, 0},
         {"POST", "/api/v1/auth/login", auth_login, 0, HTTP_ROUTE_JSON_BODY},
+        {"POST", "/api/v1/auth/refresh", auth_refresh, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
+        {"POST", "/api/v1/auth/logout", auth_logout, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (http_router_add(router, &routes[i], err, errlen) != 0)

@@ -57,6 +57,7 @@ typedef struct {
     char id[64];
     char role[16];
     char *user_json; /* the contract's User, as PostgreSQL built it (owned) */
+    auth_claims_t claims; /* of the access token that authenticated the request */
 } handlers_user_t;
 
 /* Checks `Authorization: Bearer <access token>`: signature, expiry, type, then the user's

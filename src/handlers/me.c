@@ -37,18 +37,25 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     PGresult *res = reply->results[0];
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 4)[0] == 't') {
+        me_auth_refuse(r, "token_revoked", "the token was revoked");
+        return;
+    }
     if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
         me_auth_refuse(r, "unauthorized", "the account no longer exists or is disabled");
         return;
     }
-    /* Tokens issued before "sign out everywhere", a password change or reset, or disabling. */
+    /* Tokens issued before "sign out everywhere", a password change or reset, or disabling.
+     * iat has whole seconds: a token from the same second as the revocation is refused too
+     * (a login in that second gets a token that works a second later at worst). */
     double valid_after = atof(PQgetvalue(res, 0, 2));
-    if (isfinite(valid_after) && (double)a->claims.iat < floor(valid_after)) {
+    if (isfinite(valid_after) && (double)a->claims.iat <= floor(valid_after)) {
         me_auth_refuse(r, "token_revoked", "the token was revoked");
         return;
     }
     snprintf(a->user.id, sizeof(a->user.id), "%s", a->claims.sub);
     snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
+    a->user.claims = a->claims;
     a->user.user_json = strdup(PQgetvalue(res, 0, 3));
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
@@ -80,8 +87,8 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
                        st == AUTH_JWT_EXPIRED ? "the token has expired" : "the token is not valid");
         return;
     }
-    const char *values[] = {a->claims.sub};
-    db_query_t q = {.stmt = DB_STMT_USER_AUTH, .nparams = 1, .values = values};
+    const char *values[] = {a->claims.sub, a->claims.jti};
+    db_query_t q = {.stmt = DB_STMT_USER_AUTH, .nparams = 2, .values = values};
     http_pg(r, &q, 1, me_auth_user_found);
 }
 

@@ -476,6 +476,180 @@ static void test_bad_bearer_tokens(void **state)
     json_decref(doc);
 }
 
+/* ------------------------------------------------------- refresh, logout ---- */
+
+typedef struct {
+    char access[1024];
+    char refresh[128];
+} session_t;
+
+static void session_of(const json_t *doc, session_t *out)
+{
+    snprintf(out->access, sizeof(out->access), "%s", json_string_value(json_object_get(doc, "access_token")));
+    snprintf(out->refresh, sizeof(out->refresh), "%s",
+             json_string_value(json_object_get(doc, "refresh_token")));
+}
+
+static session_t *new_session(const char *email)
+{
+    static session_t sessions[16];
+    static int n;
+    session_t *s = &sessions[n++ % 16];
+    json_t *doc = NULL;
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, &doc, NULL), 200);
+    session_of(doc, s);
+    json_decref(doc);
+    return s;
+}
+
+static long refresh_with(int protocol, const char *token, json_t **doc)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", token);
+    return post(protocol, "/api/v1/auth/refresh", body, doc, NULL);
+}
+
+static long refresh_by_cookie(const char *token, json_t **doc)
+{
+    char url[256], cookie[256];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/refresh", server.https_base);
+    snprintf(cookie, sizeof(cookie), "Cookie: theme=dark; refresh_token=%s", token);
+    const char *headers[] = {cookie, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, NULL, 0);
+    long status = res.status;
+    *doc = json_loads(res.body, 0, NULL);
+    harness_response_free(&res);
+    return status;
+}
+
+static long logout(const char *access, const char *body)
+{
+    char url[256], auth[1200];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/logout", server.https_base);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", access);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, body, body != NULL ? strlen(body) : 0);
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
+static void assert_refresh_refused(const char *token, const char *code)
+{
+    json_t *doc = NULL;
+    assert_int_equal(refresh_with(HARNESS_HTTP2, token, &doc), 401);
+    assert_string_equal(error_code(doc), code);
+    json_decref(doc);
+}
+
+static void test_refresh_rotates_and_reuse_revokes_the_family(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "refresh");
+    free(confirmed_account(email));
+    session_t *first = new_session(email);
+    json_t *doc = NULL;
+    assert_int_equal(refresh_with(HARNESS_HTTP1, first->refresh, &doc), 200);
+    session_t second;
+    session_of(doc, &second);
+    json_decref(doc);
+    assert_string_not_equal(second.refresh, first->refresh);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", second.access, NULL, NULL), 200);
+    /* by cookie alone */
+    assert_int_equal(refresh_by_cookie(second.refresh, &doc), 200);
+    session_t third;
+    session_of(doc, &third);
+    json_decref(doc);
+    /* the first token again: a reuse; the whole family goes, the newest token included */
+    assert_refresh_refused(first->refresh, "token_reused");
+    assert_refresh_refused(third.refresh, "invalid_token");
+    /* unknown, malformed and expired tokens */
+    assert_refresh_refused("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "invalid_token");
+    assert_refresh_refused("not a token", "invalid_token");
+    session_t *other = new_session(email);
+    PQclear(
+        harness_sql(db,
+                    "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = "
+                    "encode(sha256($1::bytea), 'hex')",
+                    1, (const char *const[]){other->refresh}));
+    assert_refresh_refused(other->refresh, "token_expired");
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/refresh", "{\"refresh_token\":1}", &doc, NULL), 422);
+    json_decref(doc);
+}
+
+typedef struct {
+    const char *token;
+    long status;
+    char code[32];
+} refresh_race_t;
+
+static void *race_refresh(void *arg)
+{
+    refresh_race_t *race = arg;
+    json_t *doc = NULL;
+    race->status = refresh_with(HARNESS_HTTP2, race->token, &doc);
+    if (error_code(doc) != NULL)
+        snprintf(race->code, sizeof(race->code), "%s", error_code(doc));
+    json_decref(doc);
+    return NULL;
+}
+
+/* Two clients race one refresh token: one rotates it, the other is a reuse; the family is
+ * left whole and revoked, never with two live children. */
+static void test_refresh_race(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "race-refresh");
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    pthread_t threads[2];
+    refresh_race_t races[2] = {{s->refresh, 0, ""}, {s->refresh, 0, ""}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, race_refresh, &races[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    int won = (races[0].status == 200) + (races[1].status == 200);
+    int reused = !strcmp(races[0].code, "token_reused") + !strcmp(races[1].code, "token_reused");
+    assert_int_equal(won, 1);
+    assert_int_equal(reused, 1);
+    char *rows =
+        sql_value("SELECT count(*) || ' ' || count(revoked_at) || ' ' || count(rotated_at) FROM "
+                  "refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = "
+                  "encode(sha256($1::bytea), 'hex'))",
+                  s->refresh);
+    assert_string_equal(rows, "2 1 1"); /* the original (rotated, then burnt by the reuse) and one child */
+    free(rows);
+}
+
+static void test_logout_one_session_and_all(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "logout");
+    free(confirmed_account(email));
+    session_t *a = new_session(email), *b = new_session(email);
+    assert_int_equal(logout(a->access, NULL), 204);
+    json_t *doc = NULL;
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", a->access, &doc, NULL), 401);
+    assert_string_equal(error_code(doc), "token_revoked");
+    json_decref(doc);
+    assert_refresh_refused(a->refresh, "invalid_token");
+    /* the other session is untouched */
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", b->access, NULL, NULL), 200);
+    session_t *c = new_session(email);
+    assert_int_equal(logout(b->access, "{\"all\": true}"), 204);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", c->access, &doc, NULL), 401);
+    assert_string_equal(error_code(doc), "token_revoked");
+    json_decref(doc);
+    assert_refresh_refused(c->refresh, "invalid_token");
+    assert_int_equal(logout(a->access, NULL), 401); /* a revoked token cannot log out again */
+    assert_int_equal(logout(c->access, "{\"all\": \"yes\"}"), 422);
+    /* a fresh login right after "everywhere" works at once */
+    session_t *d = new_session(email);
+    assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +660,9 @@ int main(void)
         cmocka_unit_test(test_login_failures_look_alike),
         cmocka_unit_test(test_legacy_hashes_rehashed),
         cmocka_unit_test(test_bad_bearer_tokens),
+        cmocka_unit_test(test_refresh_rotates_and_reuse_revokes_the_family),
+        cmocka_unit_test(test_refresh_race),
+        cmocka_unit_test(test_logout_one_session_and_all),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -29,16 +29,18 @@ static auth_jwt_status_t verify(const char *token, time_t now, auth_claims_t *cl
 static void test_issue_and_verify(void **state)
 {
     auth_claims_t issued, seen;
-    char *token = auth_jwt_issue(&config, "0192f1c4-aaaa-7000-8000-000000000001", "superuser", NOW, &issued);
+    char *token =
+        auth_jwt_issue(&config, "0192f1c4-aaaa-7000-8000-000000000001", "superuser", "fam-1", NOW, &issued);
     assert_non_null(token);
     assert_int_equal(verify(token, NOW + 10, &seen), AUTH_JWT_OK);
     assert_string_equal(seen.sub, "0192f1c4-aaaa-7000-8000-000000000001");
     assert_string_equal(seen.role, "superuser");
+    assert_string_equal(seen.sid, "fam-1");
     assert_string_equal(seen.jti, issued.jti);
     assert_int_equal(strlen(seen.jti), 32);
     assert_int_equal(seen.iat, NOW);
     assert_int_equal(seen.exp, NOW + 900);
-    char *other = auth_jwt_issue(&config, "x", "user", NOW, &issued);
+    char *other = auth_jwt_issue(&config, "x", "user", "fam", NOW, &issued);
     assert_string_not_equal(seen.jti, issued.jti); /* unique ids */
     free(other);
     /* expiry, with the leeway */
@@ -52,13 +54,14 @@ static void test_issue_and_verify(void **state)
 static void test_token_from_pyjwt(void **state)
 {
     const char *token =
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoiMDE5MmYxYzQtMDAwMC03MDAwLTgwM"
-        "DAtMDAwMDAwMDAwMDAxIiwicm9sZSI6ImFkbWluIiwidHlwIjoiYWNjZXNzIiwianRpIjoiYWJjMTIzIiwiaWF0IjoxN"
-        "zAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9.Y7jX3G6voiuz56dqnPmXuFv8jghEmoaerdqKhhubNmA";
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoiMDE5MmYxYzQtMDAwMC03MDAwLTg"
+        "wMDAtMDAwMDAwMDAwMDAxIiwicm9sZSI6ImFkbWluIiwidHlwIjoiYWNjZXNzIiwianRpIjoiYWJjMTIzIiwic2lkIjoiczE"
+        "iLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.Zz-t7gUTI7fwRuh7W500trKjeezHlSx48AjgFz8Ot-E";
     auth_claims_t c;
     assert_int_equal(verify(token, NOW, &c), AUTH_JWT_OK);
     assert_string_equal(c.role, "admin");
     assert_string_equal(c.jti, "abc123");
+    assert_string_equal(c.sid, "s1");
     /* the same claims signed with HS512 by the same key: the algorithm is pinned */
     const char *hs512 =
         "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoidSIsInJvbGUiOiJ1c2VyIiwidHlwIjo"
@@ -69,7 +72,7 @@ static void test_token_from_pyjwt(void **state)
 
 static void test_tampered_and_foreign(void **state)
 {
-    char *token = auth_jwt_issue(&config, "u1", "user", NOW, NULL);
+    char *token = auth_jwt_issue(&config, "u1", "user", "fam", NOW, NULL);
     char *dot = strchr(token, '.');
     /* flip one character of the payload */
     dot[5] = dot[5] == 'A' ? 'B' : 'A';
@@ -79,13 +82,13 @@ static void test_tampered_and_foreign(void **state)
     auth_jwt_config_t other = config;
     other.secret = (const unsigned char *)"another-secret-0123456789abcdef-0123456";
     other.secret_len = strlen((const char *)other.secret);
-    token = auth_jwt_issue(&other, "u1", "user", NOW, NULL);
+    token = auth_jwt_issue(&other, "u1", "user", "fam", NOW, NULL);
     assert_int_equal(verify(token, NOW, NULL), AUTH_JWT_INVALID);
     free(token);
     /* another issuer */
     other = config;
     other.issuer = "someone-else";
-    token = auth_jwt_issue(&other, "u1", "admin", NOW, NULL);
+    token = auth_jwt_issue(&other, "u1", "admin", "fam", NOW, NULL);
     assert_int_equal(verify(token, NOW, NULL), AUTH_JWT_INVALID);
     free(token);
 }
@@ -93,7 +96,7 @@ static void test_tampered_and_foreign(void **state)
 /* {"alg":"none","typ":"JWT"} and {"alg":"HS256","typ":"JWT"} over the same payload. */
 static void test_alg_none_and_headers(void **state)
 {
-    char *good = auth_jwt_issue(&config, "u1", "admin", NOW, NULL);
+    char *good = auth_jwt_issue(&config, "u1", "admin", "fam", NOW, NULL);
     const char *payload = strchr(good, '.');
     char forged[2048];
     snprintf(forged, sizeof(forged), "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0%.*s.",
@@ -133,7 +136,7 @@ static void test_malformed(void **state)
     huge[100] = huge[200] = '.';
     assert_int_equal(verify(huge, NOW, NULL), AUTH_JWT_INVALID);
     free(huge);
-    char *token = auth_jwt_issue(&config, "u1", "user", NOW, NULL);
+    char *token = auth_jwt_issue(&config, "u1", "user", "fam", NOW, NULL);
     /* a NUL inside the claimed length */
     assert_int_equal(auth_jwt_verify(&config, token, strlen(token) + 1, NOW, NULL), AUTH_JWT_INVALID);
     /* a truncated token */
