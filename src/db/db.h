@@ -69,6 +69,10 @@ typedef enum {
     DB_STMT_TOKEN_REVOKE,       /* an access token's jti, until it expires */
     DB_STMT_FAMILY_REVOKE,      /* end one session (refresh family) */
     DB_STMT_USER_REVOKE_ALL,    /* end every session and access token of a user */
+    DB_STMT_EMAIL_REQUEST,      /* a confirmation or reset token and its email, if the account qualifies */
+    DB_STMT_PASSWORD_RESET,     /* spend a reset token: new hash, every session ended */
+    DB_STMT_USER_PASSWORD_GET,  /* a user's stored hash */
+    DB_STMT_USER_PASSWORD_SET,  /* a changed password: new hash, every session ended */
     DB_STMT__COUNT
 } db_stmt_id_t;
 

@@ -273,6 +273,38 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "$1::uuid AND revoked_at IS NULL) UPDATE users SET tokens_valid_after = now(), "
          "updated_at = updated_at WHERE id = $1::uuid",
          1},
+
+    /* $1 normalised email, $2 token hash, $3 token, $4 purpose (confirm: only unconfirmed
+     * accounts; reset: any), $5 lifetime in seconds, $6 job kind. Nothing happens for an
+     * address without a qualifying account: the caller answers the same either way. */
+    [DB_STMT_EMAIL_REQUEST] =
+        {"email_request",
+         "WITH u AS (SELECT id, email FROM users WHERE lower(email) = $1 AND NOT disabled AND ($4 = 'reset' OR NOT "
+         "email_confirmed)), t AS (INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) SELECT $2, id, "
+         "$4, now() + make_interval(secs => $5::int) FROM u) "
+         "INSERT INTO jobs (kind, queue, payload, owner_id) SELECT $6, 'short', jsonb_build_object('to', email, "
+         "'token', $3::text), id FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
+         6},
+
+    /* $1 token hash, $2 new password hash. No row for an unknown, used or expired token. */
+    [DB_STMT_PASSWORD_RESET] =
+        {"password_reset",
+         "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = 'reset' AND used_at "
+         "IS NULL AND expires_at > now() RETURNING user_id), f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE "
+         "user_id IN (SELECT user_id FROM t) AND revoked_at IS NULL) UPDATE users u SET password_hash = $2, "
+         "tokens_valid_after = now(), updated_at = now() FROM t WHERE u.id = t.user_id RETURNING u.id",
+         2},
+
+    /* $1 id. */
+    [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid", 1},
+
+    /* $1 id, $2 new hash, $3 the hash that was verified (a concurrent change wins). */
+    [DB_STMT_USER_PASSWORD_SET] =
+        {"user_password_set",
+         "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1::uuid AND revoked_at IS NULL "
+         "AND EXISTS (SELECT 1 FROM users WHERE id = $1::uuid AND password_hash = $3)) UPDATE users SET password_hash "
+         "= $2, tokens_valid_after = now(), updated_at = now() WHERE id = $1::uuid AND password_hash = $3 RETURNING id",
+         3},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

@@ -35,6 +35,7 @@ int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen);
 int handlers_auth_register(http_router_t *router, char *err, size_t errlen);
 int handlers_me_register(http_router_t *router, char *err, size_t errlen);
+int handlers_password_register(http_router_t *router, char *err, size_t errlen);
 
 /* ---- shared by the families ---- */
 

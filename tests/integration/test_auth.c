@@ -650,6 +650,154 @@ static void test_logout_one_session_and_all(void **state)
     assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
 }
 
+/* ------------------------------------------------------ emailed flows ---- */
+
+static long count_jobs(const char *kind, const char *email)
+{
+    const char *values[] = {kind, email};
+    PGresult *res =
+        harness_sql(db, "SELECT count(*) FROM jobs WHERE kind = $1 AND payload->>'to' = $2", 2, values);
+    long count = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return count;
+}
+
+static long post_email(const char *path, const char *email)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\"}", email);
+    json_t *doc = NULL;
+    long status = post(HARNESS_HTTP2, path, body, &doc, NULL);
+    if (status == 202)
+        assert_int_equal(json_object_size(doc), 0);
+    json_decref(doc);
+    return status;
+}
+
+static void test_resend_confirmation_once_a_minute(void **state)
+{
+    char email[128], unknown[128];
+    unique_email(email, sizeof(email), "resend");
+    json_t *doc = NULL;
+    assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, NULL, &doc), 201);
+    json_decref(doc);
+    assert_int_equal(post_email("/api/v1/auth/confirm/resend", email), 202);
+    assert_int_equal(post_email("/api/v1/auth/confirm/resend", email), 202); /* the same answer... */
+    assert_int_equal(count_jobs("email.confirmation", email), 2);            /* ...but no third email */
+    assert_int_equal(
+        post_email("/api/v1/auth/confirm/resend", unique_email(unknown, sizeof(unknown), "ghost")), 202);
+    assert_int_equal(count_jobs("email.confirmation", unknown), 0);
+    /* the resend's link (the newest email) confirms */
+    for (long long deadline = harness_now_ms() + 20000;
+         harness_mail_count(email) < 2 && harness_now_ms() < deadline;)
+        usleep(50 * 1000);
+    char *path = confirmation_path(email); /* the newest email: the resend's */
+    assert_non_null(path);
+    assert_int_equal(get(HARNESS_HTTP2, path, NULL, NULL, NULL), 200);
+    free(path);
+    /* a confirmed account (under its limit) gets no more confirmation emails */
+    char confirmed[128];
+    free(confirmed_account(unique_email(confirmed, sizeof(confirmed), "confirmed")));
+    assert_int_equal(post_email("/api/v1/auth/confirm/resend", confirmed), 202);
+    assert_int_equal(count_jobs("email.confirmation", confirmed), 1);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/confirm/resend", "{\"email\":\"nope\"}", NULL, NULL),
+                     422);
+}
+
+/* The reset link from the newest email for `to` (its token). */
+static char *reset_token(const char *to)
+{
+    char *message = harness_mail_find(NULL, to, 20000);
+    if (message == NULL)
+        return NULL;
+    harness_qp_decode(message);
+    const char *prefix = "https://hydrant.example/reset-password?token=";
+    const char *link = strstr(message, prefix);
+    char *token = NULL;
+    if (link != NULL) {
+        link += strlen(prefix);
+        token =
+            strndup(link, strspn(link, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"));
+    }
+    free(message);
+    return token;
+}
+
+static void test_forgot_and_reset_password(void **state)
+{
+    char email[128], unknown[128];
+    unique_email(email, sizeof(email), "forgot");
+    free(confirmed_account(email));
+    session_t *before = new_session(email);
+    assert_int_equal(post_email("/api/v1/auth/password/forgot", email), 202);
+    assert_int_equal(
+        post_email("/api/v1/auth/password/forgot", unique_email(unknown, sizeof(unknown), "ghost")), 202);
+    assert_int_equal(count_jobs("email.password_reset", unknown), 0);
+    char *token = reset_token(email);
+    assert_non_null(token);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":\"short\"}", token);
+    json_t *doc = NULL;
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/password/reset", body, &doc, NULL), 422);
+    json_decref(doc);
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":\"a brand new passphrase\"}", token);
+    assert_int_equal(post(HARNESS_HTTP1, "/api/v1/auth/password/reset", body, NULL, NULL), 204);
+    assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/password/reset", body, &doc, NULL),
+                     400); /* single use */
+    assert_string_equal(error_code(doc), "invalid_token");
+    json_decref(doc);
+    /* every session of the user ended */
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", before->access, &doc, NULL), 401);
+    assert_string_equal(error_code(doc), "token_revoked");
+    json_decref(doc);
+    assert_refresh_refused(before->refresh, "invalid_token");
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, NULL, NULL), 401);
+    assert_int_equal(login(HARNESS_HTTP2, email, "a brand new passphrase", NULL, NULL), 200);
+    assert_int_equal(
+        post(HARNESS_HTTP2, "/api/v1/auth/password/reset",
+             "{\"token\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"password\":\"whatever 123\"}",
+             &doc, NULL),
+        400);
+    json_decref(doc);
+    free(token);
+}
+
+static long put_password(const char *access, const char *current, const char *fresh, json_t **doc)
+{
+    char url[256], auth[1200], body[512];
+    snprintf(url, sizeof(url), "%s/api/v1/me/password", server.https_base);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", access);
+    snprintf(body, sizeof(body), "{\"current_password\":\"%s\",\"new_password\":\"%s\"}", current, fresh);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "PUT", url, headers, body, strlen(body));
+    long status = res.status;
+    *doc = json_loads(res.body, 0, NULL);
+    harness_response_free(&res);
+    return status;
+}
+
+static void test_change_password(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "change");
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    json_t *doc = NULL;
+    assert_int_equal(put_password(s->access, "not my password", "another good one", &doc), 401);
+    assert_string_equal(error_code(doc), "invalid_credentials");
+    json_decref(doc);
+    assert_int_equal(put_password(s->access, PASSWORD, "short", &doc), 422);
+    json_decref(doc);
+    assert_int_equal(put_password(s->access, PASSWORD, "another good one", &doc), 204);
+    json_decref(doc);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", s->access, &doc, NULL), 401);
+    assert_string_equal(error_code(doc), "token_revoked");
+    json_decref(doc);
+    assert_int_equal(login(HARNESS_HTTP2, email, "another good one", NULL, NULL), 200);
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, NULL, NULL), 401);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +811,9 @@ int main(void)
         cmocka_unit_test(test_refresh_rotates_and_reuse_revokes_the_family),
         cmocka_unit_test(test_refresh_race),
         cmocka_unit_test(test_logout_one_session_and_all),
+        cmocka_unit_test(test_resend_confirmation_once_a_minute),
+        cmocka_unit_test(test_forgot_and_reset_password),
+        cmocka_unit_test(test_change_password),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

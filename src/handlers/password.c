@@ -1,0 +1,338 @@
+/*
+ * The email-driven flows and password changes (contract: /api/v1/auth/confirm/resend,
+ * /password/forgot, /password/reset, PUT /api/v1/me/password).
+ *
+ * Requests that could tell whether an address has an account (resend, forgot) always answer
+ * 202 {}. At most `auth.limits.emails-per-address` such emails leave per address and minute
+ * (a Redis counter); later requests still answer 202 and send nothing.
+ */
+#include "handlers/handlers.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PASSWORD_CONFIRM_TTL_S 86400
+#define PASSWORD_RESET_TTL_S   3600
+
+typedef struct {
+    char email[256];
+    const char *purpose; /* confirm or reset */
+    const char *kind;    /* the email job */
+    int ttl_s;
+    char token[AUTH_TOKEN_LEN + 1];
+    char token_hash[AUTH_TOKEN_HASH_LEN + 1];
+    char *password, *current; /* copies, wiped when the state goes */
+    size_t password_len, current_len;
+    char stored[AUTH_HASH_MAX];
+    char hash[AUTH_HASH_MAX];
+    char user_id[64];
+    auth_argon2_params_t params;
+    auth_verify_t verified;
+    int failed;
+} password_state_t;
+
+static void password_wipe(char *p, size_t len)
+{
+    if (p != NULL)
+        OPENSSL_cleanse(p, len);
+    free(p);
+}
+
+static void password_state_free(void *p)
+{
+    password_state_t *s = p;
+    password_wipe(s->password, s->password_len);
+    password_wipe(s->current, s->current_len);
+    free(s);
+}
+
+static password_state_t *password_state_new(http_request_t *r)
+{
+    password_state_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return NULL;
+    }
+    r->state = s;
+    r->state_free = password_state_free;
+    s->params = ((const handlers_app_t *)r->app)->argon2;
+    return s;
+}
+
+static char *password_copy(const json_t *value, size_t *len)
+{
+    *len = json_string_length(value);
+    char *copy = malloc(*len + 1);
+    if (copy != NULL)
+        memcpy(copy, json_string_value(value), *len + 1);
+    return copy;
+}
+
+static void password_busy(http_request_t *r)
+{
+    http_add_header(r, "Retry-After", "1");
+    http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
+}
+
+/* ------------------------------------------------ resend and forgot (emails) ---- */
+
+static void password_email_queued(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    http_respond_json(r, 202, json_object());
+}
+
+static void password_email_counted(http_request_t *r, db_status_t status, redisReply *reply)
+{
+    password_state_t *s = r->state;
+    if (status != DB_OK || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        http_respond_db_error(r, status != DB_OK ? status : DB_ERR_UNAVAILABLE);
+        return;
+    }
+    const handlers_app_t *app = r->app;
+    if (reply->integer > app->cfg->auth.limit_emails_per_address) {
+        http_respond_json(r, 202, json_object()); /* over the limit: the same answer, no email */
+        return;
+    }
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
+    const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind};
+    db_query_t q = {.stmt = DB_STMT_EMAIL_REQUEST, .nparams = 6, .values = values};
+    http_pg(r, &q, 1, password_email_queued);
+}
+
+static void password_counter_expiry_set(void *data, db_status_t status, redisReply *reply)
+{
+}
+
+/* A fixed one-minute window per address and purpose: INCR, and an expiry on the key. */
+static void password_email_request(http_request_t *r, const char *purpose, const char *kind, int ttl_s)
+{
+    static const handlers_field_t fields[] = {{"email", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 1);
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    password_state_t *s = password_state_new(r);
+    if (s == NULL)
+        return;
+    json_t *email = json_object_get(r->body, "email");
+    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+                             sizeof(s->email)) != 0) {
+        handlers_respond_invalid(r, json_pack("{s:s}", "email", "must be a valid email address"));
+        return;
+    }
+    s->purpose = purpose;
+    s->kind = kind;
+    s->ttl_s = ttl_s;
+    if (auth_token_new(s->token) != 0) {
+        http_respond_error(r, 500, "internal", "could not make a token", NULL);
+        return;
+    }
+    auth_token_hash(s->token, strlen(s->token), s->token_hash);
+    if (((const handlers_app_t *)r->app)->cfg->auth.limit_emails_per_address == 0) {
+        redisReply zero = {.type = REDIS_REPLY_INTEGER, .integer = 0};
+        password_email_counted(r, DB_OK, &zero);
+        return;
+    }
+    char key[320];
+    snprintf(key, sizeof(key), "hydrant:mail:%s:%s:%lld", purpose, s->email, (long long)(time(NULL) / 60));
+    const char *incr[] = {"INCR", key};
+    http_redis(r, 2, incr, NULL, password_email_counted);
+    const char *expire[] = {"EXPIRE", key, "120"};
+    if (r->loop->redis != NULL)
+        db_redis_command(r->loop->redis, password_counter_expiry_set, NULL, 3, expire, NULL);
+}
+
+static void password_resend(http_request_t *r)
+{
+    password_email_request(r, "confirm", "email.confirmation", PASSWORD_CONFIRM_TTL_S);
+}
+
+static void password_forgot(http_request_t *r)
+{
+    password_email_request(r, "reset", "email.password_reset", PASSWORD_RESET_TTL_S);
+}
+
+/* -------------------------------------------------------------------- reset ---- */
+
+static void password_reset_done(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
+        return;
+    }
+    http_respond_empty(r, 204);
+}
+
+static void password_hash_new(void *arg)
+{
+    password_state_t *s = arg;
+    s->failed = auth_password_hash(s->password, s->password_len, &s->params, s->hash, sizeof(s->hash)) != 0;
+}
+
+static void password_reset_hashed(http_request_t *r, void *arg)
+{
+    password_state_t *s = arg;
+    if (s->failed) {
+        http_respond_error(r, 500, "internal", "could not hash the password", NULL);
+        return;
+    }
+    const char *values[] = {s->token_hash, s->hash};
+    db_query_t q = {.stmt = DB_STMT_PASSWORD_RESET, .nparams = 2, .values = values};
+    http_pg(r, &q, 1, password_reset_done);
+}
+
+static void password_reset(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"token", JSON_STRING, 1, 0}, {"password", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 2);
+    json_t *password = json_object_get(r->body, "password"), *token = json_object_get(r->body, "token");
+    if (details == NULL &&
+        !auth_password_acceptable(json_string_value(password), json_string_length(password)))
+        details = json_pack("{s:s}", "password", "must be 8 to 256 characters");
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    if (!auth_token_plausible(json_string_value(token), json_string_length(token))) {
+        http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
+        return;
+    }
+    password_state_t *s = password_state_new(r);
+    if (s == NULL)
+        return;
+    auth_token_hash(json_string_value(token), json_string_length(token), s->token_hash);
+    s->password = password_copy(password, &s->password_len);
+    if (s->password == NULL || http_cpu(r, password_hash_new, password_reset_hashed, s) != 0)
+        password_busy(r);
+}
+
+/* --------------------------------------------------------- PUT /me/password ---- */
+
+static void password_changed(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 409, "conflict", "the password changed meanwhile; try again", NULL);
+        return;
+    }
+    http_respond_empty(r, 204);
+}
+
+static void password_change_verify(void *arg)
+{
+    password_state_t *s = arg;
+    s->verified = auth_password_verify(s->current, s->current_len, s->stored);
+    if (s->verified == AUTH_VERIFY_MATCH)
+        password_hash_new(s);
+}
+
+static void password_change_checked(http_request_t *r, void *arg)
+{
+    password_state_t *s = arg;
+    if (s->verified != AUTH_VERIFY_MATCH) {
+        http_respond_error(r, 401, "invalid_credentials", "the current password is wrong", NULL);
+        return;
+    }
+    if (s->failed) {
+        http_respond_error(r, 500, "internal", "could not hash the password", NULL);
+        return;
+    }
+    const char *values[] = {s->user_id, s->hash, s->stored};
+    const char *event[] = {s->user_id, "password_change", r->client, NULL};
+    db_query_t batch[2] = {
+        {.stmt = DB_STMT_USER_PASSWORD_SET, .nparams = 3, .values = values},
+        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
+    };
+    http_pg(r, batch, 2, password_changed);
+}
+
+static void password_change_found(http_request_t *r, const db_reply_t *reply)
+{
+    password_state_t *s = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    if (PQntuples(res) != 1 || strlen(PQgetvalue(res, 0, 0)) >= sizeof(s->stored)) {
+        http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
+        return;
+    }
+    snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, 0));
+    if (http_cpu(r, password_change_verify, password_change_checked, s) != 0)
+        password_busy(r);
+}
+
+/* Runs once authenticated: the request's state now belongs to the password change. */
+static void password_change_ok(http_request_t *r, handlers_user_t *user)
+{
+    json_t *current = json_object_get(r->body, "current_password");
+    json_t *fresh = json_object_get(r->body, "new_password");
+    char user_id[64];
+    snprintf(user_id, sizeof(user_id), "%s", user->id);
+    if (r->state_free != NULL)
+        r->state_free(r->state); /* the authentication's state, user included */
+    r->state = NULL;
+    r->state_free = NULL;
+    password_state_t *s = password_state_new(r);
+    if (s == NULL)
+        return;
+    snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
+    s->current = password_copy(current, &s->current_len);
+    s->password = password_copy(fresh, &s->password_len);
+    if (s->current == NULL || s->password == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    const char *values[] = {s->user_id};
+    db_query_t q = {.stmt = DB_STMT_USER_PASSWORD_GET, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, password_change_found);
+}
+
+static void password_change(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"current_password", JSON_STRING, 1, 0},
+                                              {"new_password", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 2);
+    json_t *current = json_object_get(r->body, "current_password");
+    json_t *fresh = json_object_get(r->body, "new_password");
+    if (details == NULL && !auth_password_acceptable(json_string_value(fresh), json_string_length(fresh)))
+        details = json_pack("{s:s}", "new_password", "must be 8 to 256 characters");
+    if (details == NULL && (json_string_length(current) == 0 || json_string_length(current) > 1024))
+        details = json_pack("{s:s}", "current_password", "must be 1 to 1024 bytes");
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    handlers_authenticate(r, password_change_ok);
+}
+
+int handlers_password_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"POST", "/api/v1/auth/confirm/resend", password_resend, 0, HTTP_ROUTE_JSON_BODY},
+        {"POST", "/api/v1/auth/password/forgot", password_forgot, 0, HTTP_ROUTE_JSON_BODY},
+        {"POST", "/api/v1/auth/password/reset", password_reset, 0, HTTP_ROUTE_JSON_BODY},
+        {"PUT", "/api/v1/me/password", password_change, 0, HTTP_ROUTE_JSON_BODY},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
