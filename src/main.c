@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "db/db.h"
 #include "jobs/jobs.h"
@@ -27,6 +28,11 @@ static void usage(FILE *out)
           "                                  print jobs, newest first, one JSON object per line\n"
           "  jobs retry ID                   queue a failed or dead job again\n"
           "  jobs cancel ID                  cancel a queued or retrying job\n"
+          "  user create --email E [--role R] [--unconfirmed]\n"
+          "                                  make an account (role user, superuser or admin; the\n"
+          "                                  password is read from standard input)\n"
+          "  user set-role ID R              change a user's role\n"
+          "  user disable ID                 disable a user and end every session\n"
           "  migrate up [-c FILE]            apply every pending migration\n"
           "  migrate down N [-c FILE]        revert the last N migrations\n"
           "  migrate status [-c FILE]        list applied and pending migrations\n"
@@ -45,7 +51,9 @@ typedef struct {
     const char *config_file;
     const char *migrations_dir;
     const char *state, *queue, *limit; /* jobs list filters */
-    const char *args[3];               /* positional arguments after the command */
+    const char *email, *role;          /* user create */
+    int unconfirmed;
+    const char *args[3]; /* positional arguments after the command */
     int nargs;
 } cli_t;
 
@@ -62,6 +70,10 @@ static const char **cli_option(cli_t *cli, const char *name)
         return &cli->queue;
     if (strcmp(name, "--limit") == 0)
         return &cli->limit;
+    if (strcmp(name, "--email") == 0)
+        return &cli->email;
+    if (strcmp(name, "--role") == 0)
+        return &cli->role;
     return NULL;
 }
 
@@ -70,7 +82,9 @@ static int cli_parse(cli_t *cli, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
         const char **value = cli_option(cli, argv[i]);
-        if (value != NULL) {
+        if (strcmp(argv[i], "--unconfirmed") == 0) {
+            cli->unconfirmed = 1;
+        } else if (value != NULL) {
             if (i + 1 >= argc)
                 return -1;
             *value = argv[++i];
@@ -243,6 +257,35 @@ static int cmd_migrate(const cli_t *cli)
     return rc == 0 ? 0 : 1;
 }
 
+static int cmd_user(const cli_t *cli)
+{
+    const char *action = cli->nargs > 0 ? cli->args[0] : "";
+    int create = strcmp(action, "create") == 0;
+    if (create ? (cli->nargs != 1 || cli->email == NULL)
+               : (cli->email != NULL || cli->role != NULL || cli->unconfirmed))
+        return EXIT_USAGE;
+    if (!create && !((strcmp(action, "set-role") == 0 && cli->nargs == 3) ||
+                     (strcmp(action, "disable") == 0 && cli->nargs == 2)))
+        return EXIT_USAGE;
+    cfg_t cfg;
+    if (load_config(&cfg, cli->config_file) != 0)
+        return 1;
+    int rc;
+    if (create) {
+        auth_argon2_params_t params = {(uint32_t)cfg.auth.argon2_memory_kib,
+                                       (uint32_t)cfg.auth.argon2_iterations,
+                                       (uint32_t)cfg.auth.argon2_parallelism};
+        rc = auth_cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
+                                  !cli->unconfirmed, &params, stdin, stdout, stderr);
+    } else if (strcmp(action, "set-role") == 0) {
+        rc = auth_cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
+    } else {
+        rc = auth_cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
+    }
+    cfg_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -272,6 +315,8 @@ int main(int argc, char **argv)
             rc = cmd_worker(&cli);
         else if (strcmp(command, "jobs") == 0)
             rc = cmd_jobs(&cli);
+        else if (strcmp(command, "user") == 0)
+            rc = cmd_user(&cli);
         else if (strcmp(command, "migrate") == 0)
             rc = cmd_migrate(&cli);
     }

@@ -115,6 +115,9 @@ static char **harness_build_env(const harness_server_t *s, const char *const *ex
     return envp;
 }
 
+/* When set, the next spawned process reads its standard input from this file. */
+static char harness_stdin_path[300];
+
 static pid_t harness_spawn(char **envp, const char *args, const char *out_path)
 {
     char *argv[16];
@@ -133,6 +136,9 @@ static pid_t harness_spawn(char **envp, const char *args, const char *out_path)
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
         }
+        int in = harness_stdin_path[0] != '\0' ? open(harness_stdin_path, O_RDONLY) : -1;
+        if (in >= 0)
+            dup2(in, STDIN_FILENO);
         execve(argv[0], argv, envp);
         _exit(127);
     }
@@ -161,6 +167,22 @@ static int harness_ensure_cert(void)
     char tls[256];
     return harness_system("%s/scripts/dev-cert.sh %s >/dev/null", harness_env("HYDRANT_SOURCE_DIR"),
                           harness_tls_dir(tls, sizeof(tls)));
+}
+
+int harness_run_hydrant_input(char *out, size_t outlen, const char *const *extra_env, const char *args,
+                              const char *input)
+{
+    snprintf(harness_stdin_path, sizeof(harness_stdin_path), "%s/hydrant-stdin-%d",
+             harness_env("HYDRANT_TEST_SERVICES_DIR"), getpid());
+    FILE *f = fopen(harness_stdin_path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(input, f);
+    fclose(f);
+    int rc = harness_run_hydrant(out, outlen, extra_env, args);
+    unlink(harness_stdin_path);
+    harness_stdin_path[0] = '\0';
+    return rc;
 }
 
 int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, const char *args)

@@ -65,6 +65,9 @@ int harness_server_alive(harness_server_t *s);
 /* Runs `hydrant ARGS...` with the test environment; returns its exit status and captures
  * stdout+stderr (truncated) into out when not NULL. */
 int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, const char *args);
+/* The same, with input as the process's standard input. */
+int harness_run_hydrant_input(char *out, size_t outlen, const char *const *extra_env, const char *args,
+                              const char *input);
 
 /* ---- HTTP through libcurl ---- */
 

@@ -798,6 +798,60 @@ static void test_change_password(void **state)
     assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, NULL, NULL), 401);
 }
 
+/* ----------------------------------------------------------- command line ---- */
+
+static void test_user_commands(void **state)
+{
+    char email[128], args[512], out[1024];
+    unique_email(email, sizeof(email), "cli-admin");
+    snprintf(args, sizeof(args), "user create --email %s --role admin", email);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "an admin passphrase\n"),
+                     0);
+    char id[64];
+    snprintf(id, sizeof(id), "%.36s", out);
+    json_t *doc = NULL;
+    assert_int_equal(login(HARNESS_HTTP2, email, "an admin passphrase", &doc, NULL),
+                     200); /* confirmed already */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "role")), "admin");
+    session_t s;
+    session_of(doc, &s);
+    json_decref(doc);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "an admin passphrase\n"),
+                     1);
+    assert_non_null(strstr(out, "exists"));
+    /* bad input: short password, unknown role, missing email */
+    char other[128];
+    snprintf(args, sizeof(args), "user create --email %s", unique_email(other, sizeof(other), "cli"));
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "short\n"), 2);
+    snprintf(args, sizeof(args), "user create --email %s --role root", other);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user create"), 2);
+    /* an unconfirmed one cannot log in until confirmed */
+    snprintf(args, sizeof(args), "user create --email %s --unconfirmed", other);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 0);
+    assert_int_equal(login(HARNESS_HTTP2, other, "long enough pw", &doc, NULL), 403);
+    json_decref(doc);
+    /* roles: the change is seen by the next request (the role is read from the row) */
+    snprintf(args, sizeof(args), "user set-role %s superuser", id);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 0);
+    char *role = sql_value("SELECT role FROM users WHERE id = $1::uuid", id);
+    assert_string_equal(role, "superuser");
+    free(role);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user set-role not-a-uuid admin"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env,
+                                         "user set-role 00000000-0000-4000-8000-000000000000 admin"),
+                     3);
+    /* disabling ends every session at once */
+    snprintf(args, sizeof(args), "user disable %s", id);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 0);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", s.access, NULL, NULL), 401);
+    assert_refresh_refused(s.refresh, "invalid_token");
+    char *events =
+        sql_value("SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid", id);
+    assert_string_equal(events, "login,role_change,disabled");
+    free(events);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_resend_confirmation_once_a_minute),
         cmocka_unit_test(test_forgot_and_reset_password),
         cmocka_unit_test(test_change_password),
+        cmocka_unit_test(test_user_commands),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
