@@ -18,6 +18,7 @@
 
 #define AUTH_CONFIRM_TTL_S      86400
 #define AUTH_LOGIN_PASSWORD_MAX 1024 /* bytes; longer is refused before any hashing */
+#define AUTH_LIMIT_WINDOW_S     900  /* the contract's 15 minutes */
 
 typedef struct {
     char email[256];
@@ -135,7 +136,7 @@ static void auth_signup_hashed(http_request_t *r, void *arg)
     free(payload);
 }
 
-static void auth_signup(http_request_t *r)
+static void auth_signup_checked(http_request_t *r)
 {
     static const handlers_field_t fields[] = {
         {"email", JSON_STRING, 1, 0}, {"password", JSON_STRING, 1, 0}, {"username", JSON_STRING, 0, 1}};
@@ -172,6 +173,14 @@ static void auth_signup(http_request_t *r)
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
     }
+}
+
+/* Sign-ups count against the per-address limit on email-sending requests. */
+static void auth_signup(http_request_t *r)
+{
+    const handlers_app_t *app = r->app;
+    handlers_limit_t limit = {"email-requests", r->client, app->cfg->auth.limit_email_requests_per_address};
+    handlers_limit_take(r, &limit, AUTH_LIMIT_WINDOW_S, auth_signup_checked);
 }
 
 /* ------------------------------------------------------------------ confirm ---- */
@@ -312,11 +321,25 @@ static void auth_record_event(http_request_t *r, const char *user_id, const char
         db_pg_submit(r->loop->pg, &q, 1, auth_event_recorded, NULL);
 }
 
+/* The two failure counters of a login: per email (when it is one) and per client address. */
+static int auth_login_limits(http_request_t *r, handlers_limit_t limits[2])
+{
+    auth_state_t *s = r->state;
+    const cfg_auth_t *auth = &((const handlers_app_t *)r->app)->cfg->auth;
+    int n = 0;
+    limits[n++] = (handlers_limit_t){"login-address", r->client, auth->limit_login_per_address};
+    if (s->email[0] != '\0')
+        limits[n++] = (handlers_limit_t){"login-email", s->email, auth->limit_login_per_email};
+    return n;
+}
+
 static void auth_login_verified(http_request_t *r, void *arg)
 {
     auth_state_t *s = arg;
     const handlers_app_t *app = r->app;
     if (s->verified != AUTH_VERIFY_MATCH) {
+        handlers_limit_t limits[2];
+        handlers_limit_hit(r, limits, auth_login_limits(r, limits), AUTH_LIMIT_WINDOW_S);
         auth_record_event(r, s->known ? s->user_id : NULL, "login_failed");
         http_respond_error(r, 401, "invalid_credentials", "wrong email or password", NULL);
         return;
@@ -375,6 +398,18 @@ static void auth_login_found(http_request_t *r, const db_reply_t *reply)
     auth_login_check(r, s);
 }
 
+static void auth_login_allowed(http_request_t *r)
+{
+    auth_state_t *s = r->state;
+    if (s->email[0] == '\0') {
+        auth_login_check(r, s);
+        return;
+    }
+    const char *values[] = {s->email};
+    db_query_t q = {.stmt = DB_STMT_USER_LOGIN_LOOKUP, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, auth_login_found);
+}
+
 static void auth_login(http_request_t *r)
 {
     static const handlers_field_t fields[] = {{"email", JSON_STRING, 1, 0}, {"password", JSON_STRING, 1, 0}};
@@ -392,13 +427,10 @@ static void auth_login(http_request_t *r)
         return;
     json_t *email = json_object_get(r->body, "email");
     if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
-                             sizeof(s->email)) != 0) {
-        auth_login_check(r, s); /* no such account can exist: the same answer after the same work */
-        return;
-    }
-    const char *values[] = {s->email};
-    db_query_t q = {.stmt = DB_STMT_USER_LOGIN_LOOKUP, .nparams = 1, .values = values};
-    http_pg(r, &q, 1, auth_login_found);
+                             sizeof(s->email)) != 0)
+        s->email[0] = '\0'; /* no such account can exist: the same answer after the same work */
+    handlers_limit_t limits[2];
+    handlers_limit_check(r, limits, auth_login_limits(r, limits), AUTH_LIMIT_WINDOW_S, auth_login_allowed);
 }
 
 /* ------------------------------------------------------------------ refresh ---- */

@@ -50,6 +50,23 @@ typedef struct {
 json_t *handlers_check_fields(const json_t *body, const handlers_field_t *fields, int nfields);
 void handlers_respond_invalid(http_request_t *r, json_t *details);
 
+/* Rate limits (limits.c): counters in Redis per subject and fixed window. */
+typedef struct {
+    const char *name;    /* "login-email", "login-address", "email-requests" */
+    const char *subject; /* the email or client address */
+    int limit;           /* 0: off */
+} handlers_limit_t;
+typedef void (*handlers_next_fn)(http_request_t *r);
+/* Calls next(r) when every counter is under its limit; otherwise answers 429 with
+ * Retry-After (or 503 without Redis). Counts nothing. */
+void handlers_limit_check(http_request_t *r, const handlers_limit_t *limits, int n, int window_s,
+                          handlers_next_fn next);
+/* Counts one event (a failed login) against each limit. */
+void handlers_limit_hit(http_request_t *r, const handlers_limit_t *limits, int n, int window_s);
+/* Counts this request, then calls next(r) if it is within the limit (else 429 / 503). */
+void handlers_limit_take(http_request_t *r, const handlers_limit_t *limit, int window_s,
+                         handlers_next_fn next);
+
 /* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
 int handlers_uuid_new(char out[37]);
 
@@ -57,7 +74,7 @@ int handlers_uuid_new(char out[37]);
 typedef struct {
     char id[64];
     char role[16];
-    char *user_json; /* the contract's User, as PostgreSQL built it (owned) */
+    char *user_json;      /* the contract's User, as PostgreSQL built it (owned) */
     auth_claims_t claims; /* of the access token that authenticated the request */
 } handlers_user_t;
 

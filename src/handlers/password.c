@@ -151,14 +151,32 @@ static void password_email_request(http_request_t *r, const char *purpose, const
         db_redis_command(r->loop->redis, password_counter_expiry_set, NULL, 3, expire, NULL);
 }
 
-static void password_resend(http_request_t *r)
+static void password_resend_allowed(http_request_t *r)
 {
     password_email_request(r, "confirm", "email.confirmation", PASSWORD_CONFIRM_TTL_S);
 }
 
-static void password_forgot(http_request_t *r)
+static void password_forgot_allowed(http_request_t *r)
 {
     password_email_request(r, "reset", "email.password_reset", PASSWORD_RESET_TTL_S);
+}
+
+/* Both count against the per-address limit on email-sending requests. */
+static void password_limited(http_request_t *r, handlers_next_fn next)
+{
+    const handlers_app_t *app = r->app;
+    handlers_limit_t limit = {"email-requests", r->client, app->cfg->auth.limit_email_requests_per_address};
+    handlers_limit_take(r, &limit, 900, next);
+}
+
+static void password_resend(http_request_t *r)
+{
+    password_limited(r, password_resend_allowed);
+}
+
+static void password_forgot(http_request_t *r)
+{
+    password_limited(r, password_forgot_allowed);
 }
 
 /* -------------------------------------------------------------------- reset ---- */

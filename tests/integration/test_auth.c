@@ -27,9 +27,15 @@ static harness_server_t server;
 static PGconn *db;
 static int seq;
 
-static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024", "HYDRANT_ARGON2_ITERATIONS=1",
+/* Limits high enough for the whole suite from one address; test_rate_limits runs a server
+ * of its own with small ones. */
+static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
+                                         "HYDRANT_ARGON2_ITERATIONS=1",
                                          "HYDRANT_PUBLIC_URL=https://hydrant.example",
-                                         "HYDRANT_JWT_SECRET=" SECRET, NULL};
+                                         "HYDRANT_JWT_SECRET=" SECRET,
+                                         "HYDRANT_LIMIT_EMAIL_REQUESTS_PER_ADDRESS=1000000",
+                                         "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
+                                         NULL};
 
 static int group_setup(void **state)
 {
@@ -39,8 +45,12 @@ static int group_setup(void **state)
     return PQstatus(db) == CONNECTION_OK ? 0 : -1;
 }
 
+static harness_server_t limited;
+
 static int group_teardown(void **state)
 {
+    if (limited.pid > 0)
+        harness_server_stop(&limited);
     PQfinish(db);
     return harness_server_stop(&server) == 0 ? 0 : -1;
 }
@@ -126,13 +136,27 @@ static long login(int protocol, const char *email, const char *password, json_t 
 }
 
 /* The confirmation link from the email the sink received for `to` (path and query only). */
+/* The newest message for `to` that holds prefix (decoded), waiting for it (bounded). */
+static char *message_with(const char *to, const char *prefix)
+{
+    for (long long deadline = harness_now_ms() + 20000; harness_now_ms() < deadline; usleep(50 * 1000)) {
+        char *message = harness_mail_find(NULL, to, 0);
+        if (message != NULL) {
+            harness_qp_decode(message);
+            if (strstr(message, prefix) != NULL)
+                return message;
+        }
+        free(message);
+    }
+    return NULL;
+}
+
 static char *confirmation_path(const char *to)
 {
-    char *message = harness_mail_find(NULL, to, 20000);
+    const char *prefix = "https://hydrant.example/api/v1/auth/confirm?token=";
+    char *message = message_with(to, prefix);
     if (message == NULL)
         return NULL;
-    harness_qp_decode(message);
-    const char *prefix = "https://hydrant.example/api/v1/auth/confirm?token=";
     const char *link = strstr(message, prefix);
     char *path = NULL;
     if (link != NULL) {
@@ -707,11 +731,10 @@ static void test_resend_confirmation_once_a_minute(void **state)
 /* The reset link from the newest email for `to` (its token). */
 static char *reset_token(const char *to)
 {
-    char *message = harness_mail_find(NULL, to, 20000);
+    const char *prefix = "https://hydrant.example/reset-password?token=";
+    char *message = message_with(to, prefix);
     if (message == NULL)
         return NULL;
-    harness_qp_decode(message);
-    const char *prefix = "https://hydrant.example/reset-password?token=";
     const char *link = strstr(message, prefix);
     char *token = NULL;
     if (link != NULL) {
@@ -852,6 +875,82 @@ static void test_user_commands(void **state)
     free(events);
 }
 
+/* ---------------------------------------------------------- rate limits ---- */
+
+/* POST from a client address of our choosing: the limited server trusts 127.0.0.1 as a proxy. */
+static long post_from(const char *address, const char *path, const char *body, harness_response_t *keep)
+{
+    char url[256], xff[64];
+    snprintf(url, sizeof(url), "%s%s", limited.https_base, path);
+    snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", address);
+    const char *headers[] = {"Content-Type: application/json", xff, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
+    long status = res.status;
+    if (keep != NULL)
+        *keep = res;
+    else
+        harness_response_free(&res);
+    return status;
+}
+
+static long login_from(const char *address, const char *email, const char *password)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    return post_from(address, "/api/v1/auth/login", body, NULL);
+}
+
+static void test_rate_limits(void **state)
+{
+    const char *env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024", "HYDRANT_ARGON2_ITERATIONS=1",
+                         "HYDRANT_JWT_SECRET=" SECRET, "HYDRANT_LIMIT_LOGIN_PER_EMAIL=3",
+                         "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=5", "HYDRANT_LIMIT_EMAIL_REQUESTS_PER_ADDRESS=2",
+                         "HYDRANT_TRUSTED_PROXIES=127.0.0.1",
+                         /* the main server's workers send every email, with its public URL */
+                         "HYDRANT_JOBS_ENABLED=false", NULL};
+    assert_int_equal(harness_server_start(&limited, env), 0);
+    /* addresses of this run only, so earlier runs' counters in Redis do not count */
+    char a[32], b[32], c[32], d[32];
+    int base = getpid() % 250;
+    snprintf(a, sizeof(a), "10.%d.0.1", base);
+    snprintf(b, sizeof(b), "10.%d.0.2", base);
+    snprintf(c, sizeof(c), "10.%d.0.3", base);
+    snprintf(d, sizeof(d), "10.%d.0.4", base);
+    char email[128];
+    unique_email(email, sizeof(email), "limited");
+    free(confirmed_account(email));
+    /* per email: three failures, then even the right password waits, from any address */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(login_from(a, email, "wrong password"), 401);
+    harness_response_t res;
+    char body[512];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
+    assert_int_equal(post_from(b, "/api/v1/auth/login", body, &res), 429);
+    char retry[16];
+    assert_non_null(harness_header(&res, "retry-after", retry, sizeof(retry)));
+    assert_true(atoi(retry) >= 1 && atoi(retry) <= 900);
+    assert_non_null(strstr(res.body, "rate_limited"));
+    harness_response_free(&res);
+    /* per address: five failures on different emails, then the address waits */
+    for (int i = 0; i < 5; i++) {
+        char other[128];
+        assert_int_equal(login_from(c, unique_email(other, sizeof(other), "nobody"), "wrong password"), 401);
+    }
+    char fresh[128];
+    assert_int_equal(login_from(c, unique_email(fresh, sizeof(fresh), "nobody"), "wrong password"), 429);
+    /* email-sending requests per address: counted whatever they are */
+    char forgot[256];
+    snprintf(forgot, sizeof(forgot), "{\"email\":\"%s\"}", email);
+    assert_int_equal(post_from(d, "/api/v1/auth/password/forgot", forgot, NULL), 202);
+    assert_int_equal(post_from(d, "/api/v1/auth/confirm/resend", forgot, NULL), 202);
+    assert_int_equal(post_from(d, "/api/v1/auth/password/forgot", forgot, NULL), 429);
+    assert_int_equal(
+        post_from(d, "/api/v1/auth/signup", "{\"email\":\"x@y.io\",\"password\":\"12345678\"}", NULL), 429);
+    assert_int_equal(post_from(a, "/api/v1/auth/password/forgot", forgot, NULL), 202); /* another address */
+    assert_int_equal(harness_server_stop(&limited), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_forgot_and_reset_password),
         cmocka_unit_test(test_change_password),
         cmocka_unit_test(test_user_commands),
+        cmocka_unit_test(test_rate_limits),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
