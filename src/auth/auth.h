@@ -23,6 +23,9 @@ int auth_email_normalize(const char *in, size_t len, char *out, size_t outlen);
  * refused before any hashing (a 10 KB password costs nothing). */
 int auth_password_acceptable(const char *password, size_t len);
 
+/* Length in Unicode code points of valid UTF-8 without NUL, or -1. */
+long auth_utf8_length(const char *s, size_t len);
+
 /* Usernames: 3 to 32 characters of [A-Za-z0-9_.-]. */
 int auth_username_valid(const char *username, size_t len);
 

@@ -86,6 +86,13 @@ int auth_password_acceptable(const char *password, size_t len)
     return n >= AUTH_PASSWORD_MIN && n <= AUTH_PASSWORD_MAX;
 }
 
+long auth_utf8_length(const char *s, size_t len)
+{
+    if (memchr(s, '\0', len) != NULL)
+        return -1;
+    return utf8_code_points((const unsigned char *)s, len);
+}
+
 int auth_username_valid(const char *username, size_t len)
 {
     if (len < 3 || len > 32)

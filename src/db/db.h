@@ -73,6 +73,12 @@ typedef enum {
     DB_STMT_PASSWORD_RESET,     /* spend a reset token: new hash, every session ended */
     DB_STMT_USER_PASSWORD_GET,  /* a user's stored hash */
     DB_STMT_USER_PASSWORD_SET,  /* a changed password: new hash, every session ended */
+    DB_STMT_USER_PATCH,         /* username, display name, bio */
+    DB_STMT_USER_DELETE,        /* an account and (by cascade) its sessions and keys */
+    DB_STMT_API_KEY_SET,        /* make or replace a user's key */
+    DB_STMT_API_KEY_GET,
+    DB_STMT_API_KEY_DELETE,
+    DB_STMT_API_KEY_AUTH,       /* the user of a key (and its last use, at most once a minute) */
     DB_STMT__COUNT
 } db_stmt_id_t;
 

@@ -305,6 +305,37 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "AND EXISTS (SELECT 1 FROM users WHERE id = $1::uuid AND password_hash = $3)) UPDATE users SET password_hash "
          "= $2, tokens_valid_after = now(), updated_at = now() WHERE id = $1::uuid AND password_hash = $3 RETURNING id",
          3},
+
+    /* $1 id; then for username, display_name and bio a flag (set it?) and the value. */
+    [DB_STMT_USER_PATCH] = {"user_patch",
+                            "UPDATE users SET username = CASE WHEN $2::boolean THEN $3 ELSE username END, "
+                            "display_name = CASE WHEN $4::boolean THEN $5 ELSE display_name END, "
+                            "bio = CASE WHEN $6::boolean THEN $7 ELSE bio END, updated_at = now() "
+                            "WHERE id = $1::uuid RETURNING " USER_JSON,
+                            7},
+
+    /* $1 id. */
+    [DB_STMT_USER_DELETE] = {"user_delete", "DELETE FROM users WHERE id = $1::uuid RETURNING id", 1},
+
+    /* $1 user id, $2 key hash, $3 prefix. */
+    [DB_STMT_API_KEY_SET] = {"api_key_set",
+                             "INSERT INTO api_keys (user_id, key_hash, prefix) VALUES ($1::uuid, $2, $3) "
+                             "ON CONFLICT (user_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, prefix = "
+                             "EXCLUDED.prefix, created_at = now(), last_used_at = NULL RETURNING prefix, " TS("created_at"),
+                             3},
+    [DB_STMT_API_KEY_GET] = {"api_key_get",
+                             "SELECT prefix, " TS("created_at") ", " TS("last_used_at") " FROM api_keys WHERE user_id = "
+                             "$1::uuid",
+                             1},
+    [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
+
+    /* $1 key hash. Returns role, disabled, the User JSON and the id. */
+    [DB_STMT_API_KEY_AUTH] = {"api_key_auth",
+                              "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (UPDATE "
+                              "api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "
+                              "last_used_at < now() - interval '1 minute')) SELECT u.role, u.disabled, " USER_JSON
+                              ", u.id FROM k JOIN users u ON u.id = k.user_id",
+                              1},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

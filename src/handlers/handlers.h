@@ -36,6 +36,7 @@ int handlers_ops_register(http_router_t *router, char *err, size_t errlen);
 int handlers_auth_register(http_router_t *router, char *err, size_t errlen);
 int handlers_me_register(http_router_t *router, char *err, size_t errlen);
 int handlers_password_register(http_router_t *router, char *err, size_t errlen);
+int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
 
 /* ---- shared by the families ---- */
 
@@ -83,6 +84,9 @@ typedef struct {
  * ok(r, user); otherwise answers 401 (or 503) itself. */
 typedef void (*handlers_auth_ok_fn)(http_request_t *r, handlers_user_t *user);
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
+/* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
+ * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */
+void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
 /* Routes that exist only for the integration tests of the HTTP layer itself (a JSON echo),
  * enabled by HYDRANT_TEST_ROUTES=1 and refused in production mode. */
 int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);

@@ -64,6 +64,68 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
     a->ok(r, &a->user);
 }
 
+static me_auth_t *me_auth_new(http_request_t *r, handlers_auth_ok_fn ok)
+{
+    me_auth_t *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return NULL;
+    }
+    r->state = a;
+    r->state_free = me_auth_free;
+    a->ok = ok;
+    return a;
+}
+
+static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
+{
+    me_auth_t *a = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
+        me_auth_refuse(r, "unauthorized", "the API key is not valid");
+        return;
+    }
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
+    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, 3));
+    a->user.user_json = strdup(PQgetvalue(res, 0, 2));
+    if (a->user.user_json == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    a->ok(r, &a->user);
+}
+
+/* X-API-Key: looked up by its hash (keys are stored only as hashes). */
+static void me_auth_by_key(http_request_t *r, const char *key, size_t len, handlers_auth_ok_fn ok)
+{
+    if (len < 16 || len > 256 || !auth_token_plausible(key + 3, len - 3) || strncmp(key, "hk_", 3) != 0) {
+        me_auth_refuse(r, "unauthorized", "the API key is not valid");
+        return;
+    }
+    me_auth_t *a = me_auth_new(r, ok);
+    if (a == NULL)
+        return;
+    char hash[AUTH_TOKEN_HASH_LEN + 1];
+    auth_token_hash(key, len, hash);
+    const char *values[] = {hash};
+    db_query_t q = {.stmt = DB_STMT_API_KEY_AUTH, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, me_auth_key_found);
+}
+
+void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
+{
+    size_t len = 0;
+    const char *key = http_header(r, "x-api-key", &len);
+    if (key != NULL && http_header(r, "authorization", NULL) == NULL)
+        me_auth_by_key(r, key, len, ok);
+    else
+        handlers_authenticate(r, ok);
+}
+
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 {
     size_t len = 0;
@@ -72,14 +134,9 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
         me_auth_refuse(r, "unauthorized", "a Bearer access token is required");
         return;
     }
-    me_auth_t *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
+    me_auth_t *a = me_auth_new(r, ok);
+    if (a == NULL)
         return;
-    }
-    r->state = a;
-    r->state_free = me_auth_free;
-    a->ok = ok;
     const handlers_app_t *app = r->app;
     auth_jwt_status_t st = auth_jwt_verify(&app->jwt, header + 7, len - 7, time(NULL), &a->claims);
     if (st != AUTH_JWT_OK) {
@@ -102,7 +159,7 @@ static void me_get_ok(http_request_t *r, handlers_user_t *user)
 
 static void me_get(http_request_t *r)
 {
-    handlers_authenticate(r, me_get_ok);
+    handlers_authenticate_or_key(r, me_get_ok);
 }
 
 int handlers_me_register(http_router_t *router, char *err, size_t errlen)

@@ -875,6 +875,156 @@ static void test_user_commands(void **state)
     free(events);
 }
 
+/* ------------------------------------------------ profile, deletion, keys ---- */
+
+/* Any method, with one auth header ("Authorization: Bearer ..." or "X-API-Key: ..."). */
+static long call(const char *method, const char *path, const char *auth_header, const char *body,
+                 json_t **doc)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", server.https_base, path);
+    const char *headers[] = {"Content-Type: application/json", auth_header, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, method, url, headers, body, body != NULL ? strlen(body) : 0);
+    long status = res.status;
+    if (doc != NULL)
+        *doc = json_loads(res.body, 0, NULL);
+    harness_response_free(&res);
+    return status;
+}
+
+static char *bearer(const session_t *s)
+{
+    static char header[1200];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", s->access);
+    return header;
+}
+
+static void test_patch_me(void **state)
+{
+    char email[128], name[40], body[4200];
+    unique_email(email, sizeof(email), "patch");
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    snprintf(name, sizeof(name), "p%d_%d", getpid(), ++seq);
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"display_name\":\"Ada \u00e9\",\"bio\":\"hi\"}",
+             name);
+    json_t *doc = NULL;
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), body, &doc), 200);
+    json_t *user = json_object_get(doc, "user");
+    assert_string_equal(json_string_value(json_object_get(user, "username")), name);
+    assert_string_equal(json_string_value(json_object_get(user, "display_name")), "Ada \xc3\xa9");
+    assert_string_equal(json_string_value(json_object_get(user, "bio")), "hi");
+    json_decref(doc);
+    /* only what is sent changes; null clears the username */
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"username\":null}", &doc), 200);
+    user = json_object_get(doc, "user");
+    assert_true(json_is_null(json_object_get(user, "username")));
+    assert_string_equal(json_string_value(json_object_get(user, "bio")), "hi");
+    json_decref(doc);
+    /* limits in code points: 100 two-byte characters pass, 101 do not */
+    char display[1000] = "{\"display_name\":\"";
+    for (int i = 0; i < 101; i++)
+        strcat(display, "\xc3\xa9");
+    strcat(display, "\"}");
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), display, &doc), 422);
+    assert_non_null(detail(doc, "display_name"));
+    json_decref(doc);
+    display[strlen(display) - 4] = '\0';
+    strcat(display, "\"}");
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), display, NULL), 200);
+    char bio[2100];
+    snprintf(bio, sizeof(bio), "{\"bio\":\"%02001d\"}", 0);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), bio, &doc), 422);
+    json_decref(doc);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"role\":\"admin\"}", &doc),
+                     422); /* not here */
+    assert_string_equal(detail(doc, "role"), "unknown field");
+    json_decref(doc);
+    /* a taken username */
+    char other[128];
+    free(confirmed_account(unique_email(other, sizeof(other), "patch2")));
+    session_t *t = new_session(other);
+    snprintf(body, sizeof(body), "{\"username\":\"%s\"}", name);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), body, NULL), 200);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(t), body, &doc), 409);
+    assert_string_equal(error_code(doc), "username_taken");
+    json_decref(doc);
+    assert_int_equal(call("PATCH", "/api/v1/me", NULL, "{}", NULL), 401);
+}
+
+static void test_api_keys(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "keys");
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    json_t *doc = NULL;
+    assert_int_equal(call("GET", "/api/v1/me/api-key", bearer(s), NULL, &doc), 404);
+    json_decref(doc);
+    assert_int_equal(call("POST", "/api/v1/me/api-key", bearer(s), NULL, &doc), 201);
+    char key[128], header[200];
+    snprintf(key, sizeof(key), "%s", json_string_value(json_object_get(doc, "api_key")));
+    assert_int_equal(strncmp(json_string_value(json_object_get(doc, "prefix")), key, 8), 0);
+    json_decref(doc);
+    snprintf(header, sizeof(header), "X-API-Key: %s", key);
+    /* the key authenticates on /me */
+    assert_int_equal(call("GET", "/api/v1/me", header, NULL, &doc), 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "email")), email);
+    json_decref(doc);
+    assert_int_equal(call("GET", "/api/v1/me/api-key", header, NULL, &doc), 200);
+    assert_int_equal(strlen(json_string_value(json_object_get(doc, "prefix"))), 8);
+    assert_non_null(json_string_value(json_object_get(doc, "last_used_at")));
+    assert_null(json_object_get(doc, "api_key")); /* shown once only */
+    json_decref(doc);
+    char *stored = sql_value(
+        "SELECT count(*)::text FROM api_keys WHERE key_hash = encode(sha256($1::bytea), 'hex')", key);
+    assert_string_equal(stored, "1");
+    free(stored);
+    /* not for logout, which takes a Bearer token */
+    assert_int_equal(call("POST", "/api/v1/auth/logout", header, NULL, NULL), 401);
+    /* replaced: the old key stops working */
+    assert_int_equal(call("POST", "/api/v1/me/api-key", bearer(s), NULL, &doc), 201);
+    json_decref(doc);
+    assert_int_equal(call("GET", "/api/v1/me", header, NULL, NULL), 401);
+    assert_int_equal(
+        call("GET", "/api/v1/me", "X-API-Key: hk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, NULL),
+        401);
+    assert_int_equal(call("GET", "/api/v1/me", "X-API-Key: nonsense", NULL, NULL), 401);
+    assert_int_equal(call("DELETE", "/api/v1/me/api-key", bearer(s), NULL, NULL), 204);
+    assert_int_equal(call("GET", "/api/v1/me/api-key", bearer(s), NULL, NULL), 404);
+}
+
+static void test_delete_me(void **state)
+{
+    char email[128];
+    unique_email(email, sizeof(email), "delete");
+    char *id = confirmed_account(email);
+    session_t *s = new_session(email);
+    assert_int_equal(call("POST", "/api/v1/me/api-key", bearer(s), NULL, NULL), 201);
+    json_t *doc = NULL;
+    assert_int_equal(call("DELETE", "/api/v1/me", bearer(s), "{\"password\":\"wrong one\"}", &doc), 401);
+    assert_string_equal(error_code(doc), "invalid_credentials");
+    json_decref(doc);
+    assert_int_equal(call("DELETE", "/api/v1/me", bearer(s), "{}", &doc), 422);
+    json_decref(doc);
+    assert_int_equal(call("DELETE", "/api/v1/me", bearer(s), "{\"password\":\"" PASSWORD "\"}", NULL), 204);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", s->access, NULL, NULL), 401);
+    assert_refresh_refused(s->refresh, "invalid_token");
+    assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, NULL, NULL), 401);
+    char *left =
+        sql_value("SELECT (SELECT count(*) FROM users WHERE id = $1::uuid) + (SELECT count(*) FROM "
+                  "refresh_tokens WHERE user_id = $1::uuid) + (SELECT count(*) FROM api_keys WHERE user_id = "
+                  "$1::uuid)",
+                  id);
+    assert_string_equal(left, "0");
+    free(left);
+    /* the address can sign up again */
+    assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, NULL, &doc), 201);
+    json_decref(doc);
+    free(id);
+}
+
 /* ---------------------------------------------------------- rate limits ---- */
 
 /* POST from a client address of our choosing: the limited server trusts 127.0.0.1 as a proxy. */
@@ -968,6 +1118,9 @@ int main(void)
         cmocka_unit_test(test_forgot_and_reset_password),
         cmocka_unit_test(test_change_password),
         cmocka_unit_test(test_user_commands),
+        cmocka_unit_test(test_patch_me),
+        cmocka_unit_test(test_api_keys),
+        cmocka_unit_test(test_delete_me),
         cmocka_unit_test(test_rate_limits),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
