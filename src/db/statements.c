@@ -277,34 +277,41 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 normalised email, $2 token hash, $3 token, $4 purpose (confirm: only unconfirmed
      * accounts; reset: any), $5 lifetime in seconds, $6 job kind. Nothing happens for an
      * address without a qualifying account: the caller answers the same either way. */
-    [DB_STMT_EMAIL_REQUEST] =
-        {"email_request",
-         "WITH u AS (SELECT id, email FROM users WHERE lower(email) = $1 AND NOT disabled AND ($4 = 'reset' OR NOT "
-         "email_confirmed)), t AS (INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) SELECT $2, id, "
-         "$4, now() + make_interval(secs => $5::int) FROM u) "
-         "INSERT INTO jobs (kind, queue, payload, owner_id) SELECT $6, 'short', jsonb_build_object('to', email, "
-         "'token', $3::text), id FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
-         6},
+    [DB_STMT_EMAIL_REQUEST] = {"email_request",
+                               "WITH u AS (SELECT id, email FROM users WHERE lower(email) = $1 AND NOT "
+                               "disabled AND ($4 = 'reset' OR NOT "
+                               "email_confirmed)), t AS (INSERT INTO email_tokens (token_hash, user_id, "
+                               "purpose, expires_at) SELECT $2, id, "
+                               "$4, now() + make_interval(secs => $5::int) FROM u) "
+                               "INSERT INTO jobs (kind, queue, payload, owner_id) SELECT $6, 'short', "
+                               "jsonb_build_object('to', email, "
+                               "'token', $3::text), id FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
+                               6},
 
     /* $1 token hash, $2 new password hash. No row for an unknown, used or expired token. */
     [DB_STMT_PASSWORD_RESET] =
         {"password_reset",
-         "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = 'reset' AND used_at "
-         "IS NULL AND expires_at > now() RETURNING user_id), f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE "
+         "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = 'reset' AND "
+         "used_at "
+         "IS NULL AND expires_at > now() RETURNING user_id), f AS (UPDATE refresh_tokens SET revoked_at = "
+         "now() WHERE "
          "user_id IN (SELECT user_id FROM t) AND revoked_at IS NULL) UPDATE users u SET password_hash = $2, "
          "tokens_valid_after = now(), updated_at = now() FROM t WHERE u.id = t.user_id RETURNING u.id",
          2},
 
     /* $1 id. */
-    [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid", 1},
+    [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid",
+                                   1},
 
     /* $1 id, $2 new hash, $3 the hash that was verified (a concurrent change wins). */
-    [DB_STMT_USER_PASSWORD_SET] =
-        {"user_password_set",
-         "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1::uuid AND revoked_at IS NULL "
-         "AND EXISTS (SELECT 1 FROM users WHERE id = $1::uuid AND password_hash = $3)) UPDATE users SET password_hash "
-         "= $2, tokens_valid_after = now(), updated_at = now() WHERE id = $1::uuid AND password_hash = $3 RETURNING id",
-         3},
+    [DB_STMT_USER_PASSWORD_SET] = {"user_password_set",
+                                   "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = "
+                                   "$1::uuid AND revoked_at IS NULL "
+                                   "AND EXISTS (SELECT 1 FROM users WHERE id = $1::uuid AND password_hash = "
+                                   "$3)) UPDATE users SET password_hash "
+                                   "= $2, tokens_valid_after = now(), updated_at = now() WHERE id = $1::uuid "
+                                   "AND password_hash = $3 RETURNING id",
+                                   3},
 
     /* $1 id; then for username, display_name and bio a flag (set it?) and the value. */
     [DB_STMT_USER_PATCH] = {"user_patch",
@@ -321,21 +328,53 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_API_KEY_SET] = {"api_key_set",
                              "INSERT INTO api_keys (user_id, key_hash, prefix) VALUES ($1::uuid, $2, $3) "
                              "ON CONFLICT (user_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, prefix = "
-                             "EXCLUDED.prefix, created_at = now(), last_used_at = NULL RETURNING prefix, " TS("created_at"),
+                             "EXCLUDED.prefix, created_at = now(), last_used_at = NULL RETURNING prefix, " TS(
+                                 "created_at"),
                              3},
     [DB_STMT_API_KEY_GET] = {"api_key_get",
-                             "SELECT prefix, " TS("created_at") ", " TS("last_used_at") " FROM api_keys WHERE user_id = "
-                             "$1::uuid",
+                             "SELECT prefix, " TS("created_at") ", " TS(
+                                 "last_used_at") " FROM api_keys WHERE user_id = "
+                                                 "$1::uuid",
                              1},
     [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
 
     /* $1 key hash. Returns role, disabled, the User JSON and the id. */
-    [DB_STMT_API_KEY_AUTH] = {"api_key_auth",
-                              "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (UPDATE "
-                              "api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "
-                              "last_used_at < now() - interval '1 minute')) SELECT u.role, u.disabled, " USER_JSON
-                              ", u.id FROM k JOIN users u ON u.id = k.user_id",
-                              1},
+    [DB_STMT_API_KEY_AUTH] =
+        {"api_key_auth",
+         "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (UPDATE "
+         "api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "
+         "last_used_at < now() - interval '1 minute')) SELECT u.role, u.disabled, " USER_JSON
+         ", u.id FROM k JOIN users u ON u.id = k.user_id",
+         1},
+
+    /* $1 lower-cased prefix with LIKE's metacharacters escaped, or NULL; $2 limit; $3 and $4
+     * the cursor (created_at in Unix microseconds, id) or NULL. Returns the JSON and the
+     * row's cursor parts. */
+    [DB_STMT_ADMIN_USER_LIST] =
+        {"admin_user_list",
+         "SELECT " USER_JSON ", (extract(epoch FROM created_at) * 1000000)::bigint, id FROM users "
+         "WHERE ($1::text IS NULL OR lower(email) LIKE $1 || '%' ESCAPE '\\' OR lower(username) LIKE $1 || "
+         "'%' "
+         "ESCAPE '\\') AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $3::bigint * "
+         "interval "
+         "'1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
+         4},
+
+    /* $1 id. */
+    [DB_STMT_ADMIN_USER_GET] = {"admin_user_get", "SELECT " USER_JSON ", role FROM users WHERE id = $1::uuid",
+                                1},
+
+    /* $1 id, $2 role or NULL (unchanged), $3 disabled or NULL. Disabling moves
+     * tokens_valid_after and revokes every refresh family. */
+    [DB_STMT_ADMIN_USER_UPDATE] = {"admin_user_update",
+                                   "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = "
+                                   "$1::uuid AND revoked_at IS NULL AND "
+                                   "coalesce($3::boolean, false)) UPDATE users SET role = coalesce($2, "
+                                   "role), disabled = coalesce($3::boolean, "
+                                   "disabled), tokens_valid_after = CASE WHEN coalesce($3::boolean, false) "
+                                   "THEN now() ELSE tokens_valid_after END, "
+                                   "updated_at = now() WHERE id = $1::uuid RETURNING " USER_JSON,
+                                   3},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

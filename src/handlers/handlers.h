@@ -37,6 +37,7 @@ int handlers_auth_register(http_router_t *router, char *err, size_t errlen);
 int handlers_me_register(http_router_t *router, char *err, size_t errlen);
 int handlers_password_register(http_router_t *router, char *err, size_t errlen);
 int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
+int handlers_admin_register(http_router_t *router, char *err, size_t errlen);
 
 /* ---- shared by the families ---- */
 
@@ -87,6 +88,11 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
  * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */
 void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
+/* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
+ * forbidden otherwise. */
+void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);
+/* 3 admin, 2 superuser, 1 user, 0 anything else. */
+int handlers_role_rank(const char *role);
 /* Routes that exist only for the integration tests of the HTTP layer itself (a JSON echo),
  * enabled by HYDRANT_TEST_ROUTES=1 and refused in production mode. */
 int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);

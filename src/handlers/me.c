@@ -15,7 +15,28 @@ typedef struct {
     auth_claims_t claims;
     handlers_auth_ok_fn ok;
     handlers_user_t user;
+    int min_rank; /* the least role the route needs (0: any signed-in user) */
 } me_auth_t;
+
+int handlers_role_rank(const char *role)
+{
+    if (strcmp(role, "admin") == 0)
+        return 3;
+    if (strcmp(role, "superuser") == 0)
+        return 2;
+    return strcmp(role, "user") == 0 ? 1 : 0;
+}
+
+/* Every route's role rule is applied here, once the user's current role is read from its
+ * row (a demotion counts at once, whatever the token says). */
+static void me_auth_accept(http_request_t *r, me_auth_t *a)
+{
+    if (handlers_role_rank(a->user.role) < a->min_rank) {
+        http_respond_error(r, 403, "forbidden", "this needs a higher role", NULL);
+        return;
+    }
+    a->ok(r, &a->user);
+}
 
 static void me_auth_free(void *p)
 {
@@ -61,7 +82,7 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
-    a->ok(r, &a->user);
+    me_auth_accept(r, a);
 }
 
 static me_auth_t *me_auth_new(http_request_t *r, handlers_auth_ok_fn ok)
@@ -96,7 +117,7 @@ static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
-    a->ok(r, &a->user);
+    me_auth_accept(r, a);
 }
 
 /* X-API-Key: looked up by its hash (keys are stored only as hashes). */
@@ -124,6 +145,14 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
         me_auth_by_key(r, key, len, ok);
     else
         handlers_authenticate(r, ok);
+}
+
+void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok)
+{
+    handlers_authenticate(r, ok);
+    me_auth_t *a = r->state;
+    if (a != NULL && r->state_free == me_auth_free)
+        a->min_rank = handlers_role_rank(min_role);
 }
 
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)

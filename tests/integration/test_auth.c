@@ -881,7 +881,7 @@ static void test_user_commands(void **state)
 static long call(const char *method, const char *path, const char *auth_header, const char *body,
                  json_t **doc)
 {
-    char url[256];
+    char url[512];
     snprintf(url, sizeof(url), "%s%s", server.https_base, path);
     const char *headers[] = {"Content-Type: application/json", auth_header, NULL};
     harness_response_t res;
@@ -1025,6 +1025,109 @@ static void test_delete_me(void **state)
     free(id);
 }
 
+/* --------------------------------------------------------- administration ---- */
+
+/* An account with a role, made by the command line, signed in. */
+static session_t *privileged(const char *role, char *email, size_t len)
+{
+    char args[300], out[256];
+    unique_email(email, len, role);
+    snprintf(args, sizeof(args), "user create --email %s --role %s", email, role);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, PASSWORD "\n"), 0);
+    return new_session(email);
+}
+
+static void test_admin_users(void **state)
+{
+    char admin_email[128], super_email[128], plain_email[128];
+    session_t *admin = privileged("admin", admin_email, sizeof(admin_email));
+    session_t *super = privileged("superuser", super_email, sizeof(super_email));
+    char *plain_id = confirmed_account(unique_email(plain_email, sizeof(plain_email), "plain"));
+    session_t *plain = new_session(plain_email);
+    json_t *doc = NULL;
+    assert_int_equal(call("GET", "/api/v1/admin/users", bearer(plain), NULL, &doc), 403);
+    assert_string_equal(error_code(doc), "forbidden");
+    json_decref(doc);
+    assert_int_equal(call("GET", "/api/v1/admin/users", NULL, NULL, NULL), 401);
+    /* three users under one prefix, listed two by two, newest first */
+    char prefix[64], email[128], path[300];
+    snprintf(prefix, sizeof(prefix), "pager-%d-%d", getpid(), ++seq);
+    for (int i = 0; i < 3; i++) {
+        snprintf(email, sizeof(email), "%s-%d@example.com", prefix, i);
+        assert_int_equal(signup(HARNESS_HTTP2, email, PASSWORD, NULL, &doc), 201);
+        json_decref(doc);
+    }
+    snprintf(path, sizeof(path), "/api/v1/admin/users?limit=2&q=%s", prefix);
+    assert_int_equal(call("GET", path, bearer(super), NULL, &doc), 200);
+    json_t *items = json_object_get(doc, "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(items, 0), "email")), "-2@"));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(items, 1), "email")), "-1@"));
+    char cursor[128];
+    snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(doc, "next_cursor")));
+    json_decref(doc);
+    snprintf(path, sizeof(path), "/api/v1/admin/users?limit=2&q=%s&cursor=%s", prefix, cursor);
+    assert_int_equal(call("GET", path, bearer(super), NULL, &doc), 200);
+    items = json_object_get(doc, "items");
+    assert_int_equal(json_array_size(items), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(items, 0), "email")), "-0@"));
+    assert_true(json_is_null(json_object_get(doc, "next_cursor")));
+    json_decref(doc);
+    const char *bad[] = {"/api/v1/admin/users?limit=0", "/api/v1/admin/users?limit=101",
+                         "/api/v1/admin/users?limit=x", "/api/v1/admin/users?cursor=nonsense",
+                         "/api/v1/admin/users?cursor=12.not-a-uuid"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(call("GET", bad[i], bearer(super), NULL, &doc), 400);
+        assert_string_equal(error_code(doc), "bad_request");
+        json_decref(doc);
+    }
+    /* LIKE's metacharacters match only themselves */
+    assert_int_equal(call("GET", "/api/v1/admin/users?q=%25", bearer(super), NULL, &doc), 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "items")), 0);
+    json_decref(doc);
+    /* one user */
+    snprintf(path, sizeof(path), "/api/v1/admin/users/%s", plain_id);
+    assert_int_equal(call("GET", path, bearer(super), NULL, &doc), 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "email")),
+                        plain_email);
+    json_decref(doc);
+    assert_int_equal(
+        call("GET", "/api/v1/admin/users/00000000-0000-4000-8000-000000000000", bearer(super), NULL, NULL),
+        404);
+    assert_int_equal(call("GET", "/api/v1/admin/users/not-a-uuid", bearer(super), NULL, NULL), 404);
+    /* a superuser may disable a user, not change roles or touch an admin */
+    assert_int_equal(call("PATCH", path, bearer(super), "{\"role\":\"superuser\"}", &doc), 403);
+    json_decref(doc);
+    char admin_path[300];
+    char *admin_id = sql_value("SELECT id::text FROM users WHERE email = $1", admin_email);
+    snprintf(admin_path, sizeof(admin_path), "/api/v1/admin/users/%s", admin_id);
+    assert_int_equal(call("PATCH", admin_path, bearer(super), "{\"disabled\":true}", NULL), 403);
+    assert_int_equal(call("PATCH", path, bearer(super), "{\"disabled\":true}", &doc), 200);
+    assert_true(json_is_true(json_object_get(json_object_get(doc, "user"), "disabled")));
+    json_decref(doc);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", plain->access, NULL, NULL),
+                     401); /* every session ended */
+    assert_refresh_refused(plain->refresh, "invalid_token");
+    /* an admin changes roles; the new role counts at once */
+    assert_int_equal(call("PATCH", path, bearer(admin), "{\"role\":\"root\"}", &doc), 422);
+    json_decref(doc);
+    assert_int_equal(call("PATCH", path, bearer(admin), "{\"role\":\"superuser\",\"disabled\":false}", &doc),
+                     200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "role")),
+                        "superuser");
+    json_decref(doc);
+    session_t *promoted = new_session(plain_email);
+    assert_int_equal(call("GET", "/api/v1/admin/users?limit=1", bearer(promoted), NULL, NULL), 200);
+    char *events =
+        sql_value("SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid AND "
+                  "kind <> 'login'",
+                  plain_id);
+    assert_string_equal(events, "disabled,role_change");
+    free(events);
+    free(admin_id);
+    free(plain_id);
+}
+
 /* ---------------------------------------------------------- rate limits ---- */
 
 /* POST from a client address of our choosing: the limited server trusts 127.0.0.1 as a proxy. */
@@ -1121,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_patch_me),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_delete_me),
+        cmocka_unit_test(test_admin_users),
         cmocka_unit_test(test_rate_limits),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,291 @@
+/*
+ * Administration of users (contract: /api/v1/admin/users), for superusers and admins.
+ * Changing a role needs an admin; a superuser may disable only plain users. Lists are
+ * newest first with an opaque cursor: "<created_at in Unix microseconds>.<id>".
+ */
+#include "handlers/handlers.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN_LIMIT_DEFAULT 20
+#define ADMIN_LIMIT_MAX     100
+
+/* ------------------------------------------------------------------ listing ---- */
+
+typedef struct {
+    int limit;
+    char q[256 * 2 + 1]; /* escaped for LIKE */
+    int has_q;
+    char cursor_us[24];
+    char cursor_id[40];
+    int has_cursor;
+} admin_list_t;
+
+static int admin_uuid_valid(const char *s, size_t len)
+{
+    if (len != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* "<digits>.<uuid>", as admin_list_page writes it. */
+static int admin_parse_cursor(admin_list_t *l, const char *cursor, size_t len)
+{
+    const char *dot = memchr(cursor, '.', len);
+    size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
+    if (digits == 0 || digits > 19 || !admin_uuid_valid(dot + 1, len - digits - 1))
+        return -1;
+    for (size_t i = 0; i < digits; i++)
+        if (!isdigit((unsigned char)cursor[i]))
+            return -1;
+    memcpy(l->cursor_us, cursor, digits);
+    l->cursor_us[digits] = '\0';
+    memcpy(l->cursor_id, dot + 1, 36);
+    l->cursor_id[36] = '\0';
+    l->has_cursor = 1;
+    return 0;
+}
+
+/* Lower-cases and escapes LIKE's metacharacters, so q only ever matches as a prefix. */
+static int admin_parse_q(admin_list_t *l, const char *q, size_t len)
+{
+    if (len == 0 || len > 254)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)q[i];
+        if (c < ' ')
+            return -1;
+        if (c == '%' || c == '_' || c == '\\')
+            l->q[o++] = '\\';
+        l->q[o++] = (char)tolower(c);
+    }
+    l->q[o] = '\0';
+    l->has_q = 1;
+    return 0;
+}
+
+static int admin_parse_list(http_request_t *r, admin_list_t *l)
+{
+    char buf[600];
+    int n = http_query_param(r, "limit", buf, sizeof(buf));
+    l->limit = ADMIN_LIMIT_DEFAULT;
+    if (n >= 0) {
+        char *end = NULL;
+        long v = strtol(buf, &end, 10);
+        if (n == 0 || *end != '\0' || v < 1 || v > ADMIN_LIMIT_MAX)
+            return -1;
+        l->limit = (int)v;
+    }
+    if ((n = http_query_param(r, "cursor", buf, sizeof(buf))) == -2 ||
+        (n >= 0 && admin_parse_cursor(l, buf, (size_t)n) != 0))
+        return -1;
+    if ((n = http_query_param(r, "q", buf, sizeof(buf))) == -2 ||
+        (n >= 0 && admin_parse_q(l, buf, (size_t)n) != 0))
+        return -1;
+    return 0;
+}
+
+static void admin_list_page(http_request_t *r, const db_reply_t *reply)
+{
+    admin_list_t *l = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
+    json_t *items = json_array();
+    for (int i = 0; i < shown; i++) {
+        json_t *user = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+        json_array_append_new(items, user != NULL ? user : json_null());
+    }
+    json_t *next = json_null();
+    if (rows > l->limit) { /* one row more than asked: there is a next page */
+        char cursor[80];
+        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 1),
+                 PQgetvalue(res, shown - 1, 2));
+        next = json_string(cursor);
+    }
+    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+static void admin_list_ok(http_request_t *r, handlers_user_t *user)
+{
+    admin_list_t list = {0};
+    if (admin_parse_list(r, &list) != 0) {
+        http_respond_error(r, 400, "bad_request", "limit is 1 to 100; cursor and q must be as given", NULL);
+        return;
+    }
+    if (r->state_free != NULL)
+        r->state_free(r->state);
+    admin_list_t *l = malloc(sizeof(*l));
+    r->state = l;
+    r->state_free = free;
+    if (l == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    *l = list;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", l->limit + 1);
+    const char *values[] = {l->has_q ? l->q : NULL, limit, l->has_cursor ? l->cursor_us : NULL,
+                            l->has_cursor ? l->cursor_id : NULL};
+    db_query_t q = {.stmt = DB_STMT_ADMIN_USER_LIST, .nparams = 4, .values = values};
+    http_pg(r, &q, 1, admin_list_page);
+}
+
+static void admin_list(http_request_t *r)
+{
+    handlers_authenticate_role(r, "superuser", admin_list_ok);
+}
+
+/* ------------------------------------------------------------- one user ---- */
+
+static int admin_target(http_request_t *r, char out[37])
+{
+    size_t len = 0;
+    const char *id = http_param(r, "id", &len);
+    if (id == NULL || !admin_uuid_valid(id, len)) {
+        http_respond_error(r, 404, "not_found", "no such user", NULL);
+        return -1;
+    }
+    memcpy(out, id, 36);
+    out[36] = '\0';
+    return 0;
+}
+
+static void admin_user_shown(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 404, "not_found", "no such user", NULL);
+        return;
+    }
+    json_t *user = json_loads(PQgetvalue(reply->results[0], 0, 0), 0, NULL);
+    http_respond_json(r, 200, json_pack("{s:o}", "user", user != NULL ? user : json_null()));
+}
+
+static void admin_get_ok(http_request_t *r, handlers_user_t *user)
+{
+    char id[37];
+    if (admin_target(r, id) != 0)
+        return;
+    const char *values[] = {id};
+    db_query_t q = {.stmt = DB_STMT_ADMIN_USER_GET, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, admin_user_shown);
+}
+
+static void admin_get(http_request_t *r)
+{
+    handlers_authenticate_role(r, "superuser", admin_get_ok);
+}
+
+/* ---------------------------------------------------------------- PATCH ---- */
+
+typedef struct {
+    char id[37];
+    char actor[64];
+    int actor_rank;
+} admin_patch_t;
+
+static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
+{
+    admin_patch_t *p = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 404, "not_found", "no such user", NULL);
+        return;
+    }
+    json_t *role = json_object_get(r->body, "role"), *disabled = json_object_get(r->body, "disabled");
+    int target_rank = handlers_role_rank(PQgetvalue(reply->results[0], 0, 1));
+    if ((role != NULL && p->actor_rank < 3) || (disabled != NULL && p->actor_rank < 3 && target_rank > 1)) {
+        http_respond_error(r, 403, "forbidden",
+                           "changing roles needs an admin; a superuser may disable only users", NULL);
+        return;
+    }
+    const char *values[] = {p->id, json_string_value(role),
+                            disabled == NULL         ? NULL
+                            : json_is_true(disabled) ? "true"
+                                                     : "false"};
+    json_t *detail = json_pack("{s:s}", "by", p->actor);
+    if (role != NULL)
+        json_object_set(detail, "role", role);
+    if (disabled != NULL)
+        json_object_set(detail, "disabled", disabled);
+    char *detail_text = json_dumps(detail, JSON_COMPACT);
+    json_decref(detail);
+    const char *event[] = {p->id,
+                           role != NULL             ? "role_change"
+                           : json_is_true(disabled) ? "disabled"
+                                                    : "enabled",
+                           r->client, detail_text};
+    db_query_t batch[2] = {
+        {.stmt = DB_STMT_ADMIN_USER_UPDATE, .nparams = 3, .values = values},
+        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
+    };
+    http_pg(r, batch, 2, admin_user_shown);
+    free(detail_text);
+}
+
+static void admin_patch_ok(http_request_t *r, handlers_user_t *user)
+{
+    admin_patch_t patch = {.actor_rank = handlers_role_rank(user->role)};
+    snprintf(patch.actor, sizeof(patch.actor), "%s", user->id);
+    if (admin_target(r, patch.id) != 0)
+        return;
+    if (r->state_free != NULL)
+        r->state_free(r->state);
+    admin_patch_t *p = malloc(sizeof(*p));
+    r->state = p;
+    r->state_free = free;
+    if (p == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    *p = patch;
+    const char *values[] = {p->id};
+    db_query_t q = {.stmt = DB_STMT_ADMIN_USER_GET, .nparams = 1, .values = values};
+    http_pg(r, &q, 1, admin_patch_found);
+}
+
+static void admin_patch(http_request_t *r)
+{
+    static const handlers_field_t fields[] = {{"role", JSON_STRING, 0, 0}, {"disabled", JSON_TRUE, 0, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 2);
+    json_t *role = json_object_get(r->body, "role");
+    if (details == NULL && role != NULL && handlers_role_rank(json_string_value(role)) == 0)
+        details = json_pack("{s:s}", "role", "must be user, superuser or admin");
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
+    handlers_authenticate_role(r, "superuser", admin_patch_ok);
+}
+
+int handlers_admin_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"GET", "/api/v1/admin/users", admin_list, 0, 0},
+        {"GET", "/api/v1/admin/users/{id}", admin_get, 0, 0},
+        {"PATCH", "/api/v1/admin/users/{id}", admin_patch, 0, HTTP_ROUTE_JSON_BODY},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
