@@ -33,6 +33,7 @@ static void usage(FILE *out)
           "                                  password is read from standard input)\n"
           "  user set-role ID R              change a user's role\n"
           "  user disable ID                 disable a user and end every session\n"
+          "  user import FILE                users with their hashes from CSV or JSON lines\n"
           "  migrate up [-c FILE]            apply every pending migration\n"
           "  migrate down N [-c FILE]        revert the last N migrations\n"
           "  migrate status [-c FILE]        list applied and pending migrations\n"
@@ -265,7 +266,8 @@ static int cmd_user(const cli_t *cli)
                : (cli->email != NULL || cli->role != NULL || cli->unconfirmed))
         return EXIT_USAGE;
     if (!create && !((strcmp(action, "set-role") == 0 && cli->nargs == 3) ||
-                     (strcmp(action, "disable") == 0 && cli->nargs == 2)))
+                     (strcmp(action, "disable") == 0 && cli->nargs == 2) ||
+                     (strcmp(action, "import") == 0 && cli->nargs == 2)))
         return EXIT_USAGE;
     cfg_t cfg;
     if (load_config(&cfg, cli->config_file) != 0)
@@ -277,6 +279,8 @@ static int cmd_user(const cli_t *cli)
                                        (uint32_t)cfg.auth.argon2_parallelism};
         rc = auth_cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
                                   !cli->unconfirmed, &params, stdin, stdout, stderr);
+    } else if (strcmp(action, "import") == 0) {
+        rc = auth_cli_user_import(cfg.database.url, cli->args[1], stdout, stderr);
     } else if (strcmp(action, "set-role") == 0) {
         rc = auth_cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
     } else {

@@ -117,5 +117,8 @@ int auth_cli_user_create(const char *conninfo, const char *email, const char *ro
                          const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err);
 int auth_cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err);
 int auth_cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err);
+/* Imports users from CSV (header row) or JSON lines; rejected rows are reported on err by
+ * line number. 0 when every row went in, 1 when some were rejected, 2 unreadable file. */
+int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err);
 
 #endif

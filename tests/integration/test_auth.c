@@ -1025,6 +1025,88 @@ static void test_delete_me(void **state)
     free(id);
 }
 
+/* ---------------------------------------------------------------- import ---- */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_user_import(void **state)
+{
+    char path[512], args[600], out[2048], csv[4096], a[128], b[128], c[128];
+    snprintf(path, sizeof(path), "%s/import-%d.csv", harness_env("HYDRANT_TEST_SERVICES_DIR"), getpid());
+    unique_email(a, sizeof(a), "imported-bcrypt");
+    unique_email(b, sizeof(b), "imported-argon2");
+    unique_email(c, sizeof(c), "imported-json");
+    snprintf(
+        csv, sizeof(csv),
+        "password_hash,email,role,confirmed\r\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\r\n"
+        "\"$argon2id$v=19$m=64,t=1,p=1$wu6YhF+EzHQldem6X1KP/w$o4eNHr7ohtjv3LbACufZhQ\",\"%s\",superuser,\r\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,not-an-email,user,true\n"
+        "plaintext,x-%s,user,true\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,y-%s,root,true\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,z-%s\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,w-%s,user,maybe\n"
+        "\"unterminated,v-%s,user,true\n",
+        a, b, a, a, a, a, a, a);
+    write_text(path, csv);
+    snprintf(args, sizeof(args), "user import %s", path);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_non_null(strstr(out, "imported 2, rejected 7"));
+    const char *reasons[] = {"line 4: not a valid email",
+                             "line 5: password_hash is not an Argon2 or bcrypt hash",
+                             "line 6: an account with that email exists",
+                             "line 7: role must be",
+                             "line 8: not as many fields",
+                             "line 9: confirmed must be true or false",
+                             "line 10: not as many fields as the header, or a broken quote"};
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (strstr(out, reasons[i]) == NULL)
+            fail_msg("missing '%s' in: %s", reasons[i], out);
+    /* both log in with their old passwords, and leave with Argon2id hashes of our parameters */
+    json_t *doc = NULL;
+    assert_int_equal(login(HARNESS_HTTP2, a, "correct horse battery", &doc, NULL), 200);
+    json_decref(doc);
+    assert_int_equal(login(HARNESS_HTTP2, b, "correct horse battery", &doc, NULL), 200);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "user"), "role")),
+                        "superuser");
+    json_decref(doc);
+    char *hash = sql_value("SELECT password_hash FROM users WHERE email = $1", a);
+    assert_int_equal(strncmp(hash, "$argon2id$v=19$m=1024,t=1,p=1$", 30), 0);
+    free(hash);
+    /* JSON lines */
+    snprintf(csv, sizeof(csv),
+             "{\"email\":\"%s\",\"password_hash\":\"$2y$04$xoLP."
+             "tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa\","
+             "\"confirmed\":false,\"created_at\":\"2019-05-01T10:00:00Z\"}\n"
+             "not "
+             "json\n{\"email\":\"q-%s\",\"password_hash\":\"$2b$04$xoLP."
+             "tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa\","
+             "\"created_at\":\"yesterday-ish\"}\n",
+             c, c);
+    write_text(path, csv);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_non_null(strstr(out, "imported 1, rejected 2"));
+    assert_non_null(strstr(out, "line 2: not a JSON object"));
+    assert_non_null(strstr(out, "line 3: created_at is not a timestamp"));
+    char *row = sql_value(
+        "SELECT email_confirmed || ' ' || to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM "
+        "users WHERE email = $1",
+        c);
+    assert_string_equal(row, "false 2019-05-01");
+    free(row);
+    assert_int_equal(login(HARNESS_HTTP2, c, "correct horse battery", &doc, NULL), 403); /* not confirmed */
+    json_decref(doc);
+    unlink(path);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 2); /* gone */
+}
+
 /* --------------------------------------------------------- administration ---- */
 
 /* An account with a role, made by the command line, signed in. */
@@ -1225,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_delete_me),
         cmocka_unit_test(test_admin_users),
+        cmocka_unit_test(test_user_import),
         cmocka_unit_test(test_rate_limits),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
