@@ -120,6 +120,7 @@ static int start_jobs(const cfg_t *cfg, jobs_registry_t **registry, jobs_pool_t 
             .cfg = cfg,
             .registry = *registry,
             .workers = {cfg->jobs.workers_short, cfg->jobs.workers_medium, cfg->jobs.workers_long},
+            .periodic = 1,
         };
         *pool = jobs_pool_start(&options, err, sizeof(err));
     }

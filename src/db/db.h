@@ -56,6 +56,7 @@ typedef enum {
     DB_STMT_JOB_RELEASE,  /* every running job of a lease owner back to its queue */
     DB_STMT_JOB_DEPTH,    /* active jobs per queue and state (gauges) */
     DB_STMT_JOB_PURGE,    /* delete old succeeded and cancelled jobs (retention) */
+    DB_STMT_AUTH_PURGE,   /* delete expired sessions, one-time tokens and revocations (a periodic job) */
     /* accounts (src/handlers/auth.c, me.c) */
     DB_STMT_USER_CREATE,        /* a new user; the caller's batch adds its token and email */
     DB_STMT_EMAIL_TOKEN_CREATE, /* a confirmation or reset token (hash) */

@@ -105,6 +105,17 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                               "ORDER BY priority DESC, run_at, id LIMIT 1",
                               1},
 
+    /* Refresh families go whole, once their newest token expired a day ago: deleting a
+     * family's burnt (revoked) row alone would bring its younger tokens back to life. */
+    [DB_STMT_AUTH_PURGE] =
+        {"auth_purge",
+         "WITH f AS (DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id FROM "
+         "refresh_tokens GROUP BY family_id HAVING max(expires_at) < now() - interval '1 day') "
+         "RETURNING 1), e AS (DELETE FROM email_tokens WHERE expires_at < now() - interval '1 day' "
+         "RETURNING 1), r AS (DELETE FROM revoked_tokens WHERE expires_at < now() RETURNING 1) "
+         "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM e), (SELECT count(*) FROM r)",
+         0},
+
     /* $1 id, $2 owner or NULL (anybody's). */
     [DB_STMT_JOB_GET] = {"job_get",
                          "SELECT " JOB_JSON ", owner_id FROM jobs WHERE id = $1::uuid "

@@ -9,8 +9,8 @@
 
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen)
 {
-    if (jobs_email_register(registry) != 0) {
-        snprintf(err, errlen, "jobs: cannot register the email kinds");
+    if (jobs_email_register(registry) != 0 || jobs_maintenance_register(registry) != 0) {
+        snprintf(err, errlen, "jobs: cannot register the built-in kinds");
         return -1;
     }
     const char *test = getenv("HYDRANT_TEST_JOBS");

@@ -75,6 +75,7 @@ typedef struct {
     int attempt; /* 1 for the first run */
     int max_attempts;
     const cfg_t *cfg;
+    PGconn *conn; /* the worker's own blocking connection, for handlers that need the database */
     void *kind_data;
     const atomic_int *stopping; /* read through jobs_stopping() */
     json_t *result;             /* set by the handler (a reference it gives away), or NULL */
@@ -93,8 +94,13 @@ jobs_registry_t *jobs_registry_new(void);
 void jobs_registry_free(jobs_registry_t *registry);
 /* Registers a handler for `kind` (copied). Returns 0, or -1 when full or already taken. */
 int jobs_registry_add(jobs_registry_t *registry, const char *kind, jobs_handler_fn fn, void *data);
+/* The same, and pools with `periodic` set enqueue it every interval_s seconds (once per key:
+ * a run still pending or running is not doubled, whichever process enqueued it). */
+int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs_handler_fn fn, void *data,
+                               int interval_s);
 
-/* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP); and,
+/* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
+ * auth.purge (hourly: expired sessions, one-time tokens, revocations); and,
  * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
  * the benchmark. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
@@ -111,6 +117,7 @@ typedef struct {
     const cfg_t *cfg;                /* database url, jobs and smtp settings; outlives the pool */
     const jobs_registry_t *registry; /* outlives the pool */
     int workers[JOBS_NQUEUES];       /* threads per queue */
+    int periodic;                    /* enqueue the registry's periodic kinds (serve and worker do) */
 } jobs_pool_options_t;
 
 /* Starts the workers and the pool's listener (notifications, lease renewal, reaping). The

@@ -21,6 +21,7 @@ typedef struct {
     char kind[JOBS_KIND_MAX_LEN + 1];
     jobs_handler_fn fn;
     void *data;
+    int interval_s; /* > 0: enqueued that often by pools with periodic set */
 } jobs_kind_t;
 
 struct jobs_registry {
@@ -33,6 +34,7 @@ int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 
 /* The shipped kinds (email.c) and the test kinds (test_kinds.c). */
 int jobs_email_register(jobs_registry_t *registry);
+int jobs_maintenance_register(jobs_registry_t *registry);
 int jobs_test_kinds_register(jobs_registry_t *registry);
 
 /* ---------------------------------------------------------- blocking libpq ---- */
@@ -113,6 +115,8 @@ struct jobs_pool {
     pthread_cond_t done_cv;
     int live_threads;
     int abandoned; /* a thread outlived the shutdown timeout: never freed */
+    int periodic;
+    uint64_t periodic_next_ms[JOBS_MAX_KINDS];
     jobs_metrics_t metrics;
 };
 

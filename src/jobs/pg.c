@@ -17,7 +17,7 @@ static void jobs_pg_message(char *err, size_t errlen, const char *what, PGconn *
 
 static int jobs_pg_prepare_all(PGconn *conn, char *err, size_t errlen)
 {
-    for (int id = DB_STMT_JOB_ENQUEUE; id <= DB_STMT_JOB_PURGE; id++) {
+    for (int id = DB_STMT_JOB_ENQUEUE; id <= DB_STMT_AUTH_PURGE; id++) {
         const db_stmt_def_t *def = db_stmt_get((db_stmt_id_t)id);
         PGresult *res = PQprepare(conn, def->name, def->sql, def->nparams, NULL);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;

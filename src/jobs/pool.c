@@ -176,6 +176,27 @@ static void listener_purge(listener_t *l)
     l->next_purge_ms = jobs_now_ms() + (full ? 0 : LISTENER_PURGE_MS);
 }
 
+/* Enqueues each periodic kind whose time has come, under a unique key per kind, so that a
+ * run still pending or running anywhere is not doubled. */
+static void listener_periodic(listener_t *l)
+{
+    jobs_pool_t *pool = l->pool;
+    for (int k = 0; pool->periodic && k < pool->registry->nkinds; k++) {
+        const jobs_kind_t *kind = &pool->registry->kinds[k];
+        if (kind->interval_s <= 0 || jobs_now_ms() < pool->periodic_next_ms[k])
+            continue;
+        char key[JOBS_KIND_MAX_LEN + 16];
+        snprintf(key, sizeof(key), "periodic:%s", kind->kind);
+        jobs_enqueue_t job = {.kind = kind->kind, .queue = "medium", .unique_key = key};
+        db_query_t q;
+        jobs_enqueue_query(&job, &q);
+        PGresult *res = jobs_pg_exec(l->conn, DB_STMT_JOB_ENQUEUE, q.values);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            pool->periodic_next_ms[k] = jobs_now_ms() + (uint64_t)kind->interval_s * 1000;
+        PQclear(res);
+    }
+}
+
 static int listener_interval_ms(const jobs_pool_t *pool)
 {
     int ms = pool->cfg->jobs.lease_s * 1000 / 3;
@@ -219,6 +240,7 @@ void *jobs_listener_main(void *arg)
                 continue;
             }
             listener_purge(&l);
+            listener_periodic(&l);
         }
         if (listener_wait(&l) != 0 || !jobs_pg_alive(l.conn)) {
             PQfinish(l.conn);
@@ -254,6 +276,7 @@ static int jobs_pool_init(jobs_pool_t *pool, const jobs_pool_options_t *options)
 {
     pool->cfg = options->cfg;
     pool->registry = options->registry;
+    pool->periodic = options->periodic;
     pool->stop_pipe[0] = pool->stop_pipe[1] = -1;
     jobs_pool_name_owner(pool);
     pthread_condattr_t attr;

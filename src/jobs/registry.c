@@ -38,6 +38,15 @@ int jobs_registry_add(jobs_registry_t *registry, const char *kind, jobs_handler_
     return 0;
 }
 
+int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs_handler_fn fn, void *data,
+                               int interval_s)
+{
+    if (interval_s < 1 || jobs_registry_add(registry, kind, fn, data) != 0)
+        return -1;
+    registry->kinds[registry->nkinds - 1].interval_s = interval_s;
+    return 0;
+}
+
 int jobs_stopping(const jobs_run_t *run)
 {
     return run->stopping != NULL && atomic_load_explicit(run->stopping, memory_order_relaxed);

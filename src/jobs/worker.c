@@ -158,6 +158,7 @@ static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
         .attempt = atoi(PQgetvalue(res, row, 3)),
         .max_attempts = atoi(PQgetvalue(res, row, 4)),
         .cfg = st->pool->cfg,
+        .conn = st->conn,
         .stopping = &st->pool->releasing,
     };
     json_t *outcome = json_pack("{s:s, s:i}", "id", run.id, "attempt", run.attempt);

@@ -457,6 +457,61 @@ static void test_database_restart_recovers(void **state)
     jobs_registry_free(registry);
 }
 
+/* The periodic auth.purge: whole expired refresh families go, a family whose burnt row
+ * expired but whose child lives stays (else the child would come back to life), expired
+ * one-time tokens and revocations go, live ones stay. */
+static void test_periodic_auth_purge(void **state)
+{
+    char email[128];
+    snprintf(email, sizeof(email), "purge-%d-%lld@example.com", getpid(), harness_now_ms());
+    const char *values[] = {email};
+    PGresult *res = sql("INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", 1, values);
+    char user[64];
+    snprintf(user, sizeof(user), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *u[] = {user};
+    PQclear(sql(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, revoked_at) VALUES "
+        "(repeat('a', 64), '00000000-0000-4000-8000-00000000000a', $1, now() - interval '2 days', NULL), "
+        "(repeat('b', 64), '00000000-0000-4000-8000-00000000000a', $1, now() - interval '3 days', NULL), "
+        "(repeat('c', 64), '00000000-0000-4000-8000-00000000000b', $1, now() - interval '2 days', now()), "
+        "(repeat('d', 64), '00000000-0000-4000-8000-00000000000b', $1, now() + interval '2 days', NULL)",
+        1, u));
+    PQclear(sql(
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES (repeat('e', 64), $1, "
+        "'reset', now() - interval '2 days'), (repeat('f', 64), $1, 'confirm', now() + interval '1 day')",
+        1, u));
+    sql_exec(
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ('purge-old', now() - interval '1 minute'), "
+        "('purge-live', now() + interval '10 minutes') ON CONFLICT DO NOTHING");
+    jobs_registry_t *registry = registry_new();
+    char err[256];
+    jobs_pool_options_t options = {.cfg = &cfg, .registry = registry, .workers = {0, 1, 0}, .periodic = 1};
+    jobs_pool_t *pool = jobs_pool_start(&options, err, sizeof(err));
+    assert_non_null(pool);
+    long long done = 0;
+    for (long long deadline = harness_now_ms() + 15000; done < 1 && harness_now_ms() < deadline;
+         usleep(20 * 1000))
+        done = sql_count("SELECT count(*) FROM jobs WHERE kind = 'auth.purge' AND state = 'succeeded'");
+    pool_finish(pool);
+    assert_int_equal(done, 1);
+    res = sql("SELECT string_agg(left(token_hash, 1), '' ORDER BY token_hash) FROM refresh_tokens WHERE "
+              "user_id = $1",
+              1, u);
+    assert_string_equal(PQgetvalue(res, 0, 0), "cd");
+    PQclear(res);
+    res = sql("SELECT string_agg(left(token_hash, 1), '') FROM email_tokens WHERE user_id = $1", 1, u);
+    assert_string_equal(PQgetvalue(res, 0, 0), "f");
+    PQclear(res);
+    assert_int_equal(sql_count("SELECT count(*) FROM revoked_tokens WHERE jti LIKE 'purge-%'"), 1);
+    assert_int_equal(sql_count("SELECT count(*) FROM jobs WHERE kind = 'auth.purge' AND unique_key = "
+                               "'periodic:auth.purge' AND result->>'refresh_tokens' = '2'"),
+                     1);
+    sql_exec("DELETE FROM revoked_tokens WHERE jti LIKE 'purge-%'");
+    PQclear(sql("DELETE FROM users WHERE id = $1", 1, u));
+    jobs_registry_free(registry);
+}
+
 /* ------------------------------------------------------------- batches ---- */
 
 typedef struct {
@@ -764,6 +819,7 @@ int main(void)
         cmocka_unit_test_setup(test_enqueue_commits_with_its_batch, setup),
         cmocka_unit_test_setup(test_retention_purges_old_finished_jobs, setup),
         cmocka_unit_test_setup(test_database_restart_recovers, setup),
+        cmocka_unit_test_setup(test_periodic_auth_purge, setup),
         cmocka_unit_test_setup(test_email_delivered_well_formed, setup),
         cmocka_unit_test_setup(test_email_tempfail_retried_then_delivered_once, setup),
         cmocka_unit_test_setup(test_email_server_down_then_up, setup),

@@ -154,7 +154,8 @@ static void test_killed_worker_job_completes_after_lease(void **state)
     char *attempt = sql_value("SELECT attempt::text FROM jobs WHERE id = $1", id);
     assert_string_equal(attempt, "2");
     free(attempt);
-    char *succeeded = sql_value("SELECT count(*)::text FROM jobs WHERE state = 'succeeded'", NULL);
+    char *succeeded =
+        sql_value("SELECT count(*)::text FROM jobs WHERE state = 'succeeded' AND kind = 'test.sleep'", NULL);
     assert_string_equal(succeeded, "1");
     free(succeeded);
     free(id);
