@@ -24,6 +24,8 @@ CREATE TABLE refresh_tokens (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
+-- "Is this family revoked?" is asked at every refresh: answered from the revoked rows only.
+CREATE INDEX refresh_tokens_revoked_family_idx ON refresh_tokens (family_id) WHERE revoked_at IS NOT NULL;
 CREATE INDEX refresh_tokens_user_idx ON refresh_tokens (user_id);
 CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);
 
