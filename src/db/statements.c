@@ -299,16 +299,19 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                "'token', $3::text), id FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
                                6},
 
-    /* $1 token hash, $2 new password hash. No row for an unknown, used or expired token. */
+    /* $1 token hash, $2 new password hash, $3 client address (audit). No row for an unknown,
+     * used or expired token. */
     [DB_STMT_PASSWORD_RESET] =
         {"password_reset",
          "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = 'reset' AND "
          "used_at "
          "IS NULL AND expires_at > now() RETURNING user_id), f AS (UPDATE refresh_tokens SET revoked_at = "
          "now() WHERE "
-         "user_id IN (SELECT user_id FROM t) AND revoked_at IS NULL) UPDATE users u SET password_hash = $2, "
+         "user_id IN (SELECT user_id FROM t) AND revoked_at IS NULL), ev AS (INSERT INTO auth_events "
+         "(user_id, kind, "
+         "address) SELECT user_id, 'password_reset', $3 FROM t) UPDATE users u SET password_hash = $2, "
          "tokens_valid_after = now(), updated_at = now() FROM t WHERE u.id = t.user_id RETURNING u.id",
-         2},
+         3},
 
     /* $1 id. */
     [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid",

@@ -127,12 +127,14 @@ static void auth_signup_hashed(http_request_t *r, void *arg)
     const char *token[] = {s->token_hash, s->user_id, "confirm", ttl};
     jobs_enqueue_t email = {
         .kind = "email.confirmation", .payload = payload, .owner_id = s->user_id, .unique_key = unique};
-    db_query_t batch[3] = {
+    const char *event[] = {s->user_id, "signup", r->client, NULL};
+    db_query_t batch[4] = {
         {.stmt = DB_STMT_USER_CREATE, .nparams = 4, .values = user},
         {.stmt = DB_STMT_EMAIL_TOKEN_CREATE, .nparams = 4, .values = token},
+        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
     };
-    jobs_enqueue_query(&email, &batch[2]);
-    http_pg(r, batch, 3, auth_signup_stored);
+    jobs_enqueue_query(&email, &batch[3]);
+    http_pg(r, batch, 4, auth_signup_stored);
     free(payload);
 }
 

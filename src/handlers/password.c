@@ -207,8 +207,8 @@ static void password_reset_hashed(http_request_t *r, void *arg)
         http_respond_error(r, 500, "internal", "could not hash the password", NULL);
         return;
     }
-    const char *values[] = {s->token_hash, s->hash};
-    db_query_t q = {.stmt = DB_STMT_PASSWORD_RESET, .nparams = 2, .values = values};
+    const char *values[] = {s->token_hash, s->hash, r->client};
+    db_query_t q = {.stmt = DB_STMT_PASSWORD_RESET, .nparams = 3, .values = values};
     http_pg(r, &q, 1, password_reset_done);
 }
 

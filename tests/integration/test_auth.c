@@ -276,6 +276,12 @@ static void test_signup_validation(void **state)
                      201); /* an odd but valid address, stored as given */
     json_decref(doc);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", "{\"email\":", NULL, NULL), 400);
+    char deep[2100] = "{\"email\":";
+    for (int i = 0; i < 1000; i++)
+        strcat(deep, "[");
+    assert_int_equal(post(HARNESS_HTTP1, "/api/v1/auth/login", deep, &doc, NULL), 400); /* 1,000 deep */
+    assert_string_equal(error_code(doc), "invalid_json");
+    json_decref(doc);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup",
                           "{\"email\":\"a\\u0000@b.co\",\"password\":\"12345678\"}", &doc, NULL),
                      400); /* NUL inside a string */
@@ -414,10 +420,10 @@ static void test_login_and_me(void **state)
         free(events);
         events = sql_value(
             "SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid", id);
-        if (events != NULL && strcmp(events, "login,login_failed") == 0)
+        if (events != NULL && strcmp(events, "signup,login,login_failed") == 0)
             break;
     }
-    assert_string_equal(events, "login,login_failed");
+    assert_string_equal(events, "signup,login,login_failed");
     free(events);
     free(id);
 }
@@ -776,6 +782,12 @@ static void test_forgot_and_reset_password(void **state)
     assert_refresh_refused(before->refresh, "invalid_token");
     assert_int_equal(login(HARNESS_HTTP2, email, PASSWORD, NULL, NULL), 401);
     assert_int_equal(login(HARNESS_HTTP2, email, "a brand new passphrase", NULL, NULL), 200);
+    char *reset_events =
+        sql_value("SELECT count(*)::text FROM auth_events e JOIN users u ON u.id = e.user_id WHERE "
+                  "u.email = $1 AND e.kind = 'password_reset' AND e.address = '127.0.0.1'",
+                  email);
+    assert_string_equal(reset_events, "1");
+    free(reset_events);
     assert_int_equal(
         post(HARNESS_HTTP2, "/api/v1/auth/password/reset",
              "{\"token\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"password\":\"whatever 123\"}",
@@ -1204,7 +1216,7 @@ static void test_admin_users(void **state)
         sql_value("SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid AND "
                   "kind <> 'login'",
                   plain_id);
-    assert_string_equal(events, "disabled,role_change");
+    assert_string_equal(events, "signup,disabled,role_change");
     free(events);
     free(admin_id);
     free(plain_id);
@@ -1243,7 +1255,7 @@ static void test_rate_limits(void **state)
                          "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=5", "HYDRANT_LIMIT_EMAIL_REQUESTS_PER_ADDRESS=2",
                          "HYDRANT_TRUSTED_PROXIES=127.0.0.1",
                          /* the main server's workers send every email, with its public URL */
-                         "HYDRANT_JOBS_ENABLED=false", NULL};
+                         "HYDRANT_JOBS_ENABLED=false", "HYDRANT_REFRESH_REUSE_GRACE=30", NULL};
     assert_int_equal(harness_server_start(&limited, env), 0);
     /* addresses of this run only, so earlier runs' counters in Redis do not count */
     char a[32], b[32], c[32], d[32];
@@ -1283,6 +1295,29 @@ static void test_rate_limits(void **state)
     assert_int_equal(
         post_from(d, "/api/v1/auth/signup", "{\"email\":\"x@y.io\",\"password\":\"12345678\"}", NULL), 429);
     assert_int_equal(post_from(a, "/api/v1/auth/password/forgot", forgot, NULL), 202); /* another address */
+    /* with a reuse grace, a token used again within it gets a fresh token of the same family
+     * (multi-tab clients) instead of revoking the family */
+    char grace_email[128];
+    free(confirmed_account(unique_email(grace_email, sizeof(grace_email), "grace")));
+    session_t *g = new_session(grace_email);
+    char refresh_body[256];
+    snprintf(refresh_body, sizeof(refresh_body), "{\"refresh_token\":\"%s\"}", g->refresh);
+    harness_response_t first, second;
+    assert_int_equal(post_from(a, "/api/v1/auth/refresh", refresh_body, &first), 200);
+    assert_int_equal(post_from(a, "/api/v1/auth/refresh", refresh_body, &second), 200);
+    json_t *d1 = json_loads(first.body, 0, NULL), *d2 = json_loads(second.body, 0, NULL);
+    assert_string_not_equal(json_string_value(json_object_get(d1, "refresh_token")),
+                            json_string_value(json_object_get(d2, "refresh_token")));
+    char *families =
+        sql_value("SELECT count(DISTINCT family_id) || ' ' || count(*) || ' ' || count(revoked_at) FROM "
+                  "refresh_tokens r JOIN users u ON u.id = r.user_id WHERE u.email = $1",
+                  grace_email);
+    assert_string_equal(families, "1 3 0");
+    free(families);
+    json_decref(d1);
+    json_decref(d2);
+    harness_response_free(&first);
+    harness_response_free(&second);
     assert_int_equal(harness_server_stop(&limited), 0);
 }
 
