@@ -5,7 +5,6 @@
  */
 #include "auth/auth.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <stdio.h>
@@ -115,41 +114,50 @@ static size_t auth_jwt_shape(const char *token, size_t len)
     return dots[0];
 }
 
-static int auth_copy_grant(jwt_t *jwt, const char *name, char *out, size_t outlen)
+static int auth_copy_claim(const json_t *claims, const char *name, char *out, size_t outlen)
 {
-    const char *v = jwt_get_grant(jwt, name);
-    if (v == NULL || strlen(v) == 0 || strlen(v) >= outlen)
+    const json_t *v = json_object_get(claims, name);
+    size_t len = json_string_length(v);
+    if (!json_is_string(v) || len == 0 || len >= outlen || strlen(json_string_value(v)) != len)
         return -1;
-    memcpy(out, v, strlen(v) + 1);
+    memcpy(out, json_string_value(v), len + 1);
     return 0;
 }
 
+/* Claims are read from the payload as JSON with their types checked (libjwt's getters turn
+ * a string "iat" into 0 without complaint). */
 static auth_jwt_status_t auth_jwt_check_claims(const auth_jwt_config_t *config, jwt_t *jwt, time_t now,
                                                auth_claims_t *claims)
 {
-    const char *iss = jwt_get_grant(jwt, "iss");
-    const char *typ = jwt_get_grant(jwt, "typ");
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256 || iss == NULL || strcmp(iss, config->issuer) != 0 || typ == NULL ||
-        strcmp(typ, "access") != 0)
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
         return AUTH_JWT_INVALID;
+    char *text = jwt_get_grants_json(jwt, NULL);
+    json_t *doc = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    const char *iss = json_string_value(json_object_get(doc, "iss"));
+    const char *typ = json_string_value(json_object_get(doc, "typ"));
+    json_t *iat = json_object_get(doc, "iat"), *exp = json_object_get(doc, "exp");
     auth_claims_t c = {0};
-    if (auth_copy_grant(jwt, "sub", c.sub, sizeof(c.sub)) != 0 ||
-        auth_copy_grant(jwt, "role", c.role, sizeof(c.role)) != 0 ||
-        auth_copy_grant(jwt, "jti", c.jti, sizeof(c.jti)) != 0 ||
-        auth_copy_grant(jwt, "sid", c.sid, sizeof(c.sid)) != 0)
-        return AUTH_JWT_INVALID;
-    errno = 0;
-    c.iat = jwt_get_grant_int(jwt, "iat");
-    if (errno != 0)
-        return AUTH_JWT_INVALID;
-    c.exp = jwt_get_grant_int(jwt, "exp");
-    if (errno != 0 || c.iat > (int64_t)now + config->leeway_s)
-        return AUTH_JWT_INVALID;
-    if ((int64_t)now > c.exp + config->leeway_s)
-        return AUTH_JWT_EXPIRED;
-    if (claims != NULL)
+    auth_jwt_status_t status = AUTH_JWT_INVALID;
+    if (iss != NULL && strcmp(iss, config->issuer) == 0 && typ != NULL && strcmp(typ, "access") == 0 &&
+        json_is_integer(iat) && json_is_integer(exp) &&
+        auth_copy_claim(doc, "sub", c.sub, sizeof(c.sub)) == 0 &&
+        auth_copy_claim(doc, "role", c.role, sizeof(c.role)) == 0 &&
+        auth_copy_claim(doc, "jti", c.jti, sizeof(c.jti)) == 0 &&
+        auth_copy_claim(doc, "sid", c.sid, sizeof(c.sid)) == 0) {
+        c.iat = json_integer_value(iat);
+        c.exp = json_integer_value(exp);
+        if (c.iat > (int64_t)now + config->leeway_s)
+            status = AUTH_JWT_INVALID;
+        else if ((int64_t)now > c.exp + config->leeway_s)
+            status = AUTH_JWT_EXPIRED;
+        else
+            status = AUTH_JWT_OK;
+    }
+    json_decref(doc);
+    if (status == AUTH_JWT_OK && claims != NULL)
         *claims = c;
-    return AUTH_JWT_OK;
+    return status;
 }
 
 auth_jwt_status_t auth_jwt_verify(const auth_jwt_config_t *config, const char *token, size_t len, time_t now,

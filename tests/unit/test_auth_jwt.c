@@ -113,6 +113,28 @@ static void test_alg_none_and_headers(void **state)
     free(good);
 }
 
+/* Signed with our key by PyJWT, but not access tokens as we make them. */
+static void test_wrong_claims(void **state)
+{
+    const char *refresh_typ =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoidTEiLCJyb2xlIjoidXNlciIsInR5cCI6InJlZnJl"
+        "c2giLCJqdGkiOiJqMSIsInNpZCI6InMxIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9."
+        "rrgISg0scTxYZxuHU55U87C8kbVRmR3GecG_4_cvxWk";
+    const char *no_typ = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                         "eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoidTEiLCJyb2xlIjoidXNlciIsImp0aSI6ImoxIiwi"
+                         "c2lkIjoiczEiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0."
+                         "r07lOuXAeqSN7HVt1A0vazjgQjp6dtz-R9RXg1KOqWI";
+    const char *string_iat =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoidTEiLCJyb2xlIjoidXNlciIsInR5cCI6ImFjY2Vz"
+        "cyIsImp0aSI6ImoxIiwic2lkIjoiczEiLCJpYXQiOiIxNzAwMDAwMDAwIiwiZXhwIjo0MTAyNDQ0ODAwfQ."
+        "WJnx0NCsjUEjVdxVfsucSAGwhL3EB0CGRSdxFa85Tig";
+    assert_int_equal(verify(refresh_typ, NOW, NULL), AUTH_JWT_INVALID);
+    assert_int_equal(verify(no_typ, NOW, NULL), AUTH_JWT_INVALID);
+    assert_int_equal(verify(string_iat, NOW, NULL), AUTH_JWT_INVALID);
+}
+
 static void test_malformed(void **state)
 {
     const char *bad[] = {"",
@@ -168,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_tampered_and_foreign),
         cmocka_unit_test(test_alg_none_and_headers),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_wrong_claims),
         cmocka_unit_test(test_opaque_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
