@@ -132,12 +132,27 @@ static void http_copy_address(const char *text, size_t len, char *out, size_t ou
  * appends, so the right-most entry that is not one of our proxies is the first address we
  * did not add ourselves. A malformed entry ends the walk: the last trusted hop's peer is
  * the best we know. */
+/* A dotted IPv4 address is already canonical: copied as it is (the common case, on every
+ * request, without a parse and a printf). */
+static int http_is_dotted_ipv4(const char *text, size_t len)
+{
+    if (len < 7 || len > 15)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((text[i] >= '0' && text[i] <= '9') || text[i] == '.'))
+            return 0;
+    return 1;
+}
+
 void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted,
                          int ntrusted, char *out, size_t outlen)
 {
     unsigned char addr[16];
     size_t peer_len = strlen(peer);
-    http_copy_address(peer, peer_len, out, outlen);
+    if (http_is_dotted_ipv4(peer, peer_len) && peer_len < outlen)
+        memcpy(out, peer, peer_len + 1);
+    else
+        http_copy_address(peer, peer_len, out, outlen);
     if (xff == NULL || xff_len == 0 || xff_len > 4096 || ntrusted == 0 ||
         http_parse_address(peer, peer_len, addr) != 0 || !http_is_trusted(addr, trusted, ntrusted))
         return;

@@ -411,13 +411,29 @@ static void http_set_request_id(http_request_t *r, h2o_req_t *req)
     http_request_id_generate(r->request_id);
 }
 
+/* Dotted decimal without inet_ntop, whose printf shows in profiles at this rate. */
+static void http_format_ipv4(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 static void http_set_client(http_request_t *r, h2o_req_t *req, const http_server_t *server)
 {
     struct sockaddr_storage ss;
     char peer[INET6_ADDRSTRLEN] = "unknown";
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (sl > 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+        http_format_ipv4(&((struct sockaddr_in *)&ss)->sin_addr, peer);
     else if (sl > 0 && ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
     const char *xff = NULL;
