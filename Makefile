@@ -6,13 +6,14 @@ PG_PORT ?= 54329
 REDIS_PORT ?= 63799
 SMTP_PORT ?= 2525
 
-.PHONY: help deps build build-asan run test test-release test-asan bench-jobs stop clean format format-check
+.PHONY: help deps build build-asan run test test-release test-asan bench bench-quick bench-jobs stop clean format format-check
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
 	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds"
 	@echo "make build        Release build in build/"
 	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
+	@echo "make bench        every benchmark scenario (bench/run); make bench-quick for a short pass"
 	@echo "make bench-jobs   job queue benchmark (throughput, idle start delay)"
 	@echo "make stop         stop the private services started by make run"
 	@echo "make format       clang-format the C sources"
@@ -51,6 +52,13 @@ test-asan: build-asan
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure
+
+# Every benchmark scenario (bench/run); bench-quick is a short pass.
+bench:
+	bash bench/run
+
+bench-quick:
+	bash bench/run --quick
 
 # Job queue throughput and idle start delay on a private PostgreSQL (see bench/jobs/run).
 bench-jobs:
