@@ -180,10 +180,20 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 
 /* -------------------------------------------------------------------- /me ---- */
 
+/* The User JSON comes from PostgreSQL ready-made: it is wrapped, not parsed and re-encoded. */
 static void me_get_ok(http_request_t *r, handlers_user_t *user)
 {
-    json_t *doc = json_loads(user->user_json, 0, NULL);
-    http_respond_json(r, 200, json_pack("{s:o}", "user", doc != NULL ? doc : json_null()));
+    size_t len = strlen(user->user_json);
+    char *body = malloc(len + 10);
+    if (body == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    memcpy(body, "{\"user\":", 8);
+    memcpy(body + 8, user->user_json, len);
+    body[8 + len] = '}';
+    http_respond_raw(r, 200, "application/json; charset=utf-8", body, len + 9);
+    free(body);
 }
 
 static void me_get(http_request_t *r)
