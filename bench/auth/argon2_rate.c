@@ -27,8 +27,8 @@ static void *verifier(void *arg)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2, seconds = argc > 2 ? atoi(argv[2]) : 5;
-    auth_argon2_params_t p = {argc > 3 ? (uint32_t)atoi(argv[3]) : 19456, argc > 4 ? (uint32_t)atoi(argv[4]) : 2,
-                              argc > 5 ? (uint32_t)atoi(argv[5]) : 1};
+    auth_argon2_params_t p = {argc > 3 ? (uint32_t)atoi(argv[3]) : 19456,
+                              argc > 4 ? (uint32_t)atoi(argv[4]) : 2, argc > 5 ? (uint32_t)atoi(argv[5]) : 1};
     if (threads < 1 || threads > 64 || seconds < 1 || seconds > 600 ||
         auth_password_hash("correct horse battery", 21, &p, hash, sizeof(hash)) != 0)
         return 2;

@@ -60,8 +60,12 @@ void cfg_init_defaults(cfg_t *cfg)
         .limit_email_requests_per_address = 30,
         .limit_emails_per_address = 1,
     };
-    cfg->smtp = (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"), cfg_dup("hydrant <no-reply@localhost>"), 10000,
-                             cfg_dup("templates/email"), 1, NULL};
+    cfg->smtp = (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"),
+                             cfg_dup("hydrant <no-reply@localhost>"),
+                             10000,
+                             cfg_dup("templates/email"),
+                             1,
+                             NULL};
     cfg->uploads = (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024};
     cfg->jobs = (cfg_jobs_t){2, 1, 1, 60, 1, 256, 1000, 2000, 3600 * 1000, 10000, 14};
     cfg->limits = (cfg_limits_t){64 * 1024, 32, 16 * 1024, 100, 10000, 60000, 10000, 20000};

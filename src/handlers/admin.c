@@ -125,15 +125,9 @@ static void admin_list_ok(http_request_t *r, handlers_user_t *user)
         http_respond_error(r, 400, "bad_request", "limit is 1 to 100; cursor and q must be as given", NULL);
         return;
     }
-    if (r->state_free != NULL)
-        r->state_free(r->state);
-    admin_list_t *l = malloc(sizeof(*l));
-    r->state = l;
-    r->state_free = free;
-    if (l == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
+    admin_list_t *l = handlers_state_replace(r, sizeof(*l), free);
+    if (l == NULL)
         return;
-    }
     *l = list;
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", l->limit + 1);
@@ -248,15 +242,9 @@ static void admin_patch_ok(http_request_t *r, handlers_user_t *user)
     snprintf(patch.actor, sizeof(patch.actor), "%s", user->id);
     if (admin_target(r, patch.id) != 0)
         return;
-    if (r->state_free != NULL)
-        r->state_free(r->state);
-    admin_patch_t *p = malloc(sizeof(*p));
-    r->state = p;
-    r->state_free = free;
-    if (p == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
+    admin_patch_t *p = handlers_state_replace(r, sizeof(*p), free);
+    if (p == NULL)
         return;
-    }
     *p = patch;
     const char *values[] = {p->id};
     db_query_t q = {.stmt = DB_STMT_ADMIN_USER_GET, .nparams = 1, .values = values};

@@ -9,7 +9,6 @@
 #include "handlers/handlers.h"
 
 #include <math.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,35 +44,23 @@ typedef struct {
 static void auth_state_free(void *p)
 {
     auth_state_t *s = p;
-    if (s->password != NULL) {
-        OPENSSL_cleanse(s->password, s->password_len);
-        free(s->password);
-    }
+    handlers_secret_free(s->password, s->password_len);
     free(s->user_json);
     free(s);
 }
 
 static auth_state_t *auth_state_new(http_request_t *r)
 {
-    auth_state_t *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
-        return NULL;
-    }
-    r->state = s;
-    r->state_free = auth_state_free;
-    s->params = ((const handlers_app_t *)r->app)->argon2;
+    auth_state_t *s = handlers_state_replace(r, sizeof(*s), auth_state_free);
+    if (s != NULL)
+        s->params = ((const handlers_app_t *)r->app)->argon2;
     return s;
 }
 
 static int auth_copy_password(auth_state_t *s, const json_t *value)
 {
-    s->password_len = json_string_length(value);
-    s->password = malloc(s->password_len + 1);
-    if (s->password == NULL)
-        return -1;
-    memcpy(s->password, json_string_value(value), s->password_len + 1);
-    return 0;
+    s->password = handlers_secret_copy(value, &s->password_len);
+    return s->password != NULL ? 0 : -1;
 }
 
 static void auth_respond_user(http_request_t *r, int status, const char *user_json)

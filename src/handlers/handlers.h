@@ -69,6 +69,14 @@ void handlers_limit_hit(http_request_t *r, const handlers_limit_t *limits, int n
 void handlers_limit_take(http_request_t *r, const handlers_limit_t *limit, int window_s,
                          handlers_next_fn next);
 
+/* Frees the request's state (e.g. the authentication's, once its callback has copied what it
+ * needs) and gives it a zeroed one of `size` bytes freed by free_fn. On failure answers 500
+ * and returns NULL. */
+void *handlers_state_replace(http_request_t *r, size_t size, void (*free_fn)(void *));
+/* A copy of a JSON string that holds a secret (a password); wipe it with handlers_secret_free. */
+char *handlers_secret_copy(const json_t *value, size_t *len);
+void handlers_secret_free(char *secret, size_t len);
+
 /* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
 int handlers_uuid_new(char out[37]);
 

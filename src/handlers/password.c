@@ -8,7 +8,6 @@
  */
 #include "handlers/handlers.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,41 +33,20 @@ typedef struct {
     int failed;
 } password_state_t;
 
-static void password_wipe(char *p, size_t len)
-{
-    if (p != NULL)
-        OPENSSL_cleanse(p, len);
-    free(p);
-}
-
 static void password_state_free(void *p)
 {
     password_state_t *s = p;
-    password_wipe(s->password, s->password_len);
-    password_wipe(s->current, s->current_len);
+    handlers_secret_free(s->password, s->password_len);
+    handlers_secret_free(s->current, s->current_len);
     free(s);
 }
 
 static password_state_t *password_state_new(http_request_t *r)
 {
-    password_state_t *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
-        return NULL;
-    }
-    r->state = s;
-    r->state_free = password_state_free;
-    s->params = ((const handlers_app_t *)r->app)->argon2;
+    password_state_t *s = handlers_state_replace(r, sizeof(*s), password_state_free);
+    if (s != NULL)
+        s->params = ((const handlers_app_t *)r->app)->argon2;
     return s;
-}
-
-static char *password_copy(const json_t *value, size_t *len)
-{
-    *len = json_string_length(value);
-    char *copy = malloc(*len + 1);
-    if (copy != NULL)
-        memcpy(copy, json_string_value(value), *len + 1);
-    return copy;
 }
 
 static void password_busy(http_request_t *r)
@@ -232,7 +210,7 @@ static void password_reset(http_request_t *r)
     if (s == NULL)
         return;
     auth_token_hash(json_string_value(token), json_string_length(token), s->token_hash);
-    s->password = password_copy(password, &s->password_len);
+    s->password = handlers_secret_copy(password, &s->password_len);
     if (s->password == NULL || http_cpu(r, password_hash_new, password_reset_hashed, s) != 0)
         password_busy(r);
 }
@@ -304,16 +282,12 @@ static void password_change_ok(http_request_t *r, handlers_user_t *user)
     json_t *fresh = json_object_get(r->body, "new_password");
     char user_id[64];
     snprintf(user_id, sizeof(user_id), "%s", user->id);
-    if (r->state_free != NULL)
-        r->state_free(r->state); /* the authentication's state, user included */
-    r->state = NULL;
-    r->state_free = NULL;
-    password_state_t *s = password_state_new(r);
+    password_state_t *s = password_state_new(r); /* frees the authentication's state, user included */
     if (s == NULL)
         return;
     snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
-    s->current = password_copy(current, &s->current_len);
-    s->password = password_copy(fresh, &s->password_len);
+    s->current = handlers_secret_copy(current, &s->current_len);
+    s->password = handlers_secret_copy(fresh, &s->password_len);
     if (s->current == NULL || s->password == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;

@@ -100,9 +100,7 @@ typedef struct {
 static void profile_delete_free(void *p)
 {
     profile_delete_t *d = p;
-    if (d->password != NULL)
-        OPENSSL_cleanse(d->password, d->password_len);
-    free(d->password);
+    handlers_secret_free(d->password, d->password_len);
     free(d->user_id);
     free(d);
 }
@@ -162,22 +160,20 @@ static void profile_delete_found(http_request_t *r, const db_reply_t *reply)
 static void profile_delete_ok(http_request_t *r, handlers_user_t *user)
 {
     json_t *password = json_object_get(r->body, "password");
-    profile_delete_t *d = calloc(1, sizeof(*d));
-    char *id = d != NULL ? strdup(user->id) : NULL;
-    char *copy = d != NULL ? strndup(json_string_value(password), json_string_length(password)) : NULL;
-    if (r->state_free != NULL)
-        r->state_free(r->state); /* the authentication's state, user included */
-    r->state = d;
-    r->state_free = d != NULL ? profile_delete_free : NULL;
-    if (d == NULL || id == NULL || copy == NULL) {
+    char *id = strdup(user->id);
+    profile_delete_t *d = handlers_state_replace(r, sizeof(*d), profile_delete_free); /* user is gone now */
+    if (d == NULL || id == NULL) {
         free(id);
-        free(copy);
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        if (d != NULL)
+            http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
     d->user_id = id;
-    d->password = copy;
-    d->password_len = json_string_length(password);
+    d->password = handlers_secret_copy(password, &d->password_len);
+    if (d->password == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
     const char *values[] = {d->user_id};
     db_query_t q = {.stmt = DB_STMT_USER_PASSWORD_GET, .nparams = 1, .values = values};
     http_pg(r, &q, 1, profile_delete_found);

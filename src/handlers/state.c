@@ -1,0 +1,37 @@
+/*
+ * Per-request state shared by the route families: replacing a request's state (the
+ * authentication's, once it has handed over the user) and secrets copied from a body, wiped
+ * when they go.
+ */
+#include "handlers/handlers.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *handlers_state_replace(http_request_t *r, size_t size, void (*free_fn)(void *))
+{
+    if (r->state_free != NULL)
+        r->state_free(r->state);
+    r->state = calloc(1, size);
+    r->state_free = r->state != NULL ? free_fn : NULL;
+    if (r->state == NULL)
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+    return r->state;
+}
+
+char *handlers_secret_copy(const json_t *value, size_t *len)
+{
+    *len = json_string_length(value);
+    char *copy = malloc(*len + 1);
+    if (copy != NULL)
+        memcpy(copy, json_string_value(value), *len + 1);
+    return copy;
+}
+
+void handlers_secret_free(char *secret, size_t len)
+{
+    if (secret != NULL)
+        OPENSSL_cleanse(secret, len);
+    free(secret);
+}
