@@ -41,7 +41,7 @@ static int admin_parse_cursor(admin_list_t *l, const char *cursor, size_t len)
 {
     const char *dot = memchr(cursor, '.', len);
     size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
-    if (digits == 0 || digits > 19 || !admin_uuid_valid(dot + 1, len - digits - 1))
+    if (digits == 0 || digits > 18 || !admin_uuid_valid(dot + 1, len - digits - 1)) /* 18: within bigint */
         return -1;
     for (size_t i = 0; i < digits; i++)
         if (!isdigit((unsigned char)cursor[i]))

@@ -1167,9 +1167,13 @@ static void test_admin_users(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(items, 0), "email")), "-0@"));
     assert_true(json_is_null(json_object_get(doc, "next_cursor")));
     json_decref(doc);
-    const char *bad[] = {"/api/v1/admin/users?limit=0", "/api/v1/admin/users?limit=101",
-                         "/api/v1/admin/users?limit=x", "/api/v1/admin/users?cursor=nonsense",
-                         "/api/v1/admin/users?cursor=12.not-a-uuid"};
+    const char *bad[] = {
+        "/api/v1/admin/users?limit=0",
+        "/api/v1/admin/users?limit=101",
+        "/api/v1/admin/users?limit=x",
+        "/api/v1/admin/users?cursor=nonsense",
+        "/api/v1/admin/users?cursor=12.not-a-uuid",
+        "/api/v1/admin/users?cursor=9999999999999999999.00000000-0000-4000-8000-000000000000"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(call("GET", bad[i], bearer(super), NULL, &doc), 400);
         assert_string_equal(error_code(doc), "bad_request");
