@@ -167,8 +167,7 @@ static void admin_user_shown(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 404, "not_found", "no such user", NULL);
         return;
     }
-    json_t *user = json_loads(PQgetvalue(reply->results[0], 0, 0), 0, NULL);
-    http_respond_json(r, 200, json_pack("{s:o}", "user", user != NULL ? user : json_null()));
+    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
 }
 
 static void admin_get_ok(http_request_t *r, handlers_user_t *user)
@@ -272,8 +271,5 @@ int handlers_admin_register(http_router_t *router, char *err, size_t errlen)
         {"GET", "/api/v1/admin/users/{id}", admin_get, 0, 0},
         {"PATCH", "/api/v1/admin/users/{id}", admin_patch, 0, HTTP_ROUTE_JSON_BODY},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -63,12 +63,6 @@ static int auth_copy_password(auth_state_t *s, const json_t *value)
     return s->password != NULL ? 0 : -1;
 }
 
-static void auth_respond_user(http_request_t *r, int status, const char *user_json)
-{
-    json_t *user = json_loads(user_json, 0, NULL);
-    http_respond_json(r, status, json_pack("{s:o}", "user", user != NULL ? user : json_null()));
-}
-
 /* ------------------------------------------------------------------ sign-up ---- */
 
 static void auth_signup_stored(http_request_t *r, const db_reply_t *reply)
@@ -83,7 +77,7 @@ static void auth_signup_stored(http_request_t *r, const db_reply_t *reply)
         http_respond_db_error(r, reply->status);
         return;
     }
-    auth_respond_user(r, 201, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_user(r, 201, PQgetvalue(reply->results[0], 0, 0));
 }
 
 static void auth_signup_hash(void *arg)
@@ -184,7 +178,7 @@ static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    auth_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
 }
 
 static void auth_confirm_token(http_request_t *r, const char *token, size_t len)
@@ -554,8 +548,5 @@ int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
         {"POST", "/api/v1/auth/refresh", auth_refresh, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
         {"POST", "/api/v1/auth/logout", auth_logout, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -29,8 +29,5 @@ int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, s
         {"POST", "/internal/test/echo", diag_echo, 0, HTTP_ROUTE_JSON_BODY},
         {"POST", "/internal/test/echo-small", diag_echo, 1024, HTTP_ROUTE_JSON_BODY},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -69,6 +69,12 @@ void handlers_limit_hit(http_request_t *r, const handlers_limit_t *limits, int n
 void handlers_limit_take(http_request_t *r, const handlers_limit_t *limit, int window_s,
                          handlers_next_fn next);
 
+/* Adds a family's route table. */
+int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_t n, char *err,
+                        size_t errlen);
+/* Answers {"user": <user_json>} with the User JSON PostgreSQL built, wrapped as it is. */
+void handlers_respond_user(http_request_t *r, int status, const char *user_json);
+
 /* Frees the request's state (e.g. the authentication's, once its callback has copied what it
  * needs) and gives it a zeroed one of `size` bytes freed by free_fn. On failure answers 500
  * and returns NULL. */

@@ -180,20 +180,9 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 
 /* -------------------------------------------------------------------- /me ---- */
 
-/* The User JSON comes from PostgreSQL ready-made: it is wrapped, not parsed and re-encoded. */
 static void me_get_ok(http_request_t *r, handlers_user_t *user)
 {
-    size_t len = strlen(user->user_json);
-    char *body = malloc(len + 10);
-    if (body == NULL) {
-        http_respond_error(r, 500, "internal", "out of memory", NULL);
-        return;
-    }
-    memcpy(body, "{\"user\":", 8);
-    memcpy(body + 8, user->user_json, len);
-    body[8 + len] = '}';
-    http_respond_raw(r, 200, "application/json; charset=utf-8", body, len + 9);
-    free(body);
+    handlers_respond_user(r, 200, user->user_json);
 }
 
 static void me_get(http_request_t *r)
@@ -206,8 +195,5 @@ int handlers_me_register(http_router_t *router, char *err, size_t errlen)
     static const http_route_t routes[] = {
         {"GET", "/api/v1/me", me_get, 0, 0},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -189,8 +189,5 @@ int handlers_ops_register(http_router_t *router, char *err, size_t errlen)
         {"GET", "/hostname", ops_hostname, 0, 0},    {"GET", "/metrics", ops_metrics, 0, 0},
         {"GET", "/openapi.json", ops_openapi, 0, 0},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

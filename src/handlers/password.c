@@ -323,8 +323,5 @@ int handlers_password_register(http_router_t *router, char *err, size_t errlen)
         {"POST", "/api/v1/auth/password/reset", password_reset, 0, HTTP_ROUTE_JSON_BODY},
         {"PUT", "/api/v1/me/password", password_change, 0, HTTP_ROUTE_JSON_BODY},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -29,8 +29,7 @@ static void profile_patched(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
         return;
     }
-    json_t *user = json_loads(PQgetvalue(reply->results[0], 0, 0), 0, NULL);
-    http_respond_json(r, 200, json_pack("{s:o}", "user", user != NULL ? user : json_null()));
+    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
 }
 
 /* Checks a text field's length in code points; adds a reason to details when wrong. */
@@ -305,8 +304,5 @@ int handlers_profile_register(http_router_t *router, char *err, size_t errlen)
         {"POST", "/api/v1/me/api-key", profile_key_create, 0, 0},
         {"DELETE", "/api/v1/me/api-key", profile_key_delete, 0, 0},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_router_add(router, &routes[i], err, errlen) != 0)
-            return -1;
-    return 0;
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

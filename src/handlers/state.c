@@ -1,7 +1,7 @@
 /*
- * Per-request state shared by the route families: replacing a request's state (the
- * authentication's, once it has handed over the user) and secrets copied from a body, wiped
- * when they go.
+ * Plumbing shared by the route families: route tables, the {"user": User} answer, replacing
+ * a request's state (the authentication's, once it has handed over the user) and secrets
+ * copied from a body, wiped when they go.
  */
 #include "handlers/handlers.h"
 
@@ -34,4 +34,27 @@ void handlers_secret_free(char *secret, size_t len)
     if (secret != NULL)
         OPENSSL_cleanse(secret, len);
     free(secret);
+}
+
+int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (http_router_add(router, &routes[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+void handlers_respond_user(http_request_t *r, int status, const char *user_json)
+{
+    size_t len = strlen(user_json);
+    char *body = malloc(len + 10);
+    if (body == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    memcpy(body, "{\"user\":", 8);
+    memcpy(body + 8, user_json, len);
+    body[8 + len] = '}';
+    http_respond_raw(r, status, "application/json; charset=utf-8", body, len + 9);
+    free(body);
 }
