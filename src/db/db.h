@@ -83,6 +83,7 @@ typedef enum {
     DB_STMT_ADMIN_USER_LIST,   /* a page of users, newest first, by email or username prefix */
     DB_STMT_ADMIN_USER_GET,    /* one user and its role */
     DB_STMT_ADMIN_USER_UPDATE, /* role and disabled; disabling ends every session */
+    DB_STMT_ECHO_INT_SHARED,   /* SELECT $1::int, sharing segments (tests) */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -90,6 +91,11 @@ typedef struct {
     const char *name; /* prepared statement name */
     const char *sql;
     int nparams;
+    /* A read-only statement whose one-query batches may share a pipeline segment (one Sync)
+     * with others submitted in the same loop iteration: PostgreSQL then answers them with
+     * one write. If one of them fails, the rest of the segment fails with
+     * DB_ERR_UNAVAILABLE. */
+    int shares_sync;
 } db_stmt_def_t;
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);

@@ -1,6 +1,7 @@
 /*
  * The replies of one pipeline segment. For a batch of n queries libpq hands out, in order:
- * query 1's result, NULL, ..., query n's result, NULL, then PGRES_PIPELINE_SYNC. After a
+ * query 1's result, NULL, ..., query n's result, NULL, then PGRES_PIPELINE_SYNC (unless the
+ * next batch shares the segment: then this one ends with its last NULL). After a
  * failing query (PGRES_FATAL_ERROR) the rest of the segment comes back as
  * PGRES_PIPELINE_ABORTED, each followed by NULL as well. Anything else means the pool and
  * the connection disagree about what is in flight, and guessing would hand one request's
@@ -16,8 +17,10 @@ db_pg_batch_t *db_pg_batch_new(int nqueries)
     if (nqueries < 1 || nqueries > DB_PG_MAX_BATCH)
         return NULL;
     db_pg_batch_t *b = calloc(1, sizeof(*b) + (size_t)nqueries * sizeof(b->results[0]));
-    if (b != NULL)
+    if (b != NULL) {
         b->nqueries = nqueries;
+        b->sync_follows = 1;
+    }
     return b;
 }
 
@@ -40,7 +43,7 @@ db_pg_batch_step_t db_pg_batch_take(db_pg_batch_t *b, PGresult *res)
         if (b->results[b->ended] == NULL)
             return DB_PG_BATCH_BROKEN;
         b->ended++;
-        return DB_PG_BATCH_MORE;
+        return b->ended == b->nqueries && !b->sync_follows ? DB_PG_BATCH_DONE : DB_PG_BATCH_MORE;
     }
     if (b->results[b->ended] != NULL) {
         /* A second result for one statement (only COPY or multi-statement text would do
@@ -78,6 +81,14 @@ void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
     const PGresult *first = failed != NULL ? failed : aborted;
     if (first == NULL)
         return;
+    if (failed == NULL) {
+        /* Aborted by another batch's failure in a shared segment: nothing of this one ran. */
+        *reply = (db_reply_t){.status = DB_ERR_UNAVAILABLE,
+                              .sqlstate = "",
+                              .constraint = "",
+                              .message = "aborted by another statement of its pipeline segment"};
+        return;
+    }
     const char *sqlstate = PQresultErrorField(first, PG_DIAG_SQLSTATE);
     const char *constraint = PQresultErrorField(first, PG_DIAG_CONSTRAINT_NAME);
     const char *message = PQresultErrorMessage(first);

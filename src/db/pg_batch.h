@@ -16,6 +16,8 @@ typedef struct db_pg_batch {
     int counted;      /* queries counted against the pool's max_in_flight */
     int nqueries;
     int ended;           /* queries whose results are complete (PQgetResult gave NULL) */
+    int sync_follows;    /* 1: a Sync ends the segment after these queries; 0: the next batch
+                          * shares the segment, so this one is done when its queries are */
     PGresult *results[]; /* nqueries slots, results[i] for query i */
 } db_pg_batch_t;
 
@@ -25,7 +27,7 @@ typedef enum {
     DB_PG_BATCH_BROKEN, /* the stream does not match the batch: reset the connection */
 } db_pg_batch_step_t;
 
-/* A batch of nqueries (1..DB_PG_MAX_BATCH) with no results yet, or NULL. */
+/* A batch of nqueries (1..DB_PG_MAX_BATCH) with no results yet, followed by a Sync, or NULL. */
 db_pg_batch_t *db_pg_batch_new(int nqueries);
 
 /* Takes the next value of PQgetResult (NULL ends the current query's results) and owns it. */

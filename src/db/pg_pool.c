@@ -24,6 +24,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,8 @@ typedef struct pg_conn {
     uv_getaddrinfo_t dns;
     unsigned generation; /* bumped on every new session */
     int prepares_pending;
+    int corked;                  /* TCP_CORK is on until the pool's check handle runs (see pg_conn_cork) */
+    db_pg_batch_t *open_segment; /* last batch sent, its Sync not yet: others may join */
     unsigned char prepared[DB_STMT__COUNT];
     pg_prepare_ref_t prepare_refs[DB_STMT__COUNT];
 } pg_conn_t;
@@ -89,6 +93,7 @@ struct db_pg_pool {
     uint32_t rng; /* reconnect jitter; per pool, so no shared state between threads */
     uv_timer_t watchdog;
     uv_timer_t deferred;
+    uv_check_t uncork; /* active while some connection is corked */
     int open_handles;
     int pending_dns;
     int closing;
@@ -101,6 +106,8 @@ struct db_pg_pool {
 static void pg_conn_start(pg_conn_t *c);
 static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail);
 static void pg_on_poll(uv_poll_t *handle, int status, int events);
+static void pg_on_uncork(uv_check_t *check);
+static void pg_conn_mark_broken(pg_conn_t *c);
 
 /* ----------------------------------------------------------------- batches ---- */
 
@@ -122,7 +129,7 @@ static db_pg_batch_t *pg_conn_take_all(pg_conn_t *c)
     db_pg_batch_t *list = c->head;
     for (db_pg_batch_t *b = list; b != NULL; b = b->next)
         c->pool->queries -= b->counted;
-    c->head = c->tail = NULL;
+    c->head = c->tail = c->open_segment = NULL;
     c->queries = 0;
     return list;
 }
@@ -250,6 +257,58 @@ static int pg_conn_flush(pg_conn_t *c)
     if (rc < 0)
         return -1;
     return pg_conn_watch(c, UV_READABLE | (rc == 1 ? UV_WRITABLE : 0), 0);
+}
+
+/*
+ * Work submitted during one loop iteration leaves together once the iteration's I/O
+ * callbacks are done (the pool's check handle), so that the backend reads it in one go and
+ * answers it in one go:
+ * - libpq 15's PQpipelineSync writes at once, so every batch would be a segment of its own
+ *   on the wire and wake the backend on its own: the socket is corked meanwhile (a Unix
+ *   socket refuses TCP_CORK and keeps writing per batch);
+ * - PostgreSQL flushes its answers at every Sync: one-query batches of read-only statements
+ *   (shares_sync) join one open segment, whose Sync is sent here.
+ */
+static void pg_pool_defer_flush(db_pg_pool_t *pool)
+{
+    if (!uv_is_active((uv_handle_t *)&pool->uncork))
+        uv_check_start(&pool->uncork, pg_on_uncork);
+}
+
+static void pg_conn_cork(pg_conn_t *c)
+{
+    int on = 1;
+    if (c->corked || c->fd < 0 || setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) != 0)
+        return;
+    c->corked = 1;
+    pg_pool_defer_flush(c->pool);
+}
+
+/* Sends the Sync of the open segment, if any. */
+static int pg_conn_close_segment(pg_conn_t *c)
+{
+    if (c->open_segment == NULL)
+        return 0;
+    c->open_segment = NULL;
+    return PQpipelineSync(c->conn) ? 0 : -1;
+}
+
+static void pg_on_uncork(uv_check_t *check)
+{
+    db_pg_pool_t *pool = check->data;
+    uv_check_stop(check);
+    int off = 0;
+    for (int i = 0; i < pool->nconns; i++) {
+        pg_conn_t *c = &pool->conns[i];
+        int was_corked = c->corked;
+        c->corked = 0;
+        if (c->fd < 0 || c->broken || c->conn == NULL)
+            continue;
+        if (pg_conn_close_segment(c) != 0 ||
+            (was_corked && setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)) != 0) ||
+            pg_conn_flush(c) != 0)
+            pg_conn_mark_broken(c);
+    }
 }
 
 /* ----------------------------------------------------------------- failure ---- */
@@ -675,8 +734,9 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
         pool->rng = 0x9e3779b9u;
     uv_timer_init(loop, &pool->watchdog);
     uv_timer_init(loop, &pool->deferred);
-    pool->watchdog.data = pool->deferred.data = pool;
-    pool->open_handles = 2;
+    uv_check_init(loop, &pool->uncork);
+    pool->watchdog.data = pool->deferred.data = pool->uncork.data = pool;
+    pool->open_handles = 3;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         c->pool = pool;
@@ -762,10 +822,35 @@ static char *pg_copy_params(const db_query_t *queries, int nqueries, const char 
     return block;
 }
 
-/* Queues the queries and one Sync in libpq (which copies the parameters). */
-static int pg_conn_send(pg_conn_t *c, const db_query_t *queries, const char *const *const *values,
-                        int nqueries)
+/* May the batch join the connection's open segment? Only a lone shares_sync query, behind
+ * a segment whose last batch has not already been answered in full (PostgreSQL may send
+ * answers before a Sync when its buffer fills). */
+static int pg_conn_may_join(const pg_conn_t *c, const db_pg_batch_t *open, const db_query_t *queries,
+                            int nqueries)
 {
+    return open != NULL && nqueries == 1 && db_stmt_get(queries[0].stmt)->shares_sync &&
+           c->prepared[queries[0].stmt] == PG_STMT_PREPARED && open->ended < open->nqueries;
+}
+
+/* Queues the queries in libpq (which copies the parameters), then either a Sync or, for a
+ * lone shares_sync query, nothing: its segment stays open for others until the check phase. */
+static int pg_conn_send(pg_conn_t *c, db_pg_batch_t *b, const db_query_t *queries,
+                        const char *const *const *values, int nqueries)
+{
+    db_pg_batch_t *open = c->open_segment;
+    static long joins, opens;
+    if (pg_conn_may_join(c, open, queries, nqueries)) {
+        open->sync_follows = 0;
+        joins++;
+    } else {
+        opens++;
+        if ((opens & 4095) == 0)
+            fprintf(stderr, "DEBUG joins %ld opens %ld open=%p n=%d sh=%d prep=%d\n", joins, opens,
+                    (void *)open, nqueries, db_stmt_get(queries[0].stmt)->shares_sync,
+                    c->prepared[queries[0].stmt]);
+        if (pg_conn_close_segment(c) != 0)
+            return -1;
+    }
     for (int i = 0; i < nqueries; i++)
         if (c->prepared[queries[i].stmt] == PG_STMT_MISSING && pg_conn_send_prepare(c, queries[i].stmt) != 0)
             return -1;
@@ -773,6 +858,12 @@ static int pg_conn_send(pg_conn_t *c, const db_query_t *queries, const char *con
         const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
         if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, values[i], NULL, NULL, 0))
             return -1;
+    }
+    if (nqueries == 1 && db_stmt_get(queries[0].stmt)->shares_sync &&
+        c->prepared[queries[0].stmt] == PG_STMT_PREPARED) {
+        c->open_segment = b;
+        pg_pool_defer_flush(c->pool);
+        return 0;
     }
     return PQpipelineSync(c->conn) ? 0 : -1;
 }
@@ -807,7 +898,8 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
         free(copies);
         return pg_refuse(pool, DB_ERR_OVERLOADED); /* out of memory: shed load */
     }
-    int sent = pg_conn_send(c, queries, views, nqueries);
+    pg_conn_cork(c);
+    int sent = pg_conn_send(c, b, queries, views, nqueries);
     free(copies);
     if (sent != 0) {
         /* Part of the batch may sit in the pipeline without its Sync: the connection is out
@@ -853,6 +945,7 @@ void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *d
     pool->closed_data = data;
     uv_close((uv_handle_t *)&pool->watchdog, pg_on_timer_closed);
     uv_close((uv_handle_t *)&pool->deferred, pg_on_timer_closed);
+    uv_close((uv_handle_t *)&pool->uncork, pg_on_timer_closed);
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         if (c->state == PG_RESOLVING)

@@ -72,6 +72,10 @@ void handlers_limit_take(http_request_t *r, const handlers_limit_t *limit, int w
 /* Adds a family's route table. */
 int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_t n, char *err,
                         size_t errlen);
+/* The contract's User as JSON (malloc'd, or NULL) from ten columns of row, starting at col:
+ * id, email, username, display_name, bio, role, email_confirmed, disabled, and created_at,
+ * updated_at as to_json(ts AT TIME ZONE 'UTC'). */
+char *handlers_user_json_from_row(const PGresult *res, int row, int col);
 /* Answers {"user": <user_json>} with the User JSON PostgreSQL built, wrapped as it is. */
 void handlers_respond_user(http_request_t *r, int status, const char *user_json);
 

@@ -58,7 +58,7 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     PGresult *res = reply->results[0];
-    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 4)[0] == 't') {
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 3)[0] == 't') {
         me_auth_refuse(r, "token_revoked", "the token was revoked");
         return;
     }
@@ -77,7 +77,7 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
     snprintf(a->user.id, sizeof(a->user.id), "%s", a->claims.sub);
     snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
     a->user.claims = a->claims;
-    a->user.user_json = strdup(PQgetvalue(res, 0, 3));
+    a->user.user_json = handlers_user_json_from_row(res, 0, 4);
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;

@@ -259,10 +259,14 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
     /* h2o_send_inline copies the body; the final send may destroy req (and drop libh2o's
      * reference to r) before it returns, hence the extra reference. */
     http_request_retain(r);
-    if (status == 204 || status == 304)
+    if (status == 204 || status == 304) {
         h2o_send_inline(req, NULL, 0);
-    else
+    } else {
+        /* Without a length libh2o 2.2 frames only a 200 as chunked over HTTP/1.1: any other
+         * status would end its body by closing a keep-alive connection. */
+        req->res.content_length = len;
         h2o_send_inline(req, body, len);
+    }
     http_request_release(r);
 }
 

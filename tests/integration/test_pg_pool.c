@@ -209,11 +209,16 @@ static void on_reply(void *data, const db_reply_t *reply)
     }
 }
 
-static int submit_echo(db_pg_pool_t *pool, const char *value, reply_t *r)
+static int submit_one(db_pg_pool_t *pool, db_stmt_id_t stmt, const char *value, reply_t *r)
 {
     const char *values[] = {value};
-    db_query_t q = {.stmt = DB_STMT_ECHO_INT, .nparams = 1, .values = values};
+    db_query_t q = {.stmt = stmt, .nparams = 1, .values = values};
     return db_pg_submit(pool, &q, 1, on_reply, r);
+}
+
+static int submit_echo(db_pg_pool_t *pool, const char *value, reply_t *r)
+{
+    return submit_one(pool, DB_STMT_ECHO_INT, value, r);
 }
 
 /* ------------------------------------------------------------------- basics ---- */
@@ -449,6 +454,58 @@ static void test_failing_batch_is_isolated(void **state)
     assert_non_null(strstr(bad.message, "invalid input syntax"));
     assert_int_equal(after.by_status[DB_OK], 1);
     assert_string_equal(after.values[0], "2");
+    close_pool(pool);
+}
+
+static int submit_shared(db_pg_pool_t *pool, const char *value, reply_t *r)
+{
+    return submit_one(pool, DB_STMT_ECHO_INT_SHARED, value, r);
+}
+
+/* Read-only one-query batches submitted in one loop iteration share one Sync: each gets its
+ * own answer, in order; a failure fails its own batch and aborts the rest of its segment
+ * (503-style), and a batch with a Sync of its own closes the segment. */
+static void test_shared_segments(void **state)
+{
+    (void)state;
+    enum { NSHARED = 300 };
+    db_pg_pool_t *pool = ready_pool(1);
+    reply_t *many = calloc(NSHARED, sizeof(*many));
+    char(*params)[16] = calloc(NSHARED, sizeof(*params));
+    assert_non_null(many);
+    assert_non_null(params);
+    for (int i = 0; i < NSHARED; i++) {
+        snprintf(params[i], sizeof(params[i]), "%d", i);
+        assert_int_equal(submit_shared(pool, params[i], &many[i]), 0);
+    }
+    run_until(&many[NSHARED - 1].done, 1, 10000);
+    for (int i = 0; i < NSHARED; i++) {
+        assert_int_equal(many[i].done, 1);
+        assert_int_equal(many[i].by_status[DB_OK], 1);
+        assert_string_equal(many[i].values[0], params[i]);
+    }
+    reply_t one = {0}, bad = {0}, aborted = {0}, own = {0}, next = {0}, later = {0};
+    assert_int_equal(submit_shared(pool, "1", &one), 0);
+    assert_int_equal(submit_shared(pool, "x", &bad), 0);
+    assert_int_equal(submit_shared(pool, "3", &aborted), 0);
+    assert_int_equal(submit_echo(pool, "4", &own), 0);
+    assert_int_equal(submit_shared(pool, "5", &next), 0);
+    run_until(&next.done, 1, 5000);
+    assert_int_equal(one.by_status[DB_OK], 1);
+    assert_string_equal(one.values[0], "1");
+    assert_int_equal(bad.by_status[DB_ERR_QUERY], 1);
+    assert_string_equal(bad.sqlstate, "22P02");
+    assert_int_equal(aborted.by_status[DB_ERR_UNAVAILABLE], 1);
+    assert_int_equal(own.by_status[DB_OK], 1);
+    assert_string_equal(own.values[0], "4");
+    assert_int_equal(next.by_status[DB_OK], 1);
+    assert_string_equal(next.values[0], "5");
+    assert_int_equal(submit_shared(pool, "6", &later), 0);
+    run_until(&later.done, 1, 5000);
+    assert_int_equal(later.by_status[DB_OK], 1);
+    assert_string_equal(later.values[0], "6");
+    free(params);
+    free(many);
     close_pool(pool);
 }
 
@@ -827,6 +884,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_submit_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_batch_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_fails_as_a_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_batches_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overload_is_refused, setup, teardown),

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -98,6 +99,44 @@ static void test_http1_over_tls(void **state)
     assert_int_equal(res.version, 11);
     assert_string_equal(res.body, "{\"status\":\"ok\"}");
     harness_response_free(&res);
+}
+
+static size_t discard_body(char *data, size_t size, size_t n, void *user)
+{
+    (void)data;
+    (void)user;
+    return size * n;
+}
+
+/* Every answer over HTTP/1.1 has a length, so a keep-alive connection (a load balancer's)
+ * survives errors and 201s: one connection serves a 404, a 401, a 200 and another 404. */
+static void test_http1_keep_alive_across_statuses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path;
+        long status;
+    } steps[] = {{"/no/such/route", 404}, {"/api/v1/me", 401}, {"/health/live", 200}, {"/nope", 404}};
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char url[256];
+        url_of(url, sizeof(url), HARNESS_HTTP1, steps[i].path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+        long status = 0, connects = -1;
+        curl_off_t length = -1;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+        assert_int_equal(status, steps[i].status);
+        assert_true(length > 0);
+        assert_int_equal(connects, i == 0 ? 1 : 0); /* the first request's connection, reused */
+    }
+    curl_easy_cleanup(curl);
 }
 
 static void test_live_hostname_openapi(void **state)
@@ -391,6 +430,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_both_protocols),
         cmocka_unit_test(test_http1_over_tls),
+        cmocka_unit_test(test_http1_keep_alive_across_statuses),
         cmocka_unit_test(test_live_hostname_openapi),
         cmocka_unit_test(test_not_found_and_method_not_allowed),
         cmocka_unit_test(test_head_on_get_route),

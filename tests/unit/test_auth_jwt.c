@@ -78,6 +78,22 @@ static void test_tampered_and_foreign(void **state)
     dot[5] = dot[5] == 'A' ? 'B' : 'A';
     assert_int_equal(verify(token, NOW, NULL), AUTH_JWT_INVALID);
     free(token);
+    /* the signature: each of its last character's spellings but the real one, one byte short,
+     * one byte long */
+    token = auth_jwt_issue(&config, "u1", "user", "fam", NOW, NULL);
+    size_t len = strlen(token);
+    char real = token[len - 1];
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (const char *c = b64url; *c != '\0'; c++) {
+        token[len - 1] = *c;
+        assert_int_equal(verify(token, NOW, NULL), *c == real ? AUTH_JWT_OK : AUTH_JWT_INVALID);
+    }
+    assert_int_equal(auth_jwt_verify(&config, token, len - 2, NOW, NULL), AUTH_JWT_INVALID);
+    char *longer = malloc(len + 3);
+    snprintf(longer, len + 3, "%sAA", token);
+    assert_int_equal(verify(longer, NOW, NULL), AUTH_JWT_INVALID);
+    free(longer);
+    free(token);
     /* another key */
     auth_jwt_config_t other = config;
     other.secret = (const unsigned char *)"another-secret-0123456789abcdef-0123456";
