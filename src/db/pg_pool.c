@@ -37,6 +37,7 @@
 #define PG_DEFAULT_MAX_IN_FLIGHT 10000
 #define PG_DEFAULT_QUERY_TIMEOUT 10000
 #define PG_DEFAULT_CONN_TIMEOUT  5000
+#define PG_BACKED_UP             32 /* queries in flight on a connection before the next takes work */
 
 typedef enum {
     PG_DOWN,       /* waiting for the retry timer */
@@ -822,14 +823,11 @@ static char *pg_copy_params(const db_query_t *queries, int nqueries, const char 
     return block;
 }
 
-/* May the batch join the connection's open segment? Only a lone shares_sync query, behind
- * a segment whose last batch has not already been answered in full (PostgreSQL may send
- * answers before a Sync when its buffer fills). */
-static int pg_conn_may_join(const pg_conn_t *c, const db_pg_batch_t *open, const db_query_t *queries,
-                            int nqueries)
+/* May a lone shares_sync query join the open segment? Not behind a batch that has already
+ * been answered in full (PostgreSQL may send answers before a Sync when its buffer fills). */
+static int pg_conn_may_join(const db_pg_batch_t *open)
 {
-    return open != NULL && nqueries == 1 && db_stmt_get(queries[0].stmt)->shares_sync &&
-           c->prepared[queries[0].stmt] == PG_STMT_PREPARED && open->ended < open->nqueries;
+    return open != NULL && open->ended < open->nqueries;
 }
 
 /* Queues the queries in libpq (which copies the parameters), then either a Sync or, for a
@@ -837,17 +835,16 @@ static int pg_conn_may_join(const pg_conn_t *c, const db_pg_batch_t *open, const
 static int pg_conn_send(pg_conn_t *c, db_pg_batch_t *b, const db_query_t *queries,
                         const char *const *const *values, int nqueries)
 {
+    int shares = nqueries == 1 && db_stmt_get(queries[0].stmt)->shares_sync &&
+                 c->prepared[queries[0].stmt] == PG_STMT_PREPARED;
     db_pg_batch_t *open = c->open_segment;
-    static long joins, opens;
-    if (pg_conn_may_join(c, open, queries, nqueries)) {
+    if (shares && pg_conn_may_join(open)) {
         open->sync_follows = 0;
-        joins++;
     } else {
-        opens++;
-        if ((opens & 4095) == 0)
-            fprintf(stderr, "DEBUG joins %ld opens %ld open=%p n=%d sh=%d prep=%d\n", joins, opens,
-                    (void *)open, nqueries, db_stmt_get(queries[0].stmt)->shares_sync,
-                    c->prepared[queries[0].stmt]);
+        /* A Sync is written here (PQpipelineSync flushes): corked, it still leaves with the
+         * rest of the iteration. */
+        if (open != NULL || !shares)
+            pg_conn_cork(c);
         if (pg_conn_close_segment(c) != 0)
             return -1;
     }
@@ -859,21 +856,27 @@ static int pg_conn_send(pg_conn_t *c, db_pg_batch_t *b, const db_query_t *querie
         if (!PQsendQueryPrepared(c->conn, s->name, queries[i].nparams, values[i], NULL, NULL, 0))
             return -1;
     }
-    if (nqueries == 1 && db_stmt_get(queries[0].stmt)->shares_sync &&
-        c->prepared[queries[0].stmt] == PG_STMT_PREPARED) {
+    if (shares) {
         c->open_segment = b;
-        pg_pool_defer_flush(c->pool);
         return 0;
     }
     return PQpipelineSync(c->conn) ? 0 : -1;
 }
 
+/* The first ready connection that is not backed up, else the least busy one. Filling one
+ * connection first puts more of a loop iteration's queries in one segment (one read and one
+ * write for the backend, see pg_conn_cork); the next one takes over while a slow query holds
+ * up the first. */
 static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
 {
     pg_conn_t *best = NULL;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
-        if (c->state == PG_READY && !c->broken && (best == NULL || c->queries < best->queries))
+        if (c->state != PG_READY || c->broken)
+            continue;
+        if (c->queries < PG_BACKED_UP)
+            return c;
+        if (best == NULL || c->queries < best->queries)
             best = c;
     }
     return best;
@@ -898,7 +901,6 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
         free(copies);
         return pg_refuse(pool, DB_ERR_OVERLOADED); /* out of memory: shed load */
     }
-    pg_conn_cork(c);
     int sent = pg_conn_send(c, b, queries, views, nqueries);
     free(copies);
     if (sent != 0) {
@@ -913,8 +915,7 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
     b->sent_at = uv_now(pool->loop);
     b->counted = nqueries;
     pg_conn_push(c, b);
-    if (pg_conn_flush(c) != 0)
-        pg_conn_mark_broken(c); /* accepted: it fails from the loop, not from here */
+    pg_pool_defer_flush(pool); /* what libpq still holds leaves with the iteration's other work */
     return 0;
 }
 
