@@ -134,6 +134,16 @@ static int auth_copy_claim(const json_t *claims, const char *name, char *out, si
     return 0;
 }
 
+static auth_jwt_status_t auth_jwt_times_ok(const auth_jwt_config_t *config, const auth_claims_t *c,
+                                           time_t now)
+{
+    if (c->iat > (int64_t)now + config->leeway_s)
+        return AUTH_JWT_INVALID;
+    if ((int64_t)now > c->exp + config->leeway_s)
+        return AUTH_JWT_EXPIRED;
+    return AUTH_JWT_OK;
+}
+
 /* Claims are read from the payload as JSON with their types checked (a string "iat" is not
  * a time). */
 static auth_jwt_status_t auth_jwt_check_claims(const auth_jwt_config_t *config, const char *payload,
@@ -153,12 +163,7 @@ static auth_jwt_status_t auth_jwt_check_claims(const auth_jwt_config_t *config, 
         auth_copy_claim(doc, "sid", c.sid, sizeof(c.sid)) == 0) {
         c.iat = json_integer_value(iat);
         c.exp = json_integer_value(exp);
-        if (c.iat > (int64_t)now + config->leeway_s)
-            status = AUTH_JWT_INVALID;
-        else if ((int64_t)now > c.exp + config->leeway_s)
-            status = AUTH_JWT_EXPIRED;
-        else
-            status = AUTH_JWT_OK;
+        status = auth_jwt_times_ok(config, &c, now);
     }
     json_decref(doc);
     if (status == AUTH_JWT_OK && claims != NULL)
@@ -180,12 +185,78 @@ static int auth_jwt_signature_ok(const auth_jwt_config_t *config, const char *to
     return expected_len == 32 && CRYPTO_memcmp(expected, given, 32) == 0;
 }
 
+/*
+ * Tokens already verified, per thread: a client sends the same access token with every
+ * request for its 15 minutes, and re-checking the signature and re-parsing the payload of
+ * identical bytes was most of what an authenticated request cost the loop (bench/api: the
+ * HMAC and jansson were a third of hydrant's CPU on GET /api/v1/me). A hit needs the whole
+ * token, byte for byte, under the same configuration, so it decides exactly as verifying
+ * again would; the time-dependent checks are repeated on every use. Fixed-size and static, so
+ * there is nothing to free when a loop thread ends.
+ */
+#define AUTH_JWT_CACHE_SLOTS     64
+#define AUTH_JWT_CACHE_TOKEN_MAX 768
+
+typedef struct {
+    auth_jwt_config_t config; /* the configuration it was verified under */
+    size_t len;
+    char token[AUTH_JWT_CACHE_TOKEN_MAX];
+    auth_claims_t claims;
+} auth_jwt_cached_t;
+
+static _Thread_local auth_jwt_cached_t auth_jwt_cache[AUTH_JWT_CACHE_SLOTS];
+
+static auth_jwt_cached_t *auth_jwt_cache_slot(const char *token, size_t len)
+{
+    /* The signature's last characters are as good a hash as any (HMAC output is uniform). */
+    uint32_t h = 2166136261u;
+    for (size_t i = len > 8 ? len - 8 : 0; i < len; i++)
+        h = (h ^ (unsigned char)token[i]) * 16777619u;
+    return &auth_jwt_cache[h % AUTH_JWT_CACHE_SLOTS];
+}
+
+static auth_jwt_status_t auth_jwt_verify_uncached(const auth_jwt_config_t *config, const char *token,
+                                                  size_t len, time_t now, auth_claims_t *claims);
+
+static int auth_jwt_same_config(const auth_jwt_config_t *a, const auth_jwt_config_t *b)
+{
+    return a->secret_len == b->secret_len && a->leeway_s == b->leeway_s && a->secret != NULL &&
+           memcmp(a->secret, b->secret, a->secret_len) == 0 && a->issuer != NULL && b->issuer != NULL &&
+           strcmp(a->issuer, b->issuer) == 0;
+}
+
+auth_jwt_status_t auth_jwt_verify(const auth_jwt_config_t *config, const char *token, size_t len, time_t now,
+                                  auth_claims_t *claims)
+{
+    auth_jwt_cached_t *slot = auth_jwt_cache_slot(token, len);
+    if (slot->len == len && auth_jwt_same_config(&slot->config, config) &&
+        memcmp(slot->token, token, len) == 0) {
+        auth_jwt_status_t status = auth_jwt_times_ok(config, &slot->claims, now);
+        if (status == AUTH_JWT_OK && claims != NULL)
+            *claims = slot->claims;
+        return status;
+    }
+    auth_claims_t c;
+    auth_jwt_status_t status = auth_jwt_verify_uncached(config, token, len, now, &c);
+    if (status != AUTH_JWT_OK)
+        return status;
+    if (len <= sizeof(slot->token)) {
+        slot->config = *config;
+        slot->len = len;
+        memcpy(slot->token, token, len);
+        slot->claims = c;
+    }
+    if (claims != NULL)
+        *claims = c;
+    return AUTH_JWT_OK;
+}
+
 /* Verification is done here rather than by libjwt: its decode parses the header and the
  * payload with jansson and reading typed claims back out needs a dump and a second parse,
  * which a profile of GET /api/v1/me showed as the largest share of the loop's own work.
  * Order: shape, header (algorithm pinned), signature, and only then the payload. */
-auth_jwt_status_t auth_jwt_verify(const auth_jwt_config_t *config, const char *token, size_t len, time_t now,
-                                  auth_claims_t *claims)
+static auth_jwt_status_t auth_jwt_verify_uncached(const auth_jwt_config_t *config, const char *token,
+                                                  size_t len, time_t now, auth_claims_t *claims)
 {
     if (len == 0 || len > AUTH_JWT_MAX_LEN)
         return AUTH_JWT_INVALID;

@@ -198,6 +198,37 @@ static void test_opaque_tokens(void **state)
     assert_string_equal(hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* The second and later uses of a token come from the per-thread cache of verified tokens:
+ * they must decide exactly as a fresh verification would. */
+static void test_repeated_tokens(void **state)
+{
+    (void)state;
+    auth_claims_t first, again;
+    char *token = auth_jwt_issue(&config, "u-cache", "admin", "fam-c", NOW, NULL);
+    assert_int_equal(verify(token, NOW, &first), AUTH_JWT_OK);
+    memset(&again, 0, sizeof(again));
+    assert_int_equal(verify(token, NOW + 1, &again), AUTH_JWT_OK);
+    assert_memory_equal(&first, &again, sizeof(first));
+    /* time moves on: expired (beyond the leeway), or not yet valid for a clock far behind */
+    assert_int_equal(verify(token, NOW + 900 + 5 + 1, NULL), AUTH_JWT_EXPIRED);
+    assert_int_equal(verify(token, NOW - 6, NULL), AUTH_JWT_INVALID);
+    assert_int_equal(verify(token, NOW, NULL), AUTH_JWT_OK);
+    /* another secret or issuer does not find the cached verdict */
+    auth_jwt_config_t other = config;
+    other.secret = (const unsigned char *)"another-secret-0123456789abcdef-0123456";
+    other.secret_len = strlen((const char *)other.secret);
+    assert_int_equal(auth_jwt_verify(&other, token, strlen(token), NOW, NULL), AUTH_JWT_INVALID);
+    other = config;
+    other.issuer = "someone-else";
+    assert_int_equal(auth_jwt_verify(&other, token, strlen(token), NOW, NULL), AUTH_JWT_INVALID);
+    /* a prefix or a one-character change of a cached token is a different token */
+    size_t len = strlen(token);
+    assert_int_equal(auth_jwt_verify(&config, token, len - 1, NOW, NULL), AUTH_JWT_INVALID);
+    token[len - 2] = token[len - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(token, NOW, NULL), AUTH_JWT_INVALID);
+    free(token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_wrong_claims),
         cmocka_unit_test(test_opaque_tokens),
+        cmocka_unit_test(test_repeated_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
