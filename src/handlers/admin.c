@@ -24,24 +24,12 @@ typedef struct {
     int has_cursor;
 } admin_list_t;
 
-static int admin_uuid_valid(const char *s, size_t len)
-{
-    if (len != 36)
-        return 0;
-    for (size_t i = 0; i < 36; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /* "<digits>.<uuid>", as admin_list_page writes it. */
 static int admin_parse_cursor(admin_list_t *l, const char *cursor, size_t len)
 {
     const char *dot = memchr(cursor, '.', len);
     size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
-    if (digits == 0 || digits > 18 || !admin_uuid_valid(dot + 1, len - digits - 1)) /* 18: within bigint */
+    if (digits == 0 || digits > 18 || !handlers_uuid_valid(dot + 1, len - digits - 1)) /* 18: within bigint */
         return -1;
     for (size_t i = 0; i < digits; i++)
         if (!isdigit((unsigned char)cursor[i]))
@@ -148,7 +136,7 @@ static int admin_target(http_request_t *r, char out[37])
 {
     size_t len = 0;
     const char *id = http_param(r, "id", &len);
-    if (id == NULL || !admin_uuid_valid(id, len)) {
+    if (id == NULL || !handlers_uuid_valid(id, len)) {
         http_respond_error(r, 404, "not_found", "no such user", NULL);
         return -1;
     }

@@ -38,6 +38,7 @@ int handlers_me_register(http_router_t *router, char *err, size_t errlen);
 int handlers_password_register(http_router_t *router, char *err, size_t errlen);
 int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
 int handlers_admin_register(http_router_t *router, char *err, size_t errlen);
+int handlers_jobs_register(http_router_t *router, char *err, size_t errlen);
 
 /* ---- shared by the families ---- */
 
@@ -76,8 +77,12 @@ int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_
  * id, email, username, display_name, bio, role, email_confirmed, disabled, and created_at,
  * updated_at as to_json(ts AT TIME ZONE 'UTC'). */
 char *handlers_user_json_from_row(const PGresult *res, int row, int col);
-/* Answers {"user": <user_json>} with the User JSON PostgreSQL built, wrapped as it is. */
+/* Answers {"<name>": <json>} with JSON text built elsewhere (PostgreSQL, user_json.c),
+ * wrapped as it is; handlers_respond_user is {"user": ...}. */
+void handlers_respond_wrapped(http_request_t *r, int status, const char *name, const char *json);
 void handlers_respond_user(http_request_t *r, int status, const char *user_json);
+/* Is s a UUID in its 36-character text form (checked before PostgreSQL casts it)? */
+int handlers_uuid_valid(const char *s, size_t len);
 
 /* Frees the request's state (e.g. the authentication's, once its callback has copied what it
  * needs) and gives it a zeroed one of `size` bytes freed by free_fn. On failure answers 500

@@ -5,6 +5,8 @@
  */
 #include "handlers/handlers.h"
 
+#include <ctype.h>
+
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,17 +46,34 @@ int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_
     return 0;
 }
 
-void handlers_respond_user(http_request_t *r, int status, const char *user_json)
+void handlers_respond_wrapped(http_request_t *r, int status, const char *name, const char *json)
 {
-    size_t len = strlen(user_json);
-    char *body = malloc(len + 10);
+    size_t len = strlen(json), name_len = strlen(name);
+    char *body = malloc(len + name_len + 6);
     if (body == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
-    memcpy(body, "{\"user\":", 8);
-    memcpy(body + 8, user_json, len);
-    body[8 + len] = '}';
-    http_respond_raw(r, status, "application/json; charset=utf-8", body, len + 9);
+    int head = snprintf(body, name_len + 5, "{\"%s\":", name);
+    memcpy(body + head, json, len);
+    body[head + len] = '}';
+    http_respond_raw(r, status, "application/json; charset=utf-8", body, (size_t)head + len + 1);
     free(body);
+}
+
+void handlers_respond_user(http_request_t *r, int status, const char *user_json)
+{
+    handlers_respond_wrapped(r, status, "user", user_json);
+}
+
+int handlers_uuid_valid(const char *s, size_t len)
+{
+    if (len != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return 0;
+    }
+    return 1;
 }

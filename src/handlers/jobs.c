@@ -1,0 +1,252 @@
+/*
+ * Background jobs over HTTP (contract: /api/v1/jobs for their owners, /api/v1/admin/jobs for
+ * superusers and admins). Jobs are the contract's Job JSON as PostgreSQL builds it. Another
+ * user's job is 404, never 403: its existence is not told. Ids are time-ordered (UUIDv7), so
+ * a page's cursor is simply the last id it showed.
+ */
+#include "handlers/handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JOBS_LIMIT_DEFAULT 20
+#define JOBS_LIMIT_MAX     100
+
+typedef struct {
+    int limit;
+    char state[16];
+    char queue[16];
+    char cursor[37];
+    char owner[64];
+    int has_state, has_queue, has_cursor, has_owner;
+} jobs_list_t;
+
+static int jobs_one_of(const char *value, const char *const *allowed)
+{
+    for (; *allowed != NULL; allowed++)
+        if (strcmp(value, *allowed) == 0)
+            return 1;
+    return 0;
+}
+
+/* A query parameter that, when present, must be one of `allowed` (NULL-terminated). */
+static int jobs_enum_param(http_request_t *r, const char *name, const char *const *allowed, char *out,
+                           size_t outlen, int *present)
+{
+    int n = http_query_param(r, name, out, outlen);
+    *present = n >= 0;
+    return n == -1 || (n > 0 && jobs_one_of(out, allowed)) ? 0 : -1;
+}
+
+static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
+{
+    static const char *const states[] = {"queued", "running", "succeeded", "retrying",
+                                         "failed", "dead",    "cancelled", NULL};
+    static const char *const queues[] = {"short", "medium", "long", NULL};
+    char buf[64];
+    int n = http_query_param(r, "limit", buf, sizeof(buf));
+    l->limit = JOBS_LIMIT_DEFAULT;
+    if (n >= 0) {
+        char *end = NULL;
+        long v = strtol(buf, &end, 10);
+        if (n == 0 || *end != '\0' || v < 1 || v > JOBS_LIMIT_MAX)
+            return -1;
+        l->limit = (int)v;
+    }
+    n = http_query_param(r, "cursor", l->cursor, sizeof(l->cursor));
+    l->has_cursor = n >= 0;
+    if (n == -2 || (n >= 0 && !handlers_uuid_valid(l->cursor, (size_t)n)))
+        return -1;
+    if (jobs_enum_param(r, "state", states, l->state, sizeof(l->state), &l->has_state) != 0)
+        return -1;
+    if (!with_queue)
+        return http_query_param(r, "queue", buf, sizeof(buf)) == -1 ? 0 : -1;
+    return jobs_enum_param(r, "queue", queues, l->queue, sizeof(l->queue), &l->has_queue);
+}
+
+static void jobs_list_page(http_request_t *r, const db_reply_t *reply)
+{
+    jobs_list_t *l = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
+    json_t *items = json_array();
+    for (int i = 0; i < shown; i++) {
+        json_t *job = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+        json_array_append_new(items, job != NULL ? job : json_null());
+    }
+    /* One row more than asked for: there is a next page, after the last one shown. */
+    json_t *next = rows > l->limit ? json_string(PQgetvalue(res, shown - 1, 1)) : json_null();
+    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+static void jobs_list_for(http_request_t *r, const char *owner, int with_queue)
+{
+    jobs_list_t list = {0};
+    if (jobs_parse_list(r, &list, with_queue) != 0) {
+        http_respond_error(r, 400, "bad_request",
+                           with_queue ? "limit is 1 to 100; state, queue and cursor must be as given"
+                                      : "limit is 1 to 100; state and cursor must be as given",
+                           NULL);
+        return;
+    }
+    if (owner != NULL) {
+        snprintf(list.owner, sizeof(list.owner), "%s", owner);
+        list.has_owner = 1;
+    }
+    jobs_list_t *l = handlers_state_replace(r, sizeof(*l), free);
+    if (l == NULL)
+        return;
+    *l = list;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", l->limit + 1);
+    const char *values[] = {l->has_state ? l->state : NULL, l->has_queue ? l->queue : NULL,
+                            l->has_owner ? l->owner : NULL, limit, l->has_cursor ? l->cursor : NULL};
+    db_query_t q = {.stmt = DB_STMT_JOB_LIST, .nparams = 5, .values = values};
+    http_pg(r, &q, 1, jobs_list_page);
+}
+
+static void jobs_list_own(http_request_t *r, handlers_user_t *user)
+{
+    jobs_list_for(r, user->id, 0);
+}
+
+static void jobs_list(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, jobs_list_own);
+}
+
+static void jobs_admin_list_ok(http_request_t *r, handlers_user_t *user)
+{
+    (void)user;
+    jobs_list_for(r, NULL, 1);
+}
+
+static void jobs_admin_list(http_request_t *r)
+{
+    handlers_authenticate_role(r, "superuser", jobs_admin_list_ok);
+}
+
+/* -------------------------------------------------------------- one job ---- */
+
+/* The job's id from the path, or 404 (an id that is no UUID names no job). */
+static int jobs_target(http_request_t *r, char out[37])
+{
+    size_t len = 0;
+    const char *id = http_param(r, "id", &len);
+    if (id == NULL || !handlers_uuid_valid(id, len)) {
+        http_respond_error(r, 404, "not_found", "no such job", NULL);
+        return -1;
+    }
+    memcpy(out, id, 36);
+    out[36] = '\0';
+    return 0;
+}
+
+/* Superusers and admins see every job; a user only their own. */
+static const char *jobs_owner_filter(const handlers_user_t *user)
+{
+    return handlers_role_rank(user->role) >= 2 ? NULL : user->id;
+}
+
+static void jobs_shown(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 404, "not_found", "no such job", NULL);
+        return;
+    }
+    handlers_respond_wrapped(r, 200, "job", PQgetvalue(reply->results[0], 0, 0));
+}
+
+static void jobs_get_ok(http_request_t *r, handlers_user_t *user)
+{
+    char id[37];
+    if (jobs_target(r, id) != 0)
+        return;
+    const char *values[] = {id, jobs_owner_filter(user)};
+    db_query_t q = {.stmt = DB_STMT_JOB_GET, .nparams = 2, .values = values};
+    http_pg(r, &q, 1, jobs_shown);
+}
+
+static void jobs_get(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, jobs_get_ok);
+}
+
+/* A change (cancel, retry) and the job as it then is, in one batch: the change's row means
+ * 202; otherwise the job exists in a state that does not allow it (409) or not at all (404). */
+static void jobs_changed(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *changed = reply->results[0], *now = reply->results[1];
+    if (PQntuples(changed) == 1) {
+        handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, 0));
+        return;
+    }
+    if (PQntuples(now) != 1) {
+        http_respond_error(r, 404, "not_found", "no such job", NULL);
+        return;
+    }
+    json_t *job = json_loads(PQgetvalue(now, 0, 0), 0, NULL);
+    char message[96];
+    snprintf(message, sizeof(message), "the job is %s", json_string_value(json_object_get(job, "state")));
+    json_decref(job);
+    http_respond_error(r, 409, "conflict", message, NULL);
+}
+
+static void jobs_change(http_request_t *r, db_stmt_id_t stmt, int nparams, const char *owner)
+{
+    char id[37];
+    if (jobs_target(r, id) != 0)
+        return;
+    const char *values[] = {id, owner};
+    db_query_t batch[2] = {
+        {.stmt = stmt, .nparams = nparams, .values = values},
+        {.stmt = DB_STMT_JOB_GET, .nparams = 2, .values = values},
+    };
+    http_pg(r, batch, 2, jobs_changed);
+}
+
+static void jobs_cancel_ok(http_request_t *r, handlers_user_t *user)
+{
+    jobs_change(r, DB_STMT_JOB_CANCEL, 2, jobs_owner_filter(user));
+}
+
+static void jobs_cancel(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, jobs_cancel_ok);
+}
+
+static void jobs_retry_ok(http_request_t *r, handlers_user_t *user)
+{
+    (void)user;
+    jobs_change(r, DB_STMT_JOB_RETRY, 1, NULL);
+}
+
+static void jobs_retry(http_request_t *r)
+{
+    handlers_authenticate_role(r, "superuser", jobs_retry_ok);
+}
+
+int handlers_jobs_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"GET", "/api/v1/jobs", jobs_list, 0, 0},
+        {"GET", "/api/v1/jobs/{id}", jobs_get, 0, 0},
+        {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0, 0},
+        {"GET", "/api/v1/admin/jobs", jobs_admin_list, 0, 0},
+        {"POST", "/api/v1/admin/jobs/{id}/retry", jobs_retry, 0, 0},
+    };
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
+}
