@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Request bodies for bench/load/bodyload and bench/load/bodies.lua, one JSON object a line.
+"""Request bodies for bench/load/bodyload, one JSON object a line.
 
   make_bodies.py signup N [--run-id ID] [--password P] [--out FILE]
       N sign-ups with unique emails bench-<ID>-<i>@example.com (i = 1..N) and one fixed
