@@ -7,6 +7,7 @@ packages=(
   libh2o-dev libuv1-dev libjwt-dev libargon2-dev libpq-dev libhiredis-dev
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcmocka-dev libcrypt-dev
   postgresql redis-server redis-tools python3 python3-aiosmtpd nghttp2-client python3-jwt python3-argon2 wrk
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

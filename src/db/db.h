@@ -83,7 +83,14 @@ typedef enum {
     DB_STMT_ADMIN_USER_LIST,   /* a page of users, newest first, by email or username prefix */
     DB_STMT_ADMIN_USER_GET,    /* one user and its role */
     DB_STMT_ADMIN_USER_UPDATE, /* role and disabled; disabling ends every session */
-    DB_STMT_ECHO_INT_SHARED,   /* SELECT $1::int, sharing segments (tests) */
+    /* files (src/handlers/files.c, the file.process job) */
+    DB_STMT_FILE_CREATE,        /* a stored upload's row and its file.process job, within the quota */
+    DB_STMT_FILE_GET,           /* one file (JSON and what serving its bytes needs) */
+    DB_STMT_FILE_LIST,          /* a page of a user's files, newest first */
+    DB_STMT_FILE_DELETE,        /* a file's row */
+    DB_STMT_FILE_PROCESSED,     /* a file's analysis and state */
+    DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
+    DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments (tests) */
     DB_STMT__COUNT
 } db_stmt_id_t;
 

@@ -24,6 +24,12 @@
         "created_at") ", "                                                                                   \
                       "'updated_at', " TS("updated_at") ")::text"
 
+/* The contract's File object. */
+#define FILE_JSON                                                                                            \
+    "json_build_object('id', id, 'name', name, 'content_type', content_type, 'size', size, 'sha256', "       \
+    "sha256, 'state', state, 'job_id', job_id, 'analysis', analysis, 'created_at', " TS(                     \
+        "created_at") ", 'updated_at', " TS("updated_at") ")::text"
+
 /* The User's fields as plain columns, for handlers_user_json_from_row: on the hottest path
  * the loop writes the JSON for less than PostgreSQL's json_build_object costs the backend. */
 #define USER_COLUMNS                                                                                         \
@@ -397,6 +403,61 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                    "THEN now() ELSE tokens_valid_after END, "
                                    "updated_at = now() WHERE id = $1::uuid RETURNING " USER_JSON,
                                    3},
+
+    /* $1 id, $2 owner, $3 name, $4 content type, $5 size, $6 SHA-256 (hex), $7 the owner's
+     * quota in bytes (0: none). The row and its file.process job together, or no row when
+     * the upload would take the owner past the quota (the owner's row is locked, so two
+     * uploads cannot both squeeze in). Returns the File JSON. */
+    [DB_STMT_FILE_CREATE] =
+        {"file_create",
+         "WITH owner AS (SELECT id FROM users WHERE id = $2::uuid FOR UPDATE), "
+         "ok AS (SELECT o.id FROM owner o WHERE $7::bigint = 0 OR "
+         "(SELECT coalesce(sum(size), 0) FROM files WHERE owner_id = o.id) + $5::bigint <= $7::bigint), "
+         "j AS (INSERT INTO jobs (kind, queue, payload, owner_id, max_attempts) SELECT 'file.process', "
+         "'long', "
+         "jsonb_build_object('file_id', $1::text), id, 3 FROM ok RETURNING id, pg_notify('hydrant_jobs', "
+         "queue)), "
+         "f AS (INSERT INTO files (id, owner_id, name, content_type, size, sha256, job_id) SELECT $1::uuid, "
+         "$2::uuid, $3, $4, $5::bigint, $6, j.id FROM j RETURNING *) "
+         "SELECT " FILE_JSON " FROM f",
+         7},
+
+    /* $1 id, $2 owner or NULL (anybody's). The File JSON, then name, content type, size and
+     * SHA-256 for serving the bytes. */
+    [DB_STMT_FILE_GET] = {"file_get",
+                          "SELECT " FILE_JSON ", name, content_type, size, sha256 FROM files "
+                          "WHERE id = $1::uuid AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
+                          2},
+
+    /* $1 owner, $2 limit, $3 cursor time (Unix microseconds) or NULL, $4 cursor id. Newest
+     * first; returns the JSON, created_at in microseconds and the id. */
+    [DB_STMT_FILE_LIST] =
+        {"file_list",
+         "SELECT " FILE_JSON ", (extract(epoch FROM created_at) * 1000000)::bigint, id FROM files "
+         "WHERE owner_id = $1::uuid AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + "
+         "$3::bigint * interval '1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
+         4},
+
+    /* $1 id, $2 owner or NULL. Returns the id when a row was deleted. */
+    [DB_STMT_FILE_DELETE] = {"file_delete",
+                             "DELETE FROM files WHERE id = $1::uuid AND ($2::uuid IS NULL OR owner_id = "
+                             "$2::uuid) RETURNING id",
+                             2},
+
+    /* $1 user id. A files.remove job naming every file of the user, when there is one; run
+     * before the user's row is deleted (which takes the files' rows along). */
+    [DB_STMT_FILES_REMOVE_QUEUE] =
+        {"files_remove_queue",
+         "INSERT INTO jobs (kind, queue, payload) SELECT 'files.remove', 'long', "
+         "jsonb_build_object('file_ids', jsonb_agg(id)) FROM files WHERE owner_id = "
+         "$1::uuid HAVING count(*) > 0 RETURNING id, pg_notify('hydrant_jobs', queue)",
+         1},
+
+    /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone. */
+    [DB_STMT_FILE_PROCESSED] = {"file_processed",
+                                "UPDATE files SET state = $2, analysis = $3::jsonb, updated_at = now() "
+                                "WHERE id = $1::uuid RETURNING id",
+                                3},
 };
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)

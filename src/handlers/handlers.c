@@ -15,7 +15,8 @@ int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t
         handlers_me_register(router, err, errlen) != 0 ||
         handlers_password_register(router, err, errlen) != 0 ||
         handlers_profile_register(router, err, errlen) != 0 ||
-        handlers_admin_register(router, err, errlen) != 0 || handlers_jobs_register(router, err, errlen) != 0)
+        handlers_admin_register(router, err, errlen) != 0 ||
+        handlers_jobs_register(router, err, errlen) != 0 || handlers_files_register(router, err, errlen) != 0)
         return -1;
     return handlers_diag_register(router, cfg, err, errlen);
 }

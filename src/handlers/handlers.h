@@ -6,6 +6,7 @@
 #define HYDRANT_HANDLERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "auth/auth.h"
@@ -39,6 +40,19 @@ int handlers_password_register(http_router_t *router, char *err, size_t errlen);
 int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
 int handlers_admin_register(http_router_t *router, char *err, size_t errlen);
 int handlers_jobs_register(http_router_t *router, char *err, size_t errlen);
+int handlers_files_register(http_router_t *router, char *err, size_t errlen);
+/* POST /api/v1/files (files_upload.c) and GET /api/v1/files/{id}/content (files_content.c). */
+void handlers_files_upload(struct http_request *r);
+void handlers_files_content(struct http_request *r);
+/* Pure parts of serving a file (files_content.c). Does an If-None-Match value name etag
+ * (quoted, as sent in ETag) or "*"? */
+int handlers_etag_matches(const char *header, size_t len, const char *etag);
+/* One byte range of a Range header against size: 1 with offset and count, 0 to ignore the
+ * header (malformed or several ranges), -1 when unsatisfiable (416). */
+int handlers_parse_range(const char *header, size_t len, uint64_t size, uint64_t *offset, uint64_t *count);
+/* The Content-Disposition value for a file name: an ASCII fallback and RFC 8187 UTF-8.
+ * Returns 0, or -1 when it does not fit in outlen. */
+int handlers_content_disposition(const char *name, char *out, size_t outlen);
 
 /* ---- shared by the families ---- */
 
@@ -107,6 +121,10 @@ typedef struct {
  * row (exists, not disabled, token not issued before tokens_valid_after). On success calls
  * ok(r, user); otherwise answers 401 (or 503) itself. */
 typedef void (*handlers_auth_ok_fn)(http_request_t *r, handlers_user_t *user);
+/* Files (files.c): the {id} of the path, or 404 answered; the owner a user may see files of
+ * (NULL for superusers and admins: anybody's). */
+int handlers_file_target(http_request_t *r, char out[37]);
+const char *handlers_file_owner_filter(const handlers_user_t *user);
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
  * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */

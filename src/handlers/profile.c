@@ -119,8 +119,9 @@ static void profile_delete_verify(void *arg)
     d->verified = auth_password_verify(d->password, d->password_len, d->stored);
 }
 
-/* The account goes with its sessions, tokens and key (foreign keys cascade); its jobs stay,
- * without an owner. The audit record is kept, without the user. */
+/* The account goes with its sessions, tokens, key and files' rows (foreign keys cascade); its
+ * jobs stay, without an owner. The files' bytes are removed by a files.remove job queued in
+ * the same transaction. The audit record is kept, without the user. */
 static void profile_delete_checked(http_request_t *r, void *arg)
 {
     profile_delete_t *d = arg;
@@ -130,11 +131,12 @@ static void profile_delete_checked(http_request_t *r, void *arg)
     }
     const char *values[] = {d->user_id};
     const char *event[] = {NULL, "account_deleted", r->client, NULL};
-    db_query_t batch[2] = {
+    db_query_t batch[3] = {
+        {.stmt = DB_STMT_FILES_REMOVE_QUEUE, .nparams = 1, .values = values},
         {.stmt = DB_STMT_USER_DELETE, .nparams = 1, .values = values},
         {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
     };
-    http_pg(r, batch, 2, profile_deleted);
+    http_pg(r, batch, 3, profile_deleted);
 }
 
 static void profile_delete_found(http_request_t *r, const db_reply_t *reply)

@@ -207,6 +207,16 @@ void http_respond_json(http_request_t *r, int status, json_t *body);
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message,
                         json_t *details);
 void http_respond_raw(http_request_t *r, int status, const char *content_type, const char *body, size_t len);
+/* Sends `len` bytes of the open file fd from `offset` as the body (fd is taken and closed).
+ * The bytes are read on libuv's thread pool, one chunk in flight, the next one only when
+ * libh2o has sent the last (a slow client holds one chunk, not the file). Headers added
+ * with http_add_header before are sent. */
+void http_respond_file(http_request_t *r, int status, const char *content_type, int fd, uint64_t offset,
+                       uint64_t len);
+/* For the http module's own senders: status, reason, X-Request-Id and Content-Type set, the
+ * metrics and the access log recorded. Returns libh2o's request, or NULL when there is nobody
+ * to answer or it was answered already. */
+h2o_req_t *http_response_begin(http_request_t *r, int status, const char *content_type, size_t bytes);
 void http_respond_empty(http_request_t *r, int status);
 /* Maps a data-layer failure to 503 unavailable (or 500 internal for a refused query). */
 void http_respond_db_error(http_request_t *r, db_status_t status);
@@ -257,5 +267,87 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
 typedef void (*http_cpu_work_fn)(void *arg);
 typedef void (*http_cpu_done_fn)(http_request_t *r, void *arg);
 int http_cpu(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg);
+
+/* -------------------------------------------- multipart/form-data uploads (pure) ---- */
+/*
+ * A streaming parser for multipart/form-data (RFC 7578 over RFC 2046), fed the request body
+ * in chunks as they arrive. A part's content is never buffered: bytes that cannot begin a
+ * delimiter go to part_data at once, from the caller's chunk. Only a part's header block is
+ * held, up to max_header_bytes. The delimiter may be split across chunks at any byte, and
+ * the callbacks, status and data are the same however the body is cut.
+ *
+ * Line endings are CRLF only, in headers as in delimiter lines: a bare CR or LF in a header
+ * block is malformed (content must be split on CRLF "--boundary" anyway, and browsers, curl
+ * and the usual client libraries all send CRLF). Folded header lines are malformed. The
+ * preamble and the epilogue are ignored; a body whose first delimiter is the close
+ * delimiter has no parts and is well-formed (the caller decides what it needs).
+ */
+
+#define HTTP_MULTIPART_BOUNDARY_MAX   70 /* RFC 2046 */
+#define HTTP_MULTIPART_HEADER_MAX_CAP 65536
+
+/* The boundary parameter of a Content-Type value "multipart/form-data; boundary=..." (type
+ * and parameter names case-insensitive, value a token or a quoted string), when it is 1..70
+ * characters of RFC 2046's set without a trailing space. Writes it NUL-terminated to out.
+ * Returns its length, or -1 (not form-data, no or two boundaries, bad value, outlen short). */
+int http_multipart_boundary(const char *content_type, size_t len, char *out, size_t outlen);
+
+typedef enum {
+    HTTP_MULTIPART_OK = 0,
+    HTTP_MULTIPART_ERR_NO_DELIMITER,     /* no delimiter line in the body, or past max_preamble */
+    HTTP_MULTIPART_ERR_BOUNDARY_LINE,    /* a delimiter followed by other than "--" or padding CRLF */
+    HTTP_MULTIPART_ERR_HEADER_TOO_LONG,  /* a part's header block exceeds max_header_bytes */
+    HTTP_MULTIPART_ERR_HEADER_MALFORMED, /* a bad header line, parameter or escape; a repeated field */
+    HTTP_MULTIPART_ERR_NOT_FORM_DATA,    /* no Content-Disposition, or not "form-data" */
+    HTTP_MULTIPART_ERR_NO_NAME,          /* Content-Disposition without a non-empty name */
+    HTTP_MULTIPART_ERR_NUL_IN_NAME,      /* filename* decodes to a NUL (a raw NUL is malformed) */
+    HTTP_MULTIPART_ERR_TOO_MANY_PARTS,   /* more than max_parts */
+    HTTP_MULTIPART_ERR_TRUNCATED,        /* from finish: the body ended before the close delimiter */
+    HTTP_MULTIPART_ERR_ABORTED,          /* a callback returned non-zero */
+} http_multipart_status_t;
+
+/* A stable snake_case word for logs and 400 messages ("header_too_long"). */
+const char *http_multipart_status_name(http_multipart_status_t status);
+
+typedef struct {
+    size_t max_header_bytes; /* per part, every header line and CRLF with the blank line: 1..CAP */
+    int max_parts;           /* >= 1 */
+    size_t max_preamble;     /* bytes before the first delimiter; 0: no limit */
+} http_multipart_limits_t;
+
+/* Valid during part_begin only: copy what must outlive it. Strings are NUL-terminated and
+ * hold no NUL; filename is decoded (filename* preferred over filename) but not validated. */
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *filename; /* NULL when absent; "" when sent empty */
+    size_t filename_len;
+    const char *content_type; /* NULL when absent; the header value, trimmed */
+    size_t content_type_len;
+    int index; /* 0 for the first part */
+} http_multipart_part_t;
+
+/* Each may be NULL. A non-zero return stops the parse with HTTP_MULTIPART_ERR_ABORTED.
+ * part_data gets a part's content in pieces of any size (never empty); part_end runs once
+ * the part's closing delimiter line is complete, so a part without part_end is unfinished. */
+typedef struct {
+    int (*part_begin)(void *user, const http_multipart_part_t *part);
+    int (*part_data)(void *user, const char *data, size_t len);
+    int (*part_end)(void *user);
+} http_multipart_callbacks_t;
+
+typedef struct http_multipart http_multipart_t;
+
+/* One allocation, about twice max_header_bytes; nothing is allocated while feeding.
+ * boundary is the value from http_multipart_boundary (copied); limits and callbacks are
+ * copied (callbacks may be NULL). NULL on a bad boundary or limits, or out of memory. */
+http_multipart_t *http_multipart_new(const char *boundary, size_t len, const http_multipart_limits_t *limits,
+                                     const http_multipart_callbacks_t *callbacks, void *user);
+/* Parses the next bytes of the body. The first error is final: later calls return it and
+ * run no callback. Data after the close delimiter (the epilogue) is ignored. */
+http_multipart_status_t http_multipart_feed(http_multipart_t *p, const char *data, size_t len);
+/* The body has ended: OK only if the close delimiter was seen and nothing failed. */
+http_multipart_status_t http_multipart_finish(http_multipart_t *p);
+void http_multipart_free(http_multipart_t *p);
 
 #endif

@@ -216,16 +216,17 @@ static void http_record(http_request_t *r, int status, size_t bytes)
     }
 }
 
-/* Every response leaves through here: one place for the common headers, metrics and log. */
-static void http_send(http_request_t *r, int status, const char *content_type, const char *body, size_t len)
+/* Status, reason and the common headers of every response; the metrics and log record.
+ * Returns libh2o's request, or NULL when there is nobody to answer (or it was answered). */
+h2o_req_t *http_response_begin(http_request_t *r, int status, const char *content_type, size_t bytes)
 {
     if (r->responded)
-        return;
+        return NULL;
     r->responded = 1;
     r->status = status;
     h2o_req_t *req = r->h2o;
     if (req == NULL)
-        return;
+        return NULL;
     static const char *const reasons[600] = {
         [200] = "OK",
         [201] = "Created",
@@ -233,6 +234,7 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
         [204] = "No Content",
         [206] = "Partial Content",
         [304] = "Not Modified",
+        [416] = "Range Not Satisfiable",
         [400] = "Bad Request",
         [401] = "Unauthorized",
         [403] = "Forbidden",
@@ -255,7 +257,16 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                        strlen(content_type));
-    http_record(r, status, len);
+    http_record(r, status, bytes);
+    return req;
+}
+
+/* Every response leaves through here: one place for the common headers, metrics and log. */
+static void http_send(http_request_t *r, int status, const char *content_type, const char *body, size_t len)
+{
+    h2o_req_t *req = http_response_begin(r, status, content_type, len);
+    if (req == NULL)
+        return;
     /* h2o_send_inline copies the body; the final send may destroy req (and drop libh2o's
      * reference to r) before it returns, hence the extra reference. */
     http_request_retain(r);

@@ -100,7 +100,8 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
                                int interval_s);
 
 /* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
- * auth.purge (hourly: expired sessions, one-time tokens, revocations); and,
+ * auth.purge (hourly: expired sessions, one-time tokens, revocations), file.process (an
+ * upload's analysis); and,
  * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
  * the benchmark. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
@@ -138,6 +139,40 @@ char *jobs_pool_metrics_text(const jobs_pool_t *pool);
 
 /* The lease owner name of this pool (host:pid:random), for logs and tests. */
 const char *jobs_pool_owner(const jobs_pool_t *pool);
+
+/* ---------------------------------------------------------- file analysis ---- */
+
+/* The analysis of an uploaded file (kind file.process, queue long): pure code that reads the
+ * file once, front to back, and returns the File's `analysis` as compact JSON text:
+ *   csv/tsv  {"format":"csv"|"tsv","delimiter":",","rows":N,"ragged_rows":N,
+ *             "columns":[{"name":"...","type":"integer"|"number"|"boolean"|"string"|"empty",
+ *                         "missing":N}, ...]}        ("columns_omitted":N past 4096 columns)
+ *   ipynb    {"format":"ipynb","cells":N,"code_cells":N,"markdown_cells":N,"language":"python"|null}
+ *   other    {"format":"binary"}
+ * A file that does not parse as its kind is still analysed: {"format":...,"error":"why"}.
+ * The rules (types, delimiter sniffing, ragged rows) are in file_analysis.c. */
+
+typedef enum { JOBS_FILE_BINARY, JOBS_FILE_CSV, JOBS_FILE_TSV, JOBS_FILE_NOTEBOOK } jobs_file_kind_t;
+
+/* The kind a file is analysed as: a specific content type decides (text/csv, text/tab-separated-
+ * values, application/x-ipynb+json, ...); with a generic one (none, application/octet-stream,
+ * text/plain, application/json, application/vnd.ms-excel: what browsers send for .csv on
+ * Windows) the name's extension does (.csv, .tsv, .tab, .ipynb, case-insensitive). Both may
+ * be NULL. */
+jobs_file_kind_t jobs_file_kind(const char *name, const char *content_type);
+
+/* The analysis JSON (malloc'd, the caller frees), or NULL with err set when the file cannot be
+ * read (missing, e.g. deleted while processing; unreadable; not a regular file) or memory
+ * runs out; errno then says which (ENOENT: the file does not exist, ENOMEM, EISDIR, or the
+ * failed open's or read's). err never holds the path. CSV streams through a 64 KiB buffer: memory does not
+ * grow with the file. */
+char *jobs_file_analyze(const char *path, const char *name, const char *content_type, char *err,
+                        size_t errlen);
+
+/* The same for one kind, on an open file read from its current offset (not closed here).
+ * delimiter 0 (or '"', CR, LF): sniffed among , \t ; | from the start of the file. */
+char *jobs_file_analyze_csv(int fd, char delimiter, char *err, size_t errlen);
+char *jobs_file_analyze_notebook(int fd, char *err, size_t errlen);
 
 /* ------------------------------------------------- operators (blocking) ---- */
 

@@ -35,6 +35,7 @@ int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 /* The shipped kinds (email.c) and the test kinds (test_kinds.c). */
 int jobs_email_register(jobs_registry_t *registry);
 int jobs_maintenance_register(jobs_registry_t *registry);
+int jobs_file_process_register(jobs_registry_t *registry);
 int jobs_test_kinds_register(jobs_registry_t *registry);
 
 /* ---------------------------------------------------------- blocking libpq ---- */

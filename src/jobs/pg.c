@@ -47,10 +47,15 @@ PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char
     return conn;
 }
 
+/* The queue's own statements are prepared on every worker connection; others (a kind's,
+ * like file.process's) run unprepared: they are not hot, and a statement whose table a
+ * migration has not made yet then fails alone instead of the connection. */
 PGresult *jobs_pg_exec(PGconn *conn, db_stmt_id_t id, const char *const *values)
 {
     const db_stmt_def_t *def = db_stmt_get(id);
-    return PQexecPrepared(conn, def->name, def->nparams, values, NULL, NULL, 0);
+    if (id >= DB_STMT_JOB_ENQUEUE && id <= DB_STMT_AUTH_PURGE)
+        return PQexecPrepared(conn, def->name, def->nparams, values, NULL, NULL, 0);
+    return PQexecParams(conn, def->sql, def->nparams, NULL, values, NULL, NULL, 0);
 }
 
 int jobs_pg_alive(PGconn *conn)

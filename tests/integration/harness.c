@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -131,6 +132,9 @@ static pid_t harness_spawn(char **envp, const char *args, const char *out_path)
     argv[argc] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that dies (a failed assertion aborts it) takes its servers along: a server
+         * left running would keep taking the next runs' jobs from the shared database. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);

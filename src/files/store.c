@@ -1,0 +1,175 @@
+#include "files/files.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int files_fail(char *err, size_t errlen, const char *what)
+{
+    int saved = errno;
+    snprintf(err, errlen, "%s: %s", what, strerror(saved));
+    errno = saved;
+    return -1;
+}
+
+static int files_mkdir(const char *path)
+{
+    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* fsync of a directory, so that an entry made or removed in it is durable. */
+static int files_sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int files_path(const char *dir, const char *id, char *out, size_t outlen)
+{
+    if (strlen(id) != 36)
+        return -1;
+    for (int i = 0; i < 36; i++)
+        if (!(isxdigit((unsigned char)id[i]) || ((i == 8 || i == 13 || i == 18 || i == 23) && id[i] == '-')))
+            return -1;
+    int n = snprintf(out, outlen, "%s/%.2s/%.2s/%s", dir, id, id + 2, id);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+int files_upload_begin(files_upload_t *u, const char *dir, size_t capacity, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->fd = -1;
+    char tmp_dir[PATH_MAX];
+    if (snprintf(tmp_dir, sizeof(tmp_dir), "%s/tmp", dir) >= (int)sizeof(tmp_dir) ||
+        snprintf(u->tmp_path, sizeof(u->tmp_path), "%s/upload.XXXXXX", tmp_dir) >= (int)sizeof(u->tmp_path)) {
+        errno = ENAMETOOLONG;
+        return files_fail(err, errlen, "uploads.dir");
+    }
+    if (files_mkdir(dir) != 0 || files_mkdir(tmp_dir) != 0)
+        return files_fail(err, errlen, "cannot create the upload directory");
+    u->fd = mkstemp(u->tmp_path);
+    if (u->fd < 0) {
+        u->tmp_path[0] = '\0';
+        return files_fail(err, errlen, "cannot create a temporary file");
+    }
+    /* Reserved now, so that filling the mapping cannot run out of space (which would be a
+     * SIGBUS on the loop). */
+    int rc = capacity > 0 ? posix_fallocate(u->fd, 0, (off_t)capacity) : 0;
+    if (rc != 0) {
+        errno = rc;
+        files_fail(err, errlen, "cannot reserve space");
+        files_upload_abort(u);
+        errno = rc;
+        return -1;
+    }
+    if (capacity > 0) {
+        void *map = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, u->fd, 0);
+        if (map == MAP_FAILED) {
+            files_fail(err, errlen, "cannot map the temporary file");
+            int saved = errno;
+            files_upload_abort(u);
+            errno = saved;
+            return -1;
+        }
+        u->map = map;
+    }
+    u->capacity = capacity;
+    return 0;
+}
+
+static void files_hex(const unsigned char *digest, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* Hash, unmap, cut to the content's length, fsync: the temporary file holds the upload. */
+static int files_upload_seal(files_upload_t *u, char sha256[65], char *err, size_t errlen)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(u->len > 0 ? u->map : (const unsigned char *)"", u->len, digest, &n, EVP_sha256(), NULL) !=
+            1 ||
+        n != 32) {
+        errno = EIO;
+        return files_fail(err, errlen, "cannot hash the upload");
+    }
+    files_hex(digest, sha256);
+    if (u->map != NULL && msync(u->map, u->capacity, MS_SYNC) != 0)
+        return files_fail(err, errlen, "cannot write the upload");
+    if (u->map != NULL)
+        munmap(u->map, u->capacity);
+    u->map = NULL;
+    if (ftruncate(u->fd, (off_t)u->len) != 0 || fsync(u->fd) != 0)
+        return files_fail(err, errlen, "cannot write the upload");
+    return 0;
+}
+
+/* Renames the sealed temporary file to its place, making the fan-out directories. */
+static int files_upload_place(files_upload_t *u, const char *dir, const char *id, char *err, size_t errlen)
+{
+    char path[PATH_MAX], level1[PATH_MAX], level2[PATH_MAX];
+    if (files_path(dir, id, path, sizeof(path)) != 0) {
+        errno = EINVAL;
+        return files_fail(err, errlen, "bad file id");
+    }
+    snprintf(level1, sizeof(level1), "%s/%.2s", dir, id);
+    snprintf(level2, sizeof(level2), "%s/%.2s/%.2s", dir, id, id + 2);
+    if (files_mkdir(level1) != 0 || files_mkdir(level2) != 0)
+        return files_fail(err, errlen, "cannot create the file's directory");
+    if (rename(u->tmp_path, path) != 0)
+        return files_fail(err, errlen, "cannot move the upload into place");
+    u->tmp_path[0] = '\0';
+    if (files_sync_dir(level2) != 0 || files_sync_dir(level1) != 0)
+        return files_fail(err, errlen, "cannot make the file durable");
+    return 0;
+}
+
+int files_upload_commit(files_upload_t *u, const char *dir, const char *id, char sha256[65], char *err,
+                        size_t errlen)
+{
+    int rc =
+        files_upload_seal(u, sha256, err, errlen) == 0 ? files_upload_place(u, dir, id, err, errlen) : -1;
+    int saved = errno;
+    files_upload_abort(u);
+    errno = saved;
+    return rc;
+}
+
+void files_upload_abort(files_upload_t *u)
+{
+    if (u->map != NULL)
+        munmap(u->map, u->capacity);
+    u->map = NULL;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->tmp_path[0] != '\0')
+        unlink(u->tmp_path);
+    u->tmp_path[0] = '\0';
+}
+
+int files_remove(const char *dir, const char *id)
+{
+    char path[PATH_MAX];
+    if (files_path(dir, id, path, sizeof(path)) != 0)
+        return -1;
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}

@@ -1,0 +1,231 @@
+/*
+ * Files (contract: /api/v1/files): the upload is files_upload.c; here the listing, one
+ * file's record and its deletion. Another user's file is 404, never 403; superusers and
+ * admins may read anybody's. Lists are newest first with the cursor "<created_at in Unix
+ * microseconds>.<id>".
+ */
+#include "handlers/handlers.h"
+
+#include "files/files.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FILES_LIMIT_DEFAULT 20
+#define FILES_LIMIT_MAX     100
+
+typedef struct {
+    int limit;
+    char cursor_us[24];
+    char cursor_id[40];
+    int has_cursor;
+} files_list_t;
+
+/* "<digits>.<uuid>", as files_list_page writes it. */
+static int files_parse_cursor(files_list_t *l, const char *cursor, size_t len)
+{
+    const char *dot = memchr(cursor, '.', len);
+    size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
+    if (digits == 0 || digits > 18 || !handlers_uuid_valid(dot + 1, len - digits - 1))
+        return -1;
+    for (size_t i = 0; i < digits; i++)
+        if (!isdigit((unsigned char)cursor[i]))
+            return -1;
+    memcpy(l->cursor_us, cursor, digits);
+    l->cursor_us[digits] = '\0';
+    memcpy(l->cursor_id, dot + 1, 36);
+    l->cursor_id[36] = '\0';
+    l->has_cursor = 1;
+    return 0;
+}
+
+static int files_parse_list(http_request_t *r, files_list_t *l)
+{
+    char buf[96];
+    int n = http_query_param(r, "limit", buf, sizeof(buf));
+    l->limit = FILES_LIMIT_DEFAULT;
+    if (n >= 0) {
+        char *end = NULL;
+        long v = strtol(buf, &end, 10);
+        if (n == 0 || *end != '\0' || v < 1 || v > FILES_LIMIT_MAX)
+            return -1;
+        l->limit = (int)v;
+    }
+    n = http_query_param(r, "cursor", buf, sizeof(buf));
+    return n == -2 || (n >= 0 && files_parse_cursor(l, buf, (size_t)n) != 0) ? -1 : 0;
+}
+
+static void files_list_page(http_request_t *r, const db_reply_t *reply)
+{
+    files_list_t *l = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    PGresult *res = reply->results[0];
+    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
+    json_t *items = json_array();
+    for (int i = 0; i < shown; i++) {
+        json_t *file = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+        json_array_append_new(items, file != NULL ? file : json_null());
+    }
+    json_t *next = json_null();
+    if (rows > l->limit) { /* one row more than asked: there is a next page */
+        char cursor[80];
+        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 1),
+                 PQgetvalue(res, shown - 1, 2));
+        next = json_string(cursor);
+    }
+    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+static void files_list_ok(http_request_t *r, handlers_user_t *user)
+{
+    files_list_t list = {0};
+    if (files_parse_list(r, &list) != 0) {
+        http_respond_error(r, 400, "bad_request", "limit is 1 to 100; cursor must be as given", NULL);
+        return;
+    }
+    char owner[64];
+    snprintf(owner, sizeof(owner), "%s", user->id);
+    files_list_t *l = handlers_state_replace(r, sizeof(*l), free);
+    if (l == NULL)
+        return;
+    *l = list;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", l->limit + 1);
+    const char *values[] = {owner, limit, l->has_cursor ? l->cursor_us : NULL,
+                            l->has_cursor ? l->cursor_id : NULL};
+    db_query_t q = {.stmt = DB_STMT_FILE_LIST, .nparams = 4, .values = values};
+    http_pg(r, &q, 1, files_list_page);
+}
+
+static void files_list(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, files_list_ok);
+}
+
+/* ------------------------------------------------------------ one file ---- */
+
+/* The file's id from the path into out, or 404. */
+int handlers_file_target(http_request_t *r, char out[37])
+{
+    size_t len = 0;
+    const char *id = http_param(r, "id", &len);
+    if (id == NULL || !handlers_uuid_valid(id, len)) {
+        http_respond_error(r, 404, "not_found", "no such file", NULL);
+        return -1;
+    }
+    memcpy(out, id, 36);
+    out[36] = '\0';
+    return 0;
+}
+
+const char *handlers_file_owner_filter(const handlers_user_t *user)
+{
+    return handlers_role_rank(user->role) >= 2 ? NULL : user->id;
+}
+
+static void files_shown(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 404, "not_found", "no such file", NULL);
+        return;
+    }
+    handlers_respond_wrapped(r, 200, "file", PQgetvalue(reply->results[0], 0, 0));
+}
+
+static void files_get_ok(http_request_t *r, handlers_user_t *user)
+{
+    char id[37];
+    if (handlers_file_target(r, id) != 0)
+        return;
+    const char *values[] = {id, handlers_file_owner_filter(user)};
+    db_query_t q = {.stmt = DB_STMT_FILE_GET, .nparams = 2, .values = values};
+    http_pg(r, &q, 1, files_shown);
+}
+
+static void files_get(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, files_get_ok);
+}
+
+/* -------------------------------------------------------------- delete ---- */
+
+typedef struct {
+    const char *dir;
+    char id[37];
+} files_delete_t;
+
+static void files_unlink_work(void *arg)
+{
+    files_delete_t *d = arg;
+    files_remove(d->dir, d->id);
+}
+
+static void files_unlinked(http_request_t *r, void *arg)
+{
+    (void)arg;
+    http_respond_empty(r, 204);
+}
+
+/* The row goes first: once it is gone nobody can be served the bytes, which then go too (a
+ * crash in between leaves bytes without a row, never a row without bytes). */
+static void files_deleted(http_request_t *r, const db_reply_t *reply)
+{
+    files_delete_t *d = r->state;
+    if (reply->status != DB_OK) {
+        http_respond_db_error(r, reply->status);
+        return;
+    }
+    if (PQntuples(reply->results[0]) != 1) {
+        http_respond_error(r, 404, "not_found", "no such file", NULL);
+        return;
+    }
+    if (http_cpu(r, files_unlink_work, files_unlinked, d) != 0) {
+        files_remove(d->dir, d->id); /* the pool is saturated: one unlink here beats a leak */
+        http_respond_empty(r, 204);
+    }
+}
+
+static void files_delete_ok(http_request_t *r, handlers_user_t *user)
+{
+    char id[37];
+    if (handlers_file_target(r, id) != 0)
+        return;
+    char owner[64];
+    const char *filter = handlers_file_owner_filter(user);
+    if (filter != NULL)
+        snprintf(owner, sizeof(owner), "%s", filter);
+    files_delete_t *d = handlers_state_replace(r, sizeof(*d), free);
+    if (d == NULL)
+        return;
+    d->dir = ((const handlers_app_t *)r->app)->cfg->uploads.dir;
+    memcpy(d->id, id, sizeof(d->id));
+    const char *values[] = {d->id, filter != NULL ? owner : NULL};
+    db_query_t q = {.stmt = DB_STMT_FILE_DELETE, .nparams = 2, .values = values};
+    http_pg(r, &q, 1, files_deleted);
+}
+
+static void files_delete(http_request_t *r)
+{
+    handlers_authenticate_or_key(r, files_delete_ok);
+}
+
+int handlers_files_register(http_router_t *router, char *err, size_t errlen)
+{
+    static const http_route_t routes[] = {
+        {"POST", "/api/v1/files", handlers_files_upload, 0, 0},
+        {"GET", "/api/v1/files", files_list, 0, 0},
+        {"GET", "/api/v1/files/{id}", files_get, 0, 0},
+        {"DELETE", "/api/v1/files/{id}", files_delete, 0, 0},
+        {"GET", "/api/v1/files/{id}/content", handlers_files_content, 0, 0},
+    };
+    return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
+}
