@@ -10,37 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ADMIN_LIMIT_DEFAULT 20
-#define ADMIN_LIMIT_MAX     100
-
-/* ------------------------------------------------------------------ listing ---- */
-
 typedef struct {
-    int limit;
+    handlers_page_t page;
     char q[256 * 2 + 1]; /* escaped for LIKE */
     int has_q;
-    char cursor_us[24];
-    char cursor_id[40];
-    int has_cursor;
 } admin_list_t;
-
-/* "<digits>.<uuid>", as admin_list_page writes it. */
-static int admin_parse_cursor(admin_list_t *l, const char *cursor, size_t len)
-{
-    const char *dot = memchr(cursor, '.', len);
-    size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
-    if (digits == 0 || digits > 18 || !handlers_uuid_valid(dot + 1, len - digits - 1)) /* 18: within bigint */
-        return -1;
-    for (size_t i = 0; i < digits; i++)
-        if (!isdigit((unsigned char)cursor[i]))
-            return -1;
-    memcpy(l->cursor_us, cursor, digits);
-    l->cursor_us[digits] = '\0';
-    memcpy(l->cursor_id, dot + 1, 36);
-    l->cursor_id[36] = '\0';
-    l->has_cursor = 1;
-    return 0;
-}
 
 /* Lower-cases and escapes LIKE's metacharacters, so q only ever matches as a prefix. */
 static int admin_parse_q(admin_list_t *l, const char *q, size_t len)
@@ -64,46 +38,15 @@ static int admin_parse_q(admin_list_t *l, const char *q, size_t len)
 static int admin_parse_list(http_request_t *r, admin_list_t *l)
 {
     char buf[600];
-    int n = http_query_param(r, "limit", buf, sizeof(buf));
-    l->limit = ADMIN_LIMIT_DEFAULT;
-    if (n >= 0) {
-        char *end = NULL;
-        long v = strtol(buf, &end, 10);
-        if (n == 0 || *end != '\0' || v < 1 || v > ADMIN_LIMIT_MAX)
-            return -1;
-        l->limit = (int)v;
-    }
-    if ((n = http_query_param(r, "cursor", buf, sizeof(buf))) == -2 ||
-        (n >= 0 && admin_parse_cursor(l, buf, (size_t)n) != 0))
+    if (handlers_parse_page(r, &l->page) != 0)
         return -1;
-    if ((n = http_query_param(r, "q", buf, sizeof(buf))) == -2 ||
-        (n >= 0 && admin_parse_q(l, buf, (size_t)n) != 0))
-        return -1;
-    return 0;
+    int n = http_query_param(r, "q", buf, sizeof(buf));
+    return n == -2 || (n >= 0 && admin_parse_q(l, buf, (size_t)n) != 0) ? -1 : 0;
 }
 
 static void admin_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    admin_list_t *l = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    PGresult *res = reply->results[0];
-    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
-    json_t *items = json_array();
-    for (int i = 0; i < shown; i++) {
-        json_t *user = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-        json_array_append_new(items, user != NULL ? user : json_null());
-    }
-    json_t *next = json_null();
-    if (rows > l->limit) { /* one row more than asked: there is a next page */
-        char cursor[80];
-        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 1),
-                 PQgetvalue(res, shown - 1, 2));
-        next = json_string(cursor);
-    }
-    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+    handlers_respond_page(r, reply, ((admin_list_t *)r->state)->page.limit, 2);
 }
 
 static void admin_list_ok(http_request_t *r, handlers_user_t *user)
@@ -118,9 +61,9 @@ static void admin_list_ok(http_request_t *r, handlers_user_t *user)
         return;
     *l = list;
     char limit[16];
-    snprintf(limit, sizeof(limit), "%d", l->limit + 1);
-    const char *values[] = {l->has_q ? l->q : NULL, limit, l->has_cursor ? l->cursor_us : NULL,
-                            l->has_cursor ? l->cursor_id : NULL};
+    snprintf(limit, sizeof(limit), "%d", l->page.limit + 1);
+    const char *values[] = {l->has_q ? l->q : NULL, limit, l->page.has_cursor ? l->page.cursor_us : NULL,
+                            l->page.has_cursor ? l->page.cursor_id : NULL};
     db_query_t q = {.stmt = DB_STMT_ADMIN_USER_LIST, .nparams = 4, .values = values};
     http_pg(r, &q, 1, admin_list_page);
 }
@@ -134,28 +77,12 @@ static void admin_list(http_request_t *r)
 
 static int admin_target(http_request_t *r, char out[37])
 {
-    size_t len = 0;
-    const char *id = http_param(r, "id", &len);
-    if (id == NULL || !handlers_uuid_valid(id, len)) {
-        http_respond_error(r, 404, "not_found", "no such user", NULL);
-        return -1;
-    }
-    memcpy(out, id, 36);
-    out[36] = '\0';
-    return 0;
+    return handlers_path_id(r, "no such user", out);
 }
 
 static void admin_user_shown(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    if (PQntuples(reply->results[0]) != 1) {
-        http_respond_error(r, 404, "not_found", "no such user", NULL);
-        return;
-    }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_row(r, reply, 200, "user", "no such user");
 }
 
 static void admin_get_ok(http_request_t *r, handlers_user_t *user)

@@ -1,99 +1,34 @@
 /*
  * Files (contract: /api/v1/files): the upload is files_upload.c; here the listing, one
  * file's record and its deletion. Another user's file is 404, never 403; superusers and
- * admins may read anybody's. Lists are newest first with the cursor "<created_at in Unix
- * microseconds>.<id>".
+ * admins may read anybody's. Lists are newest first (listing.c's time cursor).
  */
 #include "handlers/handlers.h"
 
 #include "files/files.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define FILES_LIMIT_DEFAULT 20
-#define FILES_LIMIT_MAX     100
-
-typedef struct {
-    int limit;
-    char cursor_us[24];
-    char cursor_id[40];
-    int has_cursor;
-} files_list_t;
-
-/* "<digits>.<uuid>", as files_list_page writes it. */
-static int files_parse_cursor(files_list_t *l, const char *cursor, size_t len)
-{
-    const char *dot = memchr(cursor, '.', len);
-    size_t digits = dot != NULL ? (size_t)(dot - cursor) : 0;
-    if (digits == 0 || digits > 18 || !handlers_uuid_valid(dot + 1, len - digits - 1))
-        return -1;
-    for (size_t i = 0; i < digits; i++)
-        if (!isdigit((unsigned char)cursor[i]))
-            return -1;
-    memcpy(l->cursor_us, cursor, digits);
-    l->cursor_us[digits] = '\0';
-    memcpy(l->cursor_id, dot + 1, 36);
-    l->cursor_id[36] = '\0';
-    l->has_cursor = 1;
-    return 0;
-}
-
-static int files_parse_list(http_request_t *r, files_list_t *l)
-{
-    char buf[96];
-    int n = http_query_param(r, "limit", buf, sizeof(buf));
-    l->limit = FILES_LIMIT_DEFAULT;
-    if (n >= 0) {
-        char *end = NULL;
-        long v = strtol(buf, &end, 10);
-        if (n == 0 || *end != '\0' || v < 1 || v > FILES_LIMIT_MAX)
-            return -1;
-        l->limit = (int)v;
-    }
-    n = http_query_param(r, "cursor", buf, sizeof(buf));
-    return n == -2 || (n >= 0 && files_parse_cursor(l, buf, (size_t)n) != 0) ? -1 : 0;
-}
-
 static void files_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    files_list_t *l = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    PGresult *res = reply->results[0];
-    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
-    json_t *items = json_array();
-    for (int i = 0; i < shown; i++) {
-        json_t *file = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-        json_array_append_new(items, file != NULL ? file : json_null());
-    }
-    json_t *next = json_null();
-    if (rows > l->limit) { /* one row more than asked: there is a next page */
-        char cursor[80];
-        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 1),
-                 PQgetvalue(res, shown - 1, 2));
-        next = json_string(cursor);
-    }
-    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+    handlers_respond_page(r, reply, ((handlers_page_t *)r->state)->limit, 2);
 }
 
 static void files_list_ok(http_request_t *r, handlers_user_t *user)
 {
-    files_list_t list = {0};
-    if (files_parse_list(r, &list) != 0) {
+    handlers_page_t page = {0};
+    if (handlers_parse_page(r, &page) != 0) {
         http_respond_error(r, 400, "bad_request", "limit is 1 to 100; cursor must be as given", NULL);
         return;
     }
     char owner[64];
     snprintf(owner, sizeof(owner), "%s", user->id);
-    files_list_t *l = handlers_state_replace(r, sizeof(*l), free);
+    handlers_page_t *l = handlers_state_replace(r, sizeof(*l), free);
     if (l == NULL)
         return;
-    *l = list;
+    *l = page;
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", l->limit + 1);
     const char *values[] = {owner, limit, l->has_cursor ? l->cursor_us : NULL,
@@ -109,18 +44,9 @@ static void files_list(http_request_t *r)
 
 /* ------------------------------------------------------------ one file ---- */
 
-/* The file's id from the path into out, or 404. */
 int handlers_file_target(http_request_t *r, char out[37])
 {
-    size_t len = 0;
-    const char *id = http_param(r, "id", &len);
-    if (id == NULL || !handlers_uuid_valid(id, len)) {
-        http_respond_error(r, 404, "not_found", "no such file", NULL);
-        return -1;
-    }
-    memcpy(out, id, 36);
-    out[36] = '\0';
-    return 0;
+    return handlers_path_id(r, "no such file", out);
 }
 
 const char *handlers_file_owner_filter(const handlers_user_t *user)
@@ -130,15 +56,7 @@ const char *handlers_file_owner_filter(const handlers_user_t *user)
 
 static void files_shown(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    if (PQntuples(reply->results[0]) != 1) {
-        http_respond_error(r, 404, "not_found", "no such file", NULL);
-        return;
-    }
-    handlers_respond_wrapped(r, 200, "file", PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_row(r, reply, 200, "file", "no such file");
 }
 
 static void files_get_ok(http_request_t *r, handlers_user_t *user)

@@ -98,6 +98,28 @@ void handlers_respond_user(http_request_t *r, int status, const char *user_json)
 /* Is s a UUID in its 36-character text form (checked before PostgreSQL casts it)? */
 int handlers_uuid_valid(const char *s, size_t len);
 
+/* Lists and single rows (listing.c). */
+typedef struct {
+    int limit;
+    char cursor_us[24];
+    char cursor_id[40];
+    int has_cursor;
+} handlers_page_t;
+/* ?limit= (1..100, default 20). Returns 0, or -1 when malformed (the caller answers 400). */
+int handlers_parse_limit(http_request_t *r, int *limit);
+/* ?cursor= as handlers_respond_page writes it for (created_at, id) lists. 0 or -1. */
+int handlers_parse_time_cursor(http_request_t *r, handlers_page_t *page);
+/* Both. 0 or -1. */
+int handlers_parse_page(http_request_t *r, handlers_page_t *page);
+/* {"items": [column 0 of each row as JSON], "next_cursor"} from a statement asked for limit+1
+ * rows; the cursor is column 1 (cursor_columns 1) or "column1.column2" (2). */
+void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int cursor_columns);
+/* The {id} of the path (a UUID) into out, or 404 not_found answered with the message. */
+int handlers_path_id(http_request_t *r, const char *not_found, char out[37]);
+/* {"<name>": column 0} of the one row, 404 when there is none, or the data layer's error. */
+void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int status, const char *name,
+                          const char *not_found);
+
 /* Frees the request's state (e.g. the authentication's, once its callback has copied what it
  * needs) and gives it a zeroed one of `size` bytes freed by free_fn. On failure answers 500
  * and returns NULL. */

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOBS_LIMIT_DEFAULT 20
-#define JOBS_LIMIT_MAX     100
-
 typedef struct {
     int limit;
     char state[16];
@@ -45,16 +42,9 @@ static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
                                          "failed", "dead",    "cancelled", NULL};
     static const char *const queues[] = {"short", "medium", "long", NULL};
     char buf[64];
-    int n = http_query_param(r, "limit", buf, sizeof(buf));
-    l->limit = JOBS_LIMIT_DEFAULT;
-    if (n >= 0) {
-        char *end = NULL;
-        long v = strtol(buf, &end, 10);
-        if (n == 0 || *end != '\0' || v < 1 || v > JOBS_LIMIT_MAX)
-            return -1;
-        l->limit = (int)v;
-    }
-    n = http_query_param(r, "cursor", l->cursor, sizeof(l->cursor));
+    if (handlers_parse_limit(r, &l->limit) != 0)
+        return -1;
+    int n = http_query_param(r, "cursor", l->cursor, sizeof(l->cursor));
     l->has_cursor = n >= 0;
     if (n == -2 || (n >= 0 && !handlers_uuid_valid(l->cursor, (size_t)n)))
         return -1;
@@ -67,21 +57,7 @@ static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
 
 static void jobs_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    jobs_list_t *l = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    PGresult *res = reply->results[0];
-    int rows = PQntuples(res), shown = rows > l->limit ? l->limit : rows;
-    json_t *items = json_array();
-    for (int i = 0; i < shown; i++) {
-        json_t *job = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-        json_array_append_new(items, job != NULL ? job : json_null());
-    }
-    /* One row more than asked for: there is a next page, after the last one shown. */
-    json_t *next = rows > l->limit ? json_string(PQgetvalue(res, shown - 1, 1)) : json_null();
-    http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+    handlers_respond_page(r, reply, ((jobs_list_t *)r->state)->limit, 1);
 }
 
 static void jobs_list_for(http_request_t *r, const char *owner, int with_queue)
@@ -136,15 +112,7 @@ static void jobs_admin_list(http_request_t *r)
 /* The job's id from the path, or 404 (an id that is no UUID names no job). */
 static int jobs_target(http_request_t *r, char out[37])
 {
-    size_t len = 0;
-    const char *id = http_param(r, "id", &len);
-    if (id == NULL || !handlers_uuid_valid(id, len)) {
-        http_respond_error(r, 404, "not_found", "no such job", NULL);
-        return -1;
-    }
-    memcpy(out, id, 36);
-    out[36] = '\0';
-    return 0;
+    return handlers_path_id(r, "no such job", out);
 }
 
 /* Superusers and admins see every job; a user only their own. */
@@ -155,15 +123,7 @@ static const char *jobs_owner_filter(const handlers_user_t *user)
 
 static void jobs_shown(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
-        return;
-    }
-    if (PQntuples(reply->results[0]) != 1) {
-        http_respond_error(r, 404, "not_found", "no such job", NULL);
-        return;
-    }
-    handlers_respond_wrapped(r, 200, "job", PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_row(r, reply, 200, "job", "no such job");
 }
 
 static void jobs_get_ok(http_request_t *r, handlers_user_t *user)

@@ -485,3 +485,43 @@ const char *harness_header(const harness_response_t *res, const char *name, char
     }
     return NULL;
 }
+
+/* ------------------------------------------------------------------ accounts ---- */
+
+static int harness_account_login(harness_account_t *a, const harness_server_t *s, const char *password)
+{
+    char url[256], body[512];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/login", s->https_base);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", a->email, password);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    harness_response_t r;
+    harness_request(&r, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
+    const char *start = r.status == 200 ? strstr(r.body, "\"access_token\":\"") : NULL;
+    const char *end = start != NULL ? strchr(start + 16, '"') : NULL;
+    int ok = end != NULL && (size_t)(end - start - 16) < sizeof(a->auth) - 32;
+    if (ok)
+        snprintf(a->auth, sizeof(a->auth), "Authorization: Bearer %.*s", (int)(end - start - 16), start + 16);
+    else
+        fprintf(stderr, "login of %s: status %ld, %s\n", a->email, r.status, r.body);
+    harness_response_free(&r);
+    return ok ? 0 : -1;
+}
+
+int harness_account_create(harness_account_t *a, const harness_server_t *s, PGconn *db,
+                           const char *const *env, const char *tag, const char *role, const char *password)
+{
+    static int seq;
+    snprintf(a->email, sizeof(a->email), "%s-%d-%d-%lld@example.com", tag, getpid(), ++seq, harness_now_ms());
+    char args[256], out[512], input[300];
+    snprintf(args, sizeof(args), "user create --email %s --role %s", a->email, role);
+    snprintf(input, sizeof(input), "%s\n", password);
+    if (harness_run_hydrant_input(out, sizeof(out), env, args, input) != 0) {
+        fprintf(stderr, "hydrant %s: %s\n", args, out);
+        return -1;
+    }
+    const char *values[] = {a->email};
+    PGresult *res = harness_sql(db, "SELECT id FROM users WHERE email = $1", 1, values);
+    snprintf(a->id, sizeof(a->id), "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return a->id[0] != '\0' ? harness_account_login(a, s, password) : -1;
+}

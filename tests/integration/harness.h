@@ -69,6 +69,20 @@ int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, 
 int harness_run_hydrant_input(char *out, size_t outlen, const char *const *extra_env, const char *args,
                               const char *input);
 
+/* ---- accounts ---- */
+
+typedef struct {
+    char email[128];
+    char id[40];
+    char auth[1100]; /* "Authorization: Bearer <access token>" */
+} harness_account_t;
+
+/* A fresh account (unique email from tag) made with `hydrant user create --role role` with
+ * the environment env, its id read through db, then logged in on s over HTTP/2. Returns 0, or
+ * -1 with the reason on stderr. */
+int harness_account_create(harness_account_t *a, const harness_server_t *s, PGconn *db,
+                           const char *const *env, const char *tag, const char *role, const char *password);
+
 /* ---- HTTP through libcurl ---- */
 
 enum { HARNESS_HTTP1 = 1, HARNESS_HTTP2 = 2 };

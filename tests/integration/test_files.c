@@ -41,36 +41,13 @@ static const char *server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
                                    env_dir,
                                    NULL};
 
-typedef struct {
-    char email[128];
-    char id[40];
-    char auth[1100]; /* "Authorization: Bearer ..." */
-} account_t;
+typedef harness_account_t account_t;
 
 static account_t alice, bob, carol;
 
 static void make_account(account_t *a, const char *tag, const char *role)
 {
-    snprintf(a->email, sizeof(a->email), "%s-%d-%lld@example.com", tag, getpid(), harness_now_ms());
-    char args[256], out[512];
-    snprintf(args, sizeof(args), "user create --email %s --role %s", a->email, role);
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, PASSWORD "\n"), 0);
-    const char *values[] = {a->email};
-    PGresult *res = harness_sql(db, "SELECT id FROM users WHERE email = $1", 1, values);
-    snprintf(a->id, sizeof(a->id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    char url[256], body[256];
-    snprintf(url, sizeof(url), "%s/api/v1/auth/login", server.https_base);
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", a->email, PASSWORD);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    harness_response_t r;
-    harness_request(&r, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
-    assert_int_equal(r.status, 200);
-    json_t *doc = json_loads(r.body, 0, NULL);
-    snprintf(a->auth, sizeof(a->auth), "Authorization: Bearer %s",
-             json_string_value(json_object_get(doc, "access_token")));
-    json_decref(doc);
-    harness_response_free(&r);
+    assert_int_equal(harness_account_create(a, &server, db, server_env, tag, role, PASSWORD), 0);
 }
 
 static int group_setup(void **state)

@@ -27,11 +27,7 @@ static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024", "HYDR
                                          "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
                                          "HYDRANT_JWT_SECRET=integration-test-secret-0123456789abcdef", NULL};
 
-typedef struct {
-    char email[128];
-    char id[40];
-    char token[1024];
-} account_t;
+typedef harness_account_t account_t;
 
 static account_t alice, bob, super;
 /* alice: a queued job (future), a dead one, a succeeded one; bob: a queued one. */
@@ -54,9 +50,7 @@ static long call(int protocol, const char *method, const char *path, const char 
 
 static long as(const account_t *who, int protocol, const char *method, const char *path, json_t **doc)
 {
-    char auth[1100];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", who->token);
-    return call(protocol, method, path, auth, doc);
+    return call(protocol, method, path, who->auth, doc);
 }
 
 static const char *error_code(const json_t *doc)
@@ -66,25 +60,7 @@ static const char *error_code(const json_t *doc)
 
 static void make_account(account_t *a, const char *tag, const char *role)
 {
-    snprintf(a->email, sizeof(a->email), "%s-%d-%lld@example.com", tag, getpid(), harness_now_ms());
-    char args[256], out[512];
-    snprintf(args, sizeof(args), "user create --email %s --role %s", a->email, role);
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, PASSWORD "\n"), 0);
-    const char *values[] = {a->email};
-    PGresult *res = harness_sql(db, "SELECT id FROM users WHERE email = $1", 1, values);
-    snprintf(a->id, sizeof(a->id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    char url[256], body[256];
-    snprintf(url, sizeof(url), "%s/api/v1/auth/login", server.https_base);
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", a->email, PASSWORD);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    harness_response_t r;
-    harness_request(&r, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
-    assert_int_equal(r.status, 200);
-    json_t *doc = json_loads(r.body, 0, NULL);
-    snprintf(a->token, sizeof(a->token), "%s", json_string_value(json_object_get(doc, "access_token")));
-    json_decref(doc);
-    harness_response_free(&r);
+    assert_int_equal(harness_account_create(a, &server, db, server_env, tag, role, PASSWORD), 0);
 }
 
 static void make_job(char out[40], const account_t *owner, const char *state, const char *queue)
