@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <jansson.h>
@@ -837,6 +840,98 @@ static void test_account_deletion_removes_files(void **state)
     assert_true(gone);
 }
 
+/* A client that goes away halfway through a body bigger than the spill threshold (8 MiB, so
+ * libh2o's own temporary file is involved): no row, and nothing left on disk. */
+static void test_client_leaves_mid_upload(void **state)
+{
+    (void)state;
+    int before = count_files(upload_dir);
+    long rows = count_rows("SELECT count(*) FROM files WHERE owner_id = $1::uuid", alice.id);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    char head[1400];
+    int n = snprintf(head, sizeof(head),
+                     "POST /api/v1/files?name=half.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+                     "Content-Type: application/octet-stream\r\nContent-Length: 20971520\r\n\r\n",
+                     alice.auth);
+    assert_int_equal(write(fd, head, (size_t)n), n);
+    static char chunk[65536];
+    for (int i = 0; i < 160; i++) /* 10 MiB of the 20 announced */
+        assert_int_equal(write(fd, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+    close(fd);
+    usleep(300000);
+    /* the server is fine, kept nothing, and still takes uploads */
+    assert_int_equal(count_files(upload_dir), before);
+    assert_int_equal(count_rows("SELECT count(*) FROM files WHERE owner_id = $1::uuid", alice.id), rows);
+    char id[40];
+    upload("whole.bin", "application/octet-stream", "ok", 2, id);
+}
+
+/* ------------------------------------------------ a full disk (a small tmpfs, as root) ---- */
+
+static char small_dir[256];
+static int small_mounted;
+
+static int full_disk_setup(void **state)
+{
+    (void)state;
+    snprintf(small_dir, sizeof(small_dir), "/tmp/hydrant-test-full.XXXXXX");
+    if (mkdtemp(small_dir) == NULL)
+        return -1;
+    small_mounted =
+        harness_system("mount -t tmpfs -o size=256k hydrant-test '%s' 2>/dev/null", small_dir) == 0;
+    if (!small_mounted)
+        return 0; /* not root: the tests skip */
+    snprintf(env_dir, sizeof(env_dir), "HYDRANT_UPLOAD_DIR=%s", small_dir);
+    snprintf(upload_dir, sizeof(upload_dir), "%s", small_dir);
+    if (harness_server_start(&server, server_env) != 0)
+        return -1;
+    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    if (PQstatus(db) != CONNECTION_OK)
+        return -1;
+    make_account(&alice, "alice-full", "user");
+    return 0;
+}
+
+static int full_disk_teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    if (small_mounted) {
+        PQfinish(db);
+        rc = harness_server_stop(&server);
+        harness_system("umount '%s'", small_dir);
+    }
+    rmdir(small_dir);
+    return rc == 0 ? 0 : -1;
+}
+
+static void test_full_disk(void **state)
+{
+    (void)state;
+    if (!small_mounted)
+        skip();
+    size_t len = 400 * 1024;
+    char *big = calloc(1, len);
+    for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+        json_t *doc = NULL;
+        assert_int_equal(request(protocol, "POST", "/api/v1/files?name=too-big.bin", &alice,
+                                 "application/octet-stream", big, len, &doc),
+                         503);
+        assert_string_equal(error_code(doc), "unavailable");
+        json_decref(doc);
+    }
+    assert_int_equal(count_files(small_dir), 0);
+    assert_int_equal(count_rows("SELECT count(*) FROM files WHERE owner_id = $1::uuid", alice.id), 0);
+    /* what fits is still taken */
+    char id[40];
+    upload("small.bin", "application/octet-stream", big, 1024, id);
+    assert_int_equal(count_files(small_dir), 1);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,7 +951,12 @@ int main(void)
         cmocka_unit_test(test_notebook_binary_and_broken),
         cmocka_unit_test(test_deleted_files),
         cmocka_unit_test(test_account_deletion_removes_files),
+        cmocka_unit_test(test_client_leaves_mid_upload),
+    };
+    const struct CMUnitTest full_disk[] = {
+        cmocka_unit_test(test_full_disk),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    return failed + cmocka_run_group_tests(processing, processing_setup, group_teardown);
+    failed += cmocka_run_group_tests(processing, processing_setup, group_teardown);
+    return failed + cmocka_run_group_tests(full_disk, full_disk_setup, full_disk_teardown);
 }
