@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -581,6 +582,40 @@ static void test_size_limit(void **state)
     free(big);
 }
 
+/* Without a Content-Length (chunked), the limit is enforced while reading. */
+static void test_size_limit_chunked(void **state)
+{
+    (void)state;
+    int before = count_files(upload_dir);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    char head[1400];
+    int n = snprintf(head, sizeof(head),
+                     "POST /api/v1/files?name=chunked.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+                     "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     alice.auth);
+    assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
+    static char chunk[65536 + 16];
+    int len = snprintf(chunk, sizeof(chunk), "10000\r\n");
+    memset(chunk + len, 'x', 65536);
+    memcpy(chunk + len + 65536, "\r\n", 2);
+    for (int i = 0; i < 40; i++) /* 2.5 MiB, over the 1 MiB limit; the server may stop reading early */
+        if (send(fd, chunk, (size_t)len + 65536 + 2, MSG_NOSIGNAL) < 0)
+            break;
+    send(fd, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+    char answer[256] = "";
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t got = recv(fd, answer, sizeof(answer) - 1, 0);
+    close(fd);
+    assert_true(got > 12);
+    answer[got] = '\0';
+    assert_memory_equal(answer, "HTTP/1.1 413", 12);
+    assert_int_equal(count_files(upload_dir), before);
+}
+
 static void test_quota(void **state)
 {
     (void)state;
@@ -944,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_malformed_multipart),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_size_limit_chunked),
         cmocka_unit_test(test_quota),
     };
     const struct CMUnitTest processing[] = {
