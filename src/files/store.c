@@ -19,9 +19,12 @@ static int files_fail(char *err, size_t errlen, const char *what)
     return -1;
 }
 
+/* 1 when made, 0 when it was there, -1 on error. */
 static int files_mkdir(const char *path)
 {
-    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
+    if (mkdir(path, 0750) == 0)
+        return 1;
+    return errno == EEXIST ? 0 : -1;
 }
 
 /* fsync of a directory, so that an entry made or removed in it is durable. */
@@ -58,7 +61,7 @@ int files_upload_begin(files_upload_t *u, const char *dir, size_t capacity, char
         errno = ENAMETOOLONG;
         return files_fail(err, errlen, "uploads.dir");
     }
-    if (files_mkdir(dir) != 0 || files_mkdir(tmp_dir) != 0)
+    if (files_mkdir(dir) < 0 || files_mkdir(tmp_dir) < 0)
         return files_fail(err, errlen, "cannot create the upload directory");
     u->fd = mkstemp(u->tmp_path);
     if (u->fd < 0) {
@@ -112,8 +115,8 @@ static int files_upload_seal(files_upload_t *u, char sha256[65], char *err, size
         return files_fail(err, errlen, "cannot hash the upload");
     }
     files_hex(digest, sha256);
-    if (u->map != NULL && msync(u->map, u->capacity, MS_SYNC) != 0)
-        return files_fail(err, errlen, "cannot write the upload");
+    /* No msync: on Linux the mapping's pages are the file's page cache, and fsync below
+     * writes them back (an msync first flushed every page a second time). */
     if (u->map != NULL)
         munmap(u->map, u->capacity);
     u->map = NULL;
@@ -132,12 +135,15 @@ static int files_upload_place(files_upload_t *u, const char *dir, const char *id
     }
     snprintf(level1, sizeof(level1), "%s/%.2s", dir, id);
     snprintf(level2, sizeof(level2), "%s/%.2s/%.2s", dir, id, id + 2);
-    if (files_mkdir(level1) != 0 || files_mkdir(level2) != 0)
+    int made1 = files_mkdir(level1), made2 = made1 < 0 ? -1 : files_mkdir(level2);
+    if (made1 < 0 || made2 < 0)
         return files_fail(err, errlen, "cannot create the file's directory");
     if (rename(u->tmp_path, path) != 0)
         return files_fail(err, errlen, "cannot move the upload into place");
     u->tmp_path[0] = '\0';
-    if (files_sync_dir(level2) != 0 || files_sync_dir(level1) != 0)
+    /* The new entry, and the directories' own entries only when they were just made. */
+    if (files_sync_dir(level2) != 0 || (made2 && files_sync_dir(level1) != 0) ||
+        (made1 && files_sync_dir(dir) != 0))
         return files_fail(err, errlen, "cannot make the file durable");
     return 0;
 }

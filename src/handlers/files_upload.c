@@ -5,7 +5,7 @@
  * the moment the client goes away, so the body is only ever read on the loop:
  *
  *   1. pool:  a temporary file in uploads.dir with the body's size reserved, mapped;
- *   2. loop:  the body copied (raw) or parsed (multipart) into the mapping, 1 MiB per loop
+ *   2. loop:  the body copied (raw) or parsed (multipart) into the mapping, 256 KiB per loop
  *             iteration, checking between slices that the client is still there;
  *   3. pool:  hashed, fsynced, renamed into place, directory fsynced (src/files);
  *   4. db:    the row and its file.process job in one statement (within the owner's quota);
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define FILES_SLICE        (1024 * 1024)
+#define FILES_SLICE        (256 * 1024)
 #define FILES_NAME_MAX     255
 #define FILES_TYPE_MAX     255
 #define FILES_PART_HEADERS 8192

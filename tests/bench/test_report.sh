@@ -69,7 +69,7 @@ done
 check "table shows the newest run only (3 rows)" \
   [ "$(lines_matching '| h2 | closed | 32 | hydrant |' "$md")" = 3 ]
 check "newest login req/s in the table" grep -q '^| login |.*| 800 |' "$md"
-check "missing p90 printed as a dash" grep -q '^| health | h2 | closed | 32 | hydrant | 1000 | 5 | – |' "$md"
+check "missing MB/s and p90 printed as dashes" grep -q '^| health | h2 | closed | 32 | hydrant | 1000 | – | 5 | – |' "$md"
 check "a Regressions section" grep -q '^## Regressions' "$md"
 
 for where in "$md" "$work/stdout"; do
