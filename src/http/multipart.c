@@ -61,6 +61,19 @@ typedef struct {
 
 /* --------------------------------------------------------------- characters ---- */
 
+/* Shared with the query-string decoder (request.c); here so that the fuzzer, which builds
+ * this file alone, has it. */
+int http_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static int http_mp_is_alnum(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -91,17 +104,6 @@ static int http_mp_is_field_char(unsigned char c)
 static int http_mp_is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int http_mp_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static int http_mp_equal_ci(const char *a, size_t alen, const char *b)
@@ -305,8 +307,8 @@ static http_multipart_status_t http_mp_store_ext(http_multipart_t *p, const http
             out[n++] = *s;
             continue;
         }
-        int hi = end - s > 2 ? http_mp_hex((unsigned char)s[1]) : -1;
-        int lo = hi >= 0 ? http_mp_hex((unsigned char)s[2]) : -1;
+        int hi = end - s > 2 ? http_hex_digit((unsigned char)s[1]) : -1;
+        int lo = hi >= 0 ? http_hex_digit((unsigned char)s[2]) : -1;
         if (lo < 0)
             return HTTP_MULTIPART_ERR_HEADER_MALFORMED;
         if (hi == 0 && lo == 0)

@@ -93,17 +93,6 @@ const char *http_header(const http_request_t *r, const char *lowercase_name, siz
     return h->value.base;
 }
 
-static int http_hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes src into buf ('+' is a space in query strings). */
 static int http_query_decode(const char *src, size_t len, char *buf, size_t buflen)
 {
@@ -113,7 +102,7 @@ static int http_query_decode(const char *src, size_t len, char *buf, size_t bufl
         if (c == '%') {
             if (i + 2 >= len)
                 return -2;
-            int hi = http_hex_value(src[i + 1]), lo = http_hex_value(src[i + 2]);
+            int hi = http_hex_digit(src[i + 1]), lo = http_hex_digit(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -2;
             c = (char)(hi << 4 | lo);

@@ -32,7 +32,7 @@
  * - An empty file (or only a BOM and blank lines) is rows 0, columns []. A NUL byte or a
  *   UTF-16 BOM in the first 64 KiB gives the "error" form: that is not CSV text.
  */
-#include "jobs/jobs.h"
+#include "jobs/jobs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,9 +51,7 @@
 #define SNIFF_RECORDS    64
 #define COLUMN_NAME_SIZE 32
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void jobs_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     int saved = errno; /* callers tell a missing file by errno */
     if (err == NULL || errlen == 0)
@@ -669,7 +667,7 @@ static int csv_read(csv_t *cs, int fd, char delimiter, unsigned char *buf, char 
     int first = 1;
     while (cs->problem[0] == '\0' && !cs->oom) {
         if (read_full(fd, buf, CSV_BUF_SIZE, &n) != 0) {
-            set_err(err, errlen, "read failed: %s", strerror(errno));
+            jobs_set_err(err, errlen, "read failed: %s", strerror(errno));
             return -1;
         }
         if (first)
@@ -684,7 +682,7 @@ static int csv_read(csv_t *cs, int fd, char delimiter, unsigned char *buf, char 
     }
     if (cs->oom) {
         errno = ENOMEM;
-        set_err(err, errlen, "out of memory");
+        jobs_set_err(err, errlen, "out of memory");
     }
     return cs->oom ? -1 : 0;
 }
@@ -794,7 +792,7 @@ static char *dump(json_t *doc, char *err, size_t errlen)
     json_decref(doc);
     if (text == NULL) {
         errno = ENOMEM;
-        set_err(err, errlen, "out of memory");
+        jobs_set_err(err, errlen, "out of memory");
     }
     return text;
 }
@@ -804,7 +802,7 @@ char *jobs_file_analyze_csv(int fd, char delimiter, char *err, size_t errlen)
     unsigned char *buf = malloc(CSV_BUF_SIZE);
     if (buf == NULL) {
         errno = ENOMEM;
-        set_err(err, errlen, "out of memory");
+        jobs_set_err(err, errlen, "out of memory");
         return NULL;
     }
     csv_t cs;
@@ -825,15 +823,15 @@ static int open_regular(const char *path, char *err, size_t errlen)
 {
     if (path == NULL) {
         errno = EINVAL;
-        set_err(err, errlen, "no file path");
+        jobs_set_err(err, errlen, "no file path");
         return -1;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT)
-            set_err(err, errlen, "file not found");
+            jobs_set_err(err, errlen, "file not found");
         else
-            set_err(err, errlen, "cannot open the file: %s", strerror(errno));
+            jobs_set_err(err, errlen, "cannot open the file: %s", strerror(errno));
         return -1;
     }
     struct stat st;
@@ -841,7 +839,7 @@ static int open_regular(const char *path, char *err, size_t errlen)
         int why = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         close(fd);
         errno = why;
-        set_err(err, errlen, "not a regular file");
+        jobs_set_err(err, errlen, "not a regular file");
         return -1;
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -6,7 +6,7 @@
  * markdown) and the language may only be on the code cells. Duplicate keys are accepted, the
  * last one winning, and so is \u0000 in strings, as Jupyter's own (Python) reader does.
  */
-#include "jobs/jobs.h"
+#include "jobs/jobs_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,20 +23,6 @@ typedef struct {
     size_t cells, code, markdown;
     const char *cell_language; /* nbformat 3: of the first code cell that has one; borrowed */
 } notebook_t;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    int saved = errno; /* callers tell a missing file by errno */
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
 
 /* ---------------------------------------------------------------- reading ---- */
 
@@ -61,7 +47,7 @@ static int read_capped(int fd, char **out, size_t *len, char *err, size_t errlen
     *out = NULL;
     *len = 0;
     if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "cannot read the file: %s", strerror(errno));
+        jobs_set_err(err, errlen, "cannot read the file: %s", strerror(errno));
         return -1;
     }
     if (st.st_size > NOTEBOOK_MAX_BYTES)
@@ -71,14 +57,14 @@ static int read_capped(int fd, char **out, size_t *len, char *err, size_t errlen
     for (;;) {
         if (buf == NULL) {
             errno = ENOMEM;
-            set_err(err, errlen, "out of memory");
+            jobs_set_err(err, errlen, "out of memory");
             return -1;
         }
         ssize_t n = read(fd, buf + *len, cap - *len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            set_err(err, errlen, "read failed: %s", strerror(errno));
+            jobs_set_err(err, errlen, "read failed: %s", strerror(errno));
             free(buf);
             return -1;
         }
@@ -245,7 +231,7 @@ char *jobs_file_analyze_notebook(int fd, char *err, size_t errlen)
     json_decref(doc);
     if (out == NULL) {
         errno = ENOMEM;
-        set_err(err, errlen, "out of memory");
+        jobs_set_err(err, errlen, "out of memory");
     }
     return out;
 }

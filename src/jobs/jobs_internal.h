@@ -36,6 +36,9 @@ int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 int jobs_email_register(jobs_registry_t *registry);
 int jobs_maintenance_register(jobs_registry_t *registry);
 int jobs_file_process_register(jobs_registry_t *registry);
+/* The file analysis's error text (file_analysis.c, file_notebook.c): printf into err, errno
+ * kept, since callers tell a missing file by it. */
+void jobs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int jobs_test_kinds_register(jobs_registry_t *registry);
 
 /* ---------------------------------------------------------- blocking libpq ---- */

@@ -54,17 +54,23 @@ static void make_account(account_t *a, const char *tag, const char *role)
     assert_int_equal(harness_account_create(a, &server, db, server_env, tag, role, PASSWORD), 0);
 }
 
-static int group_setup(void **state)
+/* A fresh upload directory, a server on it with env, and the test's own connection. */
+static int start_with(const char *const *env)
 {
-    (void)state;
     snprintf(upload_dir, sizeof(upload_dir), "/tmp/hydrant-test-files.XXXXXX");
     if (mkdtemp(upload_dir) == NULL)
         return -1;
     snprintf(env_dir, sizeof(env_dir), "HYDRANT_UPLOAD_DIR=%s", upload_dir);
-    if (harness_server_start(&server, server_env) != 0)
+    if (harness_server_start(&server, env) != 0)
         return -1;
     db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    if (PQstatus(db) != CONNECTION_OK)
+    return PQstatus(db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (start_with(server_env) != 0)
         return -1;
     make_account(&alice, "alice", "user");
     make_account(&bob, "bob", "user");
@@ -654,14 +660,7 @@ static const char *worker_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
 static int processing_setup(void **state)
 {
     (void)state;
-    snprintf(upload_dir, sizeof(upload_dir), "/tmp/hydrant-test-files.XXXXXX");
-    if (mkdtemp(upload_dir) == NULL)
-        return -1;
-    snprintf(env_dir, sizeof(env_dir), "HYDRANT_UPLOAD_DIR=%s", upload_dir);
-    if (harness_server_start(&server, worker_env) != 0)
-        return -1;
-    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    if (PQstatus(db) != CONNECTION_OK)
+    if (start_with(worker_env) != 0)
         return -1;
     make_account(&alice, "alice-p", "user");
     return 0;
