@@ -38,6 +38,7 @@
 #define PG_DEFAULT_QUERY_TIMEOUT 10000
 #define PG_DEFAULT_CONN_TIMEOUT  5000
 #define PG_BACKED_UP             32 /* queries in flight on a connection before the next takes work */
+#define PG_SLOW_MS               3  /* ... or how long its oldest batch may wait */
 
 typedef enum {
     PG_DOWN,       /* waiting for the retry timer */
@@ -303,7 +304,8 @@ static void pg_on_uncork(uv_check_t *check)
         pg_conn_t *c = &pool->conns[i];
         int was_corked = c->corked;
         c->corked = 0;
-        if (c->fd < 0 || c->broken || c->conn == NULL)
+        /* Only pipelined sessions: a connection still connecting has its own poll events. */
+        if (c->fd < 0 || c->broken || c->conn == NULL || (c->state != PG_READY && c->state != PG_PREPARING))
             continue;
         if (pg_conn_close_segment(c) != 0 ||
             (was_corked && setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)) != 0) ||
@@ -863,6 +865,13 @@ static int pg_conn_send(pg_conn_t *c, db_pg_batch_t *b, const db_query_t *querie
     return PQpipelineSync(c->conn) ? 0 : -1;
 }
 
+/* A connection with many queries in flight, or whose oldest batch has waited a while (a
+ * slow statement: everything behind it in the pipeline waits too). */
+static int pg_conn_backed_up(const pg_conn_t *c, uint64_t now)
+{
+    return c->queries >= PG_BACKED_UP || (c->head != NULL && now - c->head->sent_at >= PG_SLOW_MS);
+}
+
 /* The first ready connection that is not backed up, else the least busy one. Filling one
  * connection first puts more of a loop iteration's queries in one segment (one read and one
  * write for the backend, see pg_conn_cork); the next one takes over while a slow query holds
@@ -870,11 +879,12 @@ static int pg_conn_send(pg_conn_t *c, db_pg_batch_t *b, const db_query_t *querie
 static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
 {
     pg_conn_t *best = NULL;
+    uint64_t now = uv_now(pool->loop);
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         if (c->state != PG_READY || c->broken)
             continue;
-        if (c->queries < PG_BACKED_UP)
+        if (!pg_conn_backed_up(c, now))
             return c;
         if (best == NULL || c->queries < best->queries)
             best = c;

@@ -263,8 +263,10 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
         h2o_send_inline(req, NULL, 0);
     } else {
         /* Without a length libh2o 2.2 frames only a 200 as chunked over HTTP/1.1: any other
-         * status would end its body by closing a keep-alive connection. */
-        req->res.content_length = len;
+         * status would end its body by closing a keep-alive connection. HTTP/2 frames every
+         * body itself, and the header would cost an HPACK lookup per response. */
+        if (req->version < 0x200)
+            req->res.content_length = len;
         h2o_send_inline(req, body, len);
     }
     http_request_release(r);

@@ -509,6 +509,25 @@ static void test_shared_segments(void **state)
     close_pool(pool);
 }
 
+/* A slow statement holds up what is queued behind it on its connection: once it has waited a
+ * few milliseconds, new work goes to the other connection instead. */
+static void test_slow_statement_is_not_waited_behind(void **state)
+{
+    (void)state;
+    db_pg_pool_t *pool = ready_pool(2);
+    reply_t slow = {0}, quick = {0};
+    assert_int_equal(submit_one(pool, DB_STMT_SLEEP_MS, "1500", &slow), 0);
+    spin(50);
+    assert_int_equal(submit_echo(pool, "7", &quick), 0);
+    run_until(&quick.done, 1, 5000);
+    assert_int_equal(quick.by_status[DB_OK], 1);
+    assert_string_equal(quick.values[0], "7");
+    assert_int_equal(slow.done, 0); /* answered long before the slow one */
+    run_until(&slow.done, 1, 5000);
+    assert_int_equal(slow.by_status[DB_OK], 1);
+    close_pool(pool);
+}
+
 /* The failing statement's error explains the batch, not the aborted ones after it. */
 static void test_batch_fails_as_a_whole(void **state)
 {
@@ -885,6 +904,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_batch_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_fails_as_a_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_statement_is_not_waited_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_batches_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overload_is_refused, setup, teardown),
