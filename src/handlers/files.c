@@ -76,10 +76,7 @@ static void files_get(http_request_t *r)
 
 /* -------------------------------------------------------------- delete ---- */
 
-typedef struct {
-    const char *dir;
-    char id[37];
-} files_delete_t;
+typedef handlers_file_ref_t files_delete_t;
 
 static void files_unlink_work(void *arg)
 {
@@ -112,23 +109,29 @@ static void files_deleted(http_request_t *r, const db_reply_t *reply)
     }
 }
 
-static void files_delete_ok(http_request_t *r, handlers_user_t *user)
+void *handlers_file_lookup(http_request_t *r, const handlers_user_t *user, size_t size,
+                           void (*free_fn)(void *), db_stmt_id_t stmt, http_pg_cb cb)
 {
-    char id[37];
+    char id[37], owner[64];
     if (handlers_file_target(r, id) != 0)
-        return;
-    char owner[64];
+        return NULL;
     const char *filter = handlers_file_owner_filter(user);
     if (filter != NULL)
-        snprintf(owner, sizeof(owner), "%s", filter);
-    files_delete_t *d = handlers_state_replace(r, sizeof(*d), free);
-    if (d == NULL)
-        return;
-    d->dir = ((const handlers_app_t *)r->app)->cfg->uploads.dir;
-    memcpy(d->id, id, sizeof(d->id));
-    const char *values[] = {d->id, filter != NULL ? owner : NULL};
-    db_query_t q = {.stmt = DB_STMT_FILE_DELETE, .nparams = 2, .values = values};
-    http_pg(r, &q, 1, files_deleted);
+        snprintf(owner, sizeof(owner), "%s", filter); /* user goes with the state replaced */
+    handlers_file_ref_t *ref = handlers_state_replace(r, size, free_fn);
+    if (ref == NULL)
+        return NULL;
+    ref->dir = ((const handlers_app_t *)r->app)->cfg->uploads.dir;
+    memcpy(ref->id, id, sizeof(ref->id));
+    const char *values[] = {ref->id, filter != NULL ? owner : NULL};
+    db_query_t q = {.stmt = stmt, .nparams = 2, .values = values};
+    http_pg(r, &q, 1, cb);
+    return ref;
+}
+
+static void files_delete_ok(http_request_t *r, handlers_user_t *user)
+{
+    handlers_file_lookup(r, user, sizeof(files_delete_t), free, DB_STMT_FILE_DELETE, files_deleted);
 }
 
 static void files_delete(http_request_t *r)

@@ -19,9 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Starts with the file reference (handlers_file_lookup). fd belongs to the state only between
+ * files_content_open and files_content_opened, which always runs. */
 typedef struct {
-    const char *dir;
-    char id[37];
+    handlers_file_ref_t ref;
     char content_type[256];
     char sha256[65];
     uint64_t size, offset, len;
@@ -153,7 +154,7 @@ static void files_content_open(void *arg)
     char path[PATH_MAX];
     struct stat st;
     c->fd = -1;
-    if (files_path(c->dir, c->id, path, sizeof(path)) != 0) {
+    if (files_path(c->ref.dir, c->ref.id, path, sizeof(path)) != 0) {
         c->open_errno = ENOENT;
         return;
     }
@@ -179,14 +180,6 @@ static void files_content_opened(http_request_t *r, void *arg)
     int fd = c->fd;
     c->fd = -1;
     http_respond_file(r, c->status, c->content_type, fd, c->offset, c->len);
-}
-
-static void files_content_free(void *p)
-{
-    files_content_t *c = p;
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c);
 }
 
 /* Headers that depend only on the row; then 304, 416, or the bytes (opened on the pool). */
@@ -242,22 +235,7 @@ static void files_content_found(http_request_t *r, const db_reply_t *reply)
 
 static void files_content_ok(http_request_t *r, handlers_user_t *user)
 {
-    char id[37];
-    if (handlers_file_target(r, id) != 0)
-        return;
-    char owner[64];
-    const char *filter = handlers_file_owner_filter(user);
-    if (filter != NULL)
-        snprintf(owner, sizeof(owner), "%s", filter);
-    files_content_t *c = handlers_state_replace(r, sizeof(*c), files_content_free);
-    if (c == NULL)
-        return;
-    c->fd = -1;
-    c->dir = ((const handlers_app_t *)r->app)->cfg->uploads.dir;
-    memcpy(c->id, id, sizeof(c->id));
-    const char *values[] = {c->id, filter != NULL ? owner : NULL};
-    db_query_t q = {.stmt = DB_STMT_FILE_GET, .nparams = 2, .values = values};
-    http_pg(r, &q, 1, files_content_found);
+    handlers_file_lookup(r, user, sizeof(files_content_t), free, DB_STMT_FILE_GET, files_content_found);
 }
 
 void handlers_files_content(http_request_t *r)

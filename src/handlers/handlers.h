@@ -147,6 +147,16 @@ typedef void (*handlers_auth_ok_fn)(http_request_t *r, handlers_user_t *user);
  * (NULL for superusers and admins: anybody's). */
 int handlers_file_target(http_request_t *r, char out[37]);
 const char *handlers_file_owner_filter(const handlers_user_t *user);
+/* What a file route's state starts with. */
+typedef struct {
+    const char *dir; /* uploads.dir */
+    char id[37];
+} handlers_file_ref_t;
+/* The path's file looked up with stmt ($1 id, $2 owner filter), cb with the reply; the
+ * request's state becomes `size` zeroed bytes starting with a filled handlers_file_ref_t,
+ * freed with free_fn. Returns the state, or NULL when the request was answered already. */
+void *handlers_file_lookup(http_request_t *r, const handlers_user_t *user, size_t size,
+                           void (*free_fn)(void *), db_stmt_id_t stmt, http_pg_cb cb);
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
  * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */

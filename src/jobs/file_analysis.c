@@ -51,18 +51,6 @@
 #define SNIFF_RECORDS    64
 #define COLUMN_NAME_SIZE 32
 
-void jobs_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    int saved = errno; /* callers tell a missing file by errno */
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
 /* ------------------------------------------------------------------ kinds ---- */
 
 static const char *const CSV_TYPES[] = {"text/csv", "application/csv", "text/x-csv",
@@ -625,23 +613,6 @@ static unsigned char sniff_delimiter(const unsigned char *p, size_t n)
 
 /* ---------------------------------------------------------------- reading ---- */
 
-/* Fills buf, short only at the end of the file. */
-static int read_full(int fd, unsigned char *buf, size_t cap, size_t *len)
-{
-    *len = 0;
-    while (*len < cap) {
-        ssize_t n = read(fd, buf + *len, cap - *len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        *len += (size_t)n;
-    }
-    return 0;
-}
-
 /* The first buffer also decides what the file is: its encoding and its delimiter. */
 static void csv_first_chunk(csv_t *cs, const unsigned char *p, size_t n, char delimiter)
 {
@@ -663,13 +634,14 @@ static void csv_first_chunk(csv_t *cs, const unsigned char *p, size_t n, char de
  * on a read error or when memory runs out. */
 static int csv_read(csv_t *cs, int fd, char delimiter, unsigned char *buf, char *err, size_t errlen)
 {
-    size_t n;
     int first = 1;
     while (cs->problem[0] == '\0' && !cs->oom) {
-        if (read_full(fd, buf, CSV_BUF_SIZE, &n) != 0) {
+        ssize_t got = jobs_read_full(fd, buf, CSV_BUF_SIZE);
+        if (got < 0) {
             jobs_set_err(err, errlen, "read failed: %s", strerror(errno));
             return -1;
         }
+        size_t n = (size_t)got;
         if (first)
             csv_first_chunk(cs, buf, n, delimiter);
         else

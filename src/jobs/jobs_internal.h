@@ -6,6 +6,7 @@
 #define HYDRANT_JOBS_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "jobs/jobs.h"
 
@@ -36,9 +37,10 @@ int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 int jobs_email_register(jobs_registry_t *registry);
 int jobs_maintenance_register(jobs_registry_t *registry);
 int jobs_file_process_register(jobs_registry_t *registry);
-/* The file analysis's error text (file_analysis.c, file_notebook.c): printf into err, errno
- * kept, since callers tell a missing file by it. */
+/* io.c: printf into err (may be NULL), errno kept, since callers tell a missing file by it;
+ * and a read of up to cap bytes that is short only at the end of the file (or -1). */
 void jobs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+ssize_t jobs_read_full(int fd, void *buf, size_t cap);
 int jobs_test_kinds_register(jobs_registry_t *registry);
 
 /* ---------------------------------------------------------- blocking libpq ---- */

@@ -75,7 +75,4 @@ typedef struct {
  * out of memory). */
 char *jobs_mail_compose(const jobs_mail_message_t *m, size_t *len, char *err, size_t errlen);
 
-/* Formats a message into err (NULL or errlen 0: nothing); shared by the mail files. */
-void jobs_mail_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -4,6 +4,7 @@
  * is validated here because the recipient comes from a job payload and the sender from
  * configuration: neither may smuggle in a line break.
  */
+#include "jobs/jobs_internal.h"
 #include "jobs/mail.h"
 
 #include <stdarg.h>
@@ -23,17 +24,7 @@
  * plus one word stays within 76 as RFC 2047 asks. */
 #define WORD_BYTES 39
 
-#define set_err jobs_mail_set_err
-
-void jobs_mail_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define set_err jobs_set_err
 
 /* ----------------------------------------------------------------- buffer ---- */
 

@@ -3,6 +3,7 @@
  * placeholders. Rendering runs in two passes over the template (measure, then write) so the
  * result is allocated once at its exact size.
  */
+#include "jobs/jobs_internal.h"
 #include "jobs/mail.h"
 
 #include <errno.h>
@@ -17,7 +18,7 @@
 
 #define KIND_MAX_LEN 64
 
-#define set_err jobs_mail_set_err
+#define set_err jobs_set_err
 
 /* ---------------------------------------------------------------- loading ---- */
 
@@ -80,24 +81,6 @@ static int utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
-/* Reads at most one byte more than the limit, so an oversized (or growing) file is detected
- * without trusting st_size. Returns the bytes read or -1. */
-static ssize_t read_limited(int fd, char *buf, size_t cap)
-{
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    return (ssize_t)len;
-}
-
 /* O_NONBLOCK keeps a FIFO planted at the path from blocking the worker in open(). */
 static int open_regular(const char *path, char *err, size_t errlen)
 {
@@ -139,7 +122,7 @@ static char *read_template_file(const char *path, char *err, size_t errlen)
     if (fd < 0)
         return NULL;
     char *buf = malloc(JOBS_MAIL_TEMPLATE_MAX + 2);
-    ssize_t n = buf != NULL ? read_limited(fd, buf, JOBS_MAIL_TEMPLATE_MAX + 1) : -1;
+    ssize_t n = buf != NULL ? jobs_read_full(fd, buf, JOBS_MAIL_TEMPLATE_MAX + 1) : -1;
     int saved = errno;
     close(fd);
     if (n < 0) {

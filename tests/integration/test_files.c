@@ -588,21 +588,29 @@ static void test_size_limit(void **state)
     free(big);
 }
 
-/* Without a Content-Length (chunked), the limit is enforced while reading. */
-static void test_size_limit_chunked(void **state)
+/* A plain HTTP/1.1 connection with a POST of path as alice sent, up to its body; framing is
+ * the Content-Length or Transfer-Encoding header line. Returns the socket. */
+static int raw_post(const char *path, const char *framing)
 {
-    (void)state;
-    int before = count_files(upload_dir);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     char head[1400];
-    int n = snprintf(head, sizeof(head),
-                     "POST /api/v1/files?name=chunked.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
-                     "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-                     alice.auth);
+    int n = snprintf(
+        head, sizeof(head),
+        "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\nContent-Type: application/octet-stream\r\n%s\r\n\r\n",
+        path, alice.auth, framing);
     assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
+    return fd;
+}
+
+/* Without a Content-Length (chunked), the limit is enforced while reading. */
+static void test_size_limit_chunked(void **state)
+{
+    (void)state;
+    int before = count_files(upload_dir);
+    int fd = raw_post("/api/v1/files?name=chunked.bin", "Transfer-Encoding: chunked");
     static char chunk[65536 + 16];
     int len = snprintf(chunk, sizeof(chunk), "10000\r\n");
     memset(chunk + len, 'x', 65536);
@@ -881,16 +889,7 @@ static void test_client_leaves_mid_upload(void **state)
     (void)state;
     int before = count_files(upload_dir);
     long rows = count_rows("SELECT count(*) FROM files WHERE owner_id = $1::uuid", alice.id);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.http_port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    char head[1400];
-    int n = snprintf(head, sizeof(head),
-                     "POST /api/v1/files?name=half.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
-                     "Content-Type: application/octet-stream\r\nContent-Length: 20971520\r\n\r\n",
-                     alice.auth);
-    assert_int_equal(write(fd, head, (size_t)n), n);
+    int fd = raw_post("/api/v1/files?name=half.bin", "Content-Length: 20971520");
     static char chunk[65536];
     for (int i = 0; i < 160; i++) /* 10 MiB of the 20 announced */
         assert_int_equal(write(fd, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
