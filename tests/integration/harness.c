@@ -210,13 +210,32 @@ int harness_run_hydrant(char *out, size_t outlen, const char *const *extra_env, 
     return rc;
 }
 
+static long harness_gauge(const char *metrics, const char *name)
+{
+    const char *at = strstr(metrics, name);
+    return at != NULL ? strtol(at + strlen(name), NULL, 10) : -1;
+}
+
 /* The loops answer before their PostgreSQL and Redis connections are ready: give those a
- * moment (tests that start a server with a service down go on after it). */
+ * moment (tests that start a server with a service down go on after it). Every loop's, as
+ * /metrics sums them: one /health answers for one loop only. */
 static void harness_wait_backends(const harness_server_t *s)
 {
-    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline; usleep(20 * 1000))
-        if (harness_get_status(HARNESS_HTTP1, s->http_base, "/health") == 200)
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", s->http_base);
+    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        harness_response_t res;
+        harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+        int ready = res.status == 200 && res.body != NULL &&
+                    harness_gauge(res.body, "hydrant_db_connections{state=\"ready\"} ") ==
+                        harness_gauge(res.body, "hydrant_db_connections{state=\"configured\"} ") &&
+                    harness_gauge(res.body, "hydrant_redis_connections{state=\"ready\"} ") ==
+                        harness_gauge(res.body, "hydrant_redis_connections{state=\"configured\"} ") &&
+                    harness_gauge(res.body, "hydrant_db_connections{state=\"ready\"} ") > 0;
+        harness_response_free(&res);
+        if (ready)
             return;
+    }
 }
 
 int harness_server_start(harness_server_t *s, const char *const *extra_env)
