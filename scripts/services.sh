@@ -2,7 +2,10 @@
 # Private PostgreSQL, Redis and SMTP sink for development and tests, on loopback only,
 # with all their state under one directory.
 #
-#   services.sh start DIR PG_PORT REDIS_PORT SMTP_PORT   start all three (idempotent)
+#   services.sh start DIR PG_PORT REDIS_PORT SMTP_PORT   start all three (idempotent); a port
+#                                                        of 0 means a free one (the one of the
+#                                                        last start when DIR has it), written
+#                                                        to DIR/{pg,redis,smtp}/port
 #   services.sh stop DIR                                 stop all three (safe when stopped)
 #   services.sh status DIR
 #   services.sh pg-stop|pg-start|redis-stop|redis-start DIR   used by fault tests
@@ -92,6 +95,15 @@ smtp_stop() {
   rm -f "$dir/smtp/pid"
 }
 
+# A free loopback port for service NAME: the one DIR/NAME/port recorded (so a restart keeps
+# it), else one the kernel hands out. Tests run side by side on one machine this way.
+pick_port() { # dir, name, requested
+  local dir=$1 name=$2 requested=$3
+  if [ "$requested" != 0 ]; then echo "$requested"; return; fi
+  if [ -f "$dir/$name/port" ]; then cat "$dir/$name/port"; return; fi
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: services.sh start DIR PG_PORT REDIS_PORT SMTP_PORT | stop DIR | status DIR"
@@ -104,10 +116,13 @@ fi
 case "$cmd" in
   start)
     [ $# -eq 5 ] || die "usage: services.sh start DIR PG_PORT REDIS_PORT SMTP_PORT"
-    pg_start "$dir" "$3"
-    redis_start "$dir" "$4"
-    smtp_start "$dir" "$5"
-    echo "services: postgresql://hydrant@127.0.0.1:$3/hydrant redis://127.0.0.1:$4/0 smtp://127.0.0.1:$5 (state in $dir)"
+    pg_port=$(pick_port "$dir" pg "$3")
+    redis_port=$(pick_port "$dir" redis "$4")
+    smtp_port=$(pick_port "$dir" smtp "$5")
+    pg_start "$dir" "$pg_port"
+    redis_start "$dir" "$redis_port"
+    smtp_start "$dir" "$smtp_port"
+    echo "services: postgresql://hydrant@127.0.0.1:$pg_port/hydrant redis://127.0.0.1:$redis_port/0 smtp://127.0.0.1:$smtp_port (state in $dir)"
     ;;
   stop)
     smtp_stop "$dir"; redis_stop "$dir"; pg_stop "$dir"

@@ -18,8 +18,46 @@
 #include <time.h>
 #include <unistd.h>
 
+int harness_service_port(const char *service)
+{
+    const char *dir = getenv("HYDRANT_TEST_SERVICES_DIR");
+    char path[512];
+    int port = 0;
+    if (dir == NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s/port", dir, service);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%d", &port) != 1)
+        port = 0;
+    fclose(f);
+    return port;
+}
+
+/* The service addresses are not known when ctest is configured (the fixture picks free
+ * ports when it starts): derive them from its port files once, into the environment. */
+static void harness_service_env(const char *name)
+{
+    char value[256];
+    int port;
+    if (strcmp(name, "HYDRANT_TEST_DATABASE_URL") == 0 && (port = harness_service_port("pg")) > 0)
+        snprintf(value, sizeof(value), "postgresql://hydrant@127.0.0.1:%d/hydrant", port);
+    else if (strcmp(name, "HYDRANT_TEST_PG_PORT") == 0 && (port = harness_service_port("pg")) > 0)
+        snprintf(value, sizeof(value), "%d", port);
+    else if (strcmp(name, "HYDRANT_TEST_REDIS_URL") == 0 && (port = harness_service_port("redis")) > 0)
+        snprintf(value, sizeof(value), "redis://127.0.0.1:%d/0", port);
+    else if (strcmp(name, "HYDRANT_TEST_SMTP_URL") == 0 && (port = harness_service_port("smtp")) > 0)
+        snprintf(value, sizeof(value), "smtp://127.0.0.1:%d", port);
+    else
+        return;
+    setenv(name, value, 0);
+}
+
 const char *harness_env(const char *name)
 {
+    if (getenv(name) == NULL)
+        harness_service_env(name);
     const char *value = getenv(name);
     if (value == NULL || *value == '\0') {
         fprintf(stderr, "harness: %s is not set (run the tests through ctest)\n", name);

@@ -12,6 +12,10 @@
 /* Value of a required environment variable; fails the test run when it is missing. */
 const char *harness_env(const char *name);
 
+/* The services fixture's port of "pg", "redis" or "smtp" (picked free when the fixture
+ * started, recorded in its directory); 0 when unknown. */
+int harness_service_port(const char *service);
+
 /* Monotonic milliseconds. */
 long long harness_now_ms(void);
 

@@ -343,7 +343,7 @@ static void test_redis_reconnects_after_kill(void **state)
 {
     (void)state;
     db_redis_t *r = redis_for(harness_env("HYDRANT_TEST_REDIS_URL"), 1000);
-    redisContext *admin = redisConnect("127.0.0.1", 56379);
+    redisContext *admin = redisConnect("127.0.0.1", harness_service_port("redis"));
     assert_non_null(admin);
     assert_int_equal(admin->err, 0);
     redisReply *rep = redisCommand(admin, "CLIENT KILL TYPE normal SKIPME yes");
@@ -365,7 +365,7 @@ static void test_redis_command_timeout(void **state)
     (void)state;
     /* CLIENT PAUSE from another connection holds our command for a second. */
     db_redis_t *r = redis_for(harness_env("HYDRANT_TEST_REDIS_URL"), 300);
-    redisContext *admin = redisConnect("127.0.0.1", 56379);
+    redisContext *admin = redisConnect("127.0.0.1", harness_service_port("redis"));
     assert_non_null(admin);
     redisReply *rep = redisCommand(admin, "CLIENT PAUSE 1000 ALL");
     assert_non_null(rep);
@@ -385,7 +385,9 @@ static void test_redis_command_timeout(void **state)
 static void test_redis_resolves_host_names(void **state)
 {
     (void)state;
-    db_redis_t *r = redis_for("redis://localhost:56379/1", 1000);
+    char url[64];
+    snprintf(url, sizeof(url), "redis://localhost:%d/1", harness_service_port("redis"));
+    db_redis_t *r = redis_for(url, 1000);
     assert_true(db_redis_is_ready(r)); /* also proves SELECT 1 went through */
     close_redis(r);
 }
