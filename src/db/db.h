@@ -25,6 +25,8 @@ typedef enum {
     DB_ERR_QUERY,       /* the server refused the statement (see sqlstate) */
     DB_ERR_OVERLOADED,  /* too much work queued on this loop */
     DB_ERR_CLOSED,      /* the pool is shutting down */
+    DB_ERR_INDOUBT,     /* a batch that writes was sent, then its connection broke or timed out
+                           before the answer: it may or may not have committed */
 } db_status_t;
 
 const char *db_status_name(db_status_t status);
@@ -92,6 +94,7 @@ typedef enum {
     DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
     DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments (tests) */
     DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement (tests) */
+    DB_STMT_DEADLINE,           /* fails once $1 (Unix seconds) has passed: ends every batch that writes */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -104,6 +107,9 @@ typedef struct {
      * one write. If one of them fails, the rest of the segment fails with
      * DB_ERR_UNAVAILABLE. */
     int shares_sync;
+    /* Changes nothing (shares_sync implies it). A batch with any other statement ends with
+     * DB_STMT_DEADLINE, see db_pg_submit. */
+    int read_only;
 } db_stmt_def_t;
 
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);
@@ -113,7 +119,16 @@ const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);
 typedef struct db_pg_pool db_pg_pool_t;
 
 /* A value <= 0 takes the default: 1 connection (at most 64), 10000 queries in flight,
- * 10000 ms query timeout, 5000 ms connect timeout. */
+ * 10000 ms query timeout, 5000 ms connect timeout.
+ *
+ * What a failure means for a batch that writes: PostgreSQL's own statement_timeout, and a
+ * deadline checked as the batch's last statement, both at 3/4 of query_timeout_ms, abort the
+ * batch on the server before this client gives up on it, so a batch that is still running
+ * (or not even read yet: a stalled backend) when the client times out can no longer commit.
+ * Hence DB_ERR_TIMEOUT, DB_ERR_UNAVAILABLE and DB_ERR_OVERLOADED mean that nothing was
+ * committed, and only DB_ERR_INDOUBT (the answer was lost: the batch may have committed
+ * before its deadline) leaves the outcome open. The deadline compares this host's clock with
+ * the database's: they must agree within a quarter of the query timeout (NTP does). */
 typedef struct {
     const char *conninfo; /* URL or key=value; application_name is forced to "hydrant" */
     int connections;      /* pipelined connections in this pool */
@@ -148,8 +163,10 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
 /* Sends a batch of 1..DB_PG_MAX_BATCH queries as one pipeline segment: the batch runs as
  * one implicit transaction (all statements commit or none does), and its callback gets
  * every result. Parameters are copied before return. A statement failing with SQLSTATE
- * class 08 or 57P (server gone) reports DB_ERR_UNAVAILABLE, 57014 (statement_timeout)
- * DB_ERR_TIMEOUT, anything else DB_ERR_QUERY. */
+ * class 08 or 57P (server gone) reports DB_ERR_UNAVAILABLE, 57014 (statement_timeout) or a
+ * missed deadline DB_ERR_TIMEOUT, anything else DB_ERR_QUERY. A batch with a statement that
+ * is not read_only gets a DB_STMT_DEADLINE query appended (not among the results); if its
+ * connection breaks or times out before the answer, it fails with DB_ERR_INDOUBT. */
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data);
 
 /* Why the last db_pg_submit on this pool returned -1: DB_ERR_UNAVAILABLE (no connection

@@ -14,7 +14,7 @@
 
 db_pg_batch_t *db_pg_batch_new(int nqueries)
 {
-    if (nqueries < 1 || nqueries > DB_PG_MAX_BATCH)
+    if (nqueries < 1 || nqueries > DB_PG_MAX_BATCH + 1) /* + 1: a deadline */
         return NULL;
     db_pg_batch_t *b = calloc(1, sizeof(*b) + (size_t)nqueries * sizeof(b->results[0]));
     if (b != NULL) {
@@ -68,13 +68,14 @@ db_status_t db_pg_sqlstate_status(const char *sqlstate)
 
 void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
 {
-    *reply = (db_reply_t){.status = DB_OK, .results = b->results, .nresults = b->nqueries};
+    *reply = (db_reply_t){.status = DB_OK, .results = b->results, .nresults = b->nqueries - b->guarded};
     /* The failing statement explains the batch; the aborted ones after it do not. */
     const PGresult *failed = NULL, *aborted = NULL;
+    int failed_at = -1;
     for (int i = 0; i < b->nqueries && failed == NULL; i++) {
         ExecStatusType st = PQresultStatus(b->results[i]);
         if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR)
-            failed = b->results[i];
+            failed = b->results[i], failed_at = i;
         else if (st == PGRES_PIPELINE_ABORTED && aborted == NULL)
             aborted = b->results[i];
     }
@@ -89,6 +90,15 @@ void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
                               .message = "aborted by another statement of its pipeline segment"};
         return;
     }
+    if (b->guarded && failed_at == b->nqueries - 1) {
+        /* Everything else ran, the deadline had passed: rolled back, as the client may have
+         * answered by now. */
+        *reply = (db_reply_t){.status = DB_ERR_TIMEOUT,
+                              .sqlstate = "",
+                              .constraint = "",
+                              .message = "the batch missed its deadline; nothing was committed"};
+        return;
+    }
     const char *sqlstate = PQresultErrorField(first, PG_DIAG_SQLSTATE);
     const char *constraint = PQresultErrorField(first, PG_DIAG_CONSTRAINT_NAME);
     const char *message = PQresultErrorMessage(first);
@@ -98,6 +108,11 @@ void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
         .constraint = constraint != NULL ? constraint : "",
         .message = message[0] != '\0' ? message : PQresStatus(PQresultStatus(first)),
     };
+}
+
+db_status_t db_pg_batch_cut_status(const db_pg_batch_t *b, db_status_t why)
+{
+    return b->guarded ? DB_ERR_INDOUBT : why;
 }
 
 void db_pg_batch_free(db_pg_batch_t *b)

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PG_WATCHDOG_MS           100
 #define PG_BACKOFF_MIN_MS        50
@@ -86,7 +87,8 @@ struct db_pg_pool {
     uv_loop_t *loop;
     db_pg_options_t options;
     char *conninfo;
-    char *resolve_host; /* a host name to resolve off the loop, or NULL */
+    char *resolve_host;      /* a host name to resolve off the loop, or NULL */
+    char server_options[48]; /* "-c statement_timeout=N": the server gives up before we do */
     char resolve_port[16];
     pg_conn_t *conns;
     int nconns;
@@ -156,11 +158,12 @@ static void pg_batch_complete(db_pg_batch_t *b, const db_reply_t *reply)
     db_pg_batch_free(b);
 }
 
-static void pg_batches_fail(db_pg_batch_t *list, db_status_t status)
+static void pg_batches_fail(db_pg_batch_t *list, db_status_t why)
 {
-    db_reply_t reply = {.status = status, .message = db_status_name(status)};
     while (list != NULL) {
         db_pg_batch_t *next = list->next;
+        db_status_t status = db_pg_batch_cut_status(list, why);
+        db_reply_t reply = {.status = status, .message = db_status_name(status)};
         pg_batch_complete(list, &reply);
         list = next;
     }
@@ -553,11 +556,13 @@ static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
     const char *keys[] = {"keepalives_idle",
                           "keepalives_interval",
                           "keepalives_count",
+                          "options",
                           "dbname",
                           "application_name",
                           hostaddr != NULL ? "hostaddr" : NULL,
                           NULL};
-    const char *values[] = {"30", "10", "3", c->pool->conninfo, "hydrant", hostaddr, NULL};
+    const char *values[] = {"30",      "10",     "3", c->pool->server_options, c->pool->conninfo,
+                            "hydrant", hostaddr, NULL};
     c->state = PG_CONNECTING;
     c->connect_started = uv_now(c->pool->loop);
     c->conn = PQconnectStartParams(keys, values, 1);
@@ -700,6 +705,14 @@ static int pg_pool_find_host(db_pg_pool_t *pool)
     return rc;
 }
 
+/* How long the server may work on a batch: a quarter of the query timeout is left for the
+ * answer to travel and for clocks that disagree (see db.h). */
+static int pg_server_deadline_ms(const db_pg_pool_t *pool)
+{
+    int ms = pool->options.query_timeout_ms - pool->options.query_timeout_ms / 4;
+    return ms > 0 ? ms : 1;
+}
+
 static void pg_pool_set_options(db_pg_pool_t *pool, const db_pg_options_t *options)
 {
     pool->options = *options;
@@ -714,6 +727,8 @@ static void pg_pool_set_options(db_pg_pool_t *pool, const db_pg_options_t *optio
     if (o->connect_timeout_ms <= 0)
         o->connect_timeout_ms = PG_DEFAULT_CONN_TIMEOUT;
     pool->nconns = o->connections;
+    snprintf(pool->server_options, sizeof(pool->server_options), "-c statement_timeout=%d",
+             pg_server_deadline_ms(pool));
 }
 
 db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
@@ -892,18 +907,53 @@ static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
     return best;
 }
 
+static int pg_batch_writes(const db_query_t *queries, int nqueries)
+{
+    for (int i = 0; i < nqueries; i++) {
+        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
+        if (!s->read_only && !s->shares_sync)
+            return 1;
+    }
+    return 0;
+}
+
+/* A copy of a batch that writes with DB_STMT_DEADLINE appended, its parameter in deadline:
+ * the server's clock must not have passed pg_server_deadline_ms from now when the batch's
+ * last statement runs, or the batch rolls back. */
+static const db_query_t *pg_guard_batch(const db_pg_pool_t *pool, const db_query_t *queries, int *nqueries,
+                                        db_query_t *guarded, const char **deadline_value, char *deadline,
+                                        size_t deadline_len)
+{
+    if (!pg_batch_writes(queries, *nqueries))
+        return queries;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + pg_server_deadline_ms(pool);
+    snprintf(deadline, deadline_len, "%lld.%03lld", ms / 1000, ms % 1000);
+    *deadline_value = deadline;
+    memcpy(guarded, queries, (size_t)*nqueries * sizeof(*queries));
+    guarded[*nqueries] = (db_query_t){.stmt = DB_STMT_DEADLINE, .nparams = 1, .values = deadline_value};
+    (*nqueries)++;
+    return guarded;
+}
+
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data)
 {
     if (pool->closing)
         return pg_refuse(pool, DB_ERR_CLOSED);
     if (!pg_batch_valid(queries, nqueries))
         return pg_refuse(pool, DB_ERR_QUERY);
+    db_query_t guarded[DB_PG_MAX_BATCH + 1];
+    const char *deadline_value;
+    char deadline[32];
+    int user_queries = nqueries;
+    queries = pg_guard_batch(pool, queries, &nqueries, guarded, &deadline_value, deadline, sizeof(deadline));
     if (pool->queries + nqueries > pool->options.max_in_flight)
         return pg_refuse(pool, DB_ERR_OVERLOADED);
     pg_conn_t *c = pg_pool_pick(pool);
     if (c == NULL)
         return pg_refuse(pool, DB_ERR_UNAVAILABLE);
-    const char *const *views[DB_PG_MAX_BATCH];
+    const char *const *views[DB_PG_MAX_BATCH + 1];
     int copy_failed;
     char *copies = pg_copy_params(queries, nqueries, views, &copy_failed);
     db_pg_batch_t *b = copy_failed ? NULL : db_pg_batch_new(nqueries);
@@ -924,6 +974,7 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
     b->data = data;
     b->sent_at = uv_now(pool->loop);
     b->counted = nqueries;
+    b->guarded = nqueries > user_queries;
     pg_conn_push(c, b);
     pg_pool_defer_flush(pool); /* what libpq still holds leaves with the iteration's other work */
     return 0;

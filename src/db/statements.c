@@ -39,8 +39,17 @@
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0, .shares_sync = 1},
     [DB_STMT_ECHO_INT_SHARED] = {"echo_int_shared", "SELECT $1::int", 1, .shares_sync = 1},
-    [DB_STMT_SLEEP_MS] = {"sleep_ms", "SELECT pg_sleep($1::int / 1000.0)", 1},
-    [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1},
+    [DB_STMT_SLEEP_MS] = {"sleep_ms", "SELECT pg_sleep($1::int / 1000.0)", 1, .read_only = 1},
+    [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1, .read_only = 1},
+
+    /* $1 the batch's deadline in Unix seconds. Past it, the statement fails (a text that is
+     * no integer: 22P02, with the time in the message) and so does its batch: nothing commits
+     * once the client may have answered 503. The ELSE branch is volatile, so the planner never
+     * evaluates it early. */
+    [DB_STMT_DEADLINE] = {"deadline",
+                          "SELECT CASE WHEN clock_timestamp() <= to_timestamp($1::float8) THEN 0 ELSE "
+                          "('hydrant: the batch missed its deadline at ' || clock_timestamp())::int END",
+                          1, .read_only = 1},
     [DB_STMT_NOTIFY] = {"notify", "SELECT pg_notify($1, $2)", 2},
 
     /* $1 kind, $2 queue, $3 payload, $4 owner or NULL, $5 unique key or NULL, $6 run_at or NULL
@@ -117,7 +126,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                               "SELECT (extract(epoch FROM run_at - now()) * 1000)::float8 FROM jobs "
                               "WHERE queue = $1 AND state IN ('queued', 'retrying') "
                               "ORDER BY priority DESC, run_at, id LIMIT 1",
-                              1},
+                              1, .read_only = 1},
 
     /* Refresh families go whole, once their newest token expired a day ago: deleting a
      * family's burnt (revoked) row alone would bring its younger tokens back to life. */
@@ -134,7 +143,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_JOB_GET] = {"job_get",
                          "SELECT " JOB_JSON ", owner_id FROM jobs WHERE id = $1::uuid "
                          "AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
-                         2},
+                         2, .read_only = 1},
 
     /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 the cursor (the last id
      * of the previous page) or NULL. Ids are time-ordered (UUIDv7), so id order is age order.
@@ -144,7 +153,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "SELECT " JOB_JSON ", id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
          "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
          "AND ($5::uuid IS NULL OR id < $5::uuid) ORDER BY id DESC LIMIT $4::int",
-         5},
+         5, .read_only = 1},
 
     /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs). */
     [DB_STMT_JOB_CANCEL] = {"job_cancel",
@@ -175,7 +184,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                            "SELECT queue, state, count(*) FROM jobs WHERE state IN ('queued', 'retrying') "
                            "GROUP BY queue, state UNION ALL SELECT queue, 'running', count(*) FROM jobs "
                            "WHERE state = 'running' GROUP BY queue",
-                           0},
+                           0, .read_only = 1},
 
     /* $1 retention in days. At most 1000 rows per call; ids are time-ordered, so the scan
      * starts at the oldest rows of the primary key. Dead and failed jobs are kept. */
@@ -216,7 +225,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
         {"user_login_lookup",
          "SELECT id, password_hash, role, email_confirmed, disabled, " USER_JSON
          ", extract(epoch FROM tokens_valid_after)::float8 FROM users WHERE lower(email) = $1",
-         1},
+         1, .read_only = 1},
 
     /* $1 id, $2 the new hash, $3 the hash it replaces (unchanged if the password changed
      * meanwhile). */
@@ -245,13 +254,15 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
         {"user_auth",
          "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8, EXISTS (SELECT 1 FROM "
          "revoked_tokens WHERE jti = $2), " USER_COLUMNS " FROM users WHERE id = $1::uuid",
-         2, .shares_sync = 1},
+         2, .shares_sync = 1, .read_only = 1},
 
     /* $1 presented token's hash, $2 the new token's hash, $3 lifetime in seconds, $4 reuse
      * grace in seconds. One statement, the presented row locked: of two racing uses one
      * rotates and the other is a reuse. Verdict ok (rotated: the new row is in the family),
-     * unknown, expired, revoked (its family was revoked) or reused (the presented token is
-     * burnt, which revokes its whole family). Returns the verdict, the user's id, role,
+     * unknown, expired, revoked (its family was revoked) or reused (the presented token was
+     * rotated before, beyond the grace: it is burnt, which revokes its whole family). A rotated
+     * token is a reuse also when its family is revoked already: a third racer, which finds the
+     * family burnt by the second, is told the same as the second. Returns the verdict, the user's id, role,
      * disabled, JSON, the family id and tokens_valid_after. */
     [DB_STMT_REFRESH_USE] =
         {"refresh_use",
@@ -259,19 +270,17 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "(SELECT 1 FROM "
          "refresh_tokens f WHERE f.family_id = r.family_id AND f.revoked_at IS NOT NULL) AS revoked FROM "
          "refresh_tokens r WHERE r.token_hash = $1 FOR UPDATE), "
-         "verdict AS (SELECT CASE WHEN revoked THEN 'revoked' WHEN expires_at <= now() THEN 'expired' "
-         "WHEN rotated_at IS NOT NULL AND ($4::int = 0 OR rotated_at <= clock_timestamp() - "
-         "make_interval(secs => "
-         "$4::int)) THEN 'reused' ELSE 'ok' END AS v, family_id, user_id FROM cur), "
+         "verdict AS (SELECT CASE WHEN rotated_at IS NOT NULL AND (revoked OR $4::int = 0 OR rotated_at <= "
+         "clock_timestamp() - make_interval(secs => $4::int)) THEN 'reused' WHEN revoked THEN 'revoked' "
+         "WHEN expires_at <= now() THEN 'expired' ELSE 'ok' END AS v, family_id, user_id FROM cur), "
          "rot AS (UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE "
          "token_hash = $1 "
          "AND (SELECT v FROM verdict) = 'ok' RETURNING 1), "
          "ins AS (INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at) SELECT $2, "
          "family_id, "
          "user_id, now() + make_interval(secs => $3::int) FROM verdict WHERE v = 'ok' RETURNING 1), "
-         "burn AS (UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1 AND (SELECT v FROM "
-         "verdict) = "
-         "'reused' RETURNING 1) "
+         "burn AS (UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL "
+         "AND (SELECT v FROM verdict) = 'reused' RETURNING 1) "
          "SELECT coalesce((SELECT v FROM verdict), 'unknown'), u.id, u.role, u.disabled, " USER_JSON
          ", (SELECT family_id FROM verdict), extract(epoch FROM u.tokens_valid_after)::float8 FROM (SELECT "
          "1) one "
@@ -330,7 +339,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
 
     /* $1 id. */
     [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid",
-                                   1},
+                                   1, .read_only = 1},
 
     /* $1 id, $2 new hash, $3 the hash that was verified (a concurrent change wins). */
     [DB_STMT_USER_PASSWORD_SET] = {"user_password_set",
@@ -364,7 +373,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                              "SELECT prefix, " TS("created_at") ", " TS(
                                  "last_used_at") " FROM api_keys WHERE user_id = "
                                                  "$1::uuid",
-                             1},
+                             1, .read_only = 1},
     [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
 
     /* $1 key hash. Returns role, disabled, the User JSON and the id. */
@@ -387,11 +396,11 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "ESCAPE '\\') AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $3::bigint * "
          "interval "
          "'1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
-         4},
+         4, .read_only = 1},
 
     /* $1 id. */
     [DB_STMT_ADMIN_USER_GET] = {"admin_user_get", "SELECT " USER_JSON ", role FROM users WHERE id = $1::uuid",
-                                1},
+                                1, .read_only = 1},
 
     /* $1 id, $2 role or NULL (unchanged), $3 disabled or NULL. Disabling moves
      * tokens_valid_after and revokes every refresh family. */
@@ -428,7 +437,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_FILE_GET] = {"file_get",
                           "SELECT " FILE_JSON ", name, content_type, size, sha256 FROM files "
                           "WHERE id = $1::uuid AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
-                          2},
+                          2, .read_only = 1},
 
     /* $1 owner, $2 limit, $3 cursor time (Unix microseconds) or NULL, $4 cursor id. Newest
      * first; returns the JSON, created_at in microseconds and the id. */
@@ -437,7 +446,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "SELECT " FILE_JSON ", (extract(epoch FROM created_at) * 1000000)::bigint, id FROM files "
          "WHERE owner_id = $1::uuid AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + "
          "$3::bigint * interval '1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
-         4},
+         4, .read_only = 1},
 
     /* $1 id, $2 owner or NULL. Returns the id when a row was deleted. */
     [DB_STMT_FILE_DELETE] = {"file_delete",

@@ -15,6 +15,8 @@ const char *db_status_name(db_status_t status)
         return "overloaded";
     case DB_ERR_CLOSED:
         return "closed";
+    case DB_ERR_INDOUBT:
+        return "outcome unknown";
     }
     return "unknown";
 }

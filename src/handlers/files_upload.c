@@ -234,6 +234,12 @@ static void files_refuse(http_request_t *r, files_up_t *u, int status, const cha
 static void files_committed(http_request_t *r, const db_reply_t *reply)
 {
     files_up_t *u = r->state;
+    if (reply->status == DB_ERR_INDOUBT) {
+        /* The row may have been committed: its bytes stay. If it was not, the sweep of bytes
+         * without a row removes them later. */
+        http_respond_db_error(r, reply->status);
+        return;
+    }
     if (reply->status != DB_OK) {
         int unavailable = reply->status != DB_ERR_QUERY;
         files_refuse(r, u, unavailable ? 503 : 500, unavailable ? "unavailable" : "internal",

@@ -220,7 +220,12 @@ void http_respond_file(http_request_t *r, int status, const char *content_type, 
  * to answer or it was answered already. */
 h2o_req_t *http_response_begin(http_request_t *r, int status, const char *content_type, size_t bytes);
 void http_respond_empty(http_request_t *r, int status);
-/* Maps a data-layer failure to 503 unavailable (or 500 internal for a refused query). */
+/* Maps a data-layer failure to 503 unavailable, which promises that nothing was changed, or
+ * to 500 internal for a refused query and for a write whose outcome is unknown
+ * (DB_ERR_INDOUBT, with HTTP_INDOUBT_MESSAGE). */
+#define HTTP_INDOUBT_MESSAGE                                                                                 \
+    "the database did not confirm in time: the request may or may not have taken effect; repeat it "         \
+    "with the same Idempotency-Key, or check before repeating it"
 void http_respond_db_error(http_request_t *r, db_status_t status);
 
 /* ------------------------------------------------ the libh2o binding (loop threads) ---- */

@@ -316,6 +316,8 @@ void http_respond_db_error(http_request_t *r, db_status_t status)
 {
     if (status == DB_ERR_QUERY)
         http_respond_error(r, 500, "internal", "internal error", NULL);
+    else if (status == DB_ERR_INDOUBT) /* 503 promises that nothing changed: not here */
+        http_respond_error(r, 500, "internal", HTTP_INDOUBT_MESSAGE, NULL);
     else
         http_respond_error(r, 503, "unavailable", "a backing service is unavailable, retry shortly", NULL);
 }

@@ -19,3 +19,9 @@ add_dependencies(test_lifecycle hydrant)
 
 # Migrations on fresh databases (test_migrate.c).
 hydrant_add_integration_test(test_migrate hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test_migrate.c)
+
+# A stalled PostgreSQL backend (SIGSTOP, so root: skipped otherwise) never commits what was
+# answered with an error (test_stall.c).
+hydrant_add_integration_test(test_stall hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_stall.c)
+add_dependencies(test_stall hydrant)
+set_tests_properties(integration.test_stall PROPERTIES SKIP_RETURN_CODE 77)

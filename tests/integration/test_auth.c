@@ -594,6 +594,9 @@ static void test_refresh_rotates_and_reuse_revokes_the_family(void **state)
     json_decref(doc);
     /* the first token again: a reuse; the whole family goes, the newest token included */
     assert_refresh_refused(first->refresh, "token_reused");
+    /* and again, now that the family is revoked: still a reuse (contract v1.1) */
+    assert_refresh_refused(first->refresh, "token_reused");
+    assert_refresh_refused(second.refresh, "token_reused");
     assert_refresh_refused(third.refresh, "invalid_token");
     /* unknown, malformed and expired tokens */
     assert_refresh_refused("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "invalid_token");
@@ -626,24 +629,30 @@ static void *race_refresh(void *arg)
     return NULL;
 }
 
-/* Two clients race one refresh token: one rotates it, the other is a reuse; the family is
- * left whole and revoked, never with two live children. */
+/* Five clients race one refresh token: one rotates it, every other one is told it is a
+ * reuse (also those that come after the family was burnt); the family is left whole and
+ * revoked, never with two live children. */
 static void test_refresh_race(void **state)
 {
+    enum { RACERS = 5 };
     char email[128];
     unique_email(email, sizeof(email), "race-refresh");
     free(confirmed_account(email));
     session_t *s = new_session(email);
-    pthread_t threads[2];
-    refresh_race_t races[2] = {{s->refresh, 0, ""}, {s->refresh, 0, ""}};
-    for (int i = 0; i < 2; i++)
+    pthread_t threads[RACERS];
+    refresh_race_t races[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        races[i] = (refresh_race_t){s->refresh, 0, ""};
         pthread_create(&threads[i], NULL, race_refresh, &races[i]);
-    for (int i = 0; i < 2; i++)
+    }
+    int won = 0, reused = 0;
+    for (int i = 0; i < RACERS; i++) {
         pthread_join(threads[i], NULL);
-    int won = (races[0].status == 200) + (races[1].status == 200);
-    int reused = !strcmp(races[0].code, "token_reused") + !strcmp(races[1].code, "token_reused");
+        won += races[i].status == 200;
+        reused += races[i].status == 401 && !strcmp(races[i].code, "token_reused");
+    }
     assert_int_equal(won, 1);
-    assert_int_equal(reused, 1);
+    assert_int_equal(reused, RACERS - 1);
     char *rows =
         sql_value("SELECT count(*) || ' ' || count(revoked_at) || ' ' || count(rotated_at) FROM "
                   "refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = "

@@ -1,0 +1,192 @@
+/*
+ * A stalled PostgreSQL backend (SIGSTOP) past the query timeout: hydrant answers without
+ * waiting for it, and what it answered must stay true when the backend wakes up. Before the
+ * batches carried a deadline, the woken backend committed a refresh answered with an error
+ * (the client's retry was then a reuse that revoked its own session) and a sign-up answered
+ * with an error (its retry got 409).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PASSWORD "stall-password-1"
+
+static harness_server_t server;
+static PGconn *db;
+static pid_t stalled; /* a stopped backend, woken by the teardown if a test fails midway */
+
+static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
+                                         "HYDRANT_ARGON2_ITERATIONS=1",
+                                         "HYDRANT_DATABASE_QUERY_TIMEOUT_MS=1200",
+                                         "HYDRANT_THREADS=1",
+                                         "HYDRANT_DATABASE_POOL_SIZE=1",
+                                         "HYDRANT_REQUIRE_EMAIL_CONFIRMATION=false",
+                                         "HYDRANT_LIMIT_EMAIL_REQUESTS_PER_ADDRESS=1000000",
+                                         "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
+                                         NULL};
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (harness_server_start(&server, server_env) != 0)
+        return -1;
+    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    return PQstatus(db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (stalled > 0)
+        kill(stalled, SIGCONT); /* PostgreSQL could not stop with it */
+    PQfinish(db);
+    return harness_server_stop(&server) == 0 ? 0 : -1;
+}
+
+static long post_json(const char *path, const char *body, json_t **doc)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", server.https_base, path);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
+    json_error_t jerr;
+    *doc = json_loads(res.body != NULL ? res.body : "", 0, &jerr);
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
+/* The text of the one value a query returns (malloc'd). */
+static char *sql_value(const char *query, const char *param)
+{
+    PGresult *res = harness_sql(db, query, param != NULL ? 1 : 0, param != NULL ? &param : NULL);
+    char *v = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return v;
+}
+
+/* The one backend of hydrant's one pipelined connection (one loop, pool size 1), stopped:
+ * whatever hydrant sends it waits in its socket. */
+static pid_t stall(void)
+{
+    PGresult *res =
+        harness_sql(db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant'", 0, NULL);
+    assert_int_equal(PQntuples(res), 1);
+    pid_t pid = (pid_t)atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    stalled = pid;
+    return pid;
+}
+
+/* Woken, the backend reads what hydrant sent before it gave up on the connection, runs it,
+ * then finds its client gone and exits: waits (bounded) for that, so that whatever it was
+ * going to commit is committed. */
+static void resume(pid_t pid)
+{
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    stalled = 0;
+    for (long long deadline = harness_now_ms() + 15000; harness_now_ms() < deadline; usleep(20 * 1000))
+        if (kill(pid, 0) != 0)
+            return;
+    fail_msg("the stalled backend did not end");
+}
+
+/* Waits (bounded) until the pool is connected again, so the next request is served. */
+static void wait_for_pool(void)
+{
+    for (long long deadline = harness_now_ms() + 10000; harness_now_ms() < deadline; usleep(50 * 1000))
+        if (harness_get_status(HARNESS_HTTP2, server.https_base, "/health") == 200)
+            return;
+    fail_msg("the pool did not come back");
+}
+
+/* Answered without success while the backend was stalled: an in-doubt 500 or a 503. */
+static void assert_not_done(long status, const json_t *doc)
+{
+    const char *code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+    assert_non_null(code);
+    assert_true((status == 500 && strcmp(code, "internal") == 0) ||
+                (status == 503 && strcmp(code, "unavailable") == 0));
+}
+
+static void test_stalled_refresh_never_rotates_later(void **state)
+{
+    (void)state;
+    char email[128], body[512];
+    snprintf(email, sizeof(email), "stall-refresh-%d@example.com", getpid());
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
+    json_t *doc = NULL;
+    assert_int_equal(post_json("/api/v1/auth/signup", body, &doc), 201);
+    json_decref(doc);
+    assert_int_equal(post_json("/api/v1/auth/login", body, &doc), 200);
+    char refresh[256];
+    snprintf(refresh, sizeof(refresh), "%s", json_string_value(json_object_get(doc, "refresh_token")));
+    json_decref(doc);
+    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
+
+    pid_t backend = stall();
+    long status = post_json("/api/v1/auth/refresh", body, &doc);
+    assert_not_done(status, doc);
+    json_decref(doc);
+    resume(backend);
+    wait_for_pool();
+
+    /* Nothing was rotated: the family still has its one token, and retrying works. */
+    char *rows =
+        sql_value("SELECT count(*) || ' ' || count(rotated_at) FROM refresh_tokens WHERE family_id = "
+                  "(SELECT family_id FROM refresh_tokens WHERE token_hash = "
+                  "encode(sha256($1::bytea), 'hex'))",
+                  refresh);
+    assert_string_equal(rows, "1 0");
+    free(rows);
+    assert_int_equal(post_json("/api/v1/auth/refresh", body, &doc), 200);
+    json_decref(doc);
+}
+
+static void test_stalled_signup_never_commits_later(void **state)
+{
+    (void)state;
+    char email[128], body[512];
+    snprintf(email, sizeof(email), "stall-signup-%d@example.com", getpid());
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
+    pid_t backend = stall();
+    json_t *doc = NULL;
+    long status = post_json("/api/v1/auth/signup", body, &doc);
+    assert_not_done(status, doc);
+    json_decref(doc);
+    resume(backend);
+    wait_for_pool();
+
+    char *count = sql_value("SELECT count(*) FROM users WHERE email = $1", email);
+    assert_string_equal(count, "0");
+    free(count);
+    assert_int_equal(post_json("/api/v1/auth/signup", body, &doc), 201); /* the retry, not a 409 */
+    json_decref(doc);
+}
+
+int main(void)
+{
+    if (geteuid() != 0) {
+        /* Stopping PostgreSQL's backends needs root or the postgres user (CI runs as root). */
+        fprintf(stderr, "test_stall: not root, skipped\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stalled_refresh_never_rotates_later),
+        cmocka_unit_test(test_stalled_signup_never_commits_later),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
