@@ -51,6 +51,7 @@ void cfg_init_defaults(cfg_t *cfg)
         .jwt_issuer = cfg_dup("hydrant"),
         .access_ttl_s = 900,
         .refresh_ttl_s = 30 * 86400,
+        .refresh_retry_window_s = 30,
         .require_email_confirmation = 1,
         .argon2_memory_kib = 19456,
         .argon2_iterations = 2,

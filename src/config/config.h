@@ -43,6 +43,7 @@ typedef struct {
     int access_ttl_s;                     /* default 900 */
     int refresh_ttl_s;                    /* default 30 days */
     int refresh_reuse_grace_s;            /* default 0 */
+    int refresh_retry_window_s;           /* default 30: an unanswered rotation may be retried */
     int require_email_confirmation;       /* default 1 */
     int argon2_memory_kib;                /* default 19456 */
     int argon2_iterations;                /* default 2 */

@@ -38,6 +38,8 @@ const cfg_setting_t cfg_settings[] = {
     {"auth.refresh-ttl", "HYDRANT_REFRESH_TTL", CFG_T_INT, F(auth.refresh_ttl_s), 1, 366 * 86400},
     {"auth.refresh-reuse-grace", "HYDRANT_REFRESH_REUSE_GRACE", CFG_T_INT, F(auth.refresh_reuse_grace_s), 0,
      3600},
+    {"auth.refresh-retry-window", "HYDRANT_REFRESH_RETRY_WINDOW", CFG_T_INT, F(auth.refresh_retry_window_s), 0,
+     3600},
     {"auth.require-email-confirmation", "HYDRANT_REQUIRE_EMAIL_CONFIRMATION", CFG_T_BOOL,
      F(auth.require_email_confirmation), 0, 1},
     {"auth.argon2-memory-kib", "HYDRANT_ARGON2_MEMORY_KIB", CFG_T_INT, F(auth.argon2_memory_kib), 8, 4194304},

@@ -30,6 +30,8 @@ typedef struct {
     char stored[AUTH_HASH_MAX]; /* login: the user's current hash */
     char token[AUTH_TOKEN_LEN + 1];
     char token_hash[AUTH_TOKEN_HASH_LEN + 1];
+    char presented[AUTH_TOKEN_HASH_LEN + 1]; /* refresh: the hash of the token presented */
+    int retrying;                            /* refresh: its last rotation went unanswered */
     char user_id[64];
     char family_id[37]; /* login: the new refresh family */
     char role[16];
@@ -417,10 +419,42 @@ static void auth_login(http_request_t *r)
 }
 
 /* ------------------------------------------------------------------ refresh ---- */
+/*
+ * A rotation whose answer never reached the client (the database's answer was lost, or the
+ * client left first) would turn the client's retry with the same token into a reuse that
+ * revokes its own session. Such rotations are noted in Redis for auth.refresh-retry-window
+ * seconds (Redis, so that the retry may reach any instance), and a retry within the window
+ * rotates the same family again (contract v1.1).
+ */
+
+static void auth_unanswered_key(char *out, size_t len, const char *presented)
+{
+    snprintf(out, len, "hydrant:refresh:unanswered:%s", presented);
+}
+
+static void auth_redis_ignore(void *data, db_status_t status, redisReply *reply)
+{
+}
+
+/* Fire and forget: the note only helps a retry, and nothing waits for it. */
+static void auth_unanswered_note(http_request_t *r, const auth_state_t *s, int set)
+{
+    int window = ((const handlers_app_t *)r->app)->cfg->auth.refresh_retry_window_s;
+    if (window <= 0 || r->loop->redis == NULL)
+        return;
+    char key[96], ttl[16];
+    auth_unanswered_key(key, sizeof(key), s->presented);
+    snprintf(ttl, sizeof(ttl), "%d", window);
+    const char *set_argv[] = {"SET", key, "1", "EX", ttl};
+    const char *del_argv[] = {"DEL", key};
+    db_redis_command(r->loop->redis, auth_redis_ignore, NULL, set ? 5 : 2, set ? set_argv : del_argv, NULL);
+}
 
 static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
 {
     auth_state_t *s = r->state;
+    if (reply->status == DB_ERR_INDOUBT)
+        auth_unanswered_note(r, s, 1);
     if (reply->status != DB_OK) {
         http_respond_db_error(r, reply->status);
         return;
@@ -428,6 +462,10 @@ static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
     PGresult *res = reply->results[0];
     const char *verdict = PQgetvalue(res, 0, 0);
     if (strcmp(verdict, "ok") == 0 && !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 3)[0] != 't') {
+        if (r->h2o == NULL)
+            auth_unanswered_note(r, s, 1); /* rotated, and the client left before the answer */
+        else if (s->retrying)
+            auth_unanswered_note(r, s, 0);
         auth_respond_tokens(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5), s->token,
                             PQgetvalue(res, 0, 4), atof(PQgetvalue(res, 0, 6)));
         return;
@@ -439,6 +477,29 @@ static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 401, "token_expired", "the refresh token has expired", NULL);
     else
         http_respond_error(r, 401, "invalid_token", "the refresh token is not valid", NULL);
+}
+
+static void auth_refresh_rotate(http_request_t *r)
+{
+    auth_state_t *s = r->state;
+    const cfg_auth_t *auth = &((const handlers_app_t *)r->app)->cfg->auth;
+    char ttl[16], grace[16];
+    snprintf(ttl, sizeof(ttl), "%d", auth->refresh_ttl_s);
+    int grace_s = auth->refresh_reuse_grace_s;
+    if (s->retrying && auth->refresh_retry_window_s > grace_s)
+        grace_s = auth->refresh_retry_window_s;
+    snprintf(grace, sizeof(grace), "%d", grace_s);
+    const char *values[] = {s->presented, s->token_hash, ttl, grace};
+    db_query_t q = {.stmt = DB_STMT_REFRESH_USE, .nparams = 4, .values = values};
+    http_pg_always(r, &q, 1, auth_refreshed);
+}
+
+/* Without Redis the retry is not recognised: the token counts as reused, as before. */
+static void auth_refresh_noted(http_request_t *r, db_status_t status, redisReply *reply)
+{
+    auth_state_t *s = r->state;
+    s->retrying = status == DB_OK && reply != NULL && reply->type == REDIS_REPLY_STRING;
+    auth_refresh_rotate(r);
 }
 
 /* The refresh token from the JSON body, else from the cookie. Returns its length or 0. */
@@ -485,15 +546,17 @@ static void auth_refresh(http_request_t *r)
         http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
         return;
     }
-    char presented[AUTH_TOKEN_HASH_LEN + 1], ttl[16], grace[16];
-    auth_token_hash(token, len, presented);
+    auth_token_hash(token, len, s->presented);
     auth_token_hash(s->token, strlen(s->token), s->token_hash);
-    const cfg_auth_t *auth = &((const handlers_app_t *)r->app)->cfg->auth;
-    snprintf(ttl, sizeof(ttl), "%d", auth->refresh_ttl_s);
-    snprintf(grace, sizeof(grace), "%d", auth->refresh_reuse_grace_s);
-    const char *values[] = {presented, s->token_hash, ttl, grace};
-    db_query_t q = {.stmt = DB_STMT_REFRESH_USE, .nparams = 4, .values = values};
-    http_pg(r, &q, 1, auth_refreshed);
+    if (((const handlers_app_t *)r->app)->cfg->auth.refresh_retry_window_s <= 0 || r->loop->redis == NULL ||
+        !db_redis_is_ready(r->loop->redis)) {
+        auth_refresh_rotate(r);
+        return;
+    }
+    char key[96];
+    auth_unanswered_key(key, sizeof(key), s->presented);
+    const char *argv[] = {"GET", key};
+    http_redis(r, 2, argv, NULL, auth_refresh_noted);
 }
 
 /* ------------------------------------------------------------------- logout ---- */

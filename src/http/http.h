@@ -265,6 +265,9 @@ void http_loop_flush_log(http_loop_t *loop);
  * failure r is answered with 503 at once and cb never runs. */
 typedef void (*http_pg_cb)(http_request_t *r, const db_reply_t *reply);
 void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb);
+/* The same, but cb runs also when the client went away meanwhile (r->h2o is then NULL and
+ * responding a no-op): for handlers that must note that an outcome was never delivered. */
+void http_pg_always(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb);
 typedef void (*http_redis_cb)(http_request_t *r, db_status_t status, redisReply *reply);
 void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb);
 

@@ -330,18 +330,20 @@ typedef struct {
         http_pg_cb pg;
         http_redis_cb redis;
     } cb;
+    int always; /* call back even when nobody is left to answer */
 } http_async_t;
 
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
-    if (a->r->h2o != NULL && !a->r->responded)
+    if (a->always || (a->r->h2o != NULL && !a->r->responded))
         a->cb.pg(a->r, reply);
     http_request_release(a->r);
     free(a);
 }
 
-void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb)
+static void http_pg_submit(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb,
+                           int always)
 {
     http_async_t *a = malloc(sizeof(*a));
     if (a == NULL || r->loop->pg == NULL) {
@@ -351,6 +353,7 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
     }
     a->r = r;
     a->cb.pg = cb;
+    a->always = always;
     http_request_retain(r);
     if (db_pg_submit(r->loop->pg, queries, nqueries, http_pg_done, a) != 0) {
         http_request_release(r);
@@ -358,6 +361,16 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
         http_respond_db_error(
             r, db_pg_last_error(r->loop->pg)); /* overloaded or down: 503; invalid batch: 500 */
     }
+}
+
+void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb)
+{
+    http_pg_submit(r, queries, nqueries, cb, 0);
+}
+
+void http_pg_always(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb)
+{
+    http_pg_submit(r, queries, nqueries, cb, 1);
 }
 
 static void http_redis_done(void *data, db_status_t status, redisReply *reply)
@@ -379,6 +392,7 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
     }
     a->r = r;
     a->cb.redis = cb;
+    a->always = 0;
     http_request_retain(r);
     if (db_redis_command(r->loop->redis, http_redis_done, a, argc, argv, argvlen) != 0) {
         http_request_release(r);

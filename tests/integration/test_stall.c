@@ -91,13 +91,18 @@ static pid_t stall(void)
     return pid;
 }
 
+static void wake(pid_t pid)
+{
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    stalled = 0;
+}
+
 /* Woken, the backend reads what hydrant sent before it gave up on the connection, runs it,
  * then finds its client gone and exits: waits (bounded) for that, so that whatever it was
  * going to commit is committed. */
 static void resume(pid_t pid)
 {
-    assert_int_equal(kill(pid, SIGCONT), 0);
-    stalled = 0;
+    wake(pid);
     for (long long deadline = harness_now_ms() + 15000; harness_now_ms() < deadline; usleep(20 * 1000))
         if (kill(pid, 0) != 0)
             return;
@@ -122,21 +127,27 @@ static void assert_not_done(long status, const json_t *doc)
                 (status == 503 && strcmp(code, "unavailable") == 0));
 }
 
-static void test_stalled_refresh_never_rotates_later(void **state)
+/* A new account's session: its refresh token, and a refresh request's body with it. */
+static void new_session(const char *tag, char refresh[256], char body[512])
 {
-    (void)state;
-    char email[128], body[512];
-    snprintf(email, sizeof(email), "stall-refresh-%d@example.com", getpid());
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
+    char email[128];
+    snprintf(email, sizeof(email), "stall-%s-%d@example.com", tag, getpid());
+    snprintf(body, 512, "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
     json_t *doc = NULL;
     assert_int_equal(post_json("/api/v1/auth/signup", body, &doc), 201);
     json_decref(doc);
     assert_int_equal(post_json("/api/v1/auth/login", body, &doc), 200);
-    char refresh[256];
-    snprintf(refresh, sizeof(refresh), "%s", json_string_value(json_object_get(doc, "refresh_token")));
+    snprintf(refresh, 256, "%s", json_string_value(json_object_get(doc, "refresh_token")));
     json_decref(doc);
-    snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
+    snprintf(body, 512, "{\"refresh_token\":\"%s\"}", refresh);
+}
 
+static void test_stalled_refresh_never_rotates_later(void **state)
+{
+    (void)state;
+    char refresh[256], body[512];
+    new_session("refresh", refresh, body);
+    json_t *doc = NULL;
     pid_t backend = stall();
     long status = post_json("/api/v1/auth/refresh", body, &doc);
     assert_not_done(status, doc);
@@ -153,6 +164,75 @@ static void test_stalled_refresh_never_rotates_later(void **state)
     assert_string_equal(rows, "1 0");
     free(rows);
     assert_int_equal(post_json("/api/v1/auth/refresh", body, &doc), 200);
+    json_decref(doc);
+}
+
+/* Polls (bounded) until a query's one value is want. */
+static void wait_for_value(const char *query, const char *param, const char *want)
+{
+    for (long long deadline = harness_now_ms() + 10000; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        char *v = sql_value(query, param);
+        int done = strcmp(v, want) == 0;
+        free(v);
+        if (done)
+            return;
+    }
+    fail_msg("%s never gave %s", query, want);
+}
+
+/* Does hydrant's Redis hold a note that the token's rotation went unanswered? */
+static int unanswered_noted(const char *refresh)
+{
+    char *hash = sql_value("SELECT encode(sha256($1::bytea), 'hex')", refresh);
+    int found = harness_system("test \"$(redis-cli -p %d exists hydrant:refresh:unanswered:%s)\" = 1",
+                               harness_service_port("redis"), hash) == 0;
+    free(hash);
+    return found;
+}
+
+/* The client gives up while the backend is slow; the rotation then commits, but its answer
+ * reaches nobody. The client's retry with the same token is a new rotation of the family,
+ * not a reuse that would revoke its own session (contract v1.1). */
+static void test_unanswered_rotation_may_be_retried(void **state)
+{
+    (void)state;
+    char refresh[256], body[512];
+    new_session("unanswered", refresh, body);
+    json_t *doc = NULL;
+    pid_t backend = stall();
+    harness_set_timeout_ms(300);
+    long status = post_json("/api/v1/auth/refresh", body, &doc);
+    harness_set_timeout_ms(10000);
+    json_decref(doc);
+    assert_int_equal(status, 0); /* the client left */
+    wake(backend);               /* well within the query timeout: the rotation commits */
+    wait_for_value(
+        "SELECT count(rotated_at) FROM refresh_tokens WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+        refresh, "1");
+    for (long long deadline = harness_now_ms() + 5000;
+         !unanswered_noted(refresh) && harness_now_ms() < deadline;)
+        usleep(20 * 1000);
+    assert_true(unanswered_noted(refresh));
+
+    assert_int_equal(post_json("/api/v1/auth/refresh", body, &doc), 200);
+    assert_non_null(json_string_value(json_object_get(doc, "refresh_token")));
+    json_decref(doc);
+    /* One family, not revoked: the first child (never delivered) and the retry's. */
+    char *rows =
+        sql_value("SELECT count(*) || ' ' || count(revoked_at) FROM refresh_tokens WHERE family_id = "
+                  "(SELECT family_id FROM refresh_tokens WHERE token_hash = "
+                  "encode(sha256($1::bytea), 'hex'))",
+                  refresh);
+    assert_string_equal(rows, "3 0");
+    free(rows);
+    /* A token whose rotation was answered is a reuse as ever. */
+    char answered[256];
+    new_session("answered", answered, body);
+    assert_int_equal(post_json("/api/v1/auth/refresh", body, &doc), 200);
+    json_decref(doc);
+    assert_int_equal(post_json("/api/v1/auth/refresh", body, &doc), 401);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "error"), "code")),
+                        "token_reused");
     json_decref(doc);
 }
 
@@ -187,6 +267,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_refresh_never_rotates_later),
         cmocka_unit_test(test_stalled_signup_never_commits_later),
+        cmocka_unit_test(test_unanswered_rotation_may_be_retried),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
