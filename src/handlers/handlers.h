@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
+#include "util/util.h"
 
 typedef struct {
     const cfg_t *cfg;

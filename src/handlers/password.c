@@ -102,7 +102,7 @@ static void password_email_request(http_request_t *r, const char *purpose, const
     if (s == NULL)
         return;
     json_t *email = json_object_get(r->body, "email");
-    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+    if (util_email_normalize(json_string_value(email), json_string_length(email), s->email,
                              sizeof(s->email)) != 0) {
         handlers_respond_invalid(r, json_pack("{s:s}", "email", "must be a valid email address"));
         return;

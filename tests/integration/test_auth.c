@@ -270,8 +270,8 @@ static void test_signup_validation(void **state)
     json_decref(doc);
     char odd[256];
     snprintf(odd, sizeof(odd),
-             "{\"email\": \"x';DROP-TABLE-users;--%d.%d@a.io\", \"password\": \"" PASSWORD "\"}", getpid(),
-             ++seq);
+             "{\"email\": \"x'OR'1'='1--DROP-TABLE-users%d.%d@a.io\", \"password\": \"" PASSWORD "\"}",
+             getpid(), ++seq);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", odd, &doc, NULL),
                      201); /* an odd but valid address, stored as given */
     json_decref(doc);
@@ -296,6 +296,29 @@ static void test_signup_validation(void **state)
         signup(HARNESS_HTTP2, unique_email(other, sizeof(other), "dupname"), PASSWORD, name, &doc), 409);
     assert_string_equal(error_code(doc), "username_taken");
     json_decref(doc);
+}
+
+/* What the mailer cannot send to is refused at sign-up (422 naming email), never turned into
+ * an account whose confirmation email dies. */
+static void test_signup_refuses_undeliverable_addresses(void **state)
+{
+    const char *bad[] = {"a(b)@x.com",  "a@b..com",   "\xc3\xbc@x.com", "\"quoted\"@x.com", ".a@x.com",
+                         "a.@x.com",    "a..b@x.com", "a@-x.com",       "a@x-.com",         "a@x_y.com",
+                         "a@localhost", "a;b@x.com",  "a@[127.0.0.1]",  "a@x.c\xc3\xb6m",   NULL};
+    char local[80];
+    memset(local, 'l', 65);
+    snprintf(local + 65, sizeof(local) - 65, "@x.com"); /* a local part over 64 */
+    bad[sizeof(bad) / sizeof(bad[0]) - 1] = local;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+            json_t *doc = NULL;
+            long status = signup(protocol, bad[i], PASSWORD, NULL, &doc);
+            if (status != 422 || doc == NULL || strcmp(error_code(doc), "validation_failed") != 0 ||
+                detail(doc, "email") == NULL)
+                fail_msg("sign-up with \"%s\" answered %ld, not 422 naming email", bad[i], status);
+            json_decref(doc);
+        }
+    }
 }
 
 typedef struct {
@@ -1059,7 +1082,7 @@ static void test_user_import(void **state)
         "password_hash,email,role,confirmed\r\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\r\n"
         "\"$argon2id$v=19$m=64,t=1,p=1$wu6YhF+EzHQldem6X1KP/w$o4eNHr7ohtjv3LbACufZhQ\",\"%s\",superuser,\r\n"
-        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,not-an-email,user,true\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,a(b)@x.com,user,true\n"
         "plaintext,x-%s,user,true\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,y-%s,root,true\n"
@@ -1330,6 +1353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signup_then_confirm_by_the_emailed_link),
         cmocka_unit_test(test_signup_validation),
+        cmocka_unit_test(test_signup_refuses_undeliverable_addresses),
         cmocka_unit_test(test_concurrent_signups_one_wins),
         cmocka_unit_test(test_login_and_me),
         cmocka_unit_test(test_login_failures_look_alike),
