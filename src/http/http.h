@@ -85,10 +85,15 @@ typedef enum {
     HTTP_JSON_TOO_LARGE,       /* 413 payload_too_large */
     HTTP_JSON_TOO_DEEP,        /* 400 invalid_json with a reason */
     HTTP_JSON_STRING_TOO_LONG, /* 413 */
+    HTTP_JSON_NUL,             /* valid JSON, but a string holds \u0000: 422 validation_failed */
 } http_json_status_t;
 
-/* Parses an object body. Depth is checked before jansson builds anything, so a hostile
- * "[[[[..." costs nothing. NUL bytes inside strings are refused. */
+/* Parses an object body into *out. Depth is checked before jansson builds anything, so a
+ * hostile "[[[[..." costs nothing. A \u0000 inside a string is valid JSON, but no field
+ * keeps one (PostgreSQL text and jsonb refuse NUL, and a C string would end at it):
+ * HTTP_JSON_NUL, and *out is then the 422 details instead of the body, naming each such
+ * string by its path ("bio", "a.b", "list[2]", at most 16) and a field name holding one as
+ * it was sent. */
 http_json_status_t http_json_parse_object(const char *body, size_t len, const http_json_limits_t *limits,
                                           json_t **out);
 

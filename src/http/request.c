@@ -488,6 +488,12 @@ static int http_take_json_body(http_request_t *r, h2o_req_t *req, const http_ser
     case HTTP_JSON_TOO_DEEP:
         http_respond_error(r, 400, "invalid_json", "the JSON body is nested too deeply", NULL);
         return -1;
+    case HTTP_JSON_NUL: {
+        json_t *details = r->body;
+        r->body = NULL;
+        http_respond_error(r, 422, "validation_failed", "the request is not valid", details);
+        return -1;
+    }
     default:
         http_respond_error(r, 400, "invalid_json", "the body is not a valid JSON object", NULL);
         return -1;

@@ -284,7 +284,9 @@ static void test_signup_validation(void **state)
     json_decref(doc);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup",
                           "{\"email\":\"a\\u0000@b.co\",\"password\":\"12345678\"}", &doc, NULL),
-                     400); /* NUL inside a string */
+                     422); /* NUL inside a string: valid JSON, refused by name */
+    assert_string_equal(error_code(doc), "validation_failed");
+    assert_non_null(detail(doc, "email"));
     json_decref(doc);
     /* usernames are unique case-insensitively */
     char name[32], other[128];
@@ -988,6 +990,57 @@ static void test_patch_me(void **state)
     assert_int_equal(call("PATCH", "/api/v1/me", NULL, "{}", NULL), 401);
 }
 
+/* \u0000 is valid JSON: a field holding one is refused by name (422), never answered 400
+ * invalid_json and never cut short at the NUL (a password "abc\u0000def" is not "abc"). */
+static void test_nul_in_strings(void **state)
+{
+    char email[128], body[512];
+    unique_email(email, sizeof(email), "nul");
+    struct {
+        const char *body_fmt; /* %s: the email */
+        const char *field;
+    } signups[] = {
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\\u0000more\"}", "password"},
+        {"{\"email\":\"%s\\u0000\",\"password\":\"" PASSWORD "\"}", "email"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"username\":\"ab\\u0000cd\"}", "username"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"extra\":{\"a\":[\"\\u0000\"]}}", "extra.a[0]"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"x\\u0000\":1}", "x\\u0000"},
+    };
+    for (size_t i = 0; i < sizeof(signups) / sizeof(signups[0]); i++) {
+        for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+            json_t *doc = NULL;
+            snprintf(body, sizeof(body), signups[i].body_fmt, email);
+            long status = post(protocol, "/api/v1/auth/signup", body, &doc, NULL);
+            if (status != 422 || doc == NULL || strcmp(error_code(doc), "validation_failed") != 0 ||
+                detail(doc, signups[i].field) == NULL)
+                fail_msg("%s answered %ld, not 422 naming %s", body, status, signups[i].field);
+            json_decref(doc);
+        }
+    }
+    char *users = sql_value("SELECT count(*)::text FROM users WHERE email = $1", email);
+    assert_string_equal(users, "0"); /* no account with a password cut at the NUL */
+    free(users);
+    /* PATCH /me: the display name stays as it was */
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    json_t *doc = NULL;
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"display_name\":\"Ada\"}", NULL), 200);
+    assert_int_equal(
+        call("PATCH", "/api/v1/me", bearer(s), "{\"display_name\":\"Ada\\u0000Lovelace\"}", &doc), 422);
+    assert_string_equal(error_code(doc), "validation_failed");
+    assert_non_null(detail(doc, "display_name"));
+    json_decref(doc);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"bio\":\"ok\",\"nope\":\"\\u0000\"}", &doc),
+                     422);
+    assert_non_null(detail(doc, "nope"));
+    json_decref(doc);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", s->access, &doc, NULL), 200);
+    json_t *user = json_object_get(doc, "user");
+    assert_string_equal(json_string_value(json_object_get(user, "display_name")), "Ada");
+    assert_string_equal(json_string_value(json_object_get(user, "bio")), "");
+    json_decref(doc);
+}
+
 static void test_api_keys(void **state)
 {
     char email[128];
@@ -1367,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_change_password),
         cmocka_unit_test(test_user_commands),
         cmocka_unit_test(test_patch_me),
+        cmocka_unit_test(test_nul_in_strings),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_delete_me),
         cmocka_unit_test(test_admin_users),
