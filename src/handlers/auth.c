@@ -512,6 +512,12 @@ static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
  * session and every access token of the user. */
 static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
 {
+    static const handlers_field_t fields[] = {{"all", JSON_TRUE, 0, 0}};
+    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     json_t *all = r->body != NULL ? json_object_get(r->body, "all") : NULL;
     char exp[24];
     snprintf(exp, sizeof(exp), "%lld", (long long)user->claims.exp);
@@ -530,12 +536,6 @@ static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
 
 static void auth_logout(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {{"all", JSON_TRUE, 0, 0}};
-    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
-    if (details != NULL) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
     handlers_authenticate(r, auth_logout_ok);
 }
 
@@ -547,7 +547,8 @@ int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
         {"GET", "/api/v1/auth/confirm", auth_confirm_get, 0, 0},
         {"POST", "/api/v1/auth/login", auth_login, 0, HTTP_ROUTE_JSON_BODY},
         {"POST", "/api/v1/auth/refresh", auth_refresh, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
-        {"POST", "/api/v1/auth/logout", auth_logout, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
+        {"POST", "/api/v1/auth/logout", auth_logout, 0,
+         HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY | HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

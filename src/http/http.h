@@ -30,6 +30,9 @@ typedef void (*http_handler_fn)(struct http_request *r);
 enum {
     HTTP_ROUTE_JSON_BODY = 1 << 0,     /* body must be application/json and parse to an object */
     HTTP_ROUTE_OPTIONAL_BODY = 1 << 1, /* with JSON_BODY: an empty body is allowed */
+    /* The handler authenticates first (contract v1.1: no credentials is 401 whatever the
+     * body), so the body rules wait until it calls http_request_take_body. */
+    HTTP_ROUTE_AUTHENTICATED = 1 << 2,
 };
 
 typedef struct {
@@ -189,11 +192,18 @@ typedef struct http_request {
     int responded;
     int status;
     unsigned has_retry_after : 1;
+    unsigned body_taken : 1; /* the route's body rules have run */
 } http_request_t;
 
 /* Keeps r alive across an asynchronous step; every retain needs one release. */
 void http_request_retain(http_request_t *r);
 void http_request_release(http_request_t *r);
+
+/* Applies the route's body rules (HTTP_ROUTE_JSON_BODY: 415, 413, 400 invalid_json, 422 for
+ * \u0000) and sets r->body, once per request; a no-op for routes without a JSON body. For an
+ * HTTP_ROUTE_AUTHENTICATED route, call it once the credentials are accepted. Returns 0 when
+ * the handler may go on, or -1 when r was answered (or nobody is left to answer). */
+int http_request_take_body(http_request_t *r);
 
 /* Value of a {param} of the matched route, or NULL. */
 const char *http_param(const http_request_t *r, const char *name, size_t *len);

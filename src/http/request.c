@@ -500,6 +500,16 @@ static int http_take_json_body(http_request_t *r, h2o_req_t *req, const http_ser
     }
 }
 
+int http_request_take_body(http_request_t *r)
+{
+    if (r->body_taken || r->route == NULL || !(r->route->flags & HTTP_ROUTE_JSON_BODY))
+        return 0;
+    r->body_taken = 1;
+    if (r->h2o == NULL)
+        return -1;
+    return http_take_json_body(r, r->h2o, r->loop->server);
+}
+
 static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t *server)
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -526,7 +536,9 @@ static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t
     r->route_index = match.route_index;
     r->nparams = match.nparams;
     memcpy(r->params, match.params, sizeof(match.params[0]) * (size_t)match.nparams);
-    if ((r->route->flags & HTTP_ROUTE_JSON_BODY) && http_take_json_body(r, req, server) != 0)
+    /* Authenticated routes take their body after their credentials (http_request_take_body). */
+    if ((r->route->flags & (HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED)) == HTTP_ROUTE_JSON_BODY &&
+        http_request_take_body(r) != 0)
         return;
     r->route->handler(r);
 }

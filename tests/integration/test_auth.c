@@ -699,9 +699,12 @@ static void test_logout_one_session_and_all(void **state)
     json_decref(doc);
     assert_refresh_refused(c->refresh, "invalid_token");
     assert_int_equal(logout(a->access, NULL), 401); /* a revoked token cannot log out again */
-    assert_int_equal(logout(c->access, "{\"all\": \"yes\"}"), 422);
+    /* credentials first: a revoked token is 401 whatever its body */
+    assert_int_equal(logout(c->access, "{\"all\": \"yes\"}"), 401);
     /* a fresh login right after "everywhere" works at once */
     session_t *d = new_session(email);
+    assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
+    assert_int_equal(logout(d->access, "{\"all\": \"yes\"}"), 422); /* and changes nothing */
     assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
 }
 
@@ -988,6 +991,17 @@ static void test_patch_me(void **state)
     assert_string_equal(error_code(doc), "username_taken");
     json_decref(doc);
     assert_int_equal(call("PATCH", "/api/v1/me", NULL, "{}", NULL), 401);
+    /* once the credentials are accepted, the body rules still apply */
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"bio\":", &doc), 400);
+    assert_string_equal(error_code(doc), "invalid_json");
+    json_decref(doc);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/api/v1/me", server.https_base);
+    const char *text[] = {bearer(s), "Content-Type: text/plain", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "PATCH", url, text, "{}", 2);
+    assert_int_equal(res.status, 415);
+    harness_response_free(&res);
 }
 
 /* \u0000 is valid JSON: a field holding one is refused by name (422), never answered 400
