@@ -89,19 +89,28 @@ static void auth_signup_hash(void *arg)
         auth_token_hash(s->token, strlen(s->token), s->token_hash);
 }
 
-/* One transaction: the user, its confirmation token, the email that carries the token. */
+char *handlers_email_payload(const char *to, const char *token)
+{
+    json_t *doc = json_pack("{s:s, s:s}", "to", to, "token", token);
+    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* One transaction: the user, its confirmation token, the email that carries the token. A
+ * payload that could not be built fails the sign-up before anything is stored: a job
+ * queued without one would only die. */
 static void auth_signup_hashed(http_request_t *r, void *arg)
 {
     auth_state_t *s = arg;
-    if (s->failed) {
-        http_respond_error(r, 500, "internal", "could not hash the password", NULL);
+    char *payload = s->failed ? NULL : handlers_email_payload(s->email, s->token);
+    if (payload == NULL) {
+        http_respond_error(r, 500, "internal",
+                           s->failed ? "could not hash the password" : "could not build the email", NULL);
         return;
     }
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", AUTH_CONFIRM_TTL_S);
-    json_t *payload_doc = json_pack("{s:s, s:s}", "to", s->email, "token", s->token);
-    char *payload = json_dumps(payload_doc, JSON_COMPACT);
-    json_decref(payload_doc);
     char unique[80];
     snprintf(unique, sizeof(unique), "confirm:%s", s->user_id);
     const char *user[] = {s->user_id, s->email, s->has_username ? s->username : NULL, s->hash};

@@ -129,6 +129,10 @@ void *handlers_state_replace(http_request_t *r, size_t size, void (*free_fn)(voi
 char *handlers_secret_copy(const json_t *value, size_t *len);
 void handlers_secret_free(char *secret, size_t len);
 
+/* The payload of an email job, {"to": to, "token": token}, as malloc'd JSON text, or NULL
+ * when it could not be built (out of memory, a NULL or non-UTF-8 argument). */
+char *handlers_email_payload(const char *to, const char *token);
+
 /* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
 int handlers_uuid_new(char out[37]);
 
