@@ -14,10 +14,7 @@
 
 /* ---------------------------------------------------------------- input rules ---- */
 
-/* The contract's email rule after trimming and lower-casing: one '@', a non-empty local
- * part, a domain with a dot, no spaces or control characters, at most 254 bytes. Writes the
- * normalised address to out. Returns 0, or -1 when invalid. */
-int auth_email_normalize(const char *in, size_t len, char *out, size_t outlen);
+/* Emails: util_email_normalize (src/util/util.h), the one rule the mailer also applies. */
 
 /* Passwords: 8 to 256 Unicode code points of valid UTF-8 without NUL. Longer inputs are
  * refused before any hashing (a 10 KB password costs nothing). */

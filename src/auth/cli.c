@@ -3,6 +3,7 @@
  * and to act on accounts, over a blocking connection (the command line, never a loop).
  */
 #include "auth/auth.h"
+#include "util/util.h"
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -45,7 +46,7 @@ int auth_cli_user_create(const char *conninfo, const char *email_in, const char 
                          const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err)
 {
     char email[256], password[1100], hash[AUTH_HASH_MAX];
-    if (auth_email_normalize(email_in, strlen(email_in), email, sizeof(email)) != 0 ||
+    if (util_email_normalize(email_in, strlen(email_in), email, sizeof(email)) != 0 ||
         !auth_cli_role_valid(role)) {
         fprintf(
             err,

@@ -6,6 +6,7 @@
  * rows are reported by line number and the rest still go in.
  */
 #include "auth/auth.h"
+#include "util/util.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -70,7 +71,7 @@ static void import_row(import_t *im, long line, const import_row_t *row)
         row->value[COL_ROLE] != NULL && row->value[COL_ROLE][0] != '\0' ? row->value[COL_ROLE] : "user";
     const char *confirmed = NULL;
     const char *raw = row->value[COL_EMAIL];
-    if (raw == NULL || auth_email_normalize(raw, strlen(raw), email, sizeof(email)) != 0) {
+    if (raw == NULL || util_email_normalize(raw, strlen(raw), email, sizeof(email)) != 0) {
         import_reject(im, line, "not a valid email");
         return;
     }

@@ -1,46 +1,15 @@
 /*
- * The contract's input rules for emails, passwords and usernames.
+ * The contract's input rules for passwords and usernames (emails: util_email_normalize).
  */
 #include "auth/auth.h"
 
 #include <ctype.h>
 #include <string.h>
 
-#define AUTH_EMAIL_MAX    254
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 256
 /* A password of 256 code points takes at most 4 bytes each. */
 #define AUTH_PASSWORD_BYTES (AUTH_PASSWORD_MAX * 4)
-
-int auth_email_normalize(const char *in, size_t len, char *out, size_t outlen)
-{
-    while (len > 0 && isspace((unsigned char)in[0]))
-        in++, len--;
-    while (len > 0 && isspace((unsigned char)in[len - 1]))
-        len--;
-    if (len < 3 || len > AUTH_EMAIL_MAX || len + 1 > outlen)
-        return -1;
-    size_t at = len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c <= ' ' || c == 0x7f)
-            return -1; /* spaces, controls, NUL */
-        if (c == '@') {
-            if (at != len)
-                return -1; /* a second '@' */
-            at = i;
-        }
-        out[i] = (char)tolower(c);
-    }
-    out[len] = '\0';
-    if (at == 0 || at == len || at + 1 == len)
-        return -1;
-    const char *domain = out + at + 1;
-    const char *dot = strchr(domain, '.');
-    if (dot == NULL || dot == domain || domain[strlen(domain) - 1] == '.')
-        return -1;
-    return 0;
-}
 
 /* Length in code points of valid UTF-8 (no overlongs, surrogates or values past U+10FFFF),
  * or -1. */

@@ -150,8 +150,25 @@ static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
     free(detail_text);
 }
 
+/* The 422 details for a PATCH of a user, or NULL when it is fine. */
+static json_t *admin_patch_invalid(const json_t *body)
+{
+    static const handlers_field_t fields[] = {{"role", JSON_STRING, 0, 0}, {"disabled", JSON_TRUE, 0, 0}};
+    json_t *details = handlers_check_fields(body, fields, 2);
+    json_t *role = json_object_get(body, "role");
+    if (details == NULL && role != NULL && handlers_role_rank(json_string_value(role)) == 0)
+        details = json_pack("{s:s}", "role", "must be user, superuser or admin");
+    return details;
+}
+
+/* The body is checked once the caller is known to be a superuser or admin. */
 static void admin_patch_ok(http_request_t *r, handlers_user_t *user)
 {
+    json_t *details = admin_patch_invalid(r->body);
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     admin_patch_t patch = {.actor_rank = handlers_role_rank(user->role)};
     snprintf(patch.actor, sizeof(patch.actor), "%s", user->id);
     if (admin_target(r, patch.id) != 0)
@@ -167,24 +184,16 @@ static void admin_patch_ok(http_request_t *r, handlers_user_t *user)
 
 static void admin_patch(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {{"role", JSON_STRING, 0, 0}, {"disabled", JSON_TRUE, 0, 0}};
-    json_t *details = handlers_check_fields(r->body, fields, 2);
-    json_t *role = json_object_get(r->body, "role");
-    if (details == NULL && role != NULL && handlers_role_rank(json_string_value(role)) == 0)
-        details = json_pack("{s:s}", "role", "must be user, superuser or admin");
-    if (details != NULL) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
     handlers_authenticate_role(r, "superuser", admin_patch_ok);
 }
 
 int handlers_admin_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"GET", "/api/v1/admin/users", admin_list, 0, 0},
-        {"GET", "/api/v1/admin/users/{id}", admin_get, 0, 0},
-        {"PATCH", "/api/v1/admin/users/{id}", admin_patch, 0, HTTP_ROUTE_JSON_BODY},
+        {"GET", "/api/v1/admin/users", admin_list, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/admin/users/{id}", admin_get, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"PATCH", "/api/v1/admin/users/{id}", admin_patch, 0,
+         HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -91,19 +91,28 @@ static void auth_signup_hash(void *arg)
         auth_token_hash(s->token, strlen(s->token), s->token_hash);
 }
 
-/* One transaction: the user, its confirmation token, the email that carries the token. */
+char *handlers_email_payload(const char *to, const char *token)
+{
+    json_t *doc = json_pack("{s:s, s:s}", "to", to, "token", token);
+    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* One transaction: the user, its confirmation token, the email that carries the token. A
+ * payload that could not be built fails the sign-up before anything is stored: a job
+ * queued without one would only die. */
 static void auth_signup_hashed(http_request_t *r, void *arg)
 {
     auth_state_t *s = arg;
-    if (s->failed) {
-        http_respond_error(r, 500, "internal", "could not hash the password", NULL);
+    char *payload = s->failed ? NULL : handlers_email_payload(s->email, s->token);
+    if (payload == NULL) {
+        http_respond_error(r, 500, "internal",
+                           s->failed ? "could not hash the password" : "could not build the email", NULL);
         return;
     }
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", AUTH_CONFIRM_TTL_S);
-    json_t *payload_doc = json_pack("{s:s, s:s}", "to", s->email, "token", s->token);
-    char *payload = json_dumps(payload_doc, JSON_COMPACT);
-    json_decref(payload_doc);
     char unique[80];
     snprintf(unique, sizeof(unique), "confirm:%s", s->user_id);
     const char *user[] = {s->user_id, s->email, s->has_username ? s->username : NULL, s->hash};
@@ -136,7 +145,7 @@ static void auth_signup_checked(http_request_t *r)
     json_t *email = json_object_get(r->body, "email"), *password = json_object_get(r->body, "password");
     json_t *username = json_object_get(r->body, "username");
     details = json_object();
-    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+    if (util_email_normalize(json_string_value(email), json_string_length(email), s->email,
                              sizeof(s->email)) != 0)
         json_object_set_new(details, "email", json_string("must be a valid email address"));
     if (!auth_password_acceptable(json_string_value(password), json_string_length(password)))
@@ -411,8 +420,9 @@ static void auth_login(http_request_t *r)
     if (s == NULL || auth_copy_password(s, password) != 0)
         return;
     json_t *email = json_object_get(r->body, "email");
-    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
-                             sizeof(s->email)) != 0)
+    /* Looked up by the normal form only, without the validity rule: an account made under an
+     * older, looser rule still signs in. */
+    if (util_email_fold(json_string_value(email), json_string_length(email), s->email, sizeof(s->email)) < 0)
         s->email[0] = '\0'; /* no such account can exist: the same answer after the same work */
     handlers_limit_t limits[2];
     handlers_limit_check(r, limits, auth_login_limits(r, limits), AUTH_LIMIT_WINDOW_S, auth_login_allowed);
@@ -574,6 +584,12 @@ static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
  * session and every access token of the user. */
 static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
 {
+    static const handlers_field_t fields[] = {{"all", JSON_TRUE, 0, 0}};
+    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     json_t *all = r->body != NULL ? json_object_get(r->body, "all") : NULL;
     char exp[24];
     snprintf(exp, sizeof(exp), "%lld", (long long)user->claims.exp);
@@ -592,12 +608,6 @@ static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
 
 static void auth_logout(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {{"all", JSON_TRUE, 0, 0}};
-    json_t *details = r->body != NULL ? handlers_check_fields(r->body, fields, 1) : NULL;
-    if (details != NULL) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
     handlers_authenticate(r, auth_logout_ok);
 }
 
@@ -609,7 +619,8 @@ int handlers_auth_register(http_router_t *router, char *err, size_t errlen)
         {"GET", "/api/v1/auth/confirm", auth_confirm_get, 0, 0},
         {"POST", "/api/v1/auth/login", auth_login, 0, HTTP_ROUTE_JSON_BODY},
         {"POST", "/api/v1/auth/refresh", auth_refresh, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
-        {"POST", "/api/v1/auth/logout", auth_logout, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY},
+        {"POST", "/api/v1/auth/logout", auth_logout, 0,
+         HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_OPTIONAL_BODY | HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -142,11 +142,11 @@ static void files_delete(http_request_t *r)
 int handlers_files_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"POST", "/api/v1/files", handlers_files_upload, 0, 0},
-        {"GET", "/api/v1/files", files_list, 0, 0},
-        {"GET", "/api/v1/files/{id}", files_get, 0, 0},
-        {"DELETE", "/api/v1/files/{id}", files_delete, 0, 0},
-        {"GET", "/api/v1/files/{id}/content", handlers_files_content, 0, 0},
+        {"POST", "/api/v1/files", handlers_files_upload, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/files", files_list, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/files/{id}", files_get, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"DELETE", "/api/v1/files/{id}", files_delete, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/files/{id}/content", handlers_files_content, 0, HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

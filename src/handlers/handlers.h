@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
+#include "util/util.h"
 
 typedef struct {
     const cfg_t *cfg;
@@ -127,6 +128,10 @@ void *handlers_state_replace(http_request_t *r, size_t size, void (*free_fn)(voi
 /* A copy of a JSON string that holds a secret (a password); wipe it with handlers_secret_free. */
 char *handlers_secret_copy(const json_t *value, size_t *len);
 void handlers_secret_free(char *secret, size_t len);
+
+/* The payload of an email job, {"to": to, "token": token}, as malloc'd JSON text, or NULL
+ * when it could not be built (out of memory, a NULL or non-UTF-8 argument). */
+char *handlers_email_payload(const char *to, const char *token);
 
 /* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
 int handlers_uuid_new(char out[37]);

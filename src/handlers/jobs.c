@@ -202,11 +202,11 @@ static void jobs_retry(http_request_t *r)
 int handlers_jobs_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"GET", "/api/v1/jobs", jobs_list, 0, 0},
-        {"GET", "/api/v1/jobs/{id}", jobs_get, 0, 0},
-        {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0, 0},
-        {"GET", "/api/v1/admin/jobs", jobs_admin_list, 0, 0},
-        {"POST", "/api/v1/admin/jobs/{id}/retry", jobs_retry, 0, 0},
+        {"GET", "/api/v1/jobs", jobs_list, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/jobs/{id}", jobs_get, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/admin/jobs", jobs_admin_list, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"POST", "/api/v1/admin/jobs/{id}/retry", jobs_retry, 0, HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -28,13 +28,17 @@ int handlers_role_rank(const char *role)
 }
 
 /* Every route's role rule is applied here, once the user's current role is read from its
- * row (a demotion counts at once, whatever the token says). */
+ * row (a demotion counts at once, whatever the token says). The body rules of an
+ * HTTP_ROUTE_AUTHENTICATED route run here too, for every way of authenticating: only
+ * accepted credentials get to hear what is wrong with a body. */
 static void me_auth_accept(http_request_t *r, me_auth_t *a)
 {
     if (handlers_role_rank(a->user.role) < a->min_rank) {
         http_respond_error(r, 403, "forbidden", "this needs a higher role", NULL);
         return;
     }
+    if (http_request_take_body(r) != 0)
+        return;
     a->ok(r, &a->user);
 }
 
@@ -193,7 +197,7 @@ static void me_get(http_request_t *r)
 int handlers_me_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"GET", "/api/v1/me", me_get, 0, 0},
+        {"GET", "/api/v1/me", me_get, 0, HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

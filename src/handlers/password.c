@@ -102,7 +102,7 @@ static void password_email_request(http_request_t *r, const char *purpose, const
     if (s == NULL)
         return;
     json_t *email = json_object_get(r->body, "email");
-    if (auth_email_normalize(json_string_value(email), json_string_length(email), s->email,
+    if (util_email_normalize(json_string_value(email), json_string_length(email), s->email,
                              sizeof(s->email)) != 0) {
         handlers_respond_invalid(r, json_pack("{s:s}", "email", "must be a valid email address"));
         return;
@@ -275,9 +275,30 @@ static void password_change_found(http_request_t *r, const db_reply_t *reply)
         password_busy(r);
 }
 
-/* Runs once authenticated: the request's state now belongs to the password change. */
+/* The 422 details for a password change body, or NULL when it is fine. */
+static json_t *password_change_invalid(const json_t *body)
+{
+    static const handlers_field_t fields[] = {{"current_password", JSON_STRING, 1, 0},
+                                              {"new_password", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(body, fields, 2);
+    json_t *current = json_object_get(body, "current_password");
+    json_t *fresh = json_object_get(body, "new_password");
+    if (details == NULL && !auth_password_acceptable(json_string_value(fresh), json_string_length(fresh)))
+        details = json_pack("{s:s}", "new_password", "must be 8 to 256 characters");
+    if (details == NULL && (json_string_length(current) == 0 || json_string_length(current) > 1024))
+        details = json_pack("{s:s}", "current_password", "must be 1 to 1024 bytes");
+    return details;
+}
+
+/* Runs once authenticated (the body is checked only then): the request's state now belongs
+ * to the password change. */
 static void password_change_ok(http_request_t *r, handlers_user_t *user)
 {
+    json_t *details = password_change_invalid(r->body);
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     json_t *current = json_object_get(r->body, "current_password");
     json_t *fresh = json_object_get(r->body, "new_password");
     char user_id[64];
@@ -299,19 +320,6 @@ static void password_change_ok(http_request_t *r, handlers_user_t *user)
 
 static void password_change(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {{"current_password", JSON_STRING, 1, 0},
-                                              {"new_password", JSON_STRING, 1, 0}};
-    json_t *details = handlers_check_fields(r->body, fields, 2);
-    json_t *current = json_object_get(r->body, "current_password");
-    json_t *fresh = json_object_get(r->body, "new_password");
-    if (details == NULL && !auth_password_acceptable(json_string_value(fresh), json_string_length(fresh)))
-        details = json_pack("{s:s}", "new_password", "must be 8 to 256 characters");
-    if (details == NULL && (json_string_length(current) == 0 || json_string_length(current) > 1024))
-        details = json_pack("{s:s}", "current_password", "must be 1 to 1024 bytes");
-    if (details != NULL) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
     handlers_authenticate(r, password_change_ok);
 }
 
@@ -321,7 +329,7 @@ int handlers_password_register(http_router_t *router, char *err, size_t errlen)
         {"POST", "/api/v1/auth/confirm/resend", password_resend, 0, HTTP_ROUTE_JSON_BODY},
         {"POST", "/api/v1/auth/password/forgot", password_forgot, 0, HTTP_ROUTE_JSON_BODY},
         {"POST", "/api/v1/auth/password/reset", password_reset, 0, HTTP_ROUTE_JSON_BODY},
-        {"PUT", "/api/v1/me/password", password_change, 0, HTTP_ROUTE_JSON_BODY},
+        {"PUT", "/api/v1/me/password", password_change, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -33,7 +33,7 @@ static void profile_patched(http_request_t *r, const db_reply_t *reply)
 }
 
 /* Checks a text field's length in code points; adds a reason to details when wrong. */
-static void profile_check_text(json_t *body, const char *name, long max, json_t *details)
+static void profile_check_text(const json_t *body, const char *name, long max, json_t *details)
 {
     json_t *v = json_object_get(body, name);
     if (!json_is_string(v))
@@ -46,8 +46,35 @@ static void profile_check_text(json_t *body, const char *name, long max, json_t 
     }
 }
 
+/* The 422 details for a PATCH /me body, or NULL when it is fine. */
+static json_t *profile_patch_invalid(const json_t *body)
+{
+    static const handlers_field_t fields[] = {
+        {"username", JSON_STRING, 0, 1}, {"display_name", JSON_STRING, 0, 0}, {"bio", JSON_STRING, 0, 0}};
+    json_t *details = handlers_check_fields(body, fields, 3);
+    if (details == NULL)
+        details = json_object();
+    json_t *username = json_object_get(body, "username");
+    if (json_is_string(username) &&
+        !auth_username_valid(json_string_value(username), json_string_length(username)))
+        json_object_set_new(details, "username",
+                            json_string("must be 3 to 32 characters of A-Z a-z 0-9 _ . -"));
+    profile_check_text(body, "display_name", PROFILE_DISPLAY_MAX, details);
+    profile_check_text(body, "bio", PROFILE_BIO_MAX, details);
+    if (json_object_size(details) == 0) {
+        json_decref(details);
+        return NULL;
+    }
+    return details;
+}
+
 static void profile_patch_ok(http_request_t *r, handlers_user_t *user)
 {
+    json_t *details = profile_patch_invalid(r->body);
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     json_t *username = json_object_get(r->body, "username");
     json_t *display = json_object_get(r->body, "display_name");
     json_t *bio = json_object_get(r->body, "bio");
@@ -66,23 +93,6 @@ static void profile_patch_ok(http_request_t *r, handlers_user_t *user)
 
 static void profile_patch(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {
-        {"username", JSON_STRING, 0, 1}, {"display_name", JSON_STRING, 0, 0}, {"bio", JSON_STRING, 0, 0}};
-    json_t *details = handlers_check_fields(r->body, fields, 3);
-    if (details == NULL)
-        details = json_object();
-    json_t *username = json_object_get(r->body, "username");
-    if (json_is_string(username) &&
-        !auth_username_valid(json_string_value(username), json_string_length(username)))
-        json_object_set_new(details, "username",
-                            json_string("must be 3 to 32 characters of A-Z a-z 0-9 _ . -"));
-    profile_check_text(r->body, "display_name", PROFILE_DISPLAY_MAX, details);
-    profile_check_text(r->body, "bio", PROFILE_BIO_MAX, details);
-    if (json_object_size(details) > 0) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
-    json_decref(details);
     handlers_authenticate_or_key(r, profile_patch_ok);
 }
 
@@ -160,7 +170,15 @@ static void profile_delete_found(http_request_t *r, const db_reply_t *reply)
 
 static void profile_delete_ok(http_request_t *r, handlers_user_t *user)
 {
+    static const handlers_field_t fields[] = {{"password", JSON_STRING, 1, 0}};
+    json_t *details = handlers_check_fields(r->body, fields, 1);
     json_t *password = json_object_get(r->body, "password");
+    if (details == NULL && (json_string_length(password) == 0 || json_string_length(password) > 1024))
+        details = json_pack("{s:s}", "password", "must be 1 to 1024 bytes");
+    if (details != NULL) {
+        handlers_respond_invalid(r, details);
+        return;
+    }
     char *id = strdup(user->id);
     profile_delete_t *d = handlers_state_replace(r, sizeof(*d), profile_delete_free); /* user is gone now */
     if (d == NULL || id == NULL) {
@@ -182,15 +200,6 @@ static void profile_delete_ok(http_request_t *r, handlers_user_t *user)
 
 static void profile_delete(http_request_t *r)
 {
-    static const handlers_field_t fields[] = {{"password", JSON_STRING, 1, 0}};
-    json_t *details = handlers_check_fields(r->body, fields, 1);
-    json_t *password = json_object_get(r->body, "password");
-    if (details == NULL && (json_string_length(password) == 0 || json_string_length(password) > 1024))
-        details = json_pack("{s:s}", "password", "must be 1 to 1024 bytes");
-    if (details != NULL) {
-        handlers_respond_invalid(r, details);
-        return;
-    }
     handlers_authenticate_or_key(r, profile_delete_ok);
 }
 
@@ -300,11 +309,11 @@ static void profile_key_delete(http_request_t *r)
 int handlers_profile_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"PATCH", "/api/v1/me", profile_patch, 0, HTTP_ROUTE_JSON_BODY},
-        {"DELETE", "/api/v1/me", profile_delete, 0, HTTP_ROUTE_JSON_BODY},
-        {"GET", "/api/v1/me/api-key", profile_key_get, 0, 0},
-        {"POST", "/api/v1/me/api-key", profile_key_create, 0, 0},
-        {"DELETE", "/api/v1/me/api-key", profile_key_delete, 0, 0},
+        {"PATCH", "/api/v1/me", profile_patch, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED},
+        {"DELETE", "/api/v1/me", profile_delete, 0, HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED},
+        {"GET", "/api/v1/me/api-key", profile_key_get, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"POST", "/api/v1/me/api-key", profile_key_create, 0, HTTP_ROUTE_AUTHENTICATED},
+        {"DELETE", "/api/v1/me/api-key", profile_key_delete, 0, HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -30,6 +30,9 @@ typedef void (*http_handler_fn)(struct http_request *r);
 enum {
     HTTP_ROUTE_JSON_BODY = 1 << 0,     /* body must be application/json and parse to an object */
     HTTP_ROUTE_OPTIONAL_BODY = 1 << 1, /* with JSON_BODY: an empty body is allowed */
+    /* The handler authenticates first (contract v1.1: no credentials is 401 whatever the
+     * body), so the body rules wait until it calls http_request_take_body. */
+    HTTP_ROUTE_AUTHENTICATED = 1 << 2,
 };
 
 typedef struct {
@@ -85,10 +88,15 @@ typedef enum {
     HTTP_JSON_TOO_LARGE,       /* 413 payload_too_large */
     HTTP_JSON_TOO_DEEP,        /* 400 invalid_json with a reason */
     HTTP_JSON_STRING_TOO_LONG, /* 413 */
+    HTTP_JSON_NUL,             /* valid JSON, but a string holds \u0000: 422 validation_failed */
 } http_json_status_t;
 
-/* Parses an object body. Depth is checked before jansson builds anything, so a hostile
- * "[[[[..." costs nothing. NUL bytes inside strings are refused. */
+/* Parses an object body into *out. Depth is checked before jansson builds anything, so a
+ * hostile "[[[[..." costs nothing. A \u0000 inside a string is valid JSON, but no field
+ * keeps one (PostgreSQL text and jsonb refuse NUL, and a C string would end at it):
+ * HTTP_JSON_NUL, and *out is then the 422 details instead of the body, naming each such
+ * string by its path ("bio", "a.b", "list[2]", at most 16) and a field name holding one as
+ * it was sent. */
 http_json_status_t http_json_parse_object(const char *body, size_t len, const http_json_limits_t *limits,
                                           json_t **out);
 
@@ -184,11 +192,18 @@ typedef struct http_request {
     int responded;
     int status;
     unsigned has_retry_after : 1;
+    unsigned body_taken : 1; /* the route's body rules have run */
 } http_request_t;
 
 /* Keeps r alive across an asynchronous step; every retain needs one release. */
 void http_request_retain(http_request_t *r);
 void http_request_release(http_request_t *r);
+
+/* Applies the route's body rules (HTTP_ROUTE_JSON_BODY: 415, 413, 400 invalid_json, 422 for
+ * \u0000) and sets r->body, once per request; a no-op for routes without a JSON body. For an
+ * HTTP_ROUTE_AUTHENTICATED route, call it once the credentials are accepted. Returns 0 when
+ * the handler may go on, or -1 when r was answered (or nobody is left to answer). */
+int http_request_take_body(http_request_t *r);
 
 /* Value of a {param} of the matched route, or NULL. */
 const char *http_param(const http_request_t *r, const char *name, size_t *len);

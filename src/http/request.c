@@ -504,10 +504,26 @@ static int http_take_json_body(http_request_t *r, h2o_req_t *req, const http_ser
     case HTTP_JSON_TOO_DEEP:
         http_respond_error(r, 400, "invalid_json", "the JSON body is nested too deeply", NULL);
         return -1;
+    case HTTP_JSON_NUL: {
+        json_t *details = r->body;
+        r->body = NULL;
+        http_respond_error(r, 422, "validation_failed", "the request is not valid", details);
+        return -1;
+    }
     default:
         http_respond_error(r, 400, "invalid_json", "the body is not a valid JSON object", NULL);
         return -1;
     }
+}
+
+int http_request_take_body(http_request_t *r)
+{
+    if (r->body_taken || r->route == NULL || !(r->route->flags & HTTP_ROUTE_JSON_BODY))
+        return 0;
+    r->body_taken = 1;
+    if (r->h2o == NULL)
+        return -1;
+    return http_take_json_body(r, r->h2o, r->loop->server);
 }
 
 static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t *server)
@@ -536,7 +552,9 @@ static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t
     r->route_index = match.route_index;
     r->nparams = match.nparams;
     memcpy(r->params, match.params, sizeof(match.params[0]) * (size_t)match.nparams);
-    if ((r->route->flags & HTTP_ROUTE_JSON_BODY) && http_take_json_body(r, req, server) != 0)
+    /* Authenticated routes take their body after their credentials (http_request_take_body). */
+    if ((r->route->flags & (HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED)) == HTTP_ROUTE_JSON_BODY &&
+        http_request_take_body(r) != 0)
         return;
     r->route->handler(r);
 }

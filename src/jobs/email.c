@@ -196,7 +196,7 @@ static jobs_outcome_t email_handler(jobs_run_t *run)
     const email_kind_t *kind = run->kind_data;
     const char *to = json_string_value(json_object_get(run->payload, "to"));
     const char *token = json_string_value(json_object_get(run->payload, "token"));
-    if (to == NULL || !jobs_mail_address_valid(to) || token == NULL || token[0] == '\0' ||
+    if (to == NULL || !util_email_valid(to, strlen(to), 0) || token == NULL || token[0] == '\0' ||
         strlen(token) > 512) {
         snprintf(run->error, sizeof(run->error), "payload needs a valid \"to\" address and a \"token\"");
         return JOBS_PERMANENT;

@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "util/util.h"
+
 /* Template files above this size are refused: they are ours, and a bigger one is a mistake. */
 #define JOBS_MAIL_TEMPLATE_MAX (64 * 1024)
 /* RFC 5321 path limit; also the size of the buffer jobs_mail_from_address needs (+1). */
-#define JOBS_MAIL_ADDRESS_MAX 254
+#define JOBS_MAIL_ADDRESS_MAX UTIL_EMAIL_MAX
 /* Number of random bytes jobs_mail_message_t.random must point to. */
 #define JOBS_MAIL_RANDOM_LEN 16
 
@@ -46,20 +48,15 @@ void jobs_mail_template_free(jobs_mail_template_t *t);
 char *jobs_mail_render(const char *tmpl, const jobs_mail_var_t *vars, int nvars, int html_escape, char *err,
                        size_t errlen);
 
-/* An address we are willing to put in a header: local@domain, 3..254 bytes, printable ASCII
- * only, no spaces, no CR/LF/control characters, none of <>()[],;:"\ , exactly one '@',
- * non-empty local part and domain; the domain needs no dot ("localhost" is fine) but may not
- * start or end with one or contain "..". Returns 1 or 0. */
-int jobs_mail_address_valid(const char *addr);
-
 /* The bare address of the From setting ("Display Name <addr@domain>" or "addr@domain"), for
- * SMTP MAIL FROM. outlen should be at least JOBS_MAIL_ADDRESS_MAX + 1. Returns 0, or -1 when
+ * SMTP MAIL FROM. The address must pass util_email_valid, where a one-label domain
+ * ("localhost") is allowed. outlen should be at least JOBS_MAIL_ADDRESS_MAX + 1. Returns 0, or -1 when
  * the setting is malformed, the address invalid or out too small. */
 int jobs_mail_from_address(const char *from, char *out, size_t outlen);
 
 typedef struct {
     const char *from;            /* "Display Name <addr@domain>" or "addr@domain" (configuration) */
-    const char *to;              /* bare address, must pass jobs_mail_address_valid */
+    const char *to;              /* bare address, must pass util_email_valid (no flags) */
     const char *subject;         /* UTF-8, one line */
     const char *text;            /* UTF-8 plain-text body */
     const char *html;            /* UTF-8 HTML body */

@@ -102,34 +102,6 @@ static size_t buf_col(const buf_t *b)
 
 /* -------------------------------------------------------------- addresses ---- */
 
-static int addr_char_ok(unsigned char c)
-{
-    return c > 0x20 && c < 0x7f && strchr("<>()[],;:\"\\", c) == NULL;
-}
-
-/* No dot required ("localhost"), but empty labels would make a useless Message-ID domain. */
-static int domain_ok(const char *d)
-{
-    size_t len = strlen(d);
-    return len > 0 && d[0] != '.' && d[len - 1] != '.' && strstr(d, "..") == NULL;
-}
-
-int jobs_mail_address_valid(const char *addr)
-{
-    if (addr == NULL)
-        return 0;
-    size_t len = strnlen(addr, JOBS_MAIL_ADDRESS_MAX + 1);
-    if (len < 3 || len > JOBS_MAIL_ADDRESS_MAX)
-        return 0;
-    for (const char *p = addr; *p != '\0'; p++)
-        if (!addr_char_ok((unsigned char)*p))
-            return 0;
-    const char *at = strchr(addr, '@');
-    if (at == NULL || at == addr || strchr(at + 1, '@') != NULL)
-        return 0;
-    return domain_ok(at + 1);
-}
-
 /* The From setting split into its display name (a slice of the setting) and address. */
 typedef struct {
     const char *name;
@@ -198,7 +170,8 @@ static int parse_from(const char *from, from_t *f)
         return -1;
     memcpy(f->addr, addr, addr_len);
     f->addr[addr_len] = '\0';
-    return jobs_mail_address_valid(f->addr) ? 0 : -1;
+    /* Our own configured address may be on a one-label domain ("no-reply@localhost"). */
+    return util_email_valid(f->addr, addr_len, UTIL_EMAIL_SINGLE_LABEL) ? 0 : -1;
 }
 
 int jobs_mail_from_address(const char *from, char *out, size_t outlen)
@@ -413,7 +386,7 @@ static int check_message(const jobs_mail_message_t *m, from_t *f, char *err, siz
         set_err(err, errlen, "invalid From setting");
         return -1;
     }
-    if (!jobs_mail_address_valid(m->to)) {
+    if (m->to == NULL || !util_email_valid(m->to, strlen(m->to), 0)) {
         set_err(err, errlen, "invalid recipient address");
         return -1;
     }

@@ -270,8 +270,8 @@ static void test_signup_validation(void **state)
     json_decref(doc);
     char odd[256];
     snprintf(odd, sizeof(odd),
-             "{\"email\": \"x';DROP-TABLE-users;--%d.%d@a.io\", \"password\": \"" PASSWORD "\"}", getpid(),
-             ++seq);
+             "{\"email\": \"x'OR'1'='1--DROP-TABLE-users%d.%d@a.io\", \"password\": \"" PASSWORD "\"}",
+             getpid(), ++seq);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup", odd, &doc, NULL),
                      201); /* an odd but valid address, stored as given */
     json_decref(doc);
@@ -284,7 +284,9 @@ static void test_signup_validation(void **state)
     json_decref(doc);
     assert_int_equal(post(HARNESS_HTTP2, "/api/v1/auth/signup",
                           "{\"email\":\"a\\u0000@b.co\",\"password\":\"12345678\"}", &doc, NULL),
-                     400); /* NUL inside a string */
+                     422); /* NUL inside a string: valid JSON, refused by name */
+    assert_string_equal(error_code(doc), "validation_failed");
+    assert_non_null(detail(doc, "email"));
     json_decref(doc);
     /* usernames are unique case-insensitively */
     char name[32], other[128];
@@ -296,6 +298,29 @@ static void test_signup_validation(void **state)
         signup(HARNESS_HTTP2, unique_email(other, sizeof(other), "dupname"), PASSWORD, name, &doc), 409);
     assert_string_equal(error_code(doc), "username_taken");
     json_decref(doc);
+}
+
+/* What the mailer cannot send to is refused at sign-up (422 naming email), never turned into
+ * an account whose confirmation email dies. */
+static void test_signup_refuses_undeliverable_addresses(void **state)
+{
+    const char *bad[] = {"a(b)@x.com",  "a@b..com",   "\xc3\xbc@x.com", "\"quoted\"@x.com", ".a@x.com",
+                         "a.@x.com",    "a..b@x.com", "a@-x.com",       "a@x-.com",         "a@x_y.com",
+                         "a@localhost", "a;b@x.com",  "a@[127.0.0.1]",  "a@x.c\xc3\xb6m",   NULL};
+    char local[80];
+    memset(local, 'l', 65);
+    snprintf(local + 65, sizeof(local) - 65, "@x.com"); /* a local part over 64 */
+    bad[sizeof(bad) / sizeof(bad[0]) - 1] = local;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+            json_t *doc = NULL;
+            long status = signup(protocol, bad[i], PASSWORD, NULL, &doc);
+            if (status != 422 || doc == NULL || strcmp(error_code(doc), "validation_failed") != 0 ||
+                detail(doc, "email") == NULL)
+                fail_msg("sign-up with \"%s\" answered %ld, not 422 naming email", bad[i], status);
+            json_decref(doc);
+        }
+    }
 }
 
 typedef struct {
@@ -683,9 +708,12 @@ static void test_logout_one_session_and_all(void **state)
     json_decref(doc);
     assert_refresh_refused(c->refresh, "invalid_token");
     assert_int_equal(logout(a->access, NULL), 401); /* a revoked token cannot log out again */
-    assert_int_equal(logout(c->access, "{\"all\": \"yes\"}"), 422);
+    /* credentials first: a revoked token is 401 whatever its body */
+    assert_int_equal(logout(c->access, "{\"all\": \"yes\"}"), 401);
     /* a fresh login right after "everywhere" works at once */
     session_t *d = new_session(email);
+    assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
+    assert_int_equal(logout(d->access, "{\"all\": \"yes\"}"), 422); /* and changes nothing */
     assert_int_equal(get(HARNESS_HTTP1, "/api/v1/me", d->access, NULL, NULL), 200);
 }
 
@@ -972,6 +1000,68 @@ static void test_patch_me(void **state)
     assert_string_equal(error_code(doc), "username_taken");
     json_decref(doc);
     assert_int_equal(call("PATCH", "/api/v1/me", NULL, "{}", NULL), 401);
+    /* once the credentials are accepted, the body rules still apply */
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"bio\":", &doc), 400);
+    assert_string_equal(error_code(doc), "invalid_json");
+    json_decref(doc);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/api/v1/me", server.https_base);
+    const char *text[] = {bearer(s), "Content-Type: text/plain", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "PATCH", url, text, "{}", 2);
+    assert_int_equal(res.status, 415);
+    harness_response_free(&res);
+}
+
+/* \u0000 is valid JSON: a field holding one is refused by name (422), never answered 400
+ * invalid_json and never cut short at the NUL (a password "abc\u0000def" is not "abc"). */
+static void test_nul_in_strings(void **state)
+{
+    char email[128], body[512];
+    unique_email(email, sizeof(email), "nul");
+    struct {
+        const char *body_fmt; /* %s: the email */
+        const char *field;
+    } signups[] = {
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\\u0000more\"}", "password"},
+        {"{\"email\":\"%s\\u0000\",\"password\":\"" PASSWORD "\"}", "email"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"username\":\"ab\\u0000cd\"}", "username"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"extra\":{\"a\":[\"\\u0000\"]}}", "extra.a[0]"},
+        {"{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"x\\u0000\":1}", "x\\u0000"},
+    };
+    for (size_t i = 0; i < sizeof(signups) / sizeof(signups[0]); i++) {
+        for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+            json_t *doc = NULL;
+            snprintf(body, sizeof(body), signups[i].body_fmt, email);
+            long status = post(protocol, "/api/v1/auth/signup", body, &doc, NULL);
+            if (status != 422 || doc == NULL || strcmp(error_code(doc), "validation_failed") != 0 ||
+                detail(doc, signups[i].field) == NULL)
+                fail_msg("%s answered %ld, not 422 naming %s", body, status, signups[i].field);
+            json_decref(doc);
+        }
+    }
+    char *users = sql_value("SELECT count(*)::text FROM users WHERE email = $1", email);
+    assert_string_equal(users, "0"); /* no account with a password cut at the NUL */
+    free(users);
+    /* PATCH /me: the display name stays as it was */
+    free(confirmed_account(email));
+    session_t *s = new_session(email);
+    json_t *doc = NULL;
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"display_name\":\"Ada\"}", NULL), 200);
+    assert_int_equal(
+        call("PATCH", "/api/v1/me", bearer(s), "{\"display_name\":\"Ada\\u0000Lovelace\"}", &doc), 422);
+    assert_string_equal(error_code(doc), "validation_failed");
+    assert_non_null(detail(doc, "display_name"));
+    json_decref(doc);
+    assert_int_equal(call("PATCH", "/api/v1/me", bearer(s), "{\"bio\":\"ok\",\"nope\":\"\\u0000\"}", &doc),
+                     422);
+    assert_non_null(detail(doc, "nope"));
+    json_decref(doc);
+    assert_int_equal(get(HARNESS_HTTP2, "/api/v1/me", s->access, &doc, NULL), 200);
+    json_t *user = json_object_get(doc, "user");
+    assert_string_equal(json_string_value(json_object_get(user, "display_name")), "Ada");
+    assert_string_equal(json_string_value(json_object_get(user, "bio")), "");
+    json_decref(doc);
 }
 
 static void test_api_keys(void **state)
@@ -1068,7 +1158,7 @@ static void test_user_import(void **state)
         "password_hash,email,role,confirmed\r\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\r\n"
         "\"$argon2id$v=19$m=64,t=1,p=1$wu6YhF+EzHQldem6X1KP/w$o4eNHr7ohtjv3LbACufZhQ\",\"%s\",superuser,\r\n"
-        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,not-an-email,user,true\n"
+        "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,a(b)@x.com,user,true\n"
         "plaintext,x-%s,user,true\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,%s,user,true\n"
         "$2b$04$xoLP.tAjo1c8QXB9hAbVVuuiIFiu0aBgtldow4vtWkW6eTFOAxIJa,y-%s,root,true\n"
@@ -1339,6 +1429,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signup_then_confirm_by_the_emailed_link),
         cmocka_unit_test(test_signup_validation),
+        cmocka_unit_test(test_signup_refuses_undeliverable_addresses),
         cmocka_unit_test(test_concurrent_signups_one_wins),
         cmocka_unit_test(test_login_and_me),
         cmocka_unit_test(test_login_failures_look_alike),
@@ -1352,6 +1443,7 @@ int main(void)
         cmocka_unit_test(test_change_password),
         cmocka_unit_test(test_user_commands),
         cmocka_unit_test(test_patch_me),
+        cmocka_unit_test(test_nul_in_strings),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_delete_me),
         cmocka_unit_test(test_admin_users),

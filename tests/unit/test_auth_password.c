@@ -103,34 +103,6 @@ static void test_password_rules(void **state)
     free(big);
 }
 
-static void test_email_rules(void **state)
-{
-    char out[300];
-    assert_int_equal(auth_email_normalize("  Alice@Example.COM \n", 21, out, sizeof(out)), 0);
-    assert_string_equal(out, "alice@example.com");
-    const char *bad[] = {"",
-                         "a@b",
-                         "@example.com",
-                         "alice@",
-                         "alice@example",
-                         "alice@@example.com",
-                         "al ice@example.com",
-                         "alice@.com",
-                         "alice@example.com.",
-                         "a@b@c.d",
-                         "al\x01ice@ex.com"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(auth_email_normalize(bad[i], strlen(bad[i]), out, sizeof(out)), -1);
-    assert_int_equal(auth_email_normalize("a@b.c\0x", 7, out, sizeof(out)), -1);
-    char longest[300];
-    memset(longest, 'a', 254);
-    memcpy(longest + 254 - 6, "@ex.io", 6);
-    assert_int_equal(auth_email_normalize(longest, 254, out, sizeof(out)), 0);
-    memset(longest, 'a', 255);
-    memcpy(longest + 255 - 6, "@ex.io", 6);
-    assert_int_equal(auth_email_normalize(longest, 255, out, sizeof(out)), -1);
-}
-
 static void test_username_rules(void **state)
 {
     assert_true(auth_username_valid("alice", 5));
@@ -150,7 +122,6 @@ int main(void)
         cmocka_unit_test(test_unsupported_and_corrupt_hashes),
         cmocka_unit_test(test_needs_rehash),
         cmocka_unit_test(test_password_rules),
-        cmocka_unit_test(test_email_rules),
         cmocka_unit_test(test_username_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

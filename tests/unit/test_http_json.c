@@ -40,7 +40,8 @@ static void test_invalid_and_non_objects(void **state)
                          "{\"a\":1} x",
                          "{'a':1}",
                          "{\"a\":1,\"a\":2}",
-                         "{\"a\":\"\\u0000\"}",
+                         "{\"a\\u0000\":",     /* \u0000 in a name does not make broken JSON valid */
+                         "{\"a\":\"\\u0000\"", /* nor in a value */
                          "{\"a\":\"\xff\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *doc = (json_t *)1;
@@ -83,6 +84,41 @@ static void test_sizes(void **state)
     free(big);
 }
 
+/* The 422 details of a \u0000 body: {path: reason}. */
+static void expect_nul(const char *text, const char *path, const char *reason)
+{
+    json_t *details = NULL;
+    assert_int_equal(parse(text, &details), HTTP_JSON_NUL);
+    const char *why = json_string_value(json_object_get(details, path));
+    if (why == NULL || strcmp(why, reason) != 0) {
+        char *dump = json_dumps(details, JSON_COMPACT);
+        fail_msg("%s: details %s do not name %s", text, dump, path);
+    }
+    json_decref(details);
+}
+
+static void test_nul_in_strings(void **state)
+{
+    (void)state;
+    const char *value = "must not contain \\u0000", *name = "a field name must not contain \\u0000";
+    /* never cut short: "abc\u0000def" is refused, not read as "abc" */
+    expect_nul("{\"password\":\"abc\\u0000def\"}", "password", value);
+    expect_nul("{\"a\":\"\\u0000\"}", "a", value);
+    expect_nul("{\"a\":{\"b\":[\"ok\",\"x\\u0000\"]}}", "a.b[1]", value);
+    expect_nul("{\"unknown\":[[\"\\u0000\"]]}", "unknown[0][0]", value);
+    expect_nul("{\"a\\u0000b\":1}", "a\\u0000b", name); /* named as sent */
+    expect_nul("{\"x\":1,\"y\":{\"\\u00e9\\\"\\u0000\":2}}", "\\u00e9\\\"\\u0000", name);
+    json_t *details = NULL;
+    assert_int_equal(parse("{\"a\":\"\\u0000\",\"b\":\"\\u0000\",\"c\":\"ok\"}", &details), HTTP_JSON_NUL);
+    assert_int_equal(json_object_size(details), 2); /* every such field */
+    json_decref(details);
+    /* an escaped backslash followed by "u0000" is text, not a NUL */
+    json_t *doc = NULL;
+    assert_int_equal(parse("{\"a\":\"\\\\u0000\"}", &doc), HTTP_JSON_OK);
+    assert_string_equal(json_string_value(json_object_get(doc, "a")), "\\u0000");
+    json_decref(doc);
+}
+
 static void test_content_types(void **state)
 {
     (void)state;
@@ -100,7 +136,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_object),  cmocka_unit_test(test_invalid_and_non_objects),
         cmocka_unit_test(test_depth),         cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_content_types),
+        cmocka_unit_test(test_content_types), cmocka_unit_test(test_nul_in_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -690,69 +690,6 @@ static void test_template_encoding(void **state)
 
 /* ------------------------------------------------------------ addresses ---- */
 
-static void test_address_valid(void **state)
-{
-    (void)state;
-    char max[JOBS_MAIL_ADDRESS_MAX + 2];
-    memset(max, 'a', sizeof(max));
-    max[1] = '@';
-    max[JOBS_MAIL_ADDRESS_MAX] = '\0';
-    const char *good[] = {"a@b",
-                          "a@b.c",
-                          "user@example.com",
-                          "first.last+tag@mail.example.co.uk",
-                          "x@localhost",
-                          "o'brien@example.com",
-                          "a_b-c!#$%&*=?^`{|}~@example.com",
-                          max};
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (!jobs_mail_address_valid(good[i]))
-            fail_msg("rejected \"%s\"", good[i]);
-
-    max[JOBS_MAIL_ADDRESS_MAX] = 'a';
-    max[JOBS_MAIL_ADDRESS_MAX + 1] = '\0';
-    const char *bad[] = {"",
-                         "ab",
-                         "@b",
-                         "a@",
-                         "a@b.c\r\nBcc: x@y.z",
-                         "a@b.c\nBcc: x@y.z",
-                         "a@b.c\r",
-                         "a b@c.d",
-                         " a@b.c",
-                         "a@b.c ",
-                         "a\t@b.c",
-                         "<a@b.c>",
-                         "a<b@c.d",
-                         "a>b@c.d",
-                         "a@@b.c",
-                         "a@b@c.d",
-                         "ab.c",
-                         "@",
-                         "@@@",
-                         "a(b)@c.d",
-                         "a[b]@c.d",
-                         "a,b@c.d",
-                         "a;b@c.d",
-                         "a:b@c.d",
-                         "\"a\"@b.c",
-                         "a\\b@c.d",
-                         "caf\xc3\xa9@b.c",
-                         "a\x7f@b.c",
-                         "a\x01@b.c",
-                         "a@.b",
-                         "a@b.",
-                         "a@b..c",
-                         "ab@",
-                         "abc@",
-                         "@bc",
-                         max};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (jobs_mail_address_valid(bad[i]))
-            fail_msg("accepted \"%s\"", bad[i]);
-    assert_false(jobs_mail_address_valid(NULL));
-}
-
 static void test_from_address(void **state)
 {
     (void)state;
@@ -784,6 +721,10 @@ static void test_from_address(void **state)
                          "Hy\"drant <a@b.c>",
                          "\"Hydrant <a@b.c>",
                          "Hydrant <a b@c.d>",
+                         "Hydrant <a..b@c.d>",
+                         "Hydrant <a(b)@c.d>",
+                         "Hydrant <\"a\"@c.d>",
+                         "Hydrant <a@-c.d>",
                          "a@b.c\n",
                          "Hydrant <>"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -1126,6 +1067,11 @@ static void test_compose_refused(void **state)
     assert_non_null(strstr(err, "recipient"));
     expect_refused(FROM, "Someone <a@b.c>", "s", "t", "h");
     expect_refused(FROM, "not-an-address", "s", "t", "h");
+    /* what sign-up refuses (util_email_valid): the mailer never meets it */
+    expect_refused(FROM, "a(b)@x.com", "s", "t", "h");
+    expect_refused(FROM, "a@b..com", "s", "t", "h");
+    expect_refused(FROM, "\xc3\xbc@x.com", "s", "t", "h");
+    expect_refused(FROM, "user@localhost", "s", "t", "h"); /* one label: the From address only */
     expect_refused(FROM, "", "s", "t", "h");
     expect_refused(FROM, NULL, "s", "t", "h");
     expect_refused("Hydrant <bad>", "user@example.org", "s", "t", "h");
@@ -1156,7 +1102,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_template_files, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_template_size_limit, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_template_encoding, tmp_setup, tmp_teardown),
-        cmocka_unit_test(test_address_valid),
         cmocka_unit_test(test_from_address),
         cmocka_unit_test(test_compose_structure),
         cmocka_unit_test(test_compose_crlf_input),
