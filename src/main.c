@@ -139,6 +139,7 @@ static int cmd_serve(const cli_t *cli)
     cfg_t cfg;
     if (load_config(&cfg, cli->config_file) != 0)
         return 1;
+    srv_process_init(); /* before the job workers start */
     jobs_registry_t *registry = NULL;
     jobs_pool_t *pool = NULL;
     int rc = 1;

@@ -90,6 +90,12 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
     app->argon2 =
         (auth_argon2_params_t){(uint32_t)cfg->auth.argon2_memory_kib, (uint32_t)cfg->auth.argon2_iterations,
                                (uint32_t)cfg->auth.argon2_parallelism};
+    char random[AUTH_TOKEN_LEN + 1];
+    if (auth_token_new(random) != 0 || auth_password_hash(random, strlen(random), &app->argon2,
+                                                          app->dummy_hash, sizeof(app->dummy_hash)) != 0) {
+        snprintf(err, errlen, "cannot make the dummy password hash");
+        return -1;
+    }
     return 0;
 }
 

@@ -23,6 +23,9 @@ typedef struct {
     auth_jwt_config_t jwt;        /* access tokens (secret from the configuration) */
     unsigned char jwt_secret[64]; /* a random one for development when none is configured */
     auth_argon2_params_t argon2;
+    /* A hash, with argon2's parameters, of a password nobody has: a login for an unknown
+     * email verifies against it. Made once here, before any thread reads it. */
+    char dummy_hash[AUTH_HASH_MAX];
 } handlers_app_t;
 
 /* Loads what the handlers need (the OpenAPI document, the host name). */

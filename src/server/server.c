@@ -280,6 +280,18 @@ static void srv_cleanup(srv_t *srv)
         close(srv->http.access_log_fd);
 }
 
+void srv_process_init(void)
+{
+    /* libuv's thread pool runs password hashing (http_cpu) and name resolution: one thread per
+     * core, read by libuv when the pool first starts. An explicit setting wins. */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char threads[24];
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(threads, sizeof(threads), "%ld", cpus > 2 ? cpus : 2);
+        setenv("UV_THREADPOOL_SIZE", threads, 0);
+    }
+}
+
 int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
 {
     srv_t *srv = calloc(1, sizeof(*srv));
@@ -293,14 +305,6 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
     }
     srv->jobs = jobs;
     signal(SIGPIPE, SIG_IGN);
-    /* libuv's thread pool runs password hashing (http_cpu) and name resolution: one thread per
-     * core, read by libuv when the pool first starts. An explicit setting wins. */
-    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
-        char threads[24];
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        snprintf(threads, sizeof(threads), "%ld", cpus > 2 ? cpus : 2);
-        setenv("UV_THREADPOOL_SIZE", threads, 0);
-    }
     srv->cfg = cfg;
     srv->nloops = cfg->num_threads > 0 ? cfg->num_threads : 1;
     srv->loops = calloc((size_t)srv->nloops, sizeof(srv_loop_t));

@@ -14,6 +14,11 @@
 #include "http/http.h"
 #include "jobs/jobs.h"
 
+/* The process-wide settings the server needs (the size of libuv's thread pool). Call before
+ * any thread starts, job workers included: setenv races every getenv on other threads (libpq
+ * reads PG* variables when a worker connects). */
+void srv_process_init(void);
+
 /* Runs the server until SIGTERM/SIGINT and a graceful drain. Returns the process exit code
  * (0 after a clean shutdown). Start-up failures are printed to stderr. jobs (may be NULL) is
  * this process's worker pool: its metrics are served, and it is stopped (and freed) together
