@@ -13,6 +13,16 @@
 #include "db/db.h"
 #include "jobs/jobs.h"
 #include "server/server.h"
+/* The test suite's binary, hydrant-test, is this file compiled with HYDRANT_TEST_HOOKS and
+ * linked with src/testhooks (test job kinds and routes); hydrant has none of them. */
+#ifdef HYDRANT_TEST_HOOKS
+#include "testhooks/testhooks.h"
+#define TEST_JOBS(registry, cfg, err, len) testhooks_jobs_register(registry, cfg, err, len)
+#define TEST_ROUTES                        testhooks_routes_register
+#else
+#define TEST_JOBS(registry, cfg, err, len) 0
+#define TEST_ROUTES                        NULL
+#endif
 
 #define EXIT_USAGE 2
 
@@ -115,7 +125,8 @@ static int start_jobs(const cfg_t *cfg, jobs_registry_t **registry, jobs_pool_t 
     char err[256] = "out of memory";
     *pool = NULL;
     *registry = jobs_registry_new();
-    if (*registry != NULL && jobs_register_builtin(*registry, cfg, err, sizeof(err)) == 0) {
+    if (*registry != NULL && jobs_register_builtin(*registry, cfg, err, sizeof(err)) == 0 &&
+        TEST_JOBS(*registry, cfg, err, sizeof(err)) == 0) {
         jobs_pool_options_t options = {
             .cfg = cfg,
             .registry = *registry,
@@ -144,7 +155,7 @@ static int cmd_serve(const cli_t *cli)
     jobs_pool_t *pool = NULL;
     int rc = 1;
     if (!cfg.jobs.enabled || start_jobs(&cfg, &registry, &pool) == 0)
-        rc = srv_run(&cfg, pool); /* stops the pool */
+        rc = srv_run(&cfg, pool, TEST_ROUTES); /* stops the pool */
     jobs_registry_free(registry);
     cfg_free(&cfg);
     return rc;

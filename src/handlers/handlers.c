@@ -18,7 +18,7 @@ int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t
         handlers_admin_register(router, err, errlen) != 0 ||
         handlers_jobs_register(router, err, errlen) != 0 || handlers_files_register(router, err, errlen) != 0)
         return -1;
-    return handlers_diag_register(router, cfg, err, errlen);
+    return 0;
 }
 
 static char *handlers_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)

@@ -169,9 +169,6 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);
 /* 3 admin, 2 superuser, 1 user, 0 anything else. */
 int handlers_role_rank(const char *role);
-/* Routes that exist only for the integration tests of the HTTP layer itself (a JSON echo),
- * enabled by HYDRANT_TEST_ROUTES=1 and refused in production mode. */
-int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Converts a YAML document (the OpenAPI description) to compact JSON. Returns a malloc'd
  * string or NULL with a message. Scalars stay strings except plain true/false/null and

@@ -101,9 +101,7 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
 
 /* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
  * auth.purge (hourly: expired sessions, one-time tokens, revocations), file.process (an
- * upload's analysis); and,
- * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
- * the benchmark. */
+ * upload's analysis). The test suite's kinds are in src/testhooks. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Retry delay in ms for a failed attempt (1-based): base * 2^(attempt-1), capped at max, then

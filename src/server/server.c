@@ -33,6 +33,7 @@ typedef struct {
     db_redis_options_t redis_options;
     uv_signal_t sigterm, sigint;
     jobs_pool_t *jobs;
+    srv_routes_fn extra_routes;
 } srv_t;
 
 static void srv_configure_h2o(srv_t *srv)
@@ -115,7 +116,8 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
     srv->http.router = http_router_new();
-    if (srv->http.router == NULL || handlers_register(srv->http.router, cfg, err, errlen) != 0)
+    if (srv->http.router == NULL || handlers_register(srv->http.router, cfg, err, errlen) != 0 ||
+        (srv->extra_routes != NULL && srv->extra_routes(srv->http.router, cfg, err, errlen) != 0))
         return -1;
     if (handlers_app_init(&srv->app, cfg, err, errlen) != 0)
         return -1;
@@ -292,7 +294,7 @@ void srv_process_init(void)
     }
 }
 
-int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
+int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes)
 {
     srv_t *srv = calloc(1, sizeof(*srv));
     char err[SRV_ERR_LEN] = "out of memory";
@@ -304,6 +306,7 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
         return 1;
     }
     srv->jobs = jobs;
+    srv->extra_routes = extra_routes;
     signal(SIGPIPE, SIG_IGN);
     srv->cfg = cfg;
     srv->nloops = cfg->num_threads > 0 ? cfg->num_threads : 1;

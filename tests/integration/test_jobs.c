@@ -20,6 +20,7 @@
 
 #include "harness.h"
 #include "jobs/jobs.h"
+#include "testhooks/testhooks.h"
 
 #define COUNT_JOBS 1000
 
@@ -118,6 +119,7 @@ static jobs_registry_t *registry_new(void)
     jobs_registry_t *registry = jobs_registry_new();
     char err[256];
     assert_int_equal(jobs_register_builtin(registry, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(testhooks_jobs_register(registry, &cfg, err, sizeof(err)), 0);
     assert_int_equal(jobs_registry_add(registry, "t.count", kind_count, NULL), 0);
     assert_int_equal(jobs_registry_add(registry, "t.count", kind_count, NULL), -1); /* taken */
     return registry;
