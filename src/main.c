@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth.h"
+#include "cli/cli.h"
 #include "config/config.h"
-#include "db/db.h"
 #include "jobs/jobs.h"
 #include "server/server.h"
 /* The test suite's binary, hydrant-test, is this file compiled with HYDRANT_TEST_HOOKS and
@@ -227,11 +226,11 @@ static int cmd_jobs(const cli_t *cli)
         return 1;
     int rc;
     if (list)
-        rc = jobs_cli_list(cfg.database.url, cli->state, cli->queue, limit, stdout, stderr);
+        rc = cli_jobs_list(cfg.database.url, cli->state, cli->queue, limit, stdout, stderr);
     else if (strcmp(action, "retry") == 0)
-        rc = jobs_cli_retry(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_retry(cfg.database.url, cli->args[1], stdout, stderr);
     else
-        rc = jobs_cli_cancel(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_cancel(cfg.database.url, cli->args[1], stdout, stderr);
     cfg_free(&cfg);
     return rc;
 }
@@ -245,14 +244,14 @@ static int parse_steps(const char *s)
 
 static int cmd_migrate(const cli_t *cli)
 {
-    db_migrate_action_t action;
+    cli_migrate_action_t action;
     int steps = 0;
     if (cli->nargs == 1 && strcmp(cli->args[0], "up") == 0)
-        action = DB_MIGRATE_UP;
+        action = CLI_MIGRATE_UP;
     else if (cli->nargs == 1 && strcmp(cli->args[0], "status") == 0)
-        action = DB_MIGRATE_STATUS;
+        action = CLI_MIGRATE_STATUS;
     else if (cli->nargs == 2 && strcmp(cli->args[0], "down") == 0 && (steps = parse_steps(cli->args[1])) > 0)
-        action = DB_MIGRATE_DOWN;
+        action = CLI_MIGRATE_DOWN;
     else
         return EXIT_USAGE;
     cfg_t cfg;
@@ -264,7 +263,7 @@ static int cmd_migrate(const cli_t *cli)
     if (dir == NULL || *dir == '\0')
         dir = "migrations";
     char err[512];
-    int rc = db_migrate(cfg.database.url, dir, action, steps, stdout, err, sizeof(err));
+    int rc = cli_migrate(cfg.database.url, dir, action, steps, stdout, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "hydrant: migrate: %s\n", err);
     cfg_free(&cfg);
@@ -290,14 +289,14 @@ static int cmd_user(const cli_t *cli)
         auth_argon2_params_t params = {(uint32_t)cfg.auth.argon2_memory_kib,
                                        (uint32_t)cfg.auth.argon2_iterations,
                                        (uint32_t)cfg.auth.argon2_parallelism};
-        rc = auth_cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
-                                  !cli->unconfirmed, &params, stdin, stdout, stderr);
+        rc = cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
+                             !cli->unconfirmed, &params, stdin, stdout, stderr);
     } else if (strcmp(action, "import") == 0) {
-        rc = auth_cli_user_import(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_user_import(cfg.database.url, cli->args[1], stdout, stderr);
     } else if (strcmp(action, "set-role") == 0) {
-        rc = auth_cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
+        rc = cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
     } else {
-        rc = auth_cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
     }
     cfg_free(&cfg);
     return rc;

@@ -188,15 +188,4 @@ int db_redis_command(db_redis_t *redis, db_redis_cb cb, void *data, int argc, co
 int db_redis_is_ready(const db_redis_t *redis);
 void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
 
-/* ---- blocking helpers for the command line and worker threads (never on a loop) ---- */
-
-typedef enum { DB_MIGRATE_UP, DB_MIGRATE_DOWN, DB_MIGRATE_STATUS } db_migrate_action_t;
-
-/* Applies (up), reverts the last `steps` (down) or lists (status) the migrations found in
- * `dir` (NNNN_name.up.sql / NNNN_name.down.sql), each in its own transaction, under a
- * PostgreSQL advisory lock, recording them in schema_migrations. Progress goes to `out`.
- * Returns 0, or -1 with a message in err. */
-int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
-               char *err, size_t errlen);
-
 #endif

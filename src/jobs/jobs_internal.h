@@ -44,12 +44,7 @@ ssize_t jobs_read_full(int fd, void *buf, size_t cap);
 
 /* ---------------------------------------------------------- blocking libpq ---- */
 
-/* A blocking connection for a worker thread or the command line, with every job statement
- * prepared. NULL with a message (no secret: the URL's password is not echoed). */
-PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
-/* Runs a prepared registry statement. Always returns a result (PQclear it); NULL values are
- * SQL NULL. */
-PGresult *jobs_pg_exec(PGconn *conn, db_stmt_id_t id, const char *const *values);
+/* jobs_pg_connect and jobs_pg_exec are in jobs.h. */
 /* 1 when the connection is still usable after a failed statement. */
 int jobs_pg_alive(PGconn *conn);
 

@@ -18,4 +18,4 @@ hydrant_add_integration_test(test_lifecycle hydrant_config ${CMAKE_CURRENT_SOURC
 add_dependencies(test_lifecycle hydrant-test)
 
 # Migrations on fresh databases (test_migrate.c).
-hydrant_add_integration_test(test_migrate hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/test_migrate.c)
+hydrant_add_integration_test(test_migrate hydrant_cli ${CMAKE_CURRENT_SOURCE_DIR}/test_migrate.c)

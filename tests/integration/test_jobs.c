@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "harness.h"
 #include "jobs/jobs.h"
 #include "testhooks/testhooks.h"
@@ -164,7 +165,7 @@ static int group_setup(void **state)
     setenv("HYDRANT_TEST_JOBS", "1", 1);
     snprintf(path, sizeof(path), "%s/migrations", src);
     char err[512];
-    if (db_migrate(cfg.database.url, path, DB_MIGRATE_UP, 0, stderr, err, sizeof(err)) != 0)
+    if (cli_migrate(cfg.database.url, path, CLI_MIGRATE_UP, 0, stderr, err, sizeof(err)) != 0)
         fail_msg("migrate: %s", err);
     db = PQconnectdb(cfg.database.url);
     return PQstatus(db) == CONNECTION_OK ? 0 : -1;

@@ -3,7 +3,9 @@
  * connection (the command line, never a loop). Jobs are printed as the contract's Job JSON,
  * one per line, so the output pipes into jq.
  */
-#include "jobs/jobs_internal.h"
+#include "cli/cli.h"
+
+#include "jobs/jobs.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +36,7 @@ static int jobs_cli_uuid_valid(const char *id)
     return 1;
 }
 
-int jobs_cli_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
+int cli_jobs_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
 {
     if ((state != NULL && !jobs_state_valid(state)) || (queue != NULL && jobs_queue_parse(queue) < 0) ||
         limit < 1 || limit > 100000) {
@@ -86,12 +88,12 @@ static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_
     return rc;
 }
 
-int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_jobs_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     return jobs_cli_transition(conninfo, id, DB_STMT_JOB_RETRY, "retry", "failed or dead", out, err);
 }
 
-int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_jobs_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     return jobs_cli_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
 }

@@ -5,7 +5,7 @@
  * JSON lines with the same keys. Every row is checked and inserted on its own; rejected
  * rows are reported by line number and the rest still go in.
  */
-#include "auth/auth.h"
+#include "cli/cli.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -203,7 +203,7 @@ static void import_json_line(import_t *im, long line, const char *text)
     json_decref(doc);
 }
 
-int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err)
+int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err)
 {
     FILE *in = fopen(path, "r");
     if (in == NULL) {

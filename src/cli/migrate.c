@@ -4,7 +4,9 @@
  * that several instances starting together apply each migration once. Blocking libpq: this
  * runs from the command line only, never on an event loop.
  */
-#include "db/db.h"
+#include "cli/cli.h"
+
+#include <libpq-fe.h>
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -217,18 +219,18 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
     return rc;
 }
 
-static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_migrate_action_t action,
+static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, cli_migrate_action_t action,
                        int steps, FILE *out, char *err, size_t errlen)
 {
     if (migrate_load_applied(conn, set, out, err, errlen) != 0)
         return -1;
-    if (action == DB_MIGRATE_STATUS) {
+    if (action == CLI_MIGRATE_STATUS) {
         for (int i = 0; i < set->count; i++)
             fprintf(out, "%-8s %s %s\n", set->items[i].applied ? "applied" : "pending", set->items[i].name,
                     set->items[i].applied_at);
         return 0;
     }
-    if (action == DB_MIGRATE_UP) {
+    if (action == CLI_MIGRATE_UP) {
         for (int i = 0; i < set->count; i++)
             if (!set->items[i].applied && migrate_step(conn, dir, &set->items[i], 1, out, err, errlen) != 0)
                 return -1;
@@ -249,8 +251,8 @@ static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_m
     return 0;
 }
 
-int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
-               char *err, size_t errlen)
+int cli_migrate(const char *conninfo, const char *dir, cli_migrate_action_t action, int steps, FILE *out,
+                char *err, size_t errlen)
 {
     migration_set_t *set = calloc(1, sizeof(*set));
     if (set == NULL)

@@ -2,7 +2,7 @@
  * `hydrant user create | set-role | disable`: the operators' way to make the first admin
  * and to act on accounts, over a blocking connection (the command line, never a loop).
  */
-#include "auth/auth.h"
+#include "cli/cli.h"
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -41,8 +41,8 @@ static long auth_cli_read_password(FILE *in, char *buf, size_t len)
     return (long)n;
 }
 
-int auth_cli_user_create(const char *conninfo, const char *email_in, const char *role, int confirmed,
-                         const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err)
+int cli_user_create(const char *conninfo, const char *email_in, const char *role, int confirmed,
+                    const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err)
 {
     char email[256], password[1100], hash[AUTH_HASH_MAX];
     if (auth_email_normalize(email_in, strlen(email_in), email, sizeof(email)) != 0 ||
@@ -113,7 +113,7 @@ static int auth_cli_update(const char *conninfo, const char *sql, const char *co
     return rc;
 }
 
-int auth_cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err)
+int cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err)
 {
     if (!auth_cli_role_valid(role)) {
         fprintf(err, "hydrant: user set-role: the role is user, superuser or admin\n");
@@ -128,7 +128,7 @@ int auth_cli_user_set_role(const char *conninfo, const char *id, const char *rol
         values, 2, "set-role", out, err);
 }
 
-int auth_cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     const char *values[] = {id};
     return auth_cli_update(
