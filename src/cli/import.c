@@ -208,7 +208,7 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
     FILE *in = fopen(path, "r");
     if (in == NULL) {
         fprintf(err, "hydrant: user import: cannot read %s\n", path);
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     import_t im = {.err = err};
     const char *keys[] = {"dbname", "application_name", NULL};
@@ -218,7 +218,7 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
         fprintf(err, "hydrant: cannot connect to PostgreSQL: %s", PQerrorMessage(im.conn));
         PQfinish(im.conn);
         fclose(in);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -253,5 +253,5 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
     fclose(in);
     PQfinish(im.conn);
     fprintf(out, "imported %ld, rejected %ld\n", im.imported, im.rejected);
-    return csv == 1 && ncols < 0 ? 2 : im.rejected > 0 ? 1 : 0;
+    return (csv == 1 && ncols < 0) || im.rejected > 0 ? CLI_EXIT_INPUT : CLI_EXIT_OK;
 }

@@ -852,15 +852,15 @@ static void test_user_commands(void **state)
     session_of(doc, &s);
     json_decref(doc);
     assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "an admin passphrase\n"),
-                     1);
+                     3);
     assert_non_null(strstr(out, "exists"));
     /* bad input: short password, unknown role, missing email */
     char other[128];
     snprintf(args, sizeof(args), "user create --email %s", unique_email(other, sizeof(other), "cli"));
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "short\n"), 2);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "short\n"), 3);
     snprintf(args, sizeof(args), "user create --email %s --role root", other);
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 2);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user create"), 2);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 3);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user create"), 2); /* usage */
     /* an unconfirmed one cannot log in until confirmed */
     snprintf(args, sizeof(args), "user create --email %s --unconfirmed", other);
     assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 0);
@@ -872,7 +872,7 @@ static void test_user_commands(void **state)
     char *role = sql_value("SELECT role FROM users WHERE id = $1::uuid", id);
     assert_string_equal(role, "superuser");
     free(role);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user set-role not-a-uuid admin"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user set-role not-a-uuid admin"), 3);
     assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env,
                                          "user set-role 00000000-0000-4000-8000-000000000000 admin"),
                      3);
@@ -1069,7 +1069,7 @@ static void test_user_import(void **state)
         a, b, a, a, a, a, a, a);
     write_text(path, csv);
     snprintf(args, sizeof(args), "user import %s", path);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3);
     assert_non_null(strstr(out, "imported 2, rejected 7"));
     const char *reasons[] = {"line 4: not a valid email",
                              "line 5: password_hash is not an Argon2 or bcrypt hash",
@@ -1103,7 +1103,7 @@ static void test_user_import(void **state)
              "\"created_at\":\"yesterday-ish\"}\n",
              c, c);
     write_text(path, csv);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3);
     assert_non_null(strstr(out, "imported 1, rejected 2"));
     assert_non_null(strstr(out, "line 2: not a JSON object"));
     assert_non_null(strstr(out, "line 3: created_at is not a timestamp"));
@@ -1116,7 +1116,7 @@ static void test_user_import(void **state)
     assert_int_equal(login(HARNESS_HTTP2, c, "correct horse battery", &doc, NULL), 403); /* not confirmed */
     json_decref(doc);
     unlink(path);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 2); /* gone */
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3); /* gone */
 }
 
 /* --------------------------------------------------------- administration ---- */

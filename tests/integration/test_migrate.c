@@ -125,7 +125,7 @@ static void test_failing_migration_rolls_back_and_stops(void **state)
     write_file("0003_broken.up.sql", "CREATE TABLE t3 (id int); SELECT no_such_function();");
     write_file("0004_after.up.sql", "CREATE TABLE t4 (id int);");
     char out[4096], err[512];
-    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_FAILURE);
     assert_non_null(strstr(err, "0003_broken"));
     assert_non_null(strstr(err, "no_such_function"));
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 2);
@@ -137,16 +137,16 @@ static void test_bad_names_and_missing_down(void **state)
     (void)state;
     char out[4096], err[512];
     write_file("5_short.up.sql", "SELECT 1;");
-    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_INPUT);
     assert_non_null(strstr(err, "5_short.up.sql"));
     harness_system("rm %s/5_short.up.sql", dir);
     write_file("0003_Upper.up.sql", "SELECT 1;");
-    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_INPUT);
     harness_system("rm %s/0003_Upper.up.sql", dir);
     write_file("0003_nodown.up.sql", "CREATE TABLE t5 (id int);");
     assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), 0);
     /* Down refuses before touching anything when a file is missing. */
-    assert_int_equal(migrate(CLI_MIGRATE_DOWN, 3, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_DOWN, 3, out, sizeof(out), err), CLI_EXIT_INPUT);
     assert_non_null(strstr(err, "0003_nodown"));
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 3);
 }
