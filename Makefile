@@ -5,8 +5,10 @@ RUN_DIR := $(CURDIR)/.run
 PG_PORT ?= 54329
 REDIS_PORT ?= 63799
 SMTP_PORT ?= 2525
+# Not make's "Entering directory" lines of the builds it runs.
+MAKEFLAGS += --no-print-directory
 
-.PHONY: help deps build build-asan run test test-release test-asan bench bench-quick bench-jobs stop clean format format-check
+.PHONY: help deps build build-asan build-server run test test-release test-asan bench bench-quick bench-jobs stop clean format format-check
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
@@ -15,32 +17,42 @@ help:
 	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
 	@echo "make bench        every benchmark scenario (bench/run); make bench-quick for a short pass"
 	@echo "make bench-jobs   job queue benchmark (throughput, idle start delay)"
-	@echo "make stop         stop the private services started by make run"
+	@echo "make stop         stop make run's server, then the private services"
 	@echo "make format       clang-format the C sources"
 	@echo "make clean        remove builds (keeps .run/)"
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh run test
 
 build: deps
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHYDRANT_TESTS=ON >/dev/null
 	cmake --build build -j$(JOBS)
 
 build-asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHYDRANT_SANITIZE=ON >/dev/null
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHYDRANT_SANITIZE=ON -DHYDRANT_TESTS=ON >/dev/null
 	cmake --build build-asan -j$(JOBS)
 
+# The server alone, for make run: no test or bench targets, no test packages; the compiler's
+# output only when it fails.
+build-server:
+	@bash scripts/deps.sh run
+	@mkdir -p $(RUN_DIR)
+	@echo "hydrant: building ./build/hydrant (log: .run/build.log)"
+	@{ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DHYDRANT_TESTS=OFF && \
+	   cmake --build build -j$(JOBS) --target hydrant; } >$(RUN_DIR)/build.log 2>&1 || \
+	  { tail -n 40 $(RUN_DIR)/build.log; exit 1; }
+
 # Private services only when no URL is configured; a development certificate and secret
-# only when none is given.
-run: build
+# only when none is given. The server's pid goes to .run/hydrant.pid for make stop.
+run: build-server
 	@if [ -z "$$HYDRANT_DATABASE_URL" ] || [ -z "$$HYDRANT_REDIS_URL" ]; then \
 	  bash scripts/services.sh start $(RUN_DIR)/services $(PG_PORT) $(REDIS_PORT) $(SMTP_PORT); fi
 	@[ -n "$$HYDRANT_TLS_CERT" ] || bash scripts/dev-cert.sh $(RUN_DIR)/tls
 	@bash scripts/dev-secret.sh $(RUN_DIR)/jwt-secret
 	@export HYDRANT_JWT_SECRET="$${HYDRANT_JWT_SECRET:-$$(cat $(RUN_DIR)/jwt-secret)}"; \
 	  ./build/hydrant migrate up && \
-	  echo "hydrant: https://localhost:8443 (HTTP/2, HTTP/1.1) and http://localhost:8080; Ctrl-C stops, 'make stop' stops the services" && \
-	  exec ./build/hydrant serve
+	  echo "hydrant: https://localhost:8443 (HTTP/2, HTTP/1.1) and http://localhost:8080; Ctrl-C stops the server, 'make stop' the server and the services" && \
+	  echo $$$$ >$(RUN_DIR)/hydrant.pid && exec ./build/hydrant serve
 
 test: deps test-release test-asan
 
@@ -64,7 +76,13 @@ bench-quick:
 bench-jobs:
 	bash bench/jobs/run
 
+# make run's server first (SIGTERM: it drains, then exits), then the services.
 stop:
+	@pid=$$(cat $(RUN_DIR)/hydrant.pid 2>/dev/null || true); \
+	if [ -n "$$pid" ] && grep -qa hydrant /proc/$$pid/cmdline 2>/dev/null; then \
+	  echo "stopping the server (pid $$pid)"; kill -TERM $$pid; \
+	  for i in $$(seq 1 300); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	fi; rm -f $(RUN_DIR)/hydrant.pid
 	@bash scripts/services.sh stop $(RUN_DIR)/services
 
 clean:

@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Installs the Debian packages hydrant needs to build, test and run, when any is missing.
+# Installs the Debian packages hydrant needs, when any is missing, by set:
+#   scripts/deps.sh [run] [test] [bench]     (no set: all three)
+#   run    build and run the server (make run): compiler, libraries, PostgreSQL, Redis, the
+#          SMTP sink's aiosmtpd
+#   test   the tests on top (make test): cmocka, the Python checks' jwt and argon2, clang for
+#          the fuzz target
+#   bench  the load generators (make bench): h2load (nghttp2-client), wrk
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
-packages=(
+run=(
   build-essential cmake pkg-config git ca-certificates curl openssl
   libh2o-dev libuv1-dev libjwt-dev libargon2-dev libpq-dev libhiredis-dev
-  libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcmocka-dev libcrypt-dev
-  postgresql redis-server redis-tools python3 python3-aiosmtpd nghttp2-client python3-jwt python3-argon2 wrk
-  clang libclang-rt-14-dev
+  libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev
+  postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
+test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev)
+bench=(nghttp2-client wrk)
+[ $# -gt 0 ] || set -- run test bench
+packages=()
+for set in "$@"; do
+  case "$set" in
+    run) packages+=("${run[@]}") ;;
+    test) packages+=("${run[@]}" "${test[@]}") ;;
+    bench) packages+=("${run[@]}" "${bench[@]}") ;;
+    *) echo "deps: unknown set $set (run, test or bench)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

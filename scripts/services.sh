@@ -30,20 +30,35 @@ wait_for() { # description, command...
   return 1
 }
 
-pg_start() {
-  local dir=$1 port=$2
+# Where PostgreSQL keeps its files (data, log, socket): DIR/pg, or, when run as root and the
+# postgres user cannot traverse DIR (a checkout under root's 0700 home), a private directory
+# the postgres user owns under /var/tmp, recorded in DIR/pg/home for every later command.
+# DIR/pg/port stays in DIR either way.
+pg_home() {
+  local dir=$1 home
   mkdir -p "$dir/pg"
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir/pg"
-  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
-    as_pg "$PG_BIN/initdb" -D "$dir/pg/data" -A trust -U hydrant -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
+  if [ -f "$dir/pg/home" ]; then cat "$dir/pg/home"; return; fi
+  if [ "$(id -u)" != 0 ] || runuser -u postgres -- test -x "$dir/pg"; then echo "$dir/pg"; return; fi
+  home=$(mktemp -d /var/tmp/hydrant-pg.XXXXXX)
+  chown postgres:postgres "$home"
+  echo "$home" >"$dir/pg/home"
+  echo "$home"
+}
+
+pg_start() {
+  local dir=$1 port=$2 home
+  home=$(pg_home "$dir")
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$home"
+  if [ ! -f "$home/data/PG_VERSION" ]; then
+    as_pg "$PG_BIN/initdb" -D "$home/data" -A trust -U hydrant -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
       || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
   fi
   echo "$port" >"$dir/pg/port"
-  if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/pg/data" status >/dev/null 2>&1; then
-    rm -f "$dir/pg/data/postmaster.pid"
-    as_pg "$PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w -t 30 start \
-      -o "-p $port -k $dir/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on" >/dev/null \
-      || { tail -n 20 "$dir/pg/log" >&2; die "postgres did not start"; }
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+    rm -f "$home/data/postmaster.pid"
+    as_pg "$PG_BIN/pg_ctl" -D "$home/data" -l "$home/log" -w -t 30 start \
+      -o "-p $port -k $home -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on" >/dev/null \
+      || { tail -n 20 "$home/log" >&2; die "postgres did not start"; }
   fi
   wait_for postgres "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -U hydrant || die "postgres does not answer"
   if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U hydrant -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname='hydrant'" | grep -q 1; then
@@ -52,9 +67,10 @@ pg_start() {
 }
 
 pg_stop() {
-  local dir=$1
-  [ -f "$dir/pg/data/PG_VERSION" ] || return 0
-  as_pg "$PG_BIN/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  local dir=$1 home
+  home=$(pg_home "$dir")
+  [ -f "$home/data/PG_VERSION" ] || return 0
+  as_pg "$PG_BIN/pg_ctl" -D "$home/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 redis_start() {
@@ -109,9 +125,6 @@ dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: services.sh start DIR PG_PORT REDIS_PORT SMTP_PORT | stop DIR | status DIR"
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir"; then
-  die "the postgres user cannot reach $dir; use a directory it can traverse"
-fi
 
 case "$cmd" in
   start)
@@ -128,7 +141,7 @@ case "$cmd" in
     smtp_stop "$dir"; redis_stop "$dir"; pg_stop "$dir"
     ;;
   status)
-    as_pg "$PG_BIN/pg_ctl" -D "$dir/pg/data" status >/dev/null 2>&1 && echo "postgres: running" || echo "postgres: stopped"
+    as_pg "$PG_BIN/pg_ctl" -D "$(pg_home "$dir")/data" status >/dev/null 2>&1 && echo "postgres: running" || echo "postgres: stopped"
     [ -f "$dir/redis/port" ] && redis-cli -p "$(cat "$dir/redis/port")" ping >/dev/null 2>&1 && echo "redis: running" || echo "redis: stopped"
     [ -f "$dir/smtp/pid" ] && kill -0 "$(cat "$dir/smtp/pid")" 2>/dev/null && echo "smtp: running" || echo "smtp: stopped"
     ;;

@@ -1,20 +1,29 @@
 /*
- * hydrant's command line: serve, worker, jobs, migrate, version, help.
+ * hydrant's command line: serve, worker, jobs, user, migrate, version, help. The exit codes
+ * (0 ok, 1 runtime failure, 2 usage error, 3 bad input) are defined in cli/cli.h.
  */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth.h"
+#include "cli/cli.h"
 #include "config/config.h"
-#include "db/db.h"
 #include "jobs/jobs.h"
 #include "server/server.h"
-
-#define EXIT_USAGE 2
+/* The test suite's binary, hydrant-test, is this file compiled with HYDRANT_TEST_HOOKS and
+ * linked with src/testhooks (test job kinds and routes); hydrant has none of them. */
+#ifdef HYDRANT_TEST_HOOKS
+#include "testhooks/testhooks.h"
+#define TEST_JOBS(registry, cfg, err, len) testhooks_jobs_register(registry, cfg, err, len)
+#define TEST_ROUTES                        testhooks_routes_register
+#else
+#define TEST_JOBS(registry, cfg, err, len) 0
+#define TEST_ROUTES                        NULL
+#endif
 
 static void usage(FILE *out)
 {
@@ -44,8 +53,40 @@ static void usage(FILE *out)
           "  -c FILE    configuration file (default: $HYDRANT_CONFIG, else ./h2o.conf if present)\n"
           "  -m DIR     migrations directory (default: $HYDRANT_MIGRATIONS_DIR, else ./migrations)\n"
           "\n"
-          "Every setting can be overridden by a HYDRANT_* environment variable; see README.md.\n",
+          "Every setting can be overridden by a HYDRANT_* environment variable; see README.md.\n"
+          "\n"
+          "exit codes:\n"
+          "  0  success\n"
+          "  1  runtime failure: the database unreachable or refusing, the server unable to start\n"
+          "  2  usage error: an unknown command or option, a missing or extra argument\n"
+          "  3  bad input: an invalid configuration or value (email, role, password, id, number),\n"
+          "     an unreadable or malformed file, import rows rejected, an email taken, no such\n"
+          "     user or job (or not in a state that allows the action)\n",
           out);
+}
+
+/* A usage error: one line saying what is wrong, not the whole help. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("hydrant: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("; 'hydrant --help' lists the commands\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+/* A value the command cannot take. */
+__attribute__((format(printf, 1, 2))) static int input_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("hydrant: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_INPUT;
 }
 
 typedef struct {
@@ -78,7 +119,7 @@ static const char **cli_option(cli_t *cli, const char *name)
     return NULL;
 }
 
-/* Parses the options shared by every command. Returns 0, or -1 on a usage error. */
+/* Parses the options shared by every command. Returns 0, or CLI_EXIT_USAGE after saying why. */
 static int cli_parse(cli_t *cli, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
@@ -87,10 +128,12 @@ static int cli_parse(cli_t *cli, int argc, char **argv)
             cli->unconfirmed = 1;
         } else if (value != NULL) {
             if (i + 1 >= argc)
-                return -1;
+                return usage_error("%s needs a value", argv[i]);
             *value = argv[++i];
-        } else if (argv[i][0] == '-' || cli->nargs >= 3) {
-            return -1;
+        } else if (argv[i][0] == '-') {
+            return usage_error("unknown option %s", argv[i]);
+        } else if (cli->nargs >= 3) {
+            return usage_error("unexpected argument %s", argv[i]);
         } else {
             cli->args[cli->nargs++] = argv[i];
         }
@@ -98,13 +141,14 @@ static int cli_parse(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* Returns 0, or CLI_EXIT_INPUT after printing why. */
 static int load_config(cfg_t *cfg, const char *path)
 {
     char err[CFG_ERR_LEN];
     if (cfg_load(cfg, path, err, sizeof(err)) != 0) {
         fprintf(stderr, "hydrant: configuration error: %s\n", err);
         cfg_free(cfg);
-        return -1;
+        return CLI_EXIT_INPUT;
     }
     return 0;
 }
@@ -115,7 +159,8 @@ static int start_jobs(const cfg_t *cfg, jobs_registry_t **registry, jobs_pool_t 
     char err[256] = "out of memory";
     *pool = NULL;
     *registry = jobs_registry_new();
-    if (*registry != NULL && jobs_register_builtin(*registry, cfg, err, sizeof(err)) == 0) {
+    if (*registry != NULL && jobs_register_builtin(*registry, cfg, err, sizeof(err)) == 0 &&
+        TEST_JOBS(*registry, cfg, err, sizeof(err)) == 0) {
         jobs_pool_options_t options = {
             .cfg = cfg,
             .registry = *registry,
@@ -132,18 +177,24 @@ static int start_jobs(const cfg_t *cfg, jobs_registry_t **registry, jobs_pool_t 
     return -1;
 }
 
+/* Any argument is a usage error for serve and worker. */
+static int no_arguments(const cli_t *cli, const char *command)
+{
+    return cli->nargs == 0 ? 0 : usage_error("%s takes no argument, got %s", command, cli->args[0]);
+}
+
 static int cmd_serve(const cli_t *cli)
 {
-    if (cli->nargs != 0)
-        return EXIT_USAGE;
     cfg_t cfg;
-    if (load_config(&cfg, cli->config_file) != 0)
-        return 1;
+    int rc = no_arguments(cli, "serve");
+    if (rc != 0 || (rc = load_config(&cfg, cli->config_file)) != 0)
+        return rc;
+    srv_process_init(); /* before the job workers start */
     jobs_registry_t *registry = NULL;
     jobs_pool_t *pool = NULL;
-    int rc = 1;
+    rc = CLI_EXIT_FAILURE;
     if (!cfg.jobs.enabled || start_jobs(&cfg, &registry, &pool) == 0)
-        rc = srv_run(&cfg, pool); /* stops the pool */
+        rc = srv_run(&cfg, pool, TEST_ROUTES); /* stops the pool */
     jobs_registry_free(registry);
     cfg_free(&cfg);
     return rc;
@@ -162,11 +213,10 @@ static void wait_for_stop_signal(const sigset_t *set)
 
 static int cmd_worker(const cli_t *cli)
 {
-    if (cli->nargs != 0)
-        return EXIT_USAGE;
     cfg_t cfg;
-    if (load_config(&cfg, cli->config_file) != 0)
-        return 1;
+    int rc = no_arguments(cli, "worker");
+    if (rc != 0 || (rc = load_config(&cfg, cli->config_file)) != 0)
+        return rc;
     /* Blocked before the threads start, so that only sigwait sees them. */
     sigset_t set;
     sigemptyset(&set);
@@ -176,7 +226,7 @@ static int cmd_worker(const cli_t *cli)
     signal(SIGPIPE, SIG_IGN);
     jobs_registry_t *registry = NULL;
     jobs_pool_t *pool = NULL;
-    int rc = 1;
+    rc = CLI_EXIT_FAILURE;
     if (start_jobs(&cfg, &registry, &pool) == 0) {
         fprintf(stderr, "hydrant: worker %s running %d short, %d medium, %d long worker thread(s)\n",
                 jobs_pool_owner(pool), cfg.jobs.workers_short, cfg.jobs.workers_medium,
@@ -185,107 +235,106 @@ static int cmd_worker(const cli_t *cli)
         jobs_pool_stop(pool);
         jobs_pool_free(pool);
         fprintf(stderr, "hydrant: stopped\n");
-        rc = 0;
+        rc = CLI_EXIT_OK;
     }
     jobs_registry_free(registry);
     cfg_free(&cfg);
     return rc;
 }
 
+/* A whole decimal number in [min, max], or -1. */
+static long parse_number(const char *s, long min, long max)
+{
+    char *end = NULL;
+    long n = strtol(s, &end, 10);
+    return end != s && *end == '\0' && n >= min && n <= max ? n : -1;
+}
+
 static int cmd_jobs(const cli_t *cli)
 {
-    if (cli->nargs < 1)
-        return EXIT_USAGE;
-    const char *action = cli->args[0];
+    const char *action = cli->nargs > 0 ? cli->args[0] : "";
     int list = strcmp(action, "list") == 0;
-    if (list ? cli->nargs != 1 : (cli->nargs != 2 || cli->state || cli->queue || cli->limit))
-        return EXIT_USAGE;
     if (!list && strcmp(action, "retry") != 0 && strcmp(action, "cancel") != 0)
-        return EXIT_USAGE;
-    int limit = 50;
-    if (cli->limit != NULL) {
-        char *end = NULL;
-        long n = strtol(cli->limit, &end, 10);
-        if (end == cli->limit || *end != '\0' || n < 1 || n > 100000)
-            return EXIT_USAGE;
-        limit = (int)n;
-    }
+        return usage_error("jobs needs list, retry ID or cancel ID");
+    if (list ? cli->nargs != 1 : (cli->nargs != 2 || cli->state || cli->queue || cli->limit))
+        return usage_error("jobs %s", list ? "list takes only --state, --queue and --limit"
+                                           : "retry and cancel take one job id and no option");
+    long limit = cli->limit != NULL ? parse_number(cli->limit, 1, 100000) : 50;
+    if (limit < 0)
+        return input_error("jobs list: --limit is a number from 1 to 100000");
     cfg_t cfg;
-    if (load_config(&cfg, cli->config_file) != 0)
-        return 1;
-    int rc;
+    int rc = load_config(&cfg, cli->config_file);
+    if (rc != 0)
+        return rc;
     if (list)
-        rc = jobs_cli_list(cfg.database.url, cli->state, cli->queue, limit, stdout, stderr);
+        rc = cli_jobs_list(cfg.database.url, cli->state, cli->queue, (int)limit, stdout, stderr);
     else if (strcmp(action, "retry") == 0)
-        rc = jobs_cli_retry(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_retry(cfg.database.url, cli->args[1], stdout, stderr);
     else
-        rc = jobs_cli_cancel(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_cancel(cfg.database.url, cli->args[1], stdout, stderr);
     cfg_free(&cfg);
     return rc;
 }
 
-static int parse_steps(const char *s)
-{
-    char *end = NULL;
-    long n = strtol(s, &end, 10);
-    return (end != s && *end == '\0' && n > 0 && n <= 10000) ? (int)n : -1;
-}
-
 static int cmd_migrate(const cli_t *cli)
 {
-    db_migrate_action_t action;
-    int steps = 0;
+    cli_migrate_action_t action;
+    long steps = 0;
     if (cli->nargs == 1 && strcmp(cli->args[0], "up") == 0)
-        action = DB_MIGRATE_UP;
+        action = CLI_MIGRATE_UP;
     else if (cli->nargs == 1 && strcmp(cli->args[0], "status") == 0)
-        action = DB_MIGRATE_STATUS;
-    else if (cli->nargs == 2 && strcmp(cli->args[0], "down") == 0 && (steps = parse_steps(cli->args[1])) > 0)
-        action = DB_MIGRATE_DOWN;
+        action = CLI_MIGRATE_STATUS;
+    else if (cli->nargs == 2 && strcmp(cli->args[0], "down") == 0)
+        action = CLI_MIGRATE_DOWN;
     else
-        return EXIT_USAGE;
+        return usage_error("migrate needs up, down N or status");
+    if (action == CLI_MIGRATE_DOWN && (steps = parse_number(cli->args[1], 1, 10000)) < 0)
+        return input_error("migrate down: N is a number from 1 to 10000");
     cfg_t cfg;
-    if (load_config(&cfg, cli->config_file) != 0)
-        return 1;
+    int rc = load_config(&cfg, cli->config_file);
+    if (rc != 0)
+        return rc;
     const char *dir = cli->migrations_dir;
     if (dir == NULL)
         dir = getenv("HYDRANT_MIGRATIONS_DIR");
     if (dir == NULL || *dir == '\0')
         dir = "migrations";
     char err[512];
-    int rc = db_migrate(cfg.database.url, dir, action, steps, stdout, err, sizeof(err));
+    rc = cli_migrate(cfg.database.url, dir, action, (int)steps, stdout, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "hydrant: migrate: %s\n", err);
     cfg_free(&cfg);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }
 
 static int cmd_user(const cli_t *cli)
 {
     const char *action = cli->nargs > 0 ? cli->args[0] : "";
     int create = strcmp(action, "create") == 0;
-    if (create ? (cli->nargs != 1 || cli->email == NULL)
-               : (cli->email != NULL || cli->role != NULL || cli->unconfirmed))
-        return EXIT_USAGE;
-    if (!create && !((strcmp(action, "set-role") == 0 && cli->nargs == 3) ||
-                     (strcmp(action, "disable") == 0 && cli->nargs == 2) ||
-                     (strcmp(action, "import") == 0 && cli->nargs == 2)))
-        return EXIT_USAGE;
+    int shape = create ? cli->nargs == 1 && cli->email != NULL
+                       : cli->email == NULL && cli->role == NULL && !cli->unconfirmed &&
+                             ((strcmp(action, "set-role") == 0 && cli->nargs == 3) ||
+                              (strcmp(action, "disable") == 0 && cli->nargs == 2) ||
+                              (strcmp(action, "import") == 0 && cli->nargs == 2));
+    if (!shape)
+        return usage_error("user needs create --email E [--role R] [--unconfirmed], set-role ID ROLE, "
+                           "disable ID or import FILE");
     cfg_t cfg;
-    if (load_config(&cfg, cli->config_file) != 0)
-        return 1;
-    int rc;
+    int rc = load_config(&cfg, cli->config_file);
+    if (rc != 0)
+        return rc;
     if (create) {
         auth_argon2_params_t params = {(uint32_t)cfg.auth.argon2_memory_kib,
                                        (uint32_t)cfg.auth.argon2_iterations,
                                        (uint32_t)cfg.auth.argon2_parallelism};
-        rc = auth_cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
-                                  !cli->unconfirmed, &params, stdin, stdout, stderr);
+        rc = cli_user_create(cfg.database.url, cli->email, cli->role != NULL ? cli->role : "user",
+                             !cli->unconfirmed, &params, stdin, stdout, stderr);
     } else if (strcmp(action, "import") == 0) {
-        rc = auth_cli_user_import(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_user_import(cfg.database.url, cli->args[1], stdout, stderr);
     } else if (strcmp(action, "set-role") == 0) {
-        rc = auth_cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
+        rc = cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
     } else {
-        rc = auth_cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
     }
     cfg_free(&cfg);
     return rc;
@@ -293,42 +342,40 @@ static int cmd_user(const cli_t *cli)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (argc < 2)
+        return usage_error("no command given");
     const char *command = argv[1];
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
         usage(stdout);
-        return 0;
+        return CLI_EXIT_OK;
     }
     if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
         printf("hydrant %s\n", HYDRANT_VERSION);
-        return 0;
+        return CLI_EXIT_OK;
     }
-    cli_t cli = {0};
-    int rc = EXIT_USAGE;
+    static const struct {
+        const char *name;
+        int (*run)(const cli_t *cli);
+    } commands[] = {{"serve", cmd_serve},
+                    {"worker", cmd_worker},
+                    {"jobs", cmd_jobs},
+                    {"user", cmd_user},
+                    {"migrate", cmd_migrate}};
+    int (*run)(const cli_t *cli) = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(command, commands[i].name) == 0)
+            run = commands[i].run;
+    if (run == NULL)
+        return usage_error("unknown command %s", command);
     /* Before any thread exists: libcurl's global setup is not thread-safe. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "hydrant: cannot initialise libcurl\n");
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
-    if (cli_parse(&cli, argc - 2, argv + 2) == 0) {
-        if (strcmp(command, "serve") == 0)
-            rc = cmd_serve(&cli);
-        else if (strcmp(command, "worker") == 0)
-            rc = cmd_worker(&cli);
-        else if (strcmp(command, "jobs") == 0)
-            rc = cmd_jobs(&cli);
-        else if (strcmp(command, "user") == 0)
-            rc = cmd_user(&cli);
-        else if (strcmp(command, "migrate") == 0)
-            rc = cmd_migrate(&cli);
-    }
+    cli_t cli = {0};
+    int rc = cli_parse(&cli, argc - 2, argv + 2);
+    if (rc == 0)
+        rc = run(&cli);
     curl_global_cleanup();
-    if (rc == EXIT_USAGE) {
-        fprintf(stderr, "hydrant: invalid usage\n");
-        usage(stderr);
-    }
     return rc;
 }

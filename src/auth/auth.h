@@ -104,18 +104,4 @@ typedef enum {
 auth_jwt_status_t auth_jwt_verify(const auth_jwt_config_t *config, const char *token, size_t len, time_t now,
                                   auth_claims_t *claims);
 
-/* ------------------------------------------------ operators (blocking) ---- */
-
-#include <stdio.h>
-
-/* `hydrant user ...` for the command line. Exit codes: 0, 1 failure, 2 bad input, 3 no such
- * user. create reads the password (one line) from in and prints the new id. */
-int auth_cli_user_create(const char *conninfo, const char *email, const char *role, int confirmed,
-                         const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err);
-int auth_cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err);
-int auth_cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err);
-/* Imports users from CSV (header row) or JSON lines; rejected rows are reported on err by
- * line number. 0 when every row went in, 1 when some were rejected, 2 unreadable file. */
-int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err);
-
 #endif

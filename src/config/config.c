@@ -39,8 +39,8 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->mode = CFG_MODE_DEVELOPMENT;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->num_threads = cpus > 0 ? (int)cpus : 1;
-    cfg_set_listener(&cfg->listen[0], "0.0.0.0", 8443, 1);
-    cfg_set_listener(&cfg->listen[1], "0.0.0.0", 8080, 0);
+    cfg_set_listener(&cfg->listen[0], NULL, 8443, 1); /* hosts: cfg_default_hosts */
+    cfg_set_listener(&cfg->listen[1], NULL, 8080, 0);
     cfg->nlisten = 2;
     cfg->public_url = cfg_dup("https://localhost:8443");
     cfg->openapi_file = cfg_dup("docs/openapi.yaml");
@@ -308,6 +308,14 @@ static const char *cfg_real_getenv(const char *name)
     return getenv(name);
 }
 
+void cfg_default_hosts(cfg_t *cfg)
+{
+    const char *host = cfg->mode == CFG_MODE_PRODUCTION ? "0.0.0.0" : "127.0.0.1";
+    for (int i = 0; i < cfg->nlisten; i++)
+        if (cfg->listen[i].host == NULL)
+            cfg->listen[i].host = cfg_dup(host);
+}
+
 int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen)
 {
     cfg_init_defaults(cfg);
@@ -322,6 +330,7 @@ int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen)
         return -1;
     if (cfg_apply_env(cfg, cfg_real_getenv, err, errlen) != 0)
         return -1;
+    cfg_default_hosts(cfg);
     if (cfg->num_threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->num_threads = cpus > 0 ? (int)cpus : 1; /* 0 means one per core */

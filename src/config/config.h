@@ -131,6 +131,10 @@ int cfg_apply_env(cfg_t *cfg, const char *(*getenv_fn)(const char *name), char *
 /* Cross-field checks (production needs a 32+ byte secret and a certificate, TLS listeners
  * need both files, ...). Returns 0 or -1 with a message. */
 int cfg_validate(const cfg_t *cfg, char *err, size_t errlen);
+/* Gives every listener without a host one by mode: 127.0.0.1 in development, where the
+ * certificate is the development one and nothing outside the machine should reach the
+ * server, 0.0.0.0 in production. cfg_load calls it after the file and the environment. */
+void cfg_default_hosts(cfg_t *cfg);
 
 /* The whole pipeline used by main: defaults, file (path or HYDRANT_CONFIG or ./h2o.conf if
  * present), environment, validation. */

@@ -101,8 +101,7 @@ static int cfg_read_listener(cfg_reader_t *r, yaml_node_t *node, int index)
     if (cfg_check_duplicates(r, node, key) != 0)
         return -1;
     cfg_listen_t *l = &r->cfg->listen[index];
-    cfg_listen_clear(l);
-    l->host = strdup("0.0.0.0");
+    cfg_listen_clear(l); /* no host: cfg_default_hosts picks one by mode */
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(r->doc, p->key),
                     *v = yaml_document_get_node(r->doc, p->value);

@@ -92,8 +92,10 @@ typedef enum {
     DB_STMT_FILE_DELETE,        /* a file's row */
     DB_STMT_FILE_PROCESSED,     /* a file's analysis and state */
     DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
-    DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments (tests) */
-    DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement (tests) */
+#ifdef HYDRANT_TEST_HOOKS       /* only in hydrant_db_testhooks, for test_pg_pool */
+    DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments */
+    DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement */
+#endif
     DB_STMT_DEADLINE,           /* fails once $1 (Unix seconds) has passed: ends every batch that writes */
     DB_STMT__COUNT
 } db_stmt_id_t;
@@ -202,16 +204,5 @@ int db_redis_command(db_redis_t *redis, db_redis_cb cb, void *data, int argc, co
                      const size_t *argvlen);
 int db_redis_is_ready(const db_redis_t *redis);
 void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
-
-/* ---- blocking helpers for the command line and worker threads (never on a loop) ---- */
-
-typedef enum { DB_MIGRATE_UP, DB_MIGRATE_DOWN, DB_MIGRATE_STATUS } db_migrate_action_t;
-
-/* Applies (up), reverts the last `steps` (down) or lists (status) the migrations found in
- * `dir` (NNNN_name.up.sql / NNNN_name.down.sql), each in its own transaction, under a
- * PostgreSQL advisory lock, recording them in schema_migrations. Progress goes to `out`.
- * Returns 0, or -1 with a message in err. */
-int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
-               char *err, size_t errlen);
 
 #endif

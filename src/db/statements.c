@@ -38,8 +38,10 @@
 
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_PING] = {"ping", "SELECT 1", 0, .shares_sync = 1},
+#ifdef HYDRANT_TEST_HOOKS
     [DB_STMT_ECHO_INT_SHARED] = {"echo_int_shared", "SELECT $1::int", 1, .shares_sync = 1},
     [DB_STMT_SLEEP_MS] = {"sleep_ms", "SELECT pg_sleep($1::int / 1000.0)", 1, .read_only = 1},
+#endif
     [DB_STMT_ECHO_INT] = {"echo_int", "SELECT $1::int", 1, .read_only = 1},
 
     /* $1 the batch's deadline in Unix seconds. Past it, the statement fails (a text that is

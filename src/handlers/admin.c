@@ -108,6 +108,46 @@ typedef struct {
     int actor_rank;
 } admin_patch_t;
 
+/* An audit record's detail: {"by": actor} and the new role when given (malloc'd, or NULL). */
+static char *admin_event_detail(const char *actor, const json_t *role)
+{
+    json_t *detail = json_pack("{s:s}", "by", actor);
+    if (detail != NULL && role != NULL)
+        json_object_set(detail, "role", (json_t *)role);
+    char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+    json_decref(detail);
+    return text;
+}
+
+/* The update and one audit record per change, as `hydrant user set-role|disable` writes
+ * them (role_change {role, by}, disabled or enabled {by}) with the acting admin's id and
+ * the client's address, in one batch: they commit together or not at all. */
+static void admin_patch_write(http_request_t *r, const json_t *role, const json_t *disabled)
+{
+    const admin_patch_t *p = r->state;
+    const char *values[] = {p->id, json_string_value(role),
+                            disabled == NULL         ? NULL
+                            : json_is_true(disabled) ? "true"
+                                                     : "false"};
+    char *role_detail = admin_event_detail(p->actor, role);
+    char *by_detail = admin_event_detail(p->actor, NULL);
+    const char *role_event[] = {p->id, "role_change", r->client, role_detail};
+    const char *disabled_event[] = {p->id, json_is_true(disabled) ? "disabled" : "enabled", r->client,
+                                    by_detail};
+    db_query_t batch[3] = {{.stmt = DB_STMT_ADMIN_USER_UPDATE, .nparams = 3, .values = values}};
+    int n = 1;
+    if (role != NULL)
+        batch[n++] = (db_query_t){.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = role_event};
+    if (disabled != NULL)
+        batch[n++] = (db_query_t){.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = disabled_event};
+    if (role_detail == NULL || by_detail == NULL)
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+    else
+        http_pg(r, batch, n, admin_user_shown);
+    free(role_detail);
+    free(by_detail);
+}
+
 static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
 {
     admin_patch_t *p = r->state;
@@ -126,28 +166,7 @@ static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
                            "changing roles needs an admin; a superuser may disable only users", NULL);
         return;
     }
-    const char *values[] = {p->id, json_string_value(role),
-                            disabled == NULL         ? NULL
-                            : json_is_true(disabled) ? "true"
-                                                     : "false"};
-    json_t *detail = json_pack("{s:s}", "by", p->actor);
-    if (role != NULL)
-        json_object_set(detail, "role", role);
-    if (disabled != NULL)
-        json_object_set(detail, "disabled", disabled);
-    char *detail_text = json_dumps(detail, JSON_COMPACT);
-    json_decref(detail);
-    const char *event[] = {p->id,
-                           role != NULL             ? "role_change"
-                           : json_is_true(disabled) ? "disabled"
-                                                    : "enabled",
-                           r->client, detail_text};
-    db_query_t batch[2] = {
-        {.stmt = DB_STMT_ADMIN_USER_UPDATE, .nparams = 3, .values = values},
-        {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
-    };
-    http_pg(r, batch, 2, admin_user_shown);
-    free(detail_text);
+    admin_patch_write(r, role, disabled);
 }
 
 /* The 422 details for a PATCH of a user, or NULL when it is fine. */

@@ -9,7 +9,6 @@
 #include "handlers/handlers.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,27 +225,13 @@ static void auth_confirm_get(http_request_t *r)
 
 /* -------------------------------------------------------------------- login ---- */
 
-/* Verifies against a hash of a password nobody has, when the email is unknown: the answer
- * then takes as long as a wrong password. Made once, with the configured parameters. */
-static char auth_dummy_hash[AUTH_HASH_MAX];
-static pthread_once_t auth_dummy_once = PTHREAD_ONCE_INIT;
-static auth_argon2_params_t auth_dummy_params;
-
-static void auth_make_dummy(void)
-{
-    char random[AUTH_TOKEN_LEN + 1];
-    if (auth_token_new(random) != 0 || auth_password_hash(random, strlen(random), &auth_dummy_params,
-                                                          auth_dummy_hash, sizeof(auth_dummy_hash)) != 0)
-        auth_dummy_hash[0] = '\0';
-}
-
+/* An unknown email is verified against app->dummy_hash (copied into stored by
+ * auth_login_check), so the answer takes as long as a wrong password. */
 static void auth_login_verify(void *arg)
 {
     auth_state_t *s = arg;
     if (!s->known) {
-        auth_dummy_params = s->params;
-        pthread_once(&auth_dummy_once, auth_make_dummy);
-        auth_password_verify(s->password, s->password_len, auth_dummy_hash);
+        auth_password_verify(s->password, s->password_len, s->stored);
         s->verified = AUTH_VERIFY_MISMATCH;
         return;
     }
@@ -365,6 +350,8 @@ static void auth_login_verified(http_request_t *r, void *arg)
 
 static void auth_login_check(http_request_t *r, auth_state_t *s)
 {
+    if (!s->known)
+        snprintf(s->stored, sizeof(s->stored), "%s", ((const handlers_app_t *)r->app)->dummy_hash);
     if (http_cpu(r, auth_login_verify, auth_login_verified, s) != 0) {
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);

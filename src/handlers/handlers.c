@@ -18,7 +18,7 @@ int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t
         handlers_admin_register(router, err, errlen) != 0 ||
         handlers_jobs_register(router, err, errlen) != 0 || handlers_files_register(router, err, errlen) != 0)
         return -1;
-    return handlers_diag_register(router, cfg, err, errlen);
+    return 0;
 }
 
 static char *handlers_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
@@ -90,6 +90,12 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
     app->argon2 =
         (auth_argon2_params_t){(uint32_t)cfg->auth.argon2_memory_kib, (uint32_t)cfg->auth.argon2_iterations,
                                (uint32_t)cfg->auth.argon2_parallelism};
+    char random[AUTH_TOKEN_LEN + 1];
+    if (auth_token_new(random) != 0 || auth_password_hash(random, strlen(random), &app->argon2,
+                                                          app->dummy_hash, sizeof(app->dummy_hash)) != 0) {
+        snprintf(err, errlen, "cannot make the dummy password hash");
+        return -1;
+    }
     return 0;
 }
 

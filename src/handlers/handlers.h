@@ -24,6 +24,9 @@ typedef struct {
     auth_jwt_config_t jwt;        /* access tokens (secret from the configuration) */
     unsigned char jwt_secret[64]; /* a random one for development when none is configured */
     auth_argon2_params_t argon2;
+    /* A hash, with argon2's parameters, of a password nobody has: a login for an unknown
+     * email verifies against it. Made once here, before any thread reads it. */
+    char dummy_hash[AUTH_HASH_MAX];
 } handlers_app_t;
 
 /* Loads what the handlers need (the OpenAPI document, the host name). */
@@ -171,9 +174,6 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);
 /* 3 admin, 2 superuser, 1 user, 0 anything else. */
 int handlers_role_rank(const char *role);
-/* Routes that exist only for the integration tests of the HTTP layer itself (a JSON echo),
- * enabled by HYDRANT_TEST_ROUTES=1 and refused in production mode. */
-int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Converts a YAML document (the OpenAPI description) to compact JSON. Returns a malloc'd
  * string or NULL with a message. Scalars stay strings except plain true/false/null and

@@ -4,8 +4,6 @@
 #include "jobs/jobs_internal.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen)
 {
@@ -13,17 +11,6 @@ int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err
         jobs_file_process_register(registry) != 0) {
         snprintf(err, errlen, "jobs: cannot register the built-in kinds");
         return -1;
-    }
-    const char *test = getenv("HYDRANT_TEST_JOBS");
-    if (test != NULL && strcmp(test, "1") == 0) {
-        if (cfg->mode == CFG_MODE_PRODUCTION) {
-            snprintf(err, errlen, "HYDRANT_TEST_JOBS is refused in production mode");
-            return -1;
-        }
-        if (jobs_test_kinds_register(registry) != 0) {
-            snprintf(err, errlen, "jobs: cannot register the test kinds");
-            return -1;
-        }
     }
     return 0;
 }

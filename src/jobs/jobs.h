@@ -101,9 +101,7 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
 
 /* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
  * auth.purge (hourly: expired sessions, one-time tokens, revocations), file.process (an
- * upload's analysis); and,
- * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
- * the benchmark. */
+ * upload's analysis). The test suite's kinds are in src/testhooks. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Retry delay in ms for a failed attempt (1-based): base * 2^(attempt-1), capped at max, then
@@ -174,14 +172,13 @@ char *jobs_file_analyze(const char *path, const char *name, const char *content_
 char *jobs_file_analyze_csv(int fd, char delimiter, char *err, size_t errlen);
 char *jobs_file_analyze_notebook(int fd, char *err, size_t errlen);
 
-/* ------------------------------------------------- operators (blocking) ---- */
+/* ---------------------------------------------------------- blocking libpq ---- */
 
-/* `hydrant jobs list|retry|cancel`: blocking, for the command line only. Output (one JSON job
- * per line) goes to out, problems to err. Return the process exit code: 0, 1 on failure,
- * 3 when the job does not exist or is not in a state that allows the action. */
-int jobs_cli_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out,
-                  FILE *err);
-int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err);
-int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err);
+/* A blocking connection for a worker thread or the command line (src/cli), with every job
+ * statement prepared. NULL with a message (no secret: the URL's password is not echoed). */
+PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
+/* Runs a prepared registry statement. Always returns a result (PQclear it); NULL values are
+ * SQL NULL. */
+PGresult *jobs_pg_exec(PGconn *conn, db_stmt_id_t id, const char *const *values);
 
 #endif

@@ -33,7 +33,7 @@ struct jobs_registry {
 /* Index of kind in the registry, or -1. */
 int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 
-/* The shipped kinds (email.c) and the test kinds (test_kinds.c). */
+/* The shipped kinds (email.c, maintenance.c, file_process.c). */
 int jobs_email_register(jobs_registry_t *registry);
 int jobs_maintenance_register(jobs_registry_t *registry);
 int jobs_file_process_register(jobs_registry_t *registry);
@@ -41,16 +41,10 @@ int jobs_file_process_register(jobs_registry_t *registry);
  * and a read of up to cap bytes that is short only at the end of the file (or -1). */
 void jobs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 ssize_t jobs_read_full(int fd, void *buf, size_t cap);
-int jobs_test_kinds_register(jobs_registry_t *registry);
 
 /* ---------------------------------------------------------- blocking libpq ---- */
 
-/* A blocking connection for a worker thread or the command line, with every job statement
- * prepared. NULL with a message (no secret: the URL's password is not echoed). */
-PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char *err, size_t errlen);
-/* Runs a prepared registry statement. Always returns a result (PQclear it); NULL values are
- * SQL NULL. */
-PGresult *jobs_pg_exec(PGconn *conn, db_stmt_id_t id, const char *const *values);
+/* jobs_pg_connect and jobs_pg_exec are in jobs.h. */
 /* 1 when the connection is still usable after a failed statement. */
 int jobs_pg_alive(PGconn *conn);
 

@@ -33,6 +33,7 @@ typedef struct {
     db_redis_options_t redis_options;
     uv_signal_t sigterm, sigint;
     jobs_pool_t *jobs;
+    srv_routes_fn extra_routes;
 } srv_t;
 
 static void srv_configure_h2o(srv_t *srv)
@@ -115,7 +116,8 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
     srv->http.router = http_router_new();
-    if (srv->http.router == NULL || handlers_register(srv->http.router, cfg, err, errlen) != 0)
+    if (srv->http.router == NULL || handlers_register(srv->http.router, cfg, err, errlen) != 0 ||
+        (srv->extra_routes != NULL && srv->extra_routes(srv->http.router, cfg, err, errlen) != 0))
         return -1;
     if (handlers_app_init(&srv->app, cfg, err, errlen) != 0)
         return -1;
@@ -280,7 +282,19 @@ static void srv_cleanup(srv_t *srv)
         close(srv->http.access_log_fd);
 }
 
-int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
+void srv_process_init(void)
+{
+    /* libuv's thread pool runs password hashing (http_cpu) and name resolution: one thread per
+     * core, read by libuv when the pool first starts. An explicit setting wins. */
+    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+        char threads[24];
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(threads, sizeof(threads), "%ld", cpus > 2 ? cpus : 2);
+        setenv("UV_THREADPOOL_SIZE", threads, 0);
+    }
+}
+
+int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes)
 {
     srv_t *srv = calloc(1, sizeof(*srv));
     char err[SRV_ERR_LEN] = "out of memory";
@@ -292,15 +306,8 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs)
         return 1;
     }
     srv->jobs = jobs;
+    srv->extra_routes = extra_routes;
     signal(SIGPIPE, SIG_IGN);
-    /* libuv's thread pool runs password hashing (http_cpu) and name resolution: one thread per
-     * core, read by libuv when the pool first starts. An explicit setting wins. */
-    if (getenv("UV_THREADPOOL_SIZE") == NULL) {
-        char threads[24];
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        snprintf(threads, sizeof(threads), "%ld", cpus > 2 ? cpus : 2);
-        setenv("UV_THREADPOOL_SIZE", threads, 0);
-    }
     srv->cfg = cfg;
     srv->nloops = cfg->num_threads > 0 ? cfg->num_threads : 1;
     srv->loops = calloc((size_t)srv->nloops, sizeof(srv_loop_t));

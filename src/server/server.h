@@ -14,11 +14,20 @@
 #include "http/http.h"
 #include "jobs/jobs.h"
 
+/* The process-wide settings the server needs (the size of libuv's thread pool). Call before
+ * any thread starts, job workers included: setenv races every getenv on other threads (libpq
+ * reads PG* variables when a worker connects). */
+void srv_process_init(void);
+
+/* Adds routes to the router besides every family of handlers_register: the test binary's
+ * hooks (src/testhooks). Returns 0, or -1 with a message. */
+typedef int (*srv_routes_fn)(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);
+
 /* Runs the server until SIGTERM/SIGINT and a graceful drain. Returns the process exit code
  * (0 after a clean shutdown). Start-up failures are printed to stderr. jobs (may be NULL) is
  * this process's worker pool: its metrics are served, and it is stopped (and freed) together
- * with the loops. */
-int srv_run(const cfg_t *cfg, jobs_pool_t *jobs);
+ * with the loops. extra_routes may be NULL. */
+int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes);
 
 /* A listening TCP socket bound to host:port, with SO_REUSEPORT so that every loop thread
  * can own one. Returns the fd or -1 with a message. */

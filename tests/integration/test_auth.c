@@ -889,15 +889,15 @@ static void test_user_commands(void **state)
     session_of(doc, &s);
     json_decref(doc);
     assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "an admin passphrase\n"),
-                     1);
+                     3);
     assert_non_null(strstr(out, "exists"));
     /* bad input: short password, unknown role, missing email */
     char other[128];
     snprintf(args, sizeof(args), "user create --email %s", unique_email(other, sizeof(other), "cli"));
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "short\n"), 2);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "short\n"), 3);
     snprintf(args, sizeof(args), "user create --email %s --role root", other);
-    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 2);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user create"), 2);
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 3);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user create"), 2); /* usage */
     /* an unconfirmed one cannot log in until confirmed */
     snprintf(args, sizeof(args), "user create --email %s --unconfirmed", other);
     assert_int_equal(harness_run_hydrant_input(out, sizeof(out), server_env, args, "long enough pw\n"), 0);
@@ -909,7 +909,7 @@ static void test_user_commands(void **state)
     char *role = sql_value("SELECT role FROM users WHERE id = $1::uuid", id);
     assert_string_equal(role, "superuser");
     free(role);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user set-role not-a-uuid admin"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, "user set-role not-a-uuid admin"), 3);
     assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env,
                                          "user set-role 00000000-0000-4000-8000-000000000000 admin"),
                      3);
@@ -1168,7 +1168,7 @@ static void test_user_import(void **state)
         a, b, a, a, a, a, a, a);
     write_text(path, csv);
     snprintf(args, sizeof(args), "user import %s", path);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3);
     assert_non_null(strstr(out, "imported 2, rejected 7"));
     const char *reasons[] = {"line 4: not a valid email",
                              "line 5: password_hash is not an Argon2 or bcrypt hash",
@@ -1202,7 +1202,7 @@ static void test_user_import(void **state)
              "\"created_at\":\"yesterday-ish\"}\n",
              c, c);
     write_text(path, csv);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3);
     assert_non_null(strstr(out, "imported 1, rejected 2"));
     assert_non_null(strstr(out, "line 2: not a JSON object"));
     assert_non_null(strstr(out, "line 3: created_at is not a timestamp"));
@@ -1215,7 +1215,7 @@ static void test_user_import(void **state)
     assert_int_equal(login(HARNESS_HTTP2, c, "correct horse battery", &doc, NULL), 403); /* not confirmed */
     json_decref(doc);
     unlink(path);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 2); /* gone */
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 3); /* gone */
 }
 
 /* --------------------------------------------------------- administration ---- */
@@ -1292,6 +1292,8 @@ static void test_admin_users(void **state)
         call("GET", "/api/v1/admin/users/00000000-0000-4000-8000-000000000000", bearer(super), NULL, NULL),
         404);
     assert_int_equal(call("GET", "/api/v1/admin/users/not-a-uuid", bearer(super), NULL, NULL), 404);
+    /* a change of nothing is no event (checked below) */
+    assert_int_equal(call("PATCH", path, bearer(admin), "{}", NULL), 200);
     /* a superuser may disable a user, not change roles or touch an admin */
     assert_int_equal(call("PATCH", path, bearer(super), "{\"role\":\"superuser\"}", &doc), 403);
     json_decref(doc);
@@ -1315,11 +1317,15 @@ static void test_admin_users(void **state)
     json_decref(doc);
     session_t *promoted = new_session(plain_email);
     assert_int_equal(call("GET", "/api/v1/admin/users?limit=1", bearer(promoted), NULL, NULL), 200);
-    char *events =
-        sql_value("SELECT string_agg(kind, ',' ORDER BY id) FROM auth_events WHERE user_id = $1::uuid AND "
-                  "kind <> 'login'",
-                  plain_id);
-    assert_string_equal(events, "signup,disabled,role_change");
+    /* one audit record per change, as the command line writes them, with the actor (named
+     * here by its role) and the client's address */
+    char *events = sql_value(
+        "SELECT string_agg(kind || ' ' || coalesce((SELECT role FROM users WHERE id::text = detail->>'by'), "
+        "'-') || ' ' || coalesce(detail->>'role', '-') || ' ' || coalesce(address, '-'), ',' ORDER BY id) "
+        "FROM auth_events WHERE user_id = $1::uuid AND kind NOT IN ('signup', 'login')",
+        plain_id);
+    assert_string_equal(events, "disabled superuser - 127.0.0.1,role_change admin superuser 127.0.0.1,"
+                                "enabled admin - 127.0.0.1");
     free(events);
     free(admin_id);
     free(plain_id);

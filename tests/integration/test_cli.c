@@ -1,6 +1,7 @@
 /*
- * The command line as operators use it: usage errors exit 2, configuration errors name the
- * file, line and key, production mode refuses weak secrets, and migrate reports status.
+ * The command line as operators use it: the exit codes (0 ok, 1 runtime failure, 2 usage
+ * error with a one-line hint, 3 bad input), configuration errors that name the file, line
+ * and key, production mode refusing weak secrets, and migrate reporting status.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,25 +18,82 @@
 
 static char out[16384];
 
+/* Runs `hydrant args` and checks its exit status, printing its output when it differs. */
+static void assert_exit(const char *const *env, const char *args, int expected)
+{
+    int rc = harness_run_hydrant(out, sizeof(out), env, args);
+    if (rc != expected)
+        fail_msg("'hydrant %s' exited %d, not %d: %s", args, rc, expected, out);
+}
+
+/* The command line's words: one line saying what is wrong, not the whole help. */
 static void test_usage_errors_exit_2(void **state)
 {
     (void)state;
     const char *bad[] = {"",
                          "frobnicate",
                          "serve extra",
+                         "worker extra",
                          "migrate",
                          "migrate sideways",
                          "migrate down",
-                         "migrate down zero",
                          "serve -c",
-                         "serve --bogus"};
+                         "serve --bogus",
+                         "jobs",
+                         "jobs frobnicate",
+                         "jobs retry",
+                         "jobs list extra",
+                         "user",
+                         "user create",
+                         "user disable",
+                         "user set-role 00000000-0000-4000-8000-000000000000"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int rc = harness_run_hydrant(out, sizeof(out), NULL, bad[i]);
-        if (rc != 2)
-            fprintf(stderr, "'hydrant %s' exited %d: %s\n", bad[i], rc, out);
-        assert_int_equal(rc, 2);
-        assert_non_null(strstr(out, "usage: hydrant"));
+        assert_exit(NULL, bad[i], 2);
+        assert_null(strstr(out, "usage: hydrant"));
+        assert_non_null(strstr(out, "'hydrant --help'"));
+        assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
     }
+}
+
+/* Well-formed commands whose values are refused: 3, with the reason. */
+static void test_bad_input_exits_3(void **state)
+{
+    (void)state;
+    assert_exit(NULL, "migrate up", 0); /* the tables the commands look in */
+    const char *bad[] = {"migrate down zero",
+                         "migrate up -m /nonexistent/migrations",
+                         "jobs list --limit 0",
+                         "jobs list --limit x",
+                         "jobs list --state nonsense",
+                         "jobs cancel not-a-job-id",
+                         "jobs retry 00000000-0000-4000-8000-000000000000",
+                         "user set-role not-a-uuid admin",
+                         "user set-role 00000000-0000-4000-8000-000000000000 root",
+                         "user disable 00000000-0000-4000-8000-000000000000",
+                         "user import /nonexistent/users.csv"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_exit(NULL, bad[i], 3);
+        assert_null(strstr(out, "'hydrant --help'"));
+    }
+    assert_int_equal(harness_run_hydrant_input(out, sizeof(out), NULL, "user create --email not-an-email",
+                                               "a long passphrase\n"),
+                     3);
+    assert_int_equal(
+        harness_run_hydrant_input(out, sizeof(out), NULL, "user create --email short@example.com", "short\n"),
+        3);
+}
+
+/* The database unreachable: 1, for every command that needs it. */
+static void test_runtime_failure_exits_1(void **state)
+{
+    (void)state;
+    const char *const down[] = {
+        "HYDRANT_DATABASE_URL=postgresql://hydrant@127.0.0.1:1/hydrant?connect_timeout=2", NULL};
+    const char *commands[] = {"migrate status", "jobs list",
+                              "jobs retry 00000000-0000-4000-8000-000000000000",
+                              "user disable 00000000-0000-4000-8000-000000000000"};
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        assert_exit(down, commands[i], 1);
 }
 
 static void test_help_and_version(void **state)
@@ -65,20 +123,20 @@ static void test_config_errors_name_file_line_key(void **state)
                      "  pool-size: lots\n");
     snprintf(env, sizeof(env), "HYDRANT_CONFIG=%s", path);
     const char *const extra[] = {env, NULL};
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), extra, "serve"), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), extra, "serve"), 3);
     assert_non_null(strstr(out, path));
     assert_non_null(strstr(out, ":3:"));
     assert_non_null(strstr(out, "database.pool-size"));
 
     write_file(path, "mode: development\n"
                      "no-such-key: 1\n");
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), extra, "serve"), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), extra, "serve"), 3);
     assert_non_null(strstr(out, ":2:"));
     assert_non_null(strstr(out, "no-such-key"));
     unlink(path);
 
     const char *const missing[] = {"HYDRANT_CONFIG=/nonexistent/h2o.conf", NULL};
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), missing, "serve"), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), missing, "serve"), 3);
     assert_non_null(strstr(out, "/nonexistent/h2o.conf"));
 }
 
@@ -86,7 +144,7 @@ static void test_production_refuses_weak_secret(void **state)
 {
     (void)state;
     const char *const weak[] = {"HYDRANT_MODE=production", "HYDRANT_JWT_SECRET=short", NULL};
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), weak, "serve"), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), weak, "serve"), 3);
     assert_non_null(strstr(out, "secret"));
     /* A long secret still meets the development certificate, which production refuses. */
     assert_int_equal(harness_system("%s/scripts/dev-cert.sh %s/tls >/dev/null",
@@ -95,7 +153,7 @@ static void test_production_refuses_weak_secret(void **state)
                      0);
     const char *const dev_cert[] = {"HYDRANT_MODE=production",
                                     "HYDRANT_JWT_SECRET=0123456789abcdef0123456789abcdef0123", NULL};
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), dev_cert, "serve"), 1);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), dev_cert, "serve"), 3);
     assert_non_null(strstr(out, "certificate"));
 }
 
@@ -113,6 +171,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors_exit_2),
+        cmocka_unit_test(test_bad_input_exits_3),
+        cmocka_unit_test(test_runtime_failure_exits_1),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_config_errors_name_file_line_key),
         cmocka_unit_test(test_production_refuses_weak_secret),

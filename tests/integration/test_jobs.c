@@ -18,8 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "harness.h"
 #include "jobs/jobs.h"
+#include "testhooks/testhooks.h"
 
 #define COUNT_JOBS 1000
 
@@ -118,6 +120,7 @@ static jobs_registry_t *registry_new(void)
     jobs_registry_t *registry = jobs_registry_new();
     char err[256];
     assert_int_equal(jobs_register_builtin(registry, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(testhooks_jobs_register(registry, &cfg, err, sizeof(err)), 0);
     assert_int_equal(jobs_registry_add(registry, "t.count", kind_count, NULL), 0);
     assert_int_equal(jobs_registry_add(registry, "t.count", kind_count, NULL), -1); /* taken */
     return registry;
@@ -162,7 +165,7 @@ static int group_setup(void **state)
     setenv("HYDRANT_TEST_JOBS", "1", 1);
     snprintf(path, sizeof(path), "%s/migrations", src);
     char err[512];
-    if (db_migrate(cfg.database.url, path, DB_MIGRATE_UP, 0, stderr, err, sizeof(err)) != 0)
+    if (cli_migrate(cfg.database.url, path, CLI_MIGRATE_UP, 0, stderr, err, sizeof(err)) != 0)
         fail_msg("migrate: %s", err);
     db = PQconnectdb(cfg.database.url);
     return PQstatus(db) == CONNECTION_OK ? 0 : -1;

@@ -239,9 +239,9 @@ static void test_jobs_commands(void **state)
     assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 0);
     assert_non_null(strstr(out, "\"state\" : \"cancelled\""));
     assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, args), 3);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs cancel x';DROP-TABLE-jobs;--"), 2);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --state nonsense"), 2);
-    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --limit 0"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs cancel x';DROP-TABLE-jobs;--"), 3);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --state nonsense"), 3);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --limit 0"), 3);
     assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs frobnicate"), 2);
     assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs list --queue long"), 0);
     assert_null(strstr(out, "\"id\""));

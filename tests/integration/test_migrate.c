@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db/db.h"
+#include "cli/cli.h"
 #include "harness.h"
 
 static char dbname[64], conninfo[256], dir[256];
@@ -91,11 +91,11 @@ static long count(const char *sql)
     return n;
 }
 
-static int migrate(db_migrate_action_t action, int steps, char *out, size_t outlen, char *err)
+static int migrate(cli_migrate_action_t action, int steps, char *out, size_t outlen, char *err)
 {
     memset(out, 0, outlen);
     FILE *f = fmemopen(out, outlen, "w");
-    int rc = db_migrate(conninfo, dir, action, steps, f, err, 512);
+    int rc = cli_migrate(conninfo, dir, action, steps, f, err, 512);
     fclose(f);
     return rc;
 }
@@ -104,17 +104,17 @@ static void test_up_down_status(void **state)
 {
     (void)state;
     char out[4096], err[512];
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), 0);
     assert_string_equal(out, "applied 0001_first\napplied 0002_second\n");
     assert_int_equal(count("SELECT count(*) FROM t2"), 2);
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 2);
     /* Again: nothing to do. */
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), 0);
     assert_string_equal(out, "");
-    assert_int_equal(migrate(DB_MIGRATE_DOWN, 1, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_DOWN, 1, out, sizeof(out), err), 0);
     assert_string_equal(out, "reverted 0002_second\n");
     assert_int_equal(count("SELECT count(*) FROM pg_tables WHERE tablename = 't2'"), 0);
-    assert_int_equal(migrate(DB_MIGRATE_STATUS, 0, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_STATUS, 0, out, sizeof(out), err), 0);
     assert_non_null(strstr(out, "applied  0001_first"));
     assert_non_null(strstr(out, "pending  0002_second"));
 }
@@ -125,7 +125,7 @@ static void test_failing_migration_rolls_back_and_stops(void **state)
     write_file("0003_broken.up.sql", "CREATE TABLE t3 (id int); SELECT no_such_function();");
     write_file("0004_after.up.sql", "CREATE TABLE t4 (id int);");
     char out[4096], err[512];
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_FAILURE);
     assert_non_null(strstr(err, "0003_broken"));
     assert_non_null(strstr(err, "no_such_function"));
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 2);
@@ -137,16 +137,16 @@ static void test_bad_names_and_missing_down(void **state)
     (void)state;
     char out[4096], err[512];
     write_file("5_short.up.sql", "SELECT 1;");
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_INPUT);
     assert_non_null(strstr(err, "5_short.up.sql"));
     harness_system("rm %s/5_short.up.sql", dir);
     write_file("0003_Upper.up.sql", "SELECT 1;");
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), CLI_EXIT_INPUT);
     harness_system("rm %s/0003_Upper.up.sql", dir);
     write_file("0003_nodown.up.sql", "CREATE TABLE t5 (id int);");
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), 0);
     /* Down refuses before touching anything when a file is missing. */
-    assert_int_equal(migrate(DB_MIGRATE_DOWN, 3, out, sizeof(out), err), -1);
+    assert_int_equal(migrate(CLI_MIGRATE_DOWN, 3, out, sizeof(out), err), CLI_EXIT_INPUT);
     assert_non_null(strstr(err, "0003_nodown"));
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 3);
 }
@@ -154,7 +154,7 @@ static void test_bad_names_and_missing_down(void **state)
 static void *run_up(void *arg)
 {
     char err[512];
-    *(int *)arg = db_migrate(conninfo, dir, DB_MIGRATE_UP, 0, NULL, err, sizeof(err));
+    *(int *)arg = cli_migrate(conninfo, dir, CLI_MIGRATE_UP, 0, NULL, err, sizeof(err));
     return NULL;
 }
 
@@ -179,11 +179,11 @@ static void test_repository_migrations(void **state)
     (void)state;
     snprintf(dir, sizeof(dir), "%s/migrations", harness_env("HYDRANT_SOURCE_DIR"));
     char out[4096], err[512];
-    assert_int_equal(migrate(DB_MIGRATE_UP, 0, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_UP, 0, out, sizeof(out), err), 0);
     assert_int_equal(count("SELECT count(*) FROM pg_tables WHERE tablename = 'users'"), 1);
     long applied = count("SELECT count(*) FROM schema_migrations");
     assert_true(applied >= 1);
-    assert_int_equal(migrate(DB_MIGRATE_DOWN, (int)applied, out, sizeof(out), err), 0);
+    assert_int_equal(migrate(CLI_MIGRATE_DOWN, (int)applied, out, sizeof(out), err), 0);
     assert_int_equal(count("SELECT count(*) FROM pg_tables WHERE tablename = 'users'"), 0);
     assert_int_equal(count("SELECT count(*) FROM schema_migrations"), 0);
     snprintf(dir, sizeof(dir), "%s/migrations-%s", harness_env("HYDRANT_TEST_SERVICES_DIR"), dbname);

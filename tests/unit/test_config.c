@@ -231,6 +231,7 @@ static void test_production_refusals(void **state)
     set_env(0, "HYDRANT_TLS_CERT", cert);
     set_env(1, "HYDRANT_TLS_KEY", key);
     assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), 0);
+    cfg_default_hosts(&cfg);
     make_cert(dir, "hydrant-dev");
     assert_int_equal(cfg_validate(&cfg, err, sizeof(err)), -1); /* no secret */
     assert_non_null(strstr(err, "auth.jwt-secret"));
@@ -262,6 +263,29 @@ static void test_repository_sample_loads(void **state)
     assert_int_equal(cfg.nlisten, 2);
     assert_int_equal(cfg.listen[0].port, 8443);
     assert_int_equal(cfg.database.pool_size, 2);
+    /* development (make run, with its development certificate) listens on loopback only */
+    cfg_default_hosts(&cfg);
+    assert_string_equal(cfg.listen[0].host, "127.0.0.1");
+    assert_string_equal(cfg.listen[1].host, "127.0.0.1");
+    cfg_free(&cfg);
+}
+
+/* Without a host a listener binds loopback in development, every interface in production;
+ * a given host is kept. */
+static void test_listen_host_by_mode(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    cfg_init_defaults(&cfg);
+    cfg_default_hosts(&cfg);
+    assert_string_equal(cfg.listen[0].host, "127.0.0.1");
+    assert_string_equal(cfg.listen[1].host, "127.0.0.1");
+    cfg_free(&cfg);
+    assert_int_equal(
+        load(&cfg, "mode: production\nlisten:\n  - port: 8080\n  - host: 10.1.2.3\n    port: 8081\n"), 0);
+    cfg_default_hosts(&cfg);
+    assert_string_equal(cfg.listen[0].host, "0.0.0.0");
+    assert_string_equal(cfg.listen[1].host, "10.1.2.3");
     cfg_free(&cfg);
 }
 
@@ -276,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_env_empty_disables_listener_and_errors),
         cmocka_unit_test(test_production_refusals),
         cmocka_unit_test(test_repository_sample_loads),
+        cmocka_unit_test(test_listen_host_by_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
  * validity) is shared by every JSON route, and the integration tests of that layer need a
  * route that does nothing else. Off unless HYDRANT_TEST_ROUTES=1; never in production.
  */
+#include "testhooks/testhooks.h"
+
 #include "handlers/handlers.h"
 
 #include <stdio.h>
@@ -16,7 +18,7 @@ static void diag_echo(http_request_t *r)
     http_respond_json(r, 200, json_pack("{s:o}", "echo", body != NULL ? body : json_null()));
 }
 
-int handlers_diag_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen)
+int testhooks_routes_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen)
 {
     const char *flag = getenv("HYDRANT_TEST_ROUTES");
     if (flag == NULL || strcmp(flag, "1") != 0)

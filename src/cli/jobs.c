@@ -3,12 +3,12 @@
  * connection (the command line, never a loop). Jobs are printed as the contract's Job JSON,
  * one per line, so the output pipes into jq.
  */
-#include "jobs/jobs_internal.h"
+#include "cli/cli.h"
+
+#include "jobs/jobs.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#define JOBS_CLI_NOT_FOUND 3
 
 static PGconn *jobs_cli_connect(const char *conninfo, FILE *err)
 {
@@ -34,21 +34,21 @@ static int jobs_cli_uuid_valid(const char *id)
     return 1;
 }
 
-int jobs_cli_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
+int cli_jobs_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
 {
     if ((state != NULL && !jobs_state_valid(state)) || (queue != NULL && jobs_queue_parse(queue) < 0) ||
         limit < 1 || limit > 100000) {
         fprintf(err, "hydrant: jobs list: unknown state or queue, or limit outside 1..100000\n");
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     PGconn *conn = jobs_cli_connect(conninfo, err);
     if (conn == NULL)
-        return 1;
+        return CLI_EXIT_FAILURE;
     char limit_text[16];
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     const char *values[] = {state, queue, NULL, limit_text, NULL};
     PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_LIST, values);
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : 1;
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     if (rc != 0)
         fprintf(err, "hydrant: jobs list: %s", PQerrorMessage(conn));
     for (int i = 0; rc == 0 && i < PQntuples(res); i++)
@@ -64,14 +64,14 @@ static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_
 {
     if (!jobs_cli_uuid_valid(id)) {
         fprintf(err, "hydrant: jobs %s: '%s' is not a job id\n", what, id);
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     PGconn *conn = jobs_cli_connect(conninfo, err);
     if (conn == NULL)
-        return 1;
+        return CLI_EXIT_FAILURE;
     const char *values[] = {id, NULL};
     PGresult *res = jobs_pg_exec(conn, stmt, values);
-    int rc = 1;
+    int rc = CLI_EXIT_FAILURE;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(err, "hydrant: jobs %s: %s", what, PQerrorMessage(conn));
     } else if (PQntuples(res) == 1) {
@@ -79,19 +79,19 @@ static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_
         rc = 0;
     } else {
         fprintf(err, "hydrant: jobs %s: no job %s that is %s\n", what, id, allowed);
-        rc = JOBS_CLI_NOT_FOUND;
+        rc = CLI_EXIT_INPUT;
     }
     PQclear(res);
     PQfinish(conn);
     return rc;
 }
 
-int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_jobs_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     return jobs_cli_transition(conninfo, id, DB_STMT_JOB_RETRY, "retry", "failed or dead", out, err);
 }
 
-int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_jobs_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     return jobs_cli_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
 }

@@ -1,15 +1,15 @@
 /*
- * Kinds for the test suite and the benchmark, registered only outside production when
- * HYDRANT_TEST_JOBS=1. Each appends one line per event ("<event> <job id> <attempt>") to the
- * file named by HYDRANT_TEST_JOBS_LOG, so a test in another process can see what ran, how
- * often and in which order. One write() of a short line with O_APPEND stays whole.
+ * Kinds for the test suite, registered only outside production when HYDRANT_TEST_JOBS=1. Each appends one
+ * line per event ("<event> <job id> <attempt>") to the file named by HYDRANT_TEST_JOBS_LOG, so a test in
+ * another process can see what ran, how often and in which order. One write() of a short line with O_APPEND
+ * stays whole.
  *
  * test.noop                          succeeds at once
  * test.sleep {"ms": N}               sleeps N ms in small steps, released when the pool stops
  * test.fail  {"times": K, "permanent": bool}
  *                                    fails its first K attempts (transient unless permanent)
  */
-#include "jobs/jobs_internal.h"
+#include "testhooks/testhooks.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -69,11 +69,20 @@ static jobs_outcome_t test_fail(jobs_run_t *run)
     return JOBS_DONE;
 }
 
-int jobs_test_kinds_register(jobs_registry_t *registry)
+int testhooks_jobs_register(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen)
 {
+    const char *flag = getenv("HYDRANT_TEST_JOBS");
+    if (flag == NULL || strcmp(flag, "1") != 0)
+        return 0;
+    if (cfg->mode == CFG_MODE_PRODUCTION) {
+        snprintf(err, errlen, "HYDRANT_TEST_JOBS is refused in production mode");
+        return -1;
+    }
     if (jobs_registry_add(registry, "test.noop", test_noop, NULL) != 0 ||
         jobs_registry_add(registry, "test.sleep", test_sleep, NULL) != 0 ||
-        jobs_registry_add(registry, "test.fail", test_fail, NULL) != 0)
+        jobs_registry_add(registry, "test.fail", test_fail, NULL) != 0) {
+        snprintf(err, errlen, "jobs: cannot register the test kinds");
         return -1;
+    }
     return 0;
 }

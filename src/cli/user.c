@@ -2,15 +2,13 @@
  * `hydrant user create | set-role | disable`: the operators' way to make the first admin
  * and to act on accounts, over a blocking connection (the command line, never a loop).
  */
-#include "auth/auth.h"
+#include "cli/cli.h"
 #include "util/util.h"
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
-
-#define AUTH_CLI_NOT_FOUND 3
 
 static PGconn *auth_cli_connect(const char *conninfo, FILE *err)
 {
@@ -42,8 +40,8 @@ static long auth_cli_read_password(FILE *in, char *buf, size_t len)
     return (long)n;
 }
 
-int auth_cli_user_create(const char *conninfo, const char *email_in, const char *role, int confirmed,
-                         const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err)
+int cli_user_create(const char *conninfo, const char *email_in, const char *role, int confirmed,
+                    const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err)
 {
     char email[256], password[1100], hash[AUTH_HASH_MAX];
     if (util_email_normalize(email_in, strlen(email_in), email, sizeof(email)) != 0 ||
@@ -51,7 +49,7 @@ int auth_cli_user_create(const char *conninfo, const char *email_in, const char 
         fprintf(
             err,
             "hydrant: user create: a valid --email and a --role of user, superuser or admin are needed\n");
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     long len = auth_cli_read_password(in, password, sizeof(password));
     int ok = len >= 0 && auth_password_acceptable(password, (size_t)len) &&
@@ -59,26 +57,27 @@ int auth_cli_user_create(const char *conninfo, const char *email_in, const char 
     OPENSSL_cleanse(password, sizeof(password));
     if (!ok) {
         fprintf(err, "hydrant: user create: give the password (8 to 256 characters) on standard input\n");
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     PGconn *conn = auth_cli_connect(conninfo, err);
     if (conn == NULL)
-        return 1;
+        return CLI_EXIT_FAILURE;
     const char *values[] = {email, hash, role, confirmed ? "t" : "f"};
     PGresult *res =
         PQexecParams(conn,
                      "INSERT INTO users (email, password_hash, role, email_confirmed) VALUES ($1, $2, $3, "
                      "$4::boolean) RETURNING id",
                      4, NULL, values, NULL, NULL, 0);
-    int rc = 1;
+    int rc = CLI_EXIT_FAILURE;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
         rc = 0;
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        int taken = state != NULL && strcmp(state, "23505") == 0;
         fprintf(err, "hydrant: user create: %s",
-                state != NULL && strcmp(state, "23505") == 0 ? "an account with that email exists\n"
-                                                             : PQerrorMessage(conn));
+                taken ? "an account with that email exists\n" : PQerrorMessage(conn));
+        rc = taken ? CLI_EXIT_INPUT : CLI_EXIT_FAILURE;
     }
     PQclear(res);
     PQfinish(conn);
@@ -91,20 +90,20 @@ static int auth_cli_update(const char *conninfo, const char *sql, const char *co
 {
     PGconn *conn = auth_cli_connect(conninfo, err);
     if (conn == NULL)
-        return 1;
+        return CLI_EXIT_FAILURE;
     PGresult *res = PQexecParams(conn, sql, nvalues, NULL, values, NULL, NULL, 0);
-    int rc = 1;
+    int rc = CLI_EXIT_FAILURE;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state != NULL && strcmp(state, "22P02") == 0) {
             fprintf(err, "hydrant: user %s: '%s' is not a user id\n", what, values[0]);
-            rc = 2;
+            rc = CLI_EXIT_INPUT;
         } else {
             fprintf(err, "hydrant: user %s: %s", what, PQerrorMessage(conn));
         }
     } else if (PQntuples(res) == 0) {
         fprintf(err, "hydrant: user %s: no user %s\n", what, values[0]);
-        rc = AUTH_CLI_NOT_FOUND;
+        rc = CLI_EXIT_INPUT;
     } else {
         fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
         rc = 0;
@@ -114,11 +113,11 @@ static int auth_cli_update(const char *conninfo, const char *sql, const char *co
     return rc;
 }
 
-int auth_cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err)
+int cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err)
 {
     if (!auth_cli_role_valid(role)) {
         fprintf(err, "hydrant: user set-role: the role is user, superuser or admin\n");
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     const char *values[] = {id, role};
     return auth_cli_update(
@@ -129,7 +128,7 @@ int auth_cli_user_set_role(const char *conninfo, const char *id, const char *rol
         values, 2, "set-role", out, err);
 }
 
-int auth_cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     const char *values[] = {id};
     return auth_cli_update(

@@ -5,7 +5,7 @@
  * JSON lines with the same keys. Every row is checked and inserted on its own; rejected
  * rows are reported by line number and the rest still go in.
  */
-#include "auth/auth.h"
+#include "cli/cli.h"
 #include "util/util.h"
 
 #include <jansson.h>
@@ -204,12 +204,12 @@ static void import_json_line(import_t *im, long line, const char *text)
     json_decref(doc);
 }
 
-int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err)
+int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err)
 {
     FILE *in = fopen(path, "r");
     if (in == NULL) {
         fprintf(err, "hydrant: user import: cannot read %s\n", path);
-        return 2;
+        return CLI_EXIT_INPUT;
     }
     import_t im = {.err = err};
     const char *keys[] = {"dbname", "application_name", NULL};
@@ -219,7 +219,7 @@ int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE
         fprintf(err, "hydrant: cannot connect to PostgreSQL: %s", PQerrorMessage(im.conn));
         PQfinish(im.conn);
         fclose(in);
-        return 1;
+        return CLI_EXIT_FAILURE;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -254,5 +254,5 @@ int auth_cli_user_import(const char *conninfo, const char *path, FILE *out, FILE
     fclose(in);
     PQfinish(im.conn);
     fprintf(out, "imported %ld, rejected %ld\n", im.imported, im.rejected);
-    return csv == 1 && ncols < 0 ? 2 : im.rejected > 0 ? 1 : 0;
+    return (csv == 1 && ncols < 0) || im.rejected > 0 ? CLI_EXIT_INPUT : CLI_EXIT_OK;
 }

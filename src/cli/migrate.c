@@ -4,7 +4,9 @@
  * that several instances starting together apply each migration once. Blocking libpq: this
  * runs from the command line only, never on an event loop.
  */
-#include "db/db.h"
+#include "cli/cli.h"
+
+#include <libpq-fe.h>
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -28,10 +30,11 @@ typedef struct {
     int count;
 } migration_set_t;
 
+/* A problem with the migration files: the message, and the exit code for bad input. */
 static int migrate_fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
 {
     snprintf(err, errlen, fmt, a, b);
-    return -1;
+    return CLI_EXIT_INPUT;
 }
 
 /* NNNN_name.up.sql / .down.sql with name in [a-z0-9_]. Returns 1 for up, 2 for down, 0 for
@@ -151,7 +154,7 @@ static int migrate_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     if (!ok)
         snprintf(err, errlen, "%s", PQresultErrorMessage(res));
     PQclear(res);
-    return ok ? 0 : -1;
+    return ok ? 0 : CLI_EXIT_FAILURE;
 }
 
 static int migrate_load_applied(PGconn *conn, migration_set_t *set, FILE *out, char *err, size_t errlen)
@@ -161,7 +164,7 @@ static int migrate_load_applied(PGconn *conn, migration_set_t *set, FILE *out, c
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQresultErrorMessage(res));
         PQclear(res);
-        return -1;
+        return CLI_EXIT_FAILURE;
     }
     for (int i = 0; i < PQntuples(res); i++) {
         migration_t *m = migrate_find(set, atoi(PQgetvalue(res, i, 0)));
@@ -183,7 +186,7 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
 {
     char *sql = migrate_read(dir, m->name, up ? ".up.sql" : ".down.sql", err, errlen);
     if (sql == NULL)
-        return -1;
+        return CLI_EXIT_INPUT;
     char version[16];
     snprintf(version, sizeof(version), "%d", m->version);
     const char *params[] = {version, m->name};
@@ -198,7 +201,7 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
                               NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-            rc = -1;
+            rc = CLI_EXIT_FAILURE;
         }
         PQclear(res);
     }
@@ -217,21 +220,23 @@ static int migrate_step(PGconn *conn, const char *dir, const migration_t *m, int
     return rc;
 }
 
-static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_migrate_action_t action,
+static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, cli_migrate_action_t action,
                        int steps, FILE *out, char *err, size_t errlen)
 {
-    if (migrate_load_applied(conn, set, out, err, errlen) != 0)
-        return -1;
-    if (action == DB_MIGRATE_STATUS) {
+    int rc = migrate_load_applied(conn, set, out, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (action == CLI_MIGRATE_STATUS) {
         for (int i = 0; i < set->count; i++)
             fprintf(out, "%-8s %s %s\n", set->items[i].applied ? "applied" : "pending", set->items[i].name,
                     set->items[i].applied_at);
         return 0;
     }
-    if (action == DB_MIGRATE_UP) {
+    if (action == CLI_MIGRATE_UP) {
         for (int i = 0; i < set->count; i++)
-            if (!set->items[i].applied && migrate_step(conn, dir, &set->items[i], 1, out, err, errlen) != 0)
-                return -1;
+            if (!set->items[i].applied &&
+                (rc = migrate_step(conn, dir, &set->items[i], 1, out, err, errlen)) != 0)
+                return rc;
         return 0;
     }
     /* down: check every file first, so a missing one stops before anything changes */
@@ -243,25 +248,26 @@ static int migrate_run(PGconn *conn, const char *dir, migration_set_t *set, db_m
             return migrate_fail(err, errlen, "migration %s has no .down.sql file%s", set->items[i].name, "");
         todo[n++] = i;
     }
-    for (int k = 0; k < n; k++)
-        if (migrate_step(conn, dir, &set->items[todo[k]], 0, out, err, errlen) != 0)
-            return -1;
-    return 0;
+    for (int k = 0; k < n && rc == 0; k++)
+        rc = migrate_step(conn, dir, &set->items[todo[k]], 0, out, err, errlen);
+    return rc;
 }
 
-int db_migrate(const char *conninfo, const char *dir, db_migrate_action_t action, int steps, FILE *out,
-               char *err, size_t errlen)
+int cli_migrate(const char *conninfo, const char *dir, cli_migrate_action_t action, int steps, FILE *out,
+                char *err, size_t errlen)
 {
     migration_set_t *set = calloc(1, sizeof(*set));
-    if (set == NULL)
-        return migrate_fail(err, errlen, "out of memory%s%s", "", "");
+    if (set == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CLI_EXIT_FAILURE;
+    }
     int rc = migrate_scan(dir, set, err, errlen);
     PGconn *conn = NULL;
     if (rc == 0) {
         conn = PQconnectdb(conninfo);
         if (PQstatus(conn) != CONNECTION_OK) {
             snprintf(err, errlen, "cannot connect to the database: %s", PQerrorMessage(conn));
-            rc = -1;
+            rc = CLI_EXIT_FAILURE;
         }
     }
     if (rc == 0) {
