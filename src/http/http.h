@@ -262,6 +262,12 @@ typedef void (*http_pg_cb)(http_request_t *r, const db_reply_t *reply);
 void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb);
 typedef void (*http_redis_cb)(http_request_t *r, db_status_t status, redisReply *reply);
 void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb);
+/* The same with len bytes of the caller's data (at most HTTP_ASYNC_DATA_MAX), copied: cb gets
+ * the copy, which lives until cb returns, so nothing is left to free when cb is skipped. */
+#define HTTP_ASYNC_DATA_MAX 64
+typedef void (*http_redis_data_cb)(http_request_t *r, void *data, db_status_t status, redisReply *reply);
+void http_redis_data(http_request_t *r, int argc, const char **argv, const size_t *argvlen,
+                     http_redis_data_cb cb, const void *data, size_t len);
 
 /* Runs fn(arg) on libuv's thread pool (it must touch nothing but arg), then done(r, arg)
  * on r's loop, even if the client went away meanwhile (responding is then a no-op; done

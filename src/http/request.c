@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,14 +327,22 @@ typedef struct {
     http_request_t *r;
     union {
         http_pg_cb pg;
-        http_redis_cb redis;
+        http_redis_data_cb redis;
     } cb;
+    _Alignas(max_align_t) unsigned char data[HTTP_ASYNC_DATA_MAX]; /* the caller's, copied */
 } http_async_t;
+
+/* The one guard of every asynchronous step: a reply is wanted only while the client is there
+ * and nobody has answered it. */
+static int http_async_wanted(const http_request_t *r)
+{
+    return r->h2o != NULL && !r->responded;
+}
 
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
-    if (a->r->h2o != NULL && !a->r->responded)
+    if (http_async_wanted(a->r))
         a->cb.pg(a->r, reply);
     http_request_release(a->r);
     free(a);
@@ -361,15 +370,16 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
 static void http_redis_done(void *data, db_status_t status, redisReply *reply)
 {
     http_async_t *a = data;
-    if (a->r->h2o != NULL && !a->r->responded)
-        a->cb.redis(a->r, status, reply);
+    if (http_async_wanted(a->r))
+        a->cb.redis(a->r, a->data, status, reply);
     http_request_release(a->r);
     free(a);
 }
 
-void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb)
+void http_redis_data(http_request_t *r, int argc, const char **argv, const size_t *argvlen,
+                     http_redis_data_cb cb, const void *data, size_t len)
 {
-    http_async_t *a = malloc(sizeof(*a));
+    http_async_t *a = len <= HTTP_ASYNC_DATA_MAX ? malloc(sizeof(*a)) : NULL;
     if (a == NULL || r->loop->redis == NULL) {
         free(a);
         http_respond_db_error(r, DB_ERR_UNAVAILABLE);
@@ -377,12 +387,26 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
     }
     a->r = r;
     a->cb.redis = cb;
+    memcpy(a->data, data, len);
     http_request_retain(r);
     if (db_redis_command(r->loop->redis, http_redis_done, a, argc, argv, argvlen) != 0) {
         http_request_release(r);
         free(a);
         http_respond_db_error(r, DB_ERR_UNAVAILABLE);
     }
+}
+
+/* http_redis is http_redis_data with the callback as the data. */
+static void http_redis_plain(http_request_t *r, void *data, db_status_t status, redisReply *reply)
+{
+    http_redis_cb cb;
+    memcpy(&cb, data, sizeof(cb));
+    cb(r, status, reply);
+}
+
+void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb)
+{
+    http_redis_data(r, argc, argv, argvlen, http_redis_plain, &cb, sizeof(cb));
 }
 
 /* ------------------------------------------------------------- access log ---- */
