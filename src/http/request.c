@@ -11,13 +11,11 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define HTTP_DEFAULT_RETRY_AFTER "1"
 
@@ -180,7 +178,7 @@ static void http_record(http_request_t *r, int status, size_t bytes)
     uint64_t duration = http_now_us() - r->start_us;
     int route_index = r->route != NULL ? r->route_index : HTTP_METRICS_ROUTE_UNMATCHED;
     http_metrics_observe(loop->metrics, route_index, status, duration);
-    if (loop->server->access_log_fd < 0)
+    if (loop->access_log == NULL)
         return;
     char method[16];
     size_t mlen = r->h2o->method.len < sizeof(method) - 1 ? r->h2o->method.len : sizeof(method) - 1;
@@ -199,11 +197,8 @@ static void http_record(http_request_t *r, int status, size_t bytes)
     };
     char line[1024];
     int n = http_log_format(&entry, line, sizeof(line));
-    if (n > 0) {
-        http_buf_printf(&loop->log_buf, "%.*s", n, line);
-        if (loop->log_buf.len >= 64 * 1024)
-            http_loop_flush_log(loop);
-    }
+    if (n > 0)
+        http_log_ring_append(loop->access_log, line, (size_t)n); /* the log writer writes it */
 }
 
 /* Status, reason and the common headers of every response; the metrics and log record.
@@ -299,12 +294,22 @@ void http_respond_json(http_request_t *r, int status, json_t *body)
     free(text);
 }
 
+/* A server error's line for stderr, through the log writer: during an outage every request
+ * has one, and stderr may be a pipe as slow as the access log's. */
+static void http_log_error(http_request_t *r, int status, const char *code, const char *message)
+{
+    char line[512];
+    int n = http_log_format_error(line, sizeof(line), r->request_id,
+                                  r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
+    if (n > 0 && r->loop->error_log != NULL)
+        http_log_ring_append(r->loop->error_log, line, (size_t)n);
+}
+
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details)
 {
     char *text = http_error_body(code, message, details);
     if (status >= 500 && !r->responded)
-        fprintf(stderr, "hydrant: request %s %s: %d %s: %s\n", r->request_id,
-                r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
+        http_log_error(r, status, code, message);
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer");
     if ((status == 503 || status == 429) && !r->has_retry_after)
@@ -407,22 +412,6 @@ static void http_redis_plain(http_request_t *r, void *data, db_status_t status, 
 void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb)
 {
     http_redis_data(r, argc, argv, argvlen, http_redis_plain, &cb, sizeof(cb));
-}
-
-/* ------------------------------------------------------------- access log ---- */
-
-void http_loop_flush_log(http_loop_t *loop)
-{
-    size_t off = 0;
-    while (off < loop->log_buf.len) {
-        ssize_t n = write(loop->server->access_log_fd, loop->log_buf.data + off, loop->log_buf.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* a broken log sink must not stop the server; the lines are dropped */
-        off += (size_t)n;
-    }
-    loop->log_buf.len = 0;
 }
 
 /* ------------------------------------------------------------- the handler ---- */
