@@ -44,6 +44,7 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->nlisten = 2;
     cfg->public_url = cfg_dup("https://localhost:8443");
     cfg->openapi_file = cfg_dup("docs/openapi.yaml");
+    cfg->access_log_buffer = 1024 * 1024;
     cfg->database =
         (cfg_database_t){cfg_dup("postgresql://hydrant@127.0.0.1:54329/hydrant"), 2, 4096, 5000, 3000};
     cfg->redis = (cfg_redis_t){cfg_dup("redis://127.0.0.1:63799/0"), 1000, 1000};

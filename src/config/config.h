@@ -102,6 +102,7 @@ typedef struct {
     int nlisten;
     char *public_url;                             /* default "https://localhost:8443" */
     char *access_log;                             /* path, "-" or NULL for stdout, "off" to disable */
+    int64_t access_log_buffer;                    /* bytes of lines waiting per event loop, default 1 MiB */
     char *openapi_file;                           /* default "docs/openapi.yaml" */
     char *trusted_proxies[CFG_MAX_TRUSTED_PROXY]; /* IP literals whose X-Forwarded-For we believe */
     int ntrusted_proxies;

@@ -19,6 +19,7 @@ const cfg_setting_t cfg_settings[] = {
     {"num-threads", "HYDRANT_THREADS", CFG_T_INT, F(num_threads), 0, 256},
     {"public-url", "HYDRANT_PUBLIC_URL", CFG_T_STR, F(public_url), 0, 0},
     {"access-log", "HYDRANT_ACCESS_LOG", CFG_T_STR, F(access_log), 0, 0},
+    {"access-log-buffer", "HYDRANT_ACCESS_LOG_BUFFER", CFG_T_SIZE, F(access_log_buffer), 4 * KIB, GIB},
     {"openapi-file", "HYDRANT_OPENAPI_FILE", CFG_T_STR, F(openapi_file), 0, 0},
     {"database.url", "HYDRANT_DATABASE_URL", CFG_T_STR, F(database.url), 0, 0},
     {"database.pool-size", "HYDRANT_DATABASE_POOL_SIZE", CFG_T_INT, F(database.pool_size), 1, 64},

@@ -285,10 +285,18 @@ static void auth_login_done(http_request_t *r, const db_reply_t *reply)
     auth_respond_tokens(r, s->user_id, s->role, s->family_id, s->token, s->user_json, s->valid_after);
 }
 
+/* data is the loop: its error lines go through the log writer like the requests' (one per
+ * failed login while PostgreSQL is down). */
 static void auth_event_recorded(void *data, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK)
-        fprintf(stderr, "hydrant: audit record not written: %s\n", db_status_name(reply->status));
+    http_loop_t *loop = data;
+    if (reply->status == DB_OK || loop->error_log == NULL)
+        return;
+    char line[128];
+    int n = snprintf(line, sizeof(line), "hydrant: audit record not written: %s\n",
+                     db_status_name(reply->status));
+    if (n > 0 && (size_t)n < sizeof(line))
+        http_log_ring_append(loop->error_log, line, (size_t)n);
 }
 
 /* An audit record that no answer waits for (a failed login is answered at once). */
@@ -297,7 +305,7 @@ static void auth_record_event(http_request_t *r, const char *user_id, const char
     const char *values[] = {user_id, kind, r->client, NULL};
     db_query_t q = {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = values};
     if (r->loop->pg != NULL)
-        db_pg_submit(r->loop->pg, &q, 1, auth_event_recorded, NULL);
+        db_pg_submit(r->loop->pg, &q, 1, auth_event_recorded, r->loop);
 }
 
 /* The two failure counters of a login: per email (when it is one) and per client address. */

@@ -71,9 +71,10 @@ typedef struct {
 json_t *handlers_check_fields(const json_t *body, const handlers_field_t *fields, int nfields);
 void handlers_respond_invalid(http_request_t *r, json_t *details);
 
-/* Rate limits (limits.c): counters in Redis per subject and fixed window. */
+/* Rate limits (limits.c): counters in Redis per limit and subject, each expiring at the end of
+ * its window (which its first count starts). The callbacks run only while the client waits. */
 typedef struct {
-    const char *name;    /* "login-email", "login-address", "email-requests" */
+    const char *name;    /* "login-email", "login-address", "email-requests", "emails-reset" */
     const char *subject; /* the email or client address */
     int limit;           /* 0: off */
 } handlers_limit_t;
@@ -87,6 +88,9 @@ void handlers_limit_hit(http_request_t *r, const handlers_limit_t *limits, int n
 /* Counts this request, then calls next(r) if it is within the limit (else 429 / 503). */
 void handlers_limit_take(http_request_t *r, const handlers_limit_t *limit, int window_s,
                          handlers_next_fn next);
+/* The same, with over(r) instead of the 429 past the limit. */
+void handlers_limit_take_or(http_request_t *r, const handlers_limit_t *limit, int window_s,
+                            handlers_next_fn next, handlers_next_fn over);
 
 /* Adds a family's route table. */
 int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_t n, char *err,

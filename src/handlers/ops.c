@@ -117,6 +117,23 @@ static void ops_render_backends(http_buf_t *out, const http_server_t *server)
                     pg_ready, pg_total, redis_ready, server->nloops, server->nloops);
 }
 
+/* Lines the log writer could not take in time (http.h, "the log writer"). */
+static void ops_render_log(http_buf_t *out, const http_server_t *server)
+{
+    if (server->log_writer == NULL)
+        return;
+    http_buf_printf(
+        out,
+        "# HELP hydrant_access_log_dropped_total Access-log lines dropped: the log's reader was too slow.\n"
+        "# TYPE hydrant_access_log_dropped_total counter\n"
+        "hydrant_access_log_dropped_total %llu\n"
+        "# HELP hydrant_error_log_dropped_total Request error lines dropped: stderr's reader was too slow.\n"
+        "# TYPE hydrant_error_log_dropped_total counter\n"
+        "hydrant_error_log_dropped_total %llu\n",
+        (unsigned long long)http_log_writer_dropped(server->log_writer, HTTP_LOG_ACCESS),
+        (unsigned long long)http_log_writer_dropped(server->log_writer, HTTP_LOG_ERROR));
+}
+
 /* Queue depth from the shared database, so the gauges are right whichever process runs the
  * workers. reply is NULL (or failed) when the database cannot answer: the gauges are left
  * out and the rest is still served. */
@@ -152,6 +169,7 @@ static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
     http_buf_t out = {0};
     http_metrics_render(&out, server->router, shards, server->nloops);
     ops_render_backends(&out, server);
+    ops_render_log(&out, server);
     ops_render_job_depth(&out, reply);
     char *jobs = jobs_pool_metrics_text(app->jobs);
     if (jobs != NULL)

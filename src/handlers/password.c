@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PASSWORD_CONFIRM_TTL_S 86400
 #define PASSWORD_RESET_TTL_S   3600
@@ -66,18 +65,10 @@ static void password_email_queued(http_request_t *r, const db_reply_t *reply)
     http_respond_json(r, 202, json_object());
 }
 
-static void password_email_counted(http_request_t *r, db_status_t status, redisReply *reply)
+/* Within the emails-per-address limit: the token, and the email job in the same batch. */
+static void password_email_send(http_request_t *r)
 {
     password_state_t *s = r->state;
-    if (status != DB_OK || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        http_respond_db_error(r, status != DB_OK ? status : DB_ERR_UNAVAILABLE);
-        return;
-    }
-    const handlers_app_t *app = r->app;
-    if (reply->integer > app->cfg->auth.limit_emails_per_address) {
-        http_respond_json(r, 202, json_object()); /* over the limit: the same answer, no email */
-        return;
-    }
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
     const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind};
@@ -85,12 +76,14 @@ static void password_email_counted(http_request_t *r, db_status_t status, redisR
     http_pg(r, &q, 1, password_email_queued);
 }
 
-static void password_counter_expiry_set(void *data, db_status_t status, redisReply *reply)
+static void password_email_skipped(http_request_t *r)
 {
+    http_respond_json(r, 202, json_object()); /* over the limit: the same answer, no email */
 }
 
-/* A fixed one-minute window per address and purpose: INCR, and an expiry on the key. */
-static void password_email_request(http_request_t *r, const char *purpose, const char *kind, int ttl_s)
+/* A one-minute window per address and purpose (limits.c, "emails-confirm", "emails-reset"). */
+static void password_email_request(http_request_t *r, const char *purpose, const char *limit_name,
+                                   const char *kind, int ttl_s)
 {
     static const handlers_field_t fields[] = {{"email", JSON_STRING, 1, 0}};
     json_t *details = handlers_check_fields(r->body, fields, 1);
@@ -115,28 +108,19 @@ static void password_email_request(http_request_t *r, const char *purpose, const
         return;
     }
     auth_token_hash(s->token, strlen(s->token), s->token_hash);
-    if (((const handlers_app_t *)r->app)->cfg->auth.limit_emails_per_address == 0) {
-        redisReply zero = {.type = REDIS_REPLY_INTEGER, .integer = 0};
-        password_email_counted(r, DB_OK, &zero);
-        return;
-    }
-    char key[320];
-    snprintf(key, sizeof(key), "hydrant:mail:%s:%s:%lld", purpose, s->email, (long long)(time(NULL) / 60));
-    const char *incr[] = {"INCR", key};
-    http_redis(r, 2, incr, NULL, password_email_counted);
-    const char *expire[] = {"EXPIRE", key, "120"};
-    if (r->loop->redis != NULL)
-        db_redis_command(r->loop->redis, password_counter_expiry_set, NULL, 3, expire, NULL);
+    const handlers_app_t *app = r->app;
+    handlers_limit_t limit = {limit_name, s->email, app->cfg->auth.limit_emails_per_address};
+    handlers_limit_take_or(r, &limit, 60, password_email_send, password_email_skipped);
 }
 
 static void password_resend_allowed(http_request_t *r)
 {
-    password_email_request(r, "confirm", "email.confirmation", PASSWORD_CONFIRM_TTL_S);
+    password_email_request(r, "confirm", "emails-confirm", "email.confirmation", PASSWORD_CONFIRM_TTL_S);
 }
 
 static void password_forgot_allowed(http_request_t *r)
 {
-    password_email_request(r, "reset", "email.password_reset", PASSWORD_RESET_TTL_S);
+    password_email_request(r, "reset", "emails-reset", "email.password_reset", PASSWORD_RESET_TTL_S);
 }
 
 /* Both count against the per-address limit on email-sending requests. */

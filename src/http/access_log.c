@@ -1,12 +1,10 @@
 /*
- * One JSON line per request, formatted without allocation into the caller's buffer.
+ * One JSON line per request, formatted without allocation into the caller's buffer, and
+ * without printf or gmtime: this runs for every request on the loops.
  */
 #include "http/http.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     char *buf;
@@ -24,19 +22,25 @@ static void http_out_bytes(http_out_t *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void http_out_fmt(http_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void http_out_fmt(http_out_t *o, const char *fmt, ...)
+/* Decimal digits of v. */
+static void http_out_uint(http_out_t *o, uint64_t v)
 {
-    if (o->overflow)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= o->cap - o->len)
-        o->overflow = 1;
-    else
-        o->len += (size_t)n;
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    http_out_bytes(o, digits + sizeof(digits) - n, n);
+}
+
+/* v in exactly width digits, zero-padded. */
+static void http_out_padded(http_out_t *o, unsigned v, int width)
+{
+    char digits[4];
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        digits[i] = (char)('0' + v % 10);
+    http_out_bytes(o, digits, (size_t)width);
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
@@ -65,7 +69,8 @@ static void http_out_string(http_out_t *o, const char *s)
             http_out_bytes(o, esc, 2);
             p++, left--;
         } else if (*p < 0x20 || *p == 0x7f) {
-            http_out_fmt(o, "\\u%04x", *p);
+            char esc[6] = {'\\', 'u', '0', '0', "0123456789abcdef"[*p >> 4], "0123456789abcdef"[*p & 15]};
+            http_out_bytes(o, esc, 6);
             p++, left--;
         } else {
             size_t n = http_utf8_len(p, left);
@@ -81,27 +86,97 @@ static void http_out_string(http_out_t *o, const char *s)
     http_out_bytes(o, "\"", 1);
 }
 
+/* The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
+ * civil_from_days). gmtime_r would take glibc's time-zone lock, which every loop shares, on
+ * every request. */
+static void http_civil_date(int64_t days, int *year, unsigned *month, unsigned *day)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = mp < 10 ? mp + 3 : mp - 9;
+    *year = (int)((int64_t)yoe + era * 400 + (*month <= 2));
+}
+
+/* "2026-11-22T11:02:28.123Z" */
+static void http_out_time(http_out_t *o, int64_t unix_ms)
+{
+    int64_t ms = unix_ms > 0 ? unix_ms : 0, secs = ms / 1000, of_day = secs % 86400;
+    int year;
+    unsigned month, day;
+    http_civil_date(secs / 86400, &year, &month, &day);
+    http_out_padded(o, (unsigned)year, 4);
+    http_out_bytes(o, "-", 1);
+    http_out_padded(o, month, 2);
+    http_out_bytes(o, "-", 1);
+    http_out_padded(o, day, 2);
+    http_out_bytes(o, "T", 1);
+    http_out_padded(o, (unsigned)(of_day / 3600), 2);
+    http_out_bytes(o, ":", 1);
+    http_out_padded(o, (unsigned)(of_day / 60 % 60), 2);
+    http_out_bytes(o, ":", 1);
+    http_out_padded(o, (unsigned)(of_day % 60), 2);
+    http_out_bytes(o, ".", 1);
+    http_out_padded(o, (unsigned)(ms % 1000), 3);
+    http_out_bytes(o, "Z", 1);
+}
+
+static void http_out_text(http_out_t *o, const char *s)
+{
+    http_out_bytes(o, s, strlen(s));
+}
+
+static int http_out_end(http_out_t *o)
+{
+    if (o->overflow)
+        return -1;
+    o->buf[o->len] = '\0';
+    return (int)o->len;
+}
+
 int http_log_format(const http_log_entry_t *e, char *buf, size_t buflen)
 {
     http_out_t o = {.buf = buf, .cap = buflen};
-    time_t secs = (time_t)(e->unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    http_out_fmt(&o, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"request_id\":", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(e->unix_ms % 1000));
+    http_out_text(&o, "{\"time\":\"");
+    http_out_time(&o, e->unix_ms);
+    http_out_text(&o, "\",\"request_id\":");
     http_out_string(&o, e->request_id);
-    http_out_bytes(&o, ",\"method\":", 10);
+    http_out_text(&o, ",\"method\":");
     http_out_string(&o, e->method);
-    http_out_bytes(&o, ",\"route\":", 9);
+    http_out_text(&o, ",\"route\":");
     http_out_string(&o, e->route);
-    http_out_fmt(&o, ",\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"protocol\":", e->status,
-                 (unsigned long long)e->bytes, (unsigned long long)e->duration_us);
+    http_out_text(&o, ",\"status\":");
+    http_out_uint(&o, e->status > 0 ? (uint64_t)e->status : 0);
+    http_out_text(&o, ",\"bytes\":");
+    http_out_uint(&o, e->bytes);
+    http_out_text(&o, ",\"duration_us\":");
+    http_out_uint(&o, e->duration_us);
+    http_out_text(&o, ",\"protocol\":");
     http_out_string(&o, e->protocol);
-    http_out_bytes(&o, ",\"client\":", 10);
+    http_out_text(&o, ",\"client\":");
     http_out_string(&o, e->client);
-    http_out_bytes(&o, "}\n", 2);
-    if (o.overflow)
-        return -1;
-    buf[o.len] = '\0';
-    return (int)o.len;
+    http_out_text(&o, "}\n");
+    return http_out_end(&o);
+}
+
+int http_log_format_error(char *buf, size_t buflen, const char *request_id, const char *route, int status,
+                          const char *code, const char *message)
+{
+    http_out_t o = {.buf = buf, .cap = buflen};
+    http_out_text(&o, "hydrant: request ");
+    http_out_text(&o, request_id);
+    http_out_text(&o, " ");
+    http_out_text(&o, route);
+    http_out_text(&o, ": ");
+    http_out_uint(&o, status > 0 ? (uint64_t)status : 0);
+    http_out_text(&o, " ");
+    http_out_text(&o, code);
+    http_out_text(&o, ": ");
+    http_out_text(&o, message);
+    http_out_text(&o, "\n");
+    return http_out_end(&o);
 }

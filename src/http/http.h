@@ -169,8 +169,44 @@ typedef struct {
     int64_t unix_ms;
 } http_log_entry_t;
 
-/* One JSON line, newline-terminated, into buf. Returns the length or -1 if it does not fit. */
+/* One JSON line, newline-terminated, into buf. Returns the length or -1 if it does not fit.
+ * No printf and no gmtime: it runs for every request on the loops. */
 int http_log_format(const http_log_entry_t *entry, char *buf, size_t buflen);
+/* A request's error line for stderr: "hydrant: request ID ROUTE: STATUS CODE: MESSAGE\n".
+ * Returns the length or -1 if it does not fit. */
+int http_log_format_error(char *buf, size_t buflen, const char *request_id, const char *route, int status,
+                          const char *code, const char *message);
+
+/* ------------------------------------------------------------- the log writer ---- */
+/*
+ * Log lines leave the loops through bounded buffers and are written by one thread per
+ * process, so a slow reader of the access log or of stderr never stalls a loop. Each loop has
+ * a ring per stream (one producer: the loop; one consumer: the writer). A line that does not
+ * fit is dropped and counted; appending never blocks and makes no system call.
+ */
+
+typedef enum { HTTP_LOG_ACCESS, HTTP_LOG_ERROR, HTTP_LOG_NSTREAMS } http_log_stream_t;
+typedef struct http_log_ring http_log_ring_t;
+typedef struct http_log_writer http_log_writer_t;
+
+/* Starts the writer thread: per loop an access ring of access_bytes writing to access_fd and
+ * an error ring of error_bytes writing to error_fd (a stream whose fd is < 0 has no rings).
+ * The writer writes whatever the rings hold, and sleeps at most 100 ms when they are empty.
+ * The fds stay the caller's. NULL when out of memory or threads. */
+http_log_writer_t *http_log_writer_start(int access_fd, int error_fd, int nloops, size_t access_bytes,
+                                         size_t error_bytes);
+/* The ring of a loop and stream, or NULL (no such stream). */
+http_log_ring_t *http_log_writer_ring(http_log_writer_t *w, int loop, http_log_stream_t stream);
+/* Lines of a stream dropped so far, all loops (full rings, or a sink whose write failed). */
+uint64_t http_log_writer_dropped(const http_log_writer_t *w, http_log_stream_t stream);
+/* Once nothing appends any more: writes out everything the rings hold, stops the thread and
+ * frees w. Returns 0, or -1 when a sink still blocked after timeout_ms: the thread then frees
+ * w itself if its write ever returns, and the fds must stay open. */
+int http_log_writer_stop(http_log_writer_t *w, int timeout_ms);
+
+/* Appends one whole line; only the ring's loop thread calls this. Returns 0, or -1 when the
+ * line does not fit (it is dropped and counted). Never blocks. */
+int http_log_ring_append(http_log_ring_t *ring, const char *line, size_t len);
 
 /* ------------------------------------------- requests (bound to libh2o, loop thread) ---- */
 
@@ -252,6 +288,7 @@ typedef struct {
     char *const *trusted_proxies;
     int ntrusted_proxies;
     int access_log_fd;              /* -1: no access log */
+    http_log_writer_t *log_writer;  /* the access log and the requests' error lines */
     int max_headers;                /* request headers beyond this answer 400 */
     void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
@@ -266,15 +303,14 @@ typedef struct http_loop {
     db_pg_pool_t *pg;
     db_redis_t *redis;
     http_metrics_shard_t *metrics;
-    http_buf_t log_buf; /* access-log lines waiting for the next flush */
+    http_log_ring_t *access_log; /* this loop's access-log lines (NULL: no access log) */
+    http_log_ring_t *error_log;  /* this loop's requests' error lines, for stderr */
     /* Published by the loop's own timer so that other threads may read them. */
     atomic_int pg_ready, pg_total, redis_ready;
 } http_loop_t;
 
 /* Registers hydrant's request handler on a libh2o path configuration. */
 void http_install(h2o_pathconf_t *pathconf);
-/* Writes buffered access-log lines; called by the loop's periodic timer and at shutdown. */
-void http_loop_flush_log(http_loop_t *loop);
 
 /* Runs a pipelined batch for r. cb runs only if the client is still there; on a submit
  * failure r is answered with 503 at once and cb never runs. */
@@ -285,6 +321,12 @@ void http_pg(http_request_t *r, const db_query_t *queries, int nqueries, http_pg
 void http_pg_always(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb);
 typedef void (*http_redis_cb)(http_request_t *r, db_status_t status, redisReply *reply);
 void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb);
+/* The same with len bytes of the caller's data (at most HTTP_ASYNC_DATA_MAX), copied: cb gets
+ * the copy, which lives until cb returns, so nothing is left to free when cb is skipped. */
+#define HTTP_ASYNC_DATA_MAX 64
+typedef void (*http_redis_data_cb)(http_request_t *r, void *data, db_status_t status, redisReply *reply);
+void http_redis_data(http_request_t *r, int argc, const char **argv, const size_t *argvlen,
+                     http_redis_data_cb cb, const void *data, size_t len);
 
 /* Runs fn(arg) on libuv's thread pool (it must touch nothing but arg), then done(r, arg)
  * on r's loop, even if the client went away meanwhile (responding is then a no-op; done

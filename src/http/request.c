@@ -11,12 +11,11 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define HTTP_DEFAULT_RETRY_AFTER "1"
 
@@ -179,7 +178,7 @@ static void http_record(http_request_t *r, int status, size_t bytes)
     uint64_t duration = http_now_us() - r->start_us;
     int route_index = r->route != NULL ? r->route_index : HTTP_METRICS_ROUTE_UNMATCHED;
     http_metrics_observe(loop->metrics, route_index, status, duration);
-    if (loop->server->access_log_fd < 0)
+    if (loop->access_log == NULL)
         return;
     char method[16];
     size_t mlen = r->h2o->method.len < sizeof(method) - 1 ? r->h2o->method.len : sizeof(method) - 1;
@@ -198,11 +197,8 @@ static void http_record(http_request_t *r, int status, size_t bytes)
     };
     char line[1024];
     int n = http_log_format(&entry, line, sizeof(line));
-    if (n > 0) {
-        http_buf_printf(&loop->log_buf, "%.*s", n, line);
-        if (loop->log_buf.len >= 64 * 1024)
-            http_loop_flush_log(loop);
-    }
+    if (n > 0)
+        http_log_ring_append(loop->access_log, line, (size_t)n); /* the log writer writes it */
 }
 
 /* Status, reason and the common headers of every response; the metrics and log record.
@@ -298,12 +294,22 @@ void http_respond_json(http_request_t *r, int status, json_t *body)
     free(text);
 }
 
+/* A server error's line for stderr, through the log writer: during an outage every request
+ * has one, and stderr may be a pipe as slow as the access log's. */
+static void http_log_error(http_request_t *r, int status, const char *code, const char *message)
+{
+    char line[512];
+    int n = http_log_format_error(line, sizeof(line), r->request_id,
+                                  r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
+    if (n > 0 && r->loop->error_log != NULL)
+        http_log_ring_append(r->loop->error_log, line, (size_t)n);
+}
+
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details)
 {
     char *text = http_error_body(code, message, details);
     if (status >= 500 && !r->responded)
-        fprintf(stderr, "hydrant: request %s %s: %d %s: %s\n", r->request_id,
-                r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
+        http_log_error(r, status, code, message);
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer");
     if ((status == 503 || status == 429) && !r->has_retry_after)
@@ -328,15 +334,23 @@ typedef struct {
     http_request_t *r;
     union {
         http_pg_cb pg;
-        http_redis_cb redis;
+        http_redis_data_cb redis;
     } cb;
     int always; /* call back even when nobody is left to answer */
+    _Alignas(max_align_t) unsigned char data[HTTP_ASYNC_DATA_MAX]; /* the caller's, copied */
 } http_async_t;
+
+/* The one guard of every asynchronous step: a reply is wanted only while the client is there
+ * and nobody has answered it. */
+static int http_async_wanted(const http_request_t *r)
+{
+    return r->h2o != NULL && !r->responded;
+}
 
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
-    if (a->always || (a->r->h2o != NULL && !a->r->responded))
+    if (a->always || http_async_wanted(a->r))
         a->cb.pg(a->r, reply);
     http_request_release(a->r);
     free(a);
@@ -376,15 +390,16 @@ void http_pg_always(http_request_t *r, const db_query_t *queries, int nqueries, 
 static void http_redis_done(void *data, db_status_t status, redisReply *reply)
 {
     http_async_t *a = data;
-    if (a->r->h2o != NULL && !a->r->responded)
-        a->cb.redis(a->r, status, reply);
+    if (http_async_wanted(a->r))
+        a->cb.redis(a->r, a->data, status, reply);
     http_request_release(a->r);
     free(a);
 }
 
-void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb)
+void http_redis_data(http_request_t *r, int argc, const char **argv, const size_t *argvlen,
+                     http_redis_data_cb cb, const void *data, size_t len)
 {
-    http_async_t *a = malloc(sizeof(*a));
+    http_async_t *a = len <= HTTP_ASYNC_DATA_MAX ? malloc(sizeof(*a)) : NULL;
     if (a == NULL || r->loop->redis == NULL) {
         free(a);
         http_respond_db_error(r, DB_ERR_UNAVAILABLE);
@@ -393,6 +408,7 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
     a->r = r;
     a->cb.redis = cb;
     a->always = 0;
+    memcpy(a->data, data, len);
     http_request_retain(r);
     if (db_redis_command(r->loop->redis, http_redis_done, a, argc, argv, argvlen) != 0) {
         http_request_release(r);
@@ -401,20 +417,17 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
     }
 }
 
-/* ------------------------------------------------------------- access log ---- */
-
-void http_loop_flush_log(http_loop_t *loop)
+/* http_redis is http_redis_data with the callback as the data. */
+static void http_redis_plain(http_request_t *r, void *data, db_status_t status, redisReply *reply)
 {
-    size_t off = 0;
-    while (off < loop->log_buf.len) {
-        ssize_t n = write(loop->server->access_log_fd, loop->log_buf.data + off, loop->log_buf.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* a broken log sink must not stop the server; the lines are dropped */
-        off += (size_t)n;
-    }
-    loop->log_buf.len = 0;
+    http_redis_cb cb;
+    memcpy(&cb, data, sizeof(cb));
+    cb(r, status, reply);
+}
+
+void http_redis(http_request_t *r, int argc, const char **argv, const size_t *argvlen, http_redis_cb cb)
+{
+    http_redis_data(r, argc, argv, argvlen, http_redis_plain, &cb, sizeof(cb));
 }
 
 /* ------------------------------------------------------------- the handler ---- */

@@ -83,7 +83,6 @@ static void srv_on_redis_closed(void *data)
 static void srv_loop_finish(srv_loop_t *loop)
 {
     loop->finished = 1;
-    http_loop_flush_log(&loop->http);
     uv_close((uv_handle_t *)&loop->tick, srv_on_handle_closed);
     uv_close((uv_handle_t *)&loop->wakeup, srv_on_handle_closed);
     if (loop->http.pg != NULL)
@@ -135,7 +134,6 @@ static void srv_on_tick(uv_timer_t *timer)
 {
     srv_loop_t *loop = timer->data;
     srv_publish_gauges(loop);
-    http_loop_flush_log(&loop->http);
     if (!loop->shutting_down || loop->finished)
         return;
     if (atomic_load(&loop->connections) == 0 || uv_now(&loop->uv) >= loop->shutdown_deadline)
@@ -156,6 +154,8 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
     }
     h2o_context_init(&loop->http.h2o_ctx, &loop->uv, config->globalconf);
     loop->http.server = config->server;
+    loop->http.access_log = http_log_writer_ring(config->server->log_writer, loop->index, HTTP_LOG_ACCESS);
+    loop->http.error_log = http_log_writer_ring(config->server->log_writer, loop->index, HTTP_LOG_ERROR);
     loop->http.metrics = &loop->metrics;
     loop->http.pg = db_pg_pool_new(&loop->uv, config->pg_options);
     loop->http.redis = db_redis_new(&loop->uv, config->redis_options);
@@ -214,5 +214,4 @@ void srv_loop_dispose(srv_loop_t *loop)
     if (!loop->h2o_disposed)
         return; /* abandoned at the deadline: its memory is reclaimed by the exit */
     uv_loop_close(&loop->uv);
-    free(loop->http.log_buf.data);
 }

@@ -17,6 +17,8 @@
 #include "handlers/handlers.h"
 
 #define SRV_ERR_LEN 512
+/* Per loop, for the requests' error lines on stderr: a few hundred lines of an outage. */
+#define SRV_ERROR_LOG_BYTES (64 * 1024)
 
 typedef struct {
     const cfg_t *cfg;
@@ -138,6 +140,12 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
         if (srv->http.access_log_fd < 0)
             return -1;
     }
+    srv->http.log_writer = http_log_writer_start(srv->http.access_log_fd, STDERR_FILENO, srv->nloops,
+                                                 (size_t)cfg->access_log_buffer, SRV_ERROR_LOG_BYTES);
+    if (srv->http.log_writer == NULL) {
+        snprintf(err, errlen, "cannot start the log writer");
+        return -1;
+    }
     srv_configure_h2o(srv);
     if (srv_configure_spill(cfg, err, errlen) != 0)
         return -1;
@@ -253,6 +261,11 @@ static void srv_print_banner(const srv_t *srv)
 
 static void srv_cleanup(srv_t *srv)
 {
+    /* The loops have stopped: the writer writes out what they left, unless its sink stays
+     * blocked past the drain deadline (then the thread, its buffers and the fd are left to
+     * the exit). */
+    int log_stuck = srv->http.log_writer != NULL &&
+                    http_log_writer_stop(srv->http.log_writer, srv->cfg->limits.shutdown_timeout_ms) != 0;
     int clean = 1;
     for (int t = 0; t < srv->nloops; t++) {
         clean &= srv->loops[t].h2o_disposed || t >= srv->nstarted;
@@ -278,7 +291,7 @@ static void srv_cleanup(srv_t *srv)
         if (srv->http.router != NULL)
             http_router_free(srv->http.router);
     }
-    if (srv->http.access_log_fd >= 0)
+    if (srv->http.access_log_fd >= 0 && !log_stuck)
         close(srv->http.access_log_fd);
 }
 

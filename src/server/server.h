@@ -56,7 +56,7 @@ struct srv_loop {
     srv_listener_t listeners[CFG_MAX_LISTENERS];
     int nlisteners;
     uv_async_t wakeup; /* shutdown requests from the main thread */
-    uv_timer_t tick;   /* gauges, log flushing, shutdown progress */
+    uv_timer_t tick;   /* gauges, shutdown progress */
     atomic_int connections;
     int max_connections;
     int shutdown_timeout_ms;

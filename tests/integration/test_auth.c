@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1336,7 +1337,7 @@ static void test_admin_users(void **state)
 /* POST from a client address of our choosing: the limited server trusts 127.0.0.1 as a proxy. */
 static long post_from(const char *address, const char *path, const char *body, harness_response_t *keep)
 {
-    char url[256], xff[64];
+    char url[256], xff[128];
     snprintf(url, sizeof(url), "%s%s", limited.https_base, path);
     snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", address);
     const char *headers[] = {"Content-Type: application/json", xff, NULL};
@@ -1430,6 +1431,132 @@ static void test_rate_limits(void **state)
     assert_int_equal(harness_server_stop(&limited), 0);
 }
 
+/* The keys of Redis (KEYS-free: SCAN) that name subject, with their remaining time to live
+ * in ms (-1: none, -2: gone); returns how many, at most max. */
+static int redis_keys_of(redisContext *rc, const char *subject, char keys[][320], long long *ttl, int max)
+{
+    int n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *scan = redisCommand(rc, "SCAN %s MATCH hydrant:* COUNT 1000", cursor);
+        assert_non_null(scan);
+        assert_int_equal(scan->type, REDIS_REPLY_ARRAY);
+        snprintf(cursor, sizeof(cursor), "%s", scan->element[0]->str);
+        for (size_t i = 0; i < scan->element[1]->elements && n < max; i++) {
+            const char *key = scan->element[1]->element[i]->str;
+            if (strstr(key, subject) == NULL)
+                continue;
+            snprintf(keys[n], sizeof(keys[n]), "%s", key);
+            redisReply *pttl = redisCommand(rc, "PTTL %s", key);
+            assert_non_null(pttl);
+            ttl[n++] = pttl->integer;
+            freeReplyObject(pttl);
+        }
+        freeReplyObject(scan);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* Every rate-limit counter expires. A Redis queue of 3 commands per loop refuses the fourth
+ * command of a failed login's counting deterministically, as a busy queue would: with a
+ * counter's INCR and EXPIRE sent as two commands, the login-email counter was counted and
+ * its EXPIRE refused, so it would never expire. Checked on Redis itself. */
+static void test_rate_limit_counters_always_expire(void **state)
+{
+    const char *env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
+                         "HYDRANT_ARGON2_ITERATIONS=1",
+                         "HYDRANT_JWT_SECRET=" SECRET,
+                         "HYDRANT_DATABASE_MAX_QUEUE=3",
+                         "HYDRANT_TRUSTED_PROXIES=127.0.0.1",
+                         "HYDRANT_JOBS_ENABLED=false",
+                         NULL};
+    assert_int_equal(harness_server_start(&limited, env), 0);
+    /* subjects of this run only: eight four-digit groups, so no other address contains it */
+    long long now = harness_now_ms();
+    char address[64], email[128];
+    snprintf(address, sizeof(address), "fd00:1:2:3:4:%x:%x:%x", 0x1000 + getpid() % 0xefff,
+             0x1000 + (int)(now / 0xefff % 0xefff), 0x1000 + (int)(now % 0xefff));
+    unique_email(email, sizeof(email), "ttl");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(login_from(address, email, "wrong password"), 401);
+    char forgot[256];
+    snprintf(forgot, sizeof(forgot), "{\"email\":\"%s\"}", email);
+    assert_int_equal(post_from(address, "/api/v1/auth/password/forgot", forgot, NULL), 202);
+    /* login-address, login-email, email-requests, and the emails sent to the address; the
+     * last failure's counting may still be on its way */
+    redisContext *rc = redisConnect("127.0.0.1", harness_service_port("redis"));
+    assert_true(rc != NULL && rc->err == 0);
+    char keys[16][320];
+    long long ttl[16];
+    int n = 0;
+    for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        n = redis_keys_of(rc, address, keys, ttl, 8);
+        n += redis_keys_of(rc, email, keys + n, ttl + n, 8);
+        if (n >= 4)
+            break;
+    }
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++) {
+        if (ttl[i] <= 0)
+            fprintf(stderr, "%s: no expiry (PTTL %lld)\n", keys[i], ttl[i]);
+        assert_true(ttl[i] > 0);
+    }
+    redisFree(rc);
+    assert_int_equal(harness_server_stop(&limited), 0);
+}
+
+/* The count of the rate-limit counter of subject on Redis (0 when it does not exist). */
+static long long redis_count_of(redisContext *rc, const char *subject)
+{
+    char keys[4][320];
+    long long ttl[4], total = 0;
+    int n = redis_keys_of(rc, subject, keys, ttl, 4);
+    for (int i = 0; i < n; i++) {
+        redisReply *v = redisCommand(rc, "GET %s", keys[i]);
+        assert_non_null(v);
+        total += v->type == REDIS_REPLY_STRING ? atoll(v->str) : 0;
+        freeReplyObject(v);
+    }
+    return total;
+}
+
+/* A client that leaves while its limit check waits for Redis is answered by nobody, and its
+ * request goes no further: no password is hashed and no failure counted for it. Redis is
+ * paused (CLIENT PAUSE) past the client's patience but within hydrant's command timeout. */
+static void test_rate_limit_check_skips_a_departed_client(void **state)
+{
+    const char *env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
+                         "HYDRANT_ARGON2_ITERATIONS=1",
+                         "HYDRANT_JWT_SECRET=" SECRET,
+                         "HYDRANT_REDIS_COMMAND_TIMEOUT_MS=5000",
+                         "HYDRANT_TRUSTED_PROXIES=127.0.0.1",
+                         "HYDRANT_JOBS_ENABLED=false",
+                         NULL};
+    assert_int_equal(harness_server_start(&limited, env), 0);
+    long long now = harness_now_ms();
+    char address[64];
+    snprintf(address, sizeof(address), "fd00:1:2:3:5:%x:%x:%x", 0x1000 + getpid() % 0xefff,
+             0x1000 + (int)(now / 0xefff % 0xefff), 0x1000 + (int)(now % 0xefff));
+    redisContext *rc = redisConnect("127.0.0.1", harness_service_port("redis"));
+    assert_true(rc != NULL && rc->err == 0);
+    /* not an email: only the address is limited, and the login goes straight to hashing */
+    const char *bad = "{\"email\":\"not-an-email\",\"password\":\"wrong password\"}";
+    freeReplyObject(redisCommand(rc, "CLIENT PAUSE 1500 ALL"));
+    harness_set_timeout_ms(200);
+    assert_int_equal(post_from(address, "/api/v1/auth/login", bad, NULL), 0); /* gave up */
+    harness_set_timeout_ms(10000);
+    freeReplyObject(redisCommand(rc, "PING")); /* answered once the pause is over */
+    /* one failed login of a client that waits for its answer: counted once */
+    assert_int_equal(post_from(address, "/api/v1/auth/login", bad, NULL), 401);
+    for (long long deadline = harness_now_ms() + 5000;
+         redis_count_of(rc, address) < 1 && harness_now_ms() < deadline;)
+        usleep(20 * 1000);
+    usleep(300 * 1000); /* room for a second count to show */
+    assert_int_equal(redis_count_of(rc, address), 1);
+    redisFree(rc);
+    assert_int_equal(harness_server_stop(&limited), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1455,6 +1582,8 @@ int main(void)
         cmocka_unit_test(test_admin_users),
         cmocka_unit_test(test_user_import),
         cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_rate_limit_counters_always_expire),
+        cmocka_unit_test(test_rate_limit_check_skips_a_departed_client),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -11,13 +11,17 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -400,7 +404,7 @@ static void test_access_log_lines(void **state)
     (void)state;
     const char *const id[] = {"X-Request-Id: access-log-probe-1", NULL};
     json_decref(request_json(HARNESS_HTTP2, "GET", "/health/live", id, NULL, 200, NULL));
-    /* Lines are flushed by each loop's 200 ms timer. */
+    /* The log writer writes lines within about 100 ms. */
     char *found = NULL;
     for (long long deadline = harness_now_ms() + 5000; harness_now_ms() < deadline && found == NULL;) {
         usleep(100 * 1000);
@@ -426,6 +430,104 @@ static void test_access_log_lines(void **state)
     free(found);
 }
 
+/* Reads what the FIFO has (nonblocking) into buf, keeping its tail when it overflows, until
+ * `needle` shows up or idle_ms pass without data; returns whether it did. At the writers'
+ * end of file it stops too. */
+static int fifo_read_until(int fd, const char *needle, int idle_ms)
+{
+    static char buf[1 << 16];
+    size_t len = 0;
+    for (long long idle_until = harness_now_ms() + idle_ms; harness_now_ms() < idle_until;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        if (len > sizeof(buf) / 2) { /* keep the last half: a line is far shorter */
+            memmove(buf, buf + len - sizeof(buf) / 4, sizeof(buf) / 4);
+            len = sizeof(buf) / 4;
+        }
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n == 0)
+            break;
+        if (n < 0)
+            continue;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (needle != NULL && strstr(buf, needle) != NULL)
+            return 1;
+        idle_until = harness_now_ms() + idle_ms;
+    }
+    return 0;
+}
+
+static long metric_value(const harness_server_t *s, const char *name)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", s->http_base);
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+    const char *at = res.status == 200 ? strstr(res.body, name) : NULL;
+    long v = at != NULL ? atol(at + strlen(name)) : -1;
+    harness_response_free(&res);
+    return v;
+}
+
+/* The access log is a FIFO the test opens and does not read (a container's log driver that
+ * fell behind). The loops never write the log themselves, so every request is answered; the
+ * lines that do not fit the writer's buffers are dropped and counted in /metrics. Once the
+ * reader reads, new lines arrive, and the lines of the last requests before a SIGTERM are
+ * written before the process ends. */
+/* GET /health/live with an X-Request-Id; returns the status. */
+static long get_live(const harness_server_t *s, const char *request_id)
+{
+    char url[256], id[128];
+    snprintf(url, sizeof(url), "%s/health/live", s->http_base);
+    snprintf(id, sizeof(id), "X-Request-Id: %s", request_id);
+    const char *const headers[] = {id, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP1, "GET", url, headers, NULL, 0);
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
+static harness_server_t fifo_server;
+
+static void test_access_log_reader_that_does_not_read(void **state)
+{
+    (void)state;
+    char fifo[320], log_env[340];
+    snprintf(fifo, sizeof(fifo), "%s/access-%d.fifo", harness_env("HYDRANT_TEST_SERVICES_DIR"), getpid());
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    int reader = open(fifo, O_RDONLY | O_NONBLOCK); /* hydrant's open for writing then succeeds */
+    assert_true(reader >= 0);
+    assert_true(fcntl(reader, F_SETPIPE_SZ, 4096) >= 4096);
+    snprintf(log_env, sizeof(log_env), "HYDRANT_ACCESS_LOG=%s", fifo);
+    const char *const env[] = {"HYDRANT_TEST_ROUTES=1", log_env, "HYDRANT_ACCESS_LOG_BUFFER=16K", NULL};
+    assert_int_equal(harness_server_start(&fifo_server, env), 0);
+    /* 2,000 requests while nobody reads: a loop that wrote the log itself would stall at the
+     * first full pipe (4 KiB, some 16 lines), and these would time out. */
+    harness_set_timeout_ms(3000);
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(harness_get_status(HARNESS_HTTP1, fifo_server.http_base, "/health/live"), 200);
+    harness_set_timeout_ms(10000);
+    long dropped = metric_value(&fifo_server, "\nhydrant_access_log_dropped_total ");
+    assert_true(dropped > 0);
+    /* The reader reads what the writer kept (until it has been quiet a while), then a new
+     * request's line arrives. */
+    fifo_read_until(reader, NULL, 500);
+    assert_int_equal(get_live(&fifo_server, "fifo-probe-1"), 200);
+    assert_true(fifo_read_until(reader, "\"fifo-probe-1\"", 5000));
+    /* The last request's line before a SIGTERM is written before the process ends. */
+    assert_int_equal(get_live(&fifo_server, "fifo-probe-2"), 200);
+    kill(fifo_server.pid, SIGTERM);
+    assert_true(fifo_read_until(reader, "\"fifo-probe-2\"", 10000));
+    fifo_read_until(reader, NULL, 10000); /* to the end: the writer must not hold up the exit */
+    assert_int_equal(harness_server_wait(&fifo_server), 0);
+    close(reader);
+    unlink(fifo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,10 +546,15 @@ int main(void)
         cmocka_unit_test(test_garbage_request_line),
         cmocka_unit_test(test_metrics_count_requests),
         cmocka_unit_test(test_access_log_lines),
+        cmocka_unit_test(test_access_log_reader_that_does_not_read),
     };
     /* The server is stopped outside the group so that an unclean exit fails the run
      * (cmocka reports a failed group teardown without counting it). */
     int failed = cmocka_run_group_tests(tests, start_server, NULL);
+    if (fifo_server.pid > 0) { /* its test failed: it may be stuck on its access log */
+        kill(fifo_server.pid, SIGKILL);
+        harness_server_wait(&fifo_server);
+    }
     if (stop_server(NULL) != 0) {
         fprintf(stderr, "hydrant did not exit cleanly (status != 0) after SIGTERM\n");
         failed++;

@@ -4,7 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http.h"
 
@@ -58,12 +60,49 @@ static void test_too_small(void **state)
     assert_int_equal(http_log_format(&e, buf, sizeof(buf)), -1);
 }
 
+/* The formatter's own calendar (no gmtime on the loops) agrees with gmtime_r, leap days,
+ * century years and the last millisecond of a day included. */
+static void test_time_matches_gmtime(void **state)
+{
+    (void)state;
+    const int64_t samples[] = {0,
+                               951782400000LL,  /* 2000-02-29 */
+                               951868800000LL,  /* 2000-03-01 */
+                               1709164800123LL, /* 2024-02-29 */
+                               1735689599999LL, /* 2024-12-31T23:59:59.999 */
+                               4107542399999LL, /* 2100-02-28T23:59:59.999 */
+                               4107542400000LL, /* 2100-03-01 */
+                               1795345348123LL};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        http_log_entry_t e = entry();
+        e.unix_ms = samples[i];
+        char buf[512], want[64];
+        assert_true(http_log_format(&e, buf, sizeof(buf)) > 0);
+        time_t secs = (time_t)(samples[i] / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        size_t n = strftime(want, sizeof(want), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want + n, sizeof(want) - n, ".%03dZ\"", (int)(samples[i] % 1000));
+        assert_memory_equal(buf, want, strlen(want));
+    }
+}
+
+static void test_error_line(void **state)
+{
+    (void)state;
+    char buf[256];
+    int n = http_log_format_error(buf, sizeof(buf), "abc", "/api/v1/me", 503, "unavailable", "retry shortly");
+    assert_string_equal(buf, "hydrant: request abc /api/v1/me: 503 unavailable: retry shortly\n");
+    assert_int_equal(n, (int)strlen(buf));
+    assert_int_equal(http_log_format_error(buf, 20, "abc", "/api/v1/me", 503, "unavailable", "x"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_line),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_too_small),
+        cmocka_unit_test(test_exact_line), cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_too_small),  cmocka_unit_test(test_time_matches_gmtime),
+        cmocka_unit_test(test_error_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
