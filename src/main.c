@@ -27,6 +27,8 @@ static void usage(FILE *out)
           "  jobs list [--state S] [--queue Q] [--limit N]\n"
           "                                  print jobs, newest first, one JSON object per line\n"
           "  jobs retry ID                   queue a failed or dead job again\n"
+          "  jobs retry --state S [--kind K] [--queue Q]\n"
+          "                                  queue every failed or dead job (of kind K) again\n"
           "  jobs cancel ID                  cancel a queued or retrying job\n"
           "  user create --email E [--role R] [--unconfirmed]\n"
           "                                  make an account (role user, superuser or admin; the\n"
@@ -51,8 +53,8 @@ static void usage(FILE *out)
 typedef struct {
     const char *config_file;
     const char *migrations_dir;
-    const char *state, *queue, *limit; /* jobs list filters */
-    const char *email, *role;          /* user create */
+    const char *state, *queue, *limit, *kind; /* jobs list and retry filters */
+    const char *email, *role;                 /* user create */
     int unconfirmed;
     const char *args[3]; /* positional arguments after the command */
     int nargs;
@@ -71,6 +73,8 @@ static const char **cli_option(cli_t *cli, const char *name)
         return &cli->queue;
     if (strcmp(name, "--limit") == 0)
         return &cli->limit;
+    if (strcmp(name, "--kind") == 0)
+        return &cli->kind;
     if (strcmp(name, "--email") == 0)
         return &cli->email;
     if (strcmp(name, "--role") == 0)
@@ -198,7 +202,10 @@ static int cmd_jobs(const cli_t *cli)
         return EXIT_USAGE;
     const char *action = cli->args[0];
     int list = strcmp(action, "list") == 0;
-    if (list ? cli->nargs != 1 : (cli->nargs != 2 || cli->state || cli->queue || cli->limit))
+    /* retry by filter: `jobs retry --state S [--kind K] [--queue Q]` */
+    int matching = strcmp(action, "retry") == 0 && cli->nargs == 1 && cli->state != NULL && !cli->limit;
+    if (list ? cli->nargs != 1 || cli->kind
+             : !matching && (cli->nargs != 2 || cli->state || cli->queue || cli->limit || cli->kind))
         return EXIT_USAGE;
     if (!list && strcmp(action, "retry") != 0 && strcmp(action, "cancel") != 0)
         return EXIT_USAGE;
@@ -216,6 +223,8 @@ static int cmd_jobs(const cli_t *cli)
     int rc;
     if (list)
         rc = jobs_cli_list(cfg.database.url, cli->state, cli->queue, limit, stdout, stderr);
+    else if (matching)
+        rc = jobs_cli_retry_matching(cfg.database.url, cli->state, cli->kind, cli->queue, stdout, stderr);
     else if (strcmp(action, "retry") == 0)
         rc = jobs_cli_retry(cfg.database.url, cli->args[1], stdout, stderr);
     else

@@ -78,10 +78,11 @@ static void password_email_counted(http_request_t *r, db_status_t status, redisR
         http_respond_json(r, 202, json_object()); /* over the limit: the same answer, no email */
         return;
     }
-    char ttl[16];
+    char ttl[16], attempts[16];
     snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
-    const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind};
-    db_query_t q = {.stmt = DB_STMT_EMAIL_REQUEST, .nparams = 6, .values = values};
+    snprintf(attempts, sizeof(attempts), "%d", cfg_job_schedule(app->cfg, s->kind).max_attempts);
+    const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind, attempts};
+    db_query_t q = {.stmt = DB_STMT_EMAIL_REQUEST, .nparams = 7, .values = values};
     http_pg(r, &q, 1, password_email_queued);
 }
 

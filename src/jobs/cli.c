@@ -1,7 +1,8 @@
 /*
  * `hydrant jobs list | retry | cancel`: operators' view of the queue, over a blocking
  * connection (the command line, never a loop). Jobs are printed as the contract's Job JSON,
- * one per line, so the output pipes into jq.
+ * one per line, so the output pipes into jq. `retry --state dead --kind K` queues every
+ * matching job again in one statement (after an outage).
  */
 #include "jobs/jobs_internal.h"
 
@@ -94,4 +95,29 @@ int jobs_cli_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
 int jobs_cli_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
     return jobs_cli_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
+}
+
+int jobs_cli_retry_matching(const char *conninfo, const char *state, const char *kind, const char *queue,
+                            FILE *out, FILE *err)
+{
+    if (state == NULL || (strcmp(state, "dead") != 0 && strcmp(state, "failed") != 0) ||
+        (queue != NULL && jobs_queue_parse(queue) < 0)) {
+        fprintf(err, "hydrant: jobs retry: --state must be dead or failed, --queue short, medium or long\n");
+        return 2;
+    }
+    PGconn *conn = jobs_cli_connect(conninfo, err);
+    if (conn == NULL)
+        return 1;
+    const char *values[] = {state, kind, queue};
+    PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_RETRY_MATCHING, values);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : 1;
+    if (rc != 0)
+        fprintf(err, "hydrant: jobs retry: %s", PQerrorMessage(conn));
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        fprintf(out, "%s\n", PQgetvalue(res, i, 0));
+    if (rc == 0)
+        fprintf(err, "hydrant: jobs retry: %d %s job(s) queued again\n", PQntuples(res), state);
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
 }

@@ -131,12 +131,12 @@ static jobs_count_t worker_run_job(worker_t *st, jobs_run_t *run, int kind_index
         return JOBS_COUNT_RELEASED;
     case JOBS_RETRY:
         if (run->attempt < run->max_attempts) {
-            const cfg_jobs_t *c = &st->pool->cfg->jobs;
+            cfg_job_kind_t schedule = cfg_job_schedule(st->pool->cfg, run->kind);
             double jitter = (double)rand_r(&st->seed) / ((double)RAND_MAX + 1.0);
+            int64_t delay =
+                jobs_backoff_ms(run->attempt, schedule.retry_base_ms, schedule.retry_max_ms, jitter);
             worker_set_error(outcome, "retrying", run->error);
-            json_object_set_new(
-                outcome, "delay_ms",
-                json_integer(jobs_backoff_ms(run->attempt, c->retry_base_ms, c->retry_max_ms, jitter)));
+            json_object_set_new(outcome, "delay_ms", json_integer(delay));
             return JOBS_COUNT_RETRYING;
         }
         worker_set_error(outcome, "dead", run->error);

@@ -1,8 +1,8 @@
 /*
  * Job workers as real processes: `hydrant worker` killed with SIGKILL mid-job (the job runs
  * again after its lease expires and succeeds once), stopped with SIGTERM (running jobs
- * finish or are released), `hydrant serve` running workers and exposing their metrics, and
- * the `hydrant jobs` operator commands.
+ * finish or are released), `hydrant serve` running workers and exposing their metrics (dead
+ * jobs by kind too), and the `hydrant jobs` operator commands (bulk retry too).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +195,10 @@ static void test_serve_runs_jobs_and_exposes_metrics(void **state)
     const char *values[] = {"test.noop"};
     PQclear(sql("INSERT INTO jobs (kind, payload, run_at) VALUES ($1, '{}', now() + interval '1 hour')", 1,
                 values));
+    /* two emails an outage made dead: visible by kind, whichever process ran them */
+    PQclear(sql("INSERT INTO jobs (kind, state, attempt, error) SELECT 'email.confirmation', 'dead', 18, "
+                "'451 try later' FROM generate_series(1, 2)",
+                0, NULL));
     int done = wait_state(id, "succeeded", 20000);
     harness_response_t res;
     char url[128];
@@ -207,6 +211,9 @@ static void test_serve_runs_jobs_and_exposes_metrics(void **state)
         strstr(res.body, "hydrant_jobs_total{queue=\"short\",kind=\"test.noop\",state=\"succeeded\"} 1\n"));
     assert_non_null(strstr(res.body, "hydrant_jobs_depth{queue=\"short\",state=\"queued\"} 1\n"));
     assert_non_null(strstr(res.body, "hydrant_job_start_delay_seconds_count{queue=\"short\"} 1\n"));
+    assert_non_null(strstr(res.body, "# TYPE hydrant_jobs_dead gauge\n"));
+    assert_non_null(strstr(res.body, "hydrant_jobs_dead{queue=\"short\",kind=\"email.confirmation\"} 2\n"));
+    assert_null(strstr(res.body, "hydrant_jobs_dead{queue=\"short\",kind=\"test.noop\"}"));
     harness_response_free(&res);
     free(id);
 }
@@ -249,6 +256,48 @@ static void test_jobs_commands(void **state)
     free(later);
 }
 
+/* `hydrant jobs retry --state dead --kind K` queues exactly the dead jobs of that kind (and
+ * queue, when given), after an outage; other kinds, other states and other queues stay. */
+static void test_jobs_bulk_retry(void **state)
+{
+    char out[8192];
+    PQclear(sql("INSERT INTO jobs (kind, queue, state, attempt, error) VALUES "
+                "('email.confirmation', 'short', 'dead', 5, 'smtp down'), "
+                "('email.confirmation', 'short', 'dead', 5, 'smtp down'), "
+                "('email.confirmation', 'medium', 'dead', 5, 'smtp down'), "
+                "('email.confirmation', 'short', 'failed', 1, 'no handler'), "
+                "('email.password_reset', 'short', 'dead', 5, 'smtp down'), "
+                "('email.confirmation', 'short', 'succeeded', 1, NULL)",
+                0, NULL));
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL,
+                                         "jobs retry --state dead --kind email.confirmation --queue short"),
+                     0);
+    assert_non_null(strstr(out, "2 dead job(s) queued again"));
+    char *counts =
+        sql_value("SELECT string_agg(kind || ' ' || queue || ' ' || state || ' ' || attempt, ', ' ORDER BY "
+                  "kind, queue, state) FROM jobs",
+                  NULL);
+    assert_string_equal(counts, "email.confirmation medium dead 5, "
+                                "email.confirmation short failed 1, "
+                                "email.confirmation short queued 0, "
+                                "email.confirmation short queued 0, "
+                                "email.confirmation short succeeded 1, "
+                                "email.password_reset short dead 5");
+    free(counts);
+    /* without --queue: every queue; nothing left to match is not an error */
+    assert_int_equal(
+        harness_run_hydrant(out, sizeof(out), NULL, "jobs retry --state dead --kind email.confirmation"), 0);
+    assert_non_null(strstr(out, "1 dead job(s) queued again"));
+    assert_int_equal(
+        harness_run_hydrant(out, sizeof(out), NULL, "jobs retry --state dead --kind email.confirmation"), 0);
+    assert_non_null(strstr(out, "0 dead job(s) queued again"));
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs retry --state queued"), 2);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), NULL, "jobs retry --kind email.confirmation"), 2);
+    char *left = sql_value("SELECT count(*)::text FROM jobs WHERE state IN ('dead', 'failed')", NULL);
+    assert_string_equal(left, "2"); /* the password reset and the failed one */
+    free(left);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +305,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_releases_and_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serve_runs_jobs_and_exposes_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_bulk_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
