@@ -73,7 +73,7 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->jobs = (cfg_jobs_t){.workers_short = 2,
                              .workers_medium = 1,
                              .workers_long = 1,
-                             .lease_s = 60,
+                             .lease_s = 15, /* renewed every 5 s: a killed worker's jobs wait 10-20 s */
                              .enabled = 1,
                              .batch_size = 256,
                              .poll_ms = 1000,

@@ -82,7 +82,7 @@ typedef struct {
     int workers_short;       /* default 2 */
     int workers_medium;      /* default 1 */
     int workers_long;        /* default 1 */
-    int lease_s;             /* default 60 */
+    int lease_s;             /* default 15; renewed every third of it */
     int enabled;             /* run workers inside `serve` (default 1) */
     int batch_size;          /* most jobs one worker claims at once (default 256) */
     int poll_ms;             /* fallback poll when no notification arrives (default 1000) */

@@ -161,6 +161,51 @@ static void test_killed_worker_job_completes_after_lease(void **state)
     free(id);
 }
 
+/* Issue 11 finding 15: a SIGKILLed worker's claimed jobs waited out a 60 s lease, and its
+ * claim could hold up to 256 jobs it had not started. With the defaults (no lease setting
+ * here) a claim holds a few milliseconds of work, and what the killed worker held is taken by
+ * another worker well within this test's 45 s bound (the old lease alone would not be). */
+static void test_killed_worker_claim_is_small_and_taken_soon(void **state)
+{
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", log_env, "HYDRANT_JOBS_WORKERS_SHORT=1", NULL};
+    /* 300 jobs of about 1 ms in a fixed claim order, job 150 a 3 s one (killed in it) */
+    char *slow = sql_value("WITH s AS (INSERT INTO jobs (kind, payload, run_at) SELECT 'test.sleep', "
+                           "jsonb_build_object('ms', CASE WHEN i = 150 THEN 3000 ELSE 1 END), now() - "
+                           "interval '1 hour' + i * interval '1 ms' FROM generate_series(1, 300) i "
+                           "RETURNING id, payload) SELECT id FROM s WHERE payload->>'ms' = '3000'",
+                           NULL);
+    harness_server_t *a = worker_start(env);
+    assert_true(wait_log("start", slow, 1, 20000));
+    kill(a->pid, SIGKILL);
+    waitpid(a->pid, NULL, 0);
+    a->pid = 0;
+    /* what the dead worker holds: the slow job and the claimed jobs not started behind it */
+    PGresult *held = sql("SELECT id FROM jobs WHERE state = 'running' AND kind = 'test.sleep'", 0, NULL);
+    int nheld = PQntuples(held);
+    harness_server_t *b = worker_start(env);
+    long long done = 0;
+    for (long long deadline = harness_now_ms() + 45000; harness_now_ms() < deadline && done < 300;
+         usleep(100 * 1000)) {
+        char *n = sql_value(
+            "SELECT count(*)::text FROM jobs WHERE state = 'succeeded' AND kind = 'test.sleep'", NULL);
+        done = atoll(n);
+        free(n);
+    }
+    assert_int_equal(harness_server_stop(b), 0);
+    assert_true(nheld >= 1);
+    assert_true(nheld <= 32); /* not a 256-job batch of ~1 ms jobs */
+    assert_int_equal(done, 300);
+    for (int i = 0; i < nheld; i++) {
+        char *attempt = sql_value("SELECT attempt::text FROM jobs WHERE id = $1", PQgetvalue(held, i, 0));
+        assert_string_equal(attempt, "2"); /* claimed by the killed worker, then by the other */
+        free(attempt);
+    }
+    PQclear(held);
+    assert_int_equal(log_count("start", slow), 2);
+    assert_int_equal(log_count("done", slow), 1);
+    free(slow);
+}
+
 /* SIGTERM: a job that cannot finish within the shutdown timeout goes back to the queue with
  * its attempt given back, and the process exits cleanly; a short one finishes first. */
 static void test_sigterm_releases_and_finishes(void **state)
@@ -302,6 +347,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_killed_worker_job_completes_after_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_worker_claim_is_small_and_taken_soon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_releases_and_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serve_runs_jobs_and_exposes_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_commands, setup, teardown),
