@@ -92,6 +92,7 @@ typedef enum {
     DB_STMT_FILE_DELETE,        /* a file's row */
     DB_STMT_FILE_PROCESSED,     /* a file's analysis and state */
     DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
+    DB_STMT_FILES_WITHOUT_ROW,  /* which of some file ids have no row (files.sweep) */
     DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments (tests) */
     DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement (tests) */
     DB_STMT__COUNT

@@ -471,6 +471,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "$1::uuid HAVING count(*) > 0 RETURNING id, pg_notify('hydrant_jobs', queue)",
          1},
 
+    /* $1 a text array of file ids (names of stored files). The ones no row has, as given. */
+    [DB_STMT_FILES_WITHOUT_ROW] = {"files_without_row",
+                                   "SELECT t.id FROM unnest($1::text[]) AS t(id) WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM files f WHERE f.id = t.id::uuid)",
+                                   1},
+
     /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone. */
     [DB_STMT_FILE_PROCESSED] = {"file_processed",
                                 "UPDATE files SET state = $2, analysis = $3::jsonb, updated_at = now() "

@@ -102,7 +102,8 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
 
 /* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
  * auth.purge (hourly: expired sessions, one-time tokens, revocations), file.process (an
- * upload's analysis); and,
+ * upload's analysis), files.remove (a deleted account's bytes), files.sweep (hourly and at
+ * start: temporaries and bytes without a row that a crash left in uploads.dir); and,
  * outside production when HYDRANT_TEST_JOBS=1, the test.* kinds used by the test suite and
  * the benchmark. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);

@@ -3,7 +3,7 @@
  * (libcurl's own multipart encoder), the bytes on disk and their SHA-256, the row and its
  * file.process job, listing, reading and deleting, other users' files answered 404, and bad
  * input: names, malformed multipart bodies, bodies over the size limit, the quota, a full
- * disk. Nothing refused may leave a row or a file behind.
+ * disk. Nothing refused may leave a row or a file behind; what a crash leaves is swept.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -902,6 +902,74 @@ static void test_client_leaves_mid_upload(void **state)
     upload("whole.bin", "application/octet-stream", "ok", 2, id);
 }
 
+/* A file of the upload directory, written now and, when age_s > 0, dated back by age_s. */
+static void plant(const char *rel, long age_s)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", upload_dir, rel);
+    assert_int_equal(harness_system("mkdir -p \"$(dirname '%s')\" && echo leftover > '%s'", path, path), 0);
+    if (age_s > 0) {
+        struct timeval then[2];
+        gettimeofday(&then[0], NULL);
+        then[0].tv_sec -= age_s;
+        then[1] = then[0];
+        assert_int_equal(utimes(path, then), 0);
+    }
+}
+
+static int exists(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", upload_dir, rel);
+    return access(path, F_OK) == 0;
+}
+
+/* Issue 11 finding 14: a SIGKILL mid-upload left its temporary file for ever. files.sweep
+ * removes temporaries and bytes without a row once older than the grace (1 h), and nothing
+ * else: not a fresh temporary (a live upload), not fresh bytes whose row may be on its way,
+ * not old bytes whose row exists. */
+static void test_sweep_removes_leftovers_only(void **state)
+{
+    (void)state;
+    char id[40], rel[128];
+    upload("kept.txt", "text/plain", "kept", 4, id);
+    snprintf(rel, sizeof(rel), "%.2s/%.2s/%s", id, id + 2, id);
+    char *bytes = NULL;
+    size_t len = 0;
+    assert_non_null(bytes = stored_bytes(id, &len));
+    free(bytes);
+    plant(rel, 7200);                                          /* old, with a row */
+    plant("tmp/upload.killed1", 7200);                         /* old temporary */
+    plant("tmp/upload.live", 0);                               /* fresh temporary */
+    plant("0a/0b/0a0b0000-0000-7000-8000-000000000001", 7200); /* old, no row */
+    plant("0a/0b/0a0b0000-0000-7000-8000-000000000002", 0);    /* fresh, no row */
+    plant("0a/0b/not-an-id", 7200);                            /* not ours */
+    PGresult *res = harness_sql(
+        db, "INSERT INTO jobs (kind, queue) VALUES ('files.sweep', 'medium') RETURNING id", 0, NULL);
+    char job[40];
+    snprintf(job, sizeof(job), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *values[] = {job};
+    char state_now[32] = "";
+    for (long long deadline = harness_now_ms() + 20000;
+         strcmp(state_now, "succeeded") != 0 && harness_now_ms() < deadline; usleep(50000)) {
+        res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1", 1, values);
+        snprintf(state_now, sizeof(state_now), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    assert_string_equal(state_now, "succeeded");
+    assert_true(exists(rel));
+    assert_false(exists("tmp/upload.killed1"));
+    assert_true(exists("tmp/upload.live"));
+    assert_false(exists("0a/0b/0a0b0000-0000-7000-8000-000000000001"));
+    assert_true(exists("0a/0b/0a0b0000-0000-7000-8000-000000000002"));
+    assert_true(exists("0a/0b/not-an-id"));
+    res = harness_sql(db, "SELECT result::text FROM jobs WHERE id = $1", 1, values);
+    assert_string_equal(PQgetvalue(res, 0, 0), "{\"checked\": 2, \"orphans\": 1, \"temporaries\": 1}");
+    PQclear(res);
+    harness_system("rm -rf '%s/0a' '%s/tmp/upload.live'", upload_dir, upload_dir);
+}
+
 /* ------------------------------------------------ a full disk (a small tmpfs, as root) ---- */
 
 static char small_dir[256];
@@ -986,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_deleted_files),
         cmocka_unit_test(test_account_deletion_removes_files),
         cmocka_unit_test(test_client_leaves_mid_upload),
+        cmocka_unit_test(test_sweep_removes_leftovers_only),
     };
     const struct CMUnitTest full_disk[] = {
         cmocka_unit_test(test_full_disk),
