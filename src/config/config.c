@@ -67,7 +67,7 @@ void cfg_init_defaults(cfg_t *cfg)
                              1,
                              NULL};
     cfg->uploads =
-        (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024, 3600};
+        (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024, 3600, NULL};
     /* 18 attempts 2 s apart, doubling to a cap of 15 min: at least 68 min of retries even with
      * the lowest jitter (2 h 17 min on average), so an SMTP or network outage of an hour
      * does not make emails dead (docs/ARCHITECTURE.md, "Retries"). */

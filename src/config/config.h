@@ -68,6 +68,7 @@ typedef struct {
     int64_t max_size;   /* bytes, default 100 MiB */
     int64_t user_quota; /* bytes, default 1 GiB */
     int sweep_grace_s;  /* temporaries and bytes without a row older than this are swept (1 h) */
+    char *spill_dir;    /* where libh2o spills bodies above 8 MiB; NULL: <dir>/tmp */
 } cfg_uploads_t;
 
 /* One kind's retry schedule (jobs.kinds.<kind>, or HYDRANT_JOBS_KINDS); a field left 0 takes

@@ -61,6 +61,7 @@ const cfg_setting_t cfg_settings[] = {
     {"uploads.max-size", "HYDRANT_UPLOAD_MAX_SIZE", CFG_T_SIZE, F(uploads.max_size), 1, 64 * GIB},
     {"uploads.sweep-grace-seconds", "HYDRANT_UPLOAD_SWEEP_GRACE_SECONDS", CFG_T_INT, F(uploads.sweep_grace_s),
      60, 30 * 86400},
+    {"uploads.spill-dir", "HYDRANT_UPLOAD_SPILL_DIR", CFG_T_STR, F(uploads.spill_dir), 0, 0},
     {"uploads.user-quota", "HYDRANT_UPLOAD_USER_QUOTA", CFG_T_SIZE, F(uploads.user_quota), 0, 1024 * GIB},
     {"jobs.workers-short", "HYDRANT_JOBS_WORKERS_SHORT", CFG_T_INT, F(jobs.workers_short), 0, 256},
     {"jobs.workers-medium", "HYDRANT_JOBS_WORKERS_MEDIUM", CFG_T_INT, F(jobs.workers_medium), 0, 256},
