@@ -36,6 +36,8 @@ static void usage(FILE *out)
           "  jobs list [--state S] [--queue Q] [--limit N]\n"
           "                                  print jobs, newest first, one JSON object per line\n"
           "  jobs retry ID                   queue a failed or dead job again\n"
+          "  jobs retry --state S [--kind K] [--queue Q]\n"
+          "                                  queue every failed or dead job (of kind K) again\n"
           "  jobs cancel ID                  cancel a queued or retrying job\n"
           "  user create --email E [--role R] [--unconfirmed]\n"
           "                                  make an account (role user, superuser or admin; the\n"
@@ -92,8 +94,8 @@ __attribute__((format(printf, 1, 2))) static int input_error(const char *fmt, ..
 typedef struct {
     const char *config_file;
     const char *migrations_dir;
-    const char *state, *queue, *limit; /* jobs list filters */
-    const char *email, *role;          /* user create */
+    const char *state, *queue, *limit, *kind; /* jobs list and retry filters */
+    const char *email, *role;                 /* user create */
     int unconfirmed;
     const char *args[3]; /* positional arguments after the command */
     int nargs;
@@ -112,6 +114,8 @@ static const char **cli_option(cli_t *cli, const char *name)
         return &cli->queue;
     if (strcmp(name, "--limit") == 0)
         return &cli->limit;
+    if (strcmp(name, "--kind") == 0)
+        return &cli->kind;
     if (strcmp(name, "--email") == 0)
         return &cli->email;
     if (strcmp(name, "--role") == 0)
@@ -254,11 +258,15 @@ static int cmd_jobs(const cli_t *cli)
 {
     const char *action = cli->nargs > 0 ? cli->args[0] : "";
     int list = strcmp(action, "list") == 0;
+    /* retry by filter: `jobs retry --state S [--kind K] [--queue Q]` */
+    int matching = strcmp(action, "retry") == 0 && cli->nargs == 1 && cli->state != NULL && !cli->limit;
     if (!list && strcmp(action, "retry") != 0 && strcmp(action, "cancel") != 0)
         return usage_error("jobs needs list, retry ID or cancel ID");
-    if (list ? cli->nargs != 1 : (cli->nargs != 2 || cli->state || cli->queue || cli->limit))
+    if (list ? cli->nargs != 1 || cli->kind
+             : !matching && (cli->nargs != 2 || cli->state || cli->queue || cli->limit || cli->kind))
         return usage_error("jobs %s", list ? "list takes only --state, --queue and --limit"
-                                           : "retry and cancel take one job id and no option");
+                                           : "retry and cancel take one job id and no option, or retry "
+                                             "--state dead|failed [--kind K] [--queue Q]");
     long limit = cli->limit != NULL ? parse_number(cli->limit, 1, 100000) : 50;
     if (limit < 0)
         return input_error("jobs list: --limit is a number from 1 to 100000");
@@ -268,6 +276,8 @@ static int cmd_jobs(const cli_t *cli)
         return rc;
     if (list)
         rc = cli_jobs_list(cfg.database.url, cli->state, cli->queue, (int)limit, stdout, stderr);
+    else if (matching)
+        rc = cli_jobs_retry_matching(cfg.database.url, cli->state, cli->kind, cli->queue, stdout, stderr);
     else if (strcmp(action, "retry") == 0)
         rc = cli_jobs_retry(cfg.database.url, cli->args[1], stdout, stderr);
     else

@@ -157,7 +157,7 @@ static void delay_run(PGconn *db, const cfg_t *cfg, const jobs_registry_t *regis
         snprintf(payload, sizeof(payload), "{\"n\":%d}", i);
         jobs_enqueue_t job = {.kind = "bench.noop", .payload = payload};
         db_query_t q;
-        jobs_enqueue_query(&job, &q);
+        jobs_enqueue_query(&job, cfg, &q);
         uint64_t t0 = now_ns();
         PGresult *res = PQexecParams(db, enqueue->sql, q.nparams, NULL, q.values, NULL, NULL, 0);
         PQclear(res);

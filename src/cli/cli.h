@@ -64,6 +64,10 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
 int cli_jobs_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out,
                   FILE *err);
 int cli_jobs_retry(const char *conninfo, const char *id, FILE *out, FILE *err);
+/* Every job in `state` (failed or dead), of `kind` and `queue` when not NULL, queued again:
+ * each printed, their count on err. 0 also when none matched; 3 for a bad state or queue. */
+int cli_jobs_retry_matching(const char *conninfo, const char *state, const char *kind, const char *queue,
+                            FILE *out, FILE *err);
 int cli_jobs_cancel(const char *conninfo, const char *id, FILE *out, FILE *err);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * `hydrant jobs list | retry | cancel`: operators' view of the queue, over a blocking
  * connection (the command line, never a loop). Jobs are printed as the contract's Job JSON,
- * one per line, so the output pipes into jq.
+ * one per line, so the output pipes into jq. `retry --state dead --kind K` queues every
+ * matching job again in one statement (after an outage).
  */
 #include "cli/cli.h"
 
@@ -10,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static PGconn *jobs_cli_connect(const char *conninfo, FILE *err)
+static PGconn *cli_jobs_connect(const char *conninfo, FILE *err)
 {
     char msg[400];
     PGconn *conn = jobs_pg_connect(conninfo, "hydrant-cli", msg, sizeof(msg));
@@ -20,7 +21,7 @@ static PGconn *jobs_cli_connect(const char *conninfo, FILE *err)
 }
 
 /* A UUID in its canonical text form; anything else is refused before reaching SQL. */
-static int jobs_cli_uuid_valid(const char *id)
+static int cli_jobs_uuid_valid(const char *id)
 {
     if (strlen(id) != 36)
         return 0;
@@ -41,7 +42,7 @@ int cli_jobs_list(const char *conninfo, const char *state, const char *queue, in
         fprintf(err, "hydrant: jobs list: unknown state or queue, or limit outside 1..100000\n");
         return CLI_EXIT_INPUT;
     }
-    PGconn *conn = jobs_cli_connect(conninfo, err);
+    PGconn *conn = cli_jobs_connect(conninfo, err);
     if (conn == NULL)
         return CLI_EXIT_FAILURE;
     char limit_text[16];
@@ -59,14 +60,14 @@ int cli_jobs_list(const char *conninfo, const char *state, const char *queue, in
 }
 
 /* retry and cancel: one UPDATE that returns the job when the transition was allowed. */
-static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_t stmt, const char *what,
+static int cli_jobs_transition(const char *conninfo, const char *id, db_stmt_id_t stmt, const char *what,
                                const char *allowed, FILE *out, FILE *err)
 {
-    if (!jobs_cli_uuid_valid(id)) {
+    if (!cli_jobs_uuid_valid(id)) {
         fprintf(err, "hydrant: jobs %s: '%s' is not a job id\n", what, id);
         return CLI_EXIT_INPUT;
     }
-    PGconn *conn = jobs_cli_connect(conninfo, err);
+    PGconn *conn = cli_jobs_connect(conninfo, err);
     if (conn == NULL)
         return CLI_EXIT_FAILURE;
     const char *values[] = {id, NULL};
@@ -88,10 +89,35 @@ static int jobs_cli_transition(const char *conninfo, const char *id, db_stmt_id_
 
 int cli_jobs_retry(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
-    return jobs_cli_transition(conninfo, id, DB_STMT_JOB_RETRY, "retry", "failed or dead", out, err);
+    return cli_jobs_transition(conninfo, id, DB_STMT_JOB_RETRY, "retry", "failed or dead", out, err);
 }
 
 int cli_jobs_cancel(const char *conninfo, const char *id, FILE *out, FILE *err)
 {
-    return jobs_cli_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
+    return cli_jobs_transition(conninfo, id, DB_STMT_JOB_CANCEL, "cancel", "queued or retrying", out, err);
+}
+
+int cli_jobs_retry_matching(const char *conninfo, const char *state, const char *kind, const char *queue,
+                            FILE *out, FILE *err)
+{
+    if (state == NULL || (strcmp(state, "dead") != 0 && strcmp(state, "failed") != 0) ||
+        (queue != NULL && jobs_queue_parse(queue) < 0)) {
+        fprintf(err, "hydrant: jobs retry: --state must be dead or failed, --queue short, medium or long\n");
+        return CLI_EXIT_INPUT;
+    }
+    PGconn *conn = cli_jobs_connect(conninfo, err);
+    if (conn == NULL)
+        return CLI_EXIT_FAILURE;
+    const char *values[] = {state, kind, queue};
+    PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_RETRY_MATCHING, values);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+    if (rc != 0)
+        fprintf(err, "hydrant: jobs retry: %s", PQerrorMessage(conn));
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        fprintf(out, "%s\n", PQgetvalue(res, i, 0));
+    if (rc == 0)
+        fprintf(err, "hydrant: jobs retry: %d %s job(s) queued again\n", PQntuples(res), state);
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
 }

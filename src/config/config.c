@@ -68,8 +68,23 @@ void cfg_init_defaults(cfg_t *cfg)
                              cfg_dup("templates/email"),
                              1,
                              NULL};
-    cfg->uploads = (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024};
-    cfg->jobs = (cfg_jobs_t){2, 1, 1, 60, 1, 256, 1000, 2000, 3600 * 1000, 10000, 14};
+    cfg->uploads =
+        (cfg_uploads_t){cfg_dup("./.run/uploads"), 100LL * 1024 * 1024, 1024LL * 1024 * 1024, 3600, NULL};
+    /* 18 attempts 2 s apart, doubling to a cap of 15 min: at least 68 min of retries even with
+     * the lowest jitter (2 h 17 min on average), so an SMTP or network outage of an hour
+     * does not make emails dead (docs/ARCHITECTURE.md, "Retries"). */
+    cfg->jobs = (cfg_jobs_t){.workers_short = 2,
+                             .workers_medium = 1,
+                             .workers_long = 1,
+                             .lease_s = 15, /* renewed every 5 s: a killed worker's jobs wait 10-20 s */
+                             .enabled = 1,
+                             .batch_size = 256,
+                             .poll_ms = 1000,
+                             .max_attempts = 18,
+                             .retry_base_ms = 2000,
+                             .retry_max_ms = 15 * 60 * 1000,
+                             .shutdown_timeout_ms = 10000,
+                             .retention_days = 14};
     cfg->limits = (cfg_limits_t){64 * 1024, 32, 16 * 1024, 100, 10000, 60000, 10000, 20000};
 }
 
@@ -94,10 +109,25 @@ void cfg_free(cfg_t *cfg)
         cfg_listen_clear(&cfg->listen[i]);
     for (int i = 0; i < cfg->ntrusted_proxies; i++)
         free(cfg->trusted_proxies[i]);
+    for (int i = 0; i < cfg->jobs.nkinds; i++)
+        free(cfg->jobs.kinds[i].kind);
+    cfg->jobs.nkinds = 0;
     cfg->ntrusted_proxies = 0;
     cfg->nlisten = 0;
     free(cfg->source);
     cfg->source = NULL;
+}
+
+cfg_job_kind_t cfg_job_schedule(const cfg_t *cfg, const char *kind)
+{
+    cfg_job_kind_t schedule = {(char *)kind, 0, 0, 0};
+    for (int i = 0; i < cfg->jobs.nkinds; i++)
+        if (kind != NULL && strcmp(cfg->jobs.kinds[i].kind, kind) == 0)
+            schedule = cfg->jobs.kinds[i];
+    schedule.max_attempts = schedule.max_attempts > 0 ? schedule.max_attempts : cfg->jobs.max_attempts;
+    schedule.retry_base_ms = schedule.retry_base_ms > 0 ? schedule.retry_base_ms : cfg->jobs.retry_base_ms;
+    schedule.retry_max_ms = schedule.retry_max_ms > 0 ? schedule.retry_max_ms : cfg->jobs.retry_max_ms;
+    return schedule;
 }
 
 int cfg_parse_host_port(const char *text, char *host, size_t hostlen, int *port)
@@ -235,6 +265,9 @@ int cfg_apply_env(cfg_t *cfg, const char *(*getenv_fn)(const char *name), char *
     if ((v = getenv_fn("HYDRANT_TLS_KEY")) != NULL)
         cfg_env_tls_file(cfg, v, 1);
     if ((v = getenv_fn("HYDRANT_TRUSTED_PROXIES")) != NULL && cfg_env_trusted(cfg, v, err, errlen) != 0)
+        return -1;
+    if ((v = getenv_fn("HYDRANT_JOBS_KINDS")) != NULL &&
+        cfg_load_job_kinds(cfg, "environment: HYDRANT_JOBS_KINDS", v, err, errlen) != 0)
         return -1;
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #define CFG_MAX_LISTENERS     8
 #define CFG_MAX_TRUSTED_PROXY 16
+#define CFG_MAX_JOB_KINDS     16
 #define CFG_ERR_LEN           512
 
 typedef enum { CFG_MODE_DEVELOPMENT = 0, CFG_MODE_PRODUCTION } cfg_mode_t;
@@ -67,20 +68,34 @@ typedef struct {
     char *dir;          /* default "./.run/uploads" */
     int64_t max_size;   /* bytes, default 100 MiB */
     int64_t user_quota; /* bytes, default 1 GiB */
+    int sweep_grace_s;  /* temporaries and bytes without a row older than this are swept (1 h) */
+    char *spill_dir;    /* where libh2o spills bodies above 8 MiB; NULL: <dir>/tmp */
 } cfg_uploads_t;
+
+/* One kind's retry schedule (jobs.kinds.<kind>, or HYDRANT_JOBS_KINDS); a field left 0 takes
+ * the jobs.* default of the same name. */
+typedef struct {
+    char *kind;        /* "email.confirmation" */
+    int max_attempts;  /* runs before the job is dead, 1..100 (the jobs table's bound) */
+    int retry_base_ms; /* delay after the first failure; doubles per attempt, with jitter */
+    int retry_max_ms;  /* cap of the delay before jitter */
+} cfg_job_kind_t;
 
 typedef struct {
     int workers_short;       /* default 2 */
     int workers_medium;      /* default 1 */
     int workers_long;        /* default 1 */
-    int lease_s;             /* default 60 */
+    int lease_s;             /* default 15; renewed every third of it */
     int enabled;             /* run workers inside `serve` (default 1) */
     int batch_size;          /* most jobs one worker claims at once (default 256) */
     int poll_ms;             /* fallback poll when no notification arrives (default 1000) */
+    int max_attempts;        /* runs before a job is dead, unless its kind or enqueuer says (default 18) */
     int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter (default 2000) */
-    int retry_max_ms;        /* cap of the retry delay (default 1 hour) */
+    int retry_max_ms;        /* cap of the retry delay before jitter (default 15 minutes) */
     int shutdown_timeout_ms; /* how long running jobs may finish on shutdown (default 10000) */
     int retention_days; /* succeeded and cancelled jobs are deleted after this; 0 keeps them (default 14) */
+    cfg_job_kind_t kinds[CFG_MAX_JOB_KINDS]; /* per-kind schedules */
+    int nkinds;
 } cfg_jobs_t;
 
 typedef struct {
@@ -114,6 +129,10 @@ typedef struct {
     cfg_jobs_t jobs;
     cfg_limits_t limits;
 } cfg_t;
+
+/* The retry schedule of a job kind: its jobs.kinds entry, each field left 0 there taken from
+ * jobs.max-attempts, jobs.retry-base-ms and jobs.retry-max-ms. */
+cfg_job_kind_t cfg_job_schedule(const cfg_t *cfg, const char *kind);
 
 /* Fills every field with its default. */
 void cfg_init_defaults(cfg_t *cfg);

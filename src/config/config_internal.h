@@ -19,11 +19,18 @@ typedef struct {
 } cfg_setting_t;
 
 extern const cfg_setting_t cfg_settings[]; /* ends with a NULL path */
+/* The fields of one jobs.kinds entry (offsets into cfg_job_kind_t, no environment names). */
+extern const cfg_setting_t cfg_job_kind_settings[];
 
 const cfg_setting_t *cfg_setting_find(const char *path);
 int cfg_is_section(const char *path);
-/* Parses text for the setting and stores it; returns 0, or -1 with a reason in why. */
-int cfg_setting_apply(cfg_t *cfg, const cfg_setting_t *s, const char *text, char *why, size_t whylen);
+/* Parses text for the setting and stores it at base + s->offset (base: the cfg_t, or the
+ * cfg_job_kind_t of cfg_job_kind_settings); returns 0, or -1 with a reason in why. */
+int cfg_setting_apply(void *base, const cfg_setting_t *s, const char *text, char *why, size_t whylen);
+
+/* HYDRANT_JOBS_KINDS: the same mapping as the file's jobs.kinds, in YAML flow (or JSON) text,
+ * merged over the file's entries. Returns 0, or -1 with "name:line: key '...': why". */
+int cfg_load_job_kinds(cfg_t *cfg, const char *name, const char *text, char *err, size_t errlen);
 
 /* Listeners. */
 void cfg_listen_clear(cfg_listen_t *l);

@@ -171,6 +171,82 @@ static int cfg_read_trusted(cfg_reader_t *r, yaml_node_t *node)
     return 0;
 }
 
+/* A kind name as the jobs table's check allows it: [a-z0-9_] words joined by dots. */
+static int cfg_job_kind_valid(const char *kind)
+{
+    size_t len = strlen(kind);
+    if (len == 0 || len > 64 || kind[0] == '.' || kind[len - 1] == '.' || strstr(kind, "..") != NULL)
+        return 0;
+    return strspn(kind, "abcdefghijklmnopqrstuvwxyz0123456789_.") == len;
+}
+
+/* The entry of a kind, made (empty) when it has none yet; NULL when the table is full. */
+static cfg_job_kind_t *cfg_job_kind_slot(cfg_t *cfg, const char *kind)
+{
+    for (int i = 0; i < cfg->jobs.nkinds; i++)
+        if (strcmp(cfg->jobs.kinds[i].kind, kind) == 0)
+            return &cfg->jobs.kinds[i];
+    if (cfg->jobs.nkinds == CFG_MAX_JOB_KINDS)
+        return NULL;
+    cfg_job_kind_t *slot = &cfg->jobs.kinds[cfg->jobs.nkinds];
+    *slot = (cfg_job_kind_t){.kind = strdup(kind)};
+    if (slot->kind == NULL)
+        return NULL;
+    cfg->jobs.nkinds++;
+    return slot;
+}
+
+/* One kind's schedule: a mapping of cfg_job_kind_settings. */
+static int cfg_read_job_kind(cfg_reader_t *r, yaml_node_t *node, cfg_job_kind_t *slot, const char *key)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return cfg_error(r, node, key, "expected a mapping, got %s", cfg_node_type_name(node));
+    if (cfg_check_duplicates(r, node, key) != 0)
+        return -1;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key),
+                    *v = yaml_document_get_node(r->doc, p->value);
+        const char *name = cfg_scalar(k), *value = cfg_scalar(v);
+        char full[256], why[200];
+        snprintf(full, sizeof(full), "%s.%s", key, name != NULL ? name : "?");
+        const cfg_setting_t *s = cfg_job_kind_settings;
+        while (s->path != NULL && (name == NULL || strcmp(s->path, name) != 0))
+            s++;
+        if (s->path == NULL)
+            return cfg_error(r, k, full, "unknown key%s", "");
+        if (value == NULL)
+            return cfg_error(r, v, full, "expected a value, got %s", cfg_node_type_name(v));
+        if (cfg_setting_apply(slot, s, value, why, sizeof(why)) != 0)
+            return cfg_error(r, v, full, "%s", why);
+    }
+    return 0;
+}
+
+/* jobs.kinds: kind name -> schedule. Entries merge into those read before (file, then
+ * environment). */
+static int cfg_read_job_kinds(cfg_reader_t *r, yaml_node_t *node)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return cfg_error(r, node, "jobs.kinds", "expected a mapping of kinds, got %s",
+                         cfg_node_type_name(node));
+    if (cfg_check_duplicates(r, node, "jobs.kinds") != 0)
+        return -1;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        const char *kind = cfg_scalar(k);
+        char key[128];
+        snprintf(key, sizeof(key), "jobs.kinds.%.64s", kind != NULL ? kind : "?");
+        if (kind == NULL || !cfg_job_kind_valid(kind))
+            return cfg_error(r, k, key, "expected a job kind (a-z, 0-9, _ and dots, at most 64)%s", "");
+        cfg_job_kind_t *slot = cfg_job_kind_slot(r->cfg, kind);
+        if (slot == NULL)
+            return cfg_error(r, k, key, "at most %s kinds", "16");
+        if (cfg_read_job_kind(r, yaml_document_get_node(r->doc, p->value), slot, key) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int cfg_read_mapping(cfg_reader_t *r, yaml_node_t *map, const char *prefix, int depth)
 {
     if (depth > CFG_MAX_DEPTH)
@@ -191,6 +267,8 @@ static int cfg_read_mapping(cfg_reader_t *r, yaml_node_t *map, const char *prefi
             rc = cfg_read_listen(r, v);
         else if (depth == 0 && strcmp(path, "trusted-proxies") == 0)
             rc = cfg_read_trusted(r, v);
+        else if (strcmp(path, "jobs.kinds") == 0)
+            rc = cfg_read_job_kinds(r, v);
         else if (cfg_is_section(path))
             rc = v->type == YAML_MAPPING_NODE
                      ? cfg_read_mapping(r, v, path, depth + 1)
@@ -211,7 +289,16 @@ static int cfg_read_mapping(cfg_reader_t *r, yaml_node_t *map, const char *prefi
     return 0;
 }
 
-int cfg_load_string(cfg_t *cfg, const char *name, const char *yaml, size_t len, char *err, size_t errlen)
+static int cfg_read_root(cfg_reader_t *r, yaml_node_t *root)
+{
+    if (root->type != YAML_MAPPING_NODE)
+        return cfg_error(r, root, "(top)", "expected a mapping, got %s", cfg_node_type_name(root));
+    return cfg_read_mapping(r, root, "", 0);
+}
+
+/* Parses YAML text and hands its root (if any) to read. */
+static int cfg_parse(cfg_t *cfg, const char *name, const char *yaml, size_t len,
+                     int (*read)(cfg_reader_t *r, yaml_node_t *root), char *err, size_t errlen)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -226,20 +313,27 @@ int cfg_load_string(cfg_t *cfg, const char *name, const char *yaml, size_t len, 
         yaml_parser_delete(&parser);
         return -1;
     }
-    int rc = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     cfg_reader_t reader = {cfg, &doc, name, err, errlen};
-    if (root != NULL && root->type != YAML_MAPPING_NODE)
-        rc = cfg_error(&reader, root, "(top)", "expected a mapping, got %s", cfg_node_type_name(root));
-    else if (root != NULL)
-        rc = cfg_read_mapping(&reader, root, "", 0);
+    int rc = root != NULL ? read(&reader, root) : 0;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    return rc;
+}
+
+int cfg_load_string(cfg_t *cfg, const char *name, const char *yaml, size_t len, char *err, size_t errlen)
+{
+    int rc = cfg_parse(cfg, name, yaml, len, cfg_read_root, err, errlen);
     if (rc == 0) {
         free(cfg->source);
         cfg->source = strdup(name);
     }
     return rc;
+}
+
+int cfg_load_job_kinds(cfg_t *cfg, const char *name, const char *text, char *err, size_t errlen)
+{
+    return cfg_parse(cfg, name, text, strlen(text), cfg_read_job_kinds, err, errlen);
 }
 
 int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)

@@ -62,6 +62,9 @@ const cfg_setting_t cfg_settings[] = {
     {"smtp.ca-file", "HYDRANT_SMTP_CA_FILE", CFG_T_STR, F(smtp.ca_file), 0, 0},
     {"uploads.dir", "HYDRANT_UPLOAD_DIR", CFG_T_STR, F(uploads.dir), 0, 0},
     {"uploads.max-size", "HYDRANT_UPLOAD_MAX_SIZE", CFG_T_SIZE, F(uploads.max_size), 1, 64 * GIB},
+    {"uploads.sweep-grace-seconds", "HYDRANT_UPLOAD_SWEEP_GRACE_SECONDS", CFG_T_INT, F(uploads.sweep_grace_s),
+     60, 30 * 86400},
+    {"uploads.spill-dir", "HYDRANT_UPLOAD_SPILL_DIR", CFG_T_STR, F(uploads.spill_dir), 0, 0},
     {"uploads.user-quota", "HYDRANT_UPLOAD_USER_QUOTA", CFG_T_SIZE, F(uploads.user_quota), 0, 1024 * GIB},
     {"jobs.workers-short", "HYDRANT_JOBS_WORKERS_SHORT", CFG_T_INT, F(jobs.workers_short), 0, 256},
     {"jobs.workers-medium", "HYDRANT_JOBS_WORKERS_MEDIUM", CFG_T_INT, F(jobs.workers_medium), 0, 256},
@@ -70,6 +73,7 @@ const cfg_setting_t cfg_settings[] = {
     {"jobs.enabled", "HYDRANT_JOBS_ENABLED", CFG_T_BOOL, F(jobs.enabled), 0, 1},
     {"jobs.batch-size", "HYDRANT_JOBS_BATCH_SIZE", CFG_T_INT, F(jobs.batch_size), 1, 1000},
     {"jobs.poll-interval-ms", "HYDRANT_JOBS_POLL_INTERVAL_MS", CFG_T_INT, F(jobs.poll_ms), 10, 3600000},
+    {"jobs.max-attempts", "HYDRANT_JOBS_MAX_ATTEMPTS", CFG_T_INT, F(jobs.max_attempts), 1, 100},
     {"jobs.retry-base-ms", "HYDRANT_JOBS_RETRY_BASE_MS", CFG_T_INT, F(jobs.retry_base_ms), 1, 3600000},
     {"jobs.retry-max-ms", "HYDRANT_JOBS_RETRY_MAX_MS", CFG_T_INT, F(jobs.retry_max_ms), 1, 86400000},
     {"jobs.retention-days", "HYDRANT_JOBS_RETENTION_DAYS", CFG_T_INT, F(jobs.retention_days), 0, 36500},
@@ -85,6 +89,15 @@ const cfg_setting_t cfg_settings[] = {
     {"limits.shutdown-timeout-ms", "HYDRANT_SHUTDOWN_TIMEOUT_MS", CFG_T_INT, F(limits.shutdown_timeout_ms), 1,
      3600000},
     {"limits.max-connections", "HYDRANT_MAX_CONNECTIONS", CFG_T_INT, F(limits.max_connections), 1, 10000000},
+    {NULL, NULL, 0, 0, 0, 0},
+};
+
+#define K(field) offsetof(cfg_job_kind_t, field)
+
+const cfg_setting_t cfg_job_kind_settings[] = {
+    {"max-attempts", NULL, CFG_T_INT, K(max_attempts), 1, 100},
+    {"retry-base-ms", NULL, CFG_T_INT, K(retry_base_ms), 1, 3600000},
+    {"retry-max-ms", NULL, CFG_T_INT, K(retry_max_ms), 1, 86400000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -157,9 +170,9 @@ static int cfg_parse_bool(const char *text, int *out)
     return -1;
 }
 
-int cfg_setting_apply(cfg_t *cfg, const cfg_setting_t *s, const char *text, char *why, size_t whylen)
+int cfg_setting_apply(void *base, const cfg_setting_t *s, const char *text, char *why, size_t whylen)
 {
-    void *field = (char *)cfg + s->offset;
+    void *field = (char *)base + s->offset;
     long long v = 0;
     switch (s->type) {
     case CFG_T_STR: {

@@ -45,20 +45,22 @@ typedef enum {
     DB_STMT_NOTIFY,   /* pg_notify(channel, payload): wakes listeners (job workers) once the
                          batch commits, never if it fails */
     /* the job queue (src/jobs); jobs.c documents the parameters of each */
-    DB_STMT_JOB_ENQUEUE,  /* insert (in the caller's batch: commits with it), wakes workers */
-    DB_STMT_JOB_CLAIM,    /* lease up to N due jobs of a queue, FOR UPDATE SKIP LOCKED */
-    DB_STMT_JOB_FINISH,   /* record the outcomes of a batch of leased jobs */
-    DB_STMT_JOB_EXTEND,   /* renew every lease of a process */
-    DB_STMT_JOB_REAP,     /* return jobs with an expired lease to their queue */
-    DB_STMT_JOB_NEXT_DUE, /* milliseconds until the next job of a queue is due */
-    DB_STMT_JOB_GET,      /* one job as the contract's Job JSON */
-    DB_STMT_JOB_LIST,     /* a page of jobs, newest first, filtered */
-    DB_STMT_JOB_CANCEL,   /* queued or retrying -> cancelled */
-    DB_STMT_JOB_RETRY,    /* failed or dead -> queued with a fresh attempt count */
-    DB_STMT_JOB_RELEASE,  /* every running job of a lease owner back to its queue */
-    DB_STMT_JOB_DEPTH,    /* active jobs per queue and state (gauges) */
-    DB_STMT_JOB_PURGE,    /* delete old succeeded and cancelled jobs (retention) */
-    DB_STMT_AUTH_PURGE,   /* delete expired sessions, one-time tokens and revocations (a periodic job) */
+    DB_STMT_JOB_ENQUEUE,        /* insert (in the caller's batch: commits with it), wakes workers */
+    DB_STMT_JOB_CLAIM,          /* lease up to N due jobs of a queue, FOR UPDATE SKIP LOCKED */
+    DB_STMT_JOB_FINISH,         /* record the outcomes of a batch of leased jobs */
+    DB_STMT_JOB_EXTEND,         /* renew every lease of a process */
+    DB_STMT_JOB_REAP,           /* return jobs with an expired lease to their queue */
+    DB_STMT_JOB_NEXT_DUE,       /* milliseconds until the next job of a queue is due */
+    DB_STMT_JOB_GET,            /* one job as the contract's Job JSON */
+    DB_STMT_JOB_LIST,           /* a page of jobs, newest first, filtered */
+    DB_STMT_JOB_CANCEL,         /* queued or retrying -> cancelled */
+    DB_STMT_JOB_RETRY,          /* failed or dead -> queued with a fresh attempt count */
+    DB_STMT_JOB_RETRY_MATCHING, /* the same for every failed or dead job of a kind and queue */
+    DB_STMT_JOB_RELEASE,        /* every running job of a lease owner back to its queue */
+    DB_STMT_JOB_DEPTH,          /* active jobs per queue and state (gauges) */
+    DB_STMT_JOB_DEAD,           /* dead jobs per queue and kind (gauge) */
+    DB_STMT_JOB_PURGE,          /* delete old succeeded and cancelled jobs (retention) */
+    DB_STMT_AUTH_PURGE, /* delete expired sessions, one-time tokens and revocations (a periodic job) */
     /* accounts (src/handlers/auth.c, me.c) */
     DB_STMT_USER_CREATE,        /* a new user; the caller's batch adds its token and email */
     DB_STMT_EMAIL_TOKEN_CREATE, /* a confirmation or reset token (hash) */
@@ -92,6 +94,7 @@ typedef enum {
     DB_STMT_FILE_DELETE,        /* a file's row */
     DB_STMT_FILE_PROCESSED,     /* a file's analysis and state */
     DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
+    DB_STMT_FILES_WITHOUT_ROW,  /* which of some file ids have no row (files.sweep) */
 #ifdef HYDRANT_TEST_HOOKS       /* only in hydrant_db_testhooks, for test_pg_pool */
     DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments */
     DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement */

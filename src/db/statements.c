@@ -172,6 +172,16 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                            "RETURNING " JOB_JSON ", pg_notify('hydrant_jobs', queue)",
                            1},
 
+    /* $1 state (failed or dead), $2 kind or NULL, $3 queue or NULL: every such job queued
+     * again as JOB_RETRY does one (operators' bulk retry after an outage). */
+    [DB_STMT_JOB_RETRY_MATCHING] =
+        {"job_retry_matching",
+         "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, result = NULL, "
+         "started_at = NULL, finished_at = NULL, updated_at = now() WHERE state = $1 "
+         "AND state IN ('failed', 'dead') AND ($2::text IS NULL OR kind = $2) "
+         "AND ($3::text IS NULL OR queue = $3) RETURNING " JOB_JSON ", pg_notify('hydrant_jobs', queue)",
+         3},
+
     /* $1 a lease owner prefix (one process): a stopping process gives its unfinished jobs
      * back (attempt returned). */
     [DB_STMT_JOB_RELEASE] = {"job_release",
@@ -187,6 +197,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                            "GROUP BY queue, state UNION ALL SELECT queue, 'running', count(*) FROM jobs "
                            "WHERE state = 'running' GROUP BY queue",
                            0, .read_only = 1},
+
+    /* Dead jobs are kept (retention spares them) until retried or deleted: the gauge that
+     * shows an outage's casualties. Read through the partial index of migration 0005. */
+    [DB_STMT_JOB_DEAD] = {"job_dead",
+                          "SELECT queue, kind, count(*) FROM jobs WHERE state = 'dead' GROUP BY queue, kind",
+                          0},
 
     /* $1 retention in days. At most 1000 rows per call; ids are time-ordered, so the scan
      * starts at the oldest rows of the primary key. Dead and failed jobs are kept. */
@@ -312,18 +328,19 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          1},
 
     /* $1 normalised email, $2 token hash, $3 token, $4 purpose (confirm: only unconfirmed
-     * accounts; reset: any), $5 lifetime in seconds, $6 job kind. Nothing happens for an
-     * address without a qualifying account: the caller answers the same either way. */
+     * accounts; reset: any), $5 lifetime in seconds, $6 job kind, $7 its max attempts. Nothing
+     * happens for an address without a qualifying account: the caller answers the same either
+     * way. */
     [DB_STMT_EMAIL_REQUEST] = {"email_request",
                                "WITH u AS (SELECT id, email FROM users WHERE lower(email) = $1 AND NOT "
                                "disabled AND ($4 = 'reset' OR NOT "
                                "email_confirmed)), t AS (INSERT INTO email_tokens (token_hash, user_id, "
                                "purpose, expires_at) SELECT $2, id, "
                                "$4, now() + make_interval(secs => $5::int) FROM u) "
-                               "INSERT INTO jobs (kind, queue, payload, owner_id) SELECT $6, 'short', "
-                               "jsonb_build_object('to', email, "
-                               "'token', $3::text), id FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
-                               6},
+                               "INSERT INTO jobs (kind, queue, payload, owner_id, max_attempts) SELECT $6, "
+                               "'short', jsonb_build_object('to', email, 'token', $3::text), id, $7::int "
+                               "FROM u RETURNING id, pg_notify('hydrant_jobs', queue)",
+                               7},
 
     /* $1 token hash, $2 new password hash, $3 client address (audit). No row for an unknown,
      * used or expired token. */
@@ -464,6 +481,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "jsonb_build_object('file_ids', jsonb_agg(id)) FROM files WHERE owner_id = "
          "$1::uuid HAVING count(*) > 0 RETURNING id, pg_notify('hydrant_jobs', queue)",
          1},
+
+    /* $1 a text array of file ids (names of stored files). The ones no row has, as given. */
+    [DB_STMT_FILES_WITHOUT_ROW] = {"files_without_row",
+                                   "SELECT t.id FROM unnest($1::text[]) AS t(id) WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM files f WHERE f.id = t.id::uuid)",
+                                   1},
 
     /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone. */
     [DB_STMT_FILE_PROCESSED] = {"file_processed",

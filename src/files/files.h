@@ -7,13 +7,16 @@
  * and cd are the id's first four hex digits (no directory grows past 65,536 entries per
  * level). An upload is written into a preallocated temporary file (so a full disk is an error
  * at the start, not a SIGBUS halfway), hashed, fsynced, then renamed into place and its
- * directory fsynced: once files_upload_commit returns 0 the bytes survive a crash.
+ * directory fsynced: once files_upload_commit returns 0 the bytes survive a crash. A crash
+ * can leave a temporary file, or bytes whose row was never written (or whose row was deleted
+ * first): files_sweep_tmp and files_walk_stored find them once they are old enough.
  */
 #ifndef HYDRANT_FILES_H
 #define HYDRANT_FILES_H
 
 #include <limits.h>
 #include <stddef.h>
+#include <time.h>
 
 typedef struct {
     int fd;
@@ -43,5 +46,18 @@ int files_path(const char *dir, const char *id, char *out, size_t outlen);
 
 /* Removes a stored file. Returns 0 when it is gone (or was never there), -1 otherwise. */
 int files_remove(const char *dir, const char *id);
+
+/* Sweeping what a crash left behind (the files.sweep job kind). */
+
+/* Removes the regular files of <dir>/tmp last modified before `before`: uploads in progress
+ * when the process was killed (a live one is younger). Returns how many were removed (0 when
+ * there is no such directory), or -1 with errno set. */
+int files_sweep_tmp(const char *dir, time_t before);
+
+/* Calls fn(id, arg) for every stored file <dir>/<ab>/<cd>/<id> last modified before `before`;
+ * fn returns 0 to go on. Returns 0 (also when dir does not exist), fn's non-zero value, or -1
+ * with errno set when a directory cannot be read. */
+typedef int (*files_visit_fn)(const char *id, void *arg);
+int files_walk_stored(const char *dir, time_t before, files_visit_fn fn, void *arg);
 
 #endif

@@ -1,6 +1,7 @@
 #include "files/files.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -178,4 +179,78 @@ int files_remove(const char *dir, const char *id)
     if (files_path(dir, id, path, sizeof(path)) != 0)
         return -1;
     return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- sweeping ---- */
+
+/* 1 when name (in the directory d) is a regular file last modified before `before`. */
+static int files_older(DIR *d, const char *name, time_t before)
+{
+    struct stat st;
+    return fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           st.st_mtime < before;
+}
+
+/* opendir, where a missing directory is an empty one: NULL with errno 0 then. */
+static DIR *files_opendir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL && errno == ENOENT)
+        errno = 0;
+    return d;
+}
+
+int files_sweep_tmp(const char *dir, time_t before)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s/tmp", dir) >= (int)sizeof(tmp))
+        return errno = ENAMETOOLONG, -1;
+    DIR *d = files_opendir(tmp);
+    if (d == NULL)
+        return errno == 0 ? 0 : -1;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.' && files_older(d, e->d_name, before) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    closedir(d);
+    return removed;
+}
+
+/* The files of one <ab>/<cd> directory whose names are file ids. */
+static int files_walk_leaf(const char *path, time_t before, files_visit_fn fn, void *arg)
+{
+    DIR *d = files_opendir(path);
+    if (d == NULL)
+        return errno == 0 ? 0 : -1;
+    int rc = 0;
+    char check[PATH_MAX];
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;)
+        if (files_path("", e->d_name, check, sizeof(check)) == 0 && files_older(d, e->d_name, before))
+            rc = fn(e->d_name, arg);
+    closedir(d);
+    return rc;
+}
+
+/* The fan-out directories (two hex digits) of dir, at level 1 (<ab>) or 2 (<ab>/<cd>). */
+static int files_walk_fanout(const char *path, int level, time_t before, files_visit_fn fn, void *arg)
+{
+    DIR *d = files_opendir(path);
+    if (d == NULL)
+        return errno == 0 ? 0 : -1;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        char sub[PATH_MAX];
+        if (strlen(e->d_name) != 2 || !isxdigit((unsigned char)e->d_name[0]) ||
+            !isxdigit((unsigned char)e->d_name[1]) ||
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= (int)sizeof(sub))
+            continue;
+        rc = level == 1 ? files_walk_fanout(sub, 2, before, fn, arg) : files_walk_leaf(sub, before, fn, arg);
+    }
+    closedir(d);
+    return rc;
+}
+
+int files_walk_stored(const char *dir, time_t before, files_visit_fn fn, void *arg)
+{
+    return files_walk_fanout(dir, 1, before, fn, arg);
 }

@@ -124,7 +124,7 @@ static void auth_signup_hashed(http_request_t *r, void *arg)
         {.stmt = DB_STMT_EMAIL_TOKEN_CREATE, .nparams = 4, .values = token},
         {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
     };
-    jobs_enqueue_query(&email, &batch[3]);
+    jobs_enqueue_query(&email, ((const handlers_app_t *)r->app)->cfg, &batch[3]);
     http_pg(r, batch, 4, auth_signup_stored);
     free(payload);
 }

@@ -159,6 +159,21 @@ static void ops_render_job_depth(http_buf_t *out, const db_reply_t *reply)
                             jobs_queue_name((jobs_queue_t)q), states[s], depth[q][s]);
 }
 
+/* Dead jobs per queue and kind, from the database: what an outage cost, whichever process
+ * ran (or reaped) them; `hydrant jobs retry --state dead --kind K` queues them again. */
+static void ops_render_jobs_dead(http_buf_t *out, const db_reply_t *reply)
+{
+    if (reply == NULL || reply->status != DB_OK)
+        return;
+    PGresult *res = reply->results[1];
+    http_buf_printf(out, "# HELP hydrant_jobs_dead Dead jobs kept in the queue, by queue and kind (all "
+                         "processes).\n"
+                         "# TYPE hydrant_jobs_dead gauge\n");
+    for (int i = 0; i < PQntuples(res); i++)
+        http_buf_printf(out, "hydrant_jobs_dead{queue=\"%s\",kind=\"%s\"} %s\n", PQgetvalue(res, i, 0),
+                        PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+}
+
 static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
 {
     const handlers_app_t *app = r->app;
@@ -171,6 +186,7 @@ static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
     ops_render_backends(&out, server);
     ops_render_log(&out, server);
     ops_render_job_depth(&out, reply);
+    ops_render_jobs_dead(&out, reply);
     char *jobs = jobs_pool_metrics_text(app->jobs);
     if (jobs != NULL)
         http_buf_printf(&out, "%s", jobs);
@@ -192,9 +208,9 @@ static void ops_metrics_depth_done(void *data, const db_reply_t *reply)
 
 static void ops_metrics(http_request_t *r)
 {
-    db_query_t depth = {.stmt = DB_STMT_JOB_DEPTH};
+    db_query_t queries[2] = {{.stmt = DB_STMT_JOB_DEPTH}, {.stmt = DB_STMT_JOB_DEAD}};
     http_request_retain(r);
-    if (r->loop->pg == NULL || db_pg_submit(r->loop->pg, &depth, 1, ops_metrics_depth_done, r) != 0) {
+    if (r->loop->pg == NULL || db_pg_submit(r->loop->pg, queries, 2, ops_metrics_depth_done, r) != 0) {
         http_request_release(r);
         ops_metrics_answer(r, NULL);
     }

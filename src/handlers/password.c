@@ -69,10 +69,12 @@ static void password_email_queued(http_request_t *r, const db_reply_t *reply)
 static void password_email_send(http_request_t *r)
 {
     password_state_t *s = r->state;
-    char ttl[16];
+    const handlers_app_t *app = r->app;
+    char ttl[16], attempts[16];
     snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
-    const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind};
-    db_query_t q = {.stmt = DB_STMT_EMAIL_REQUEST, .nparams = 6, .values = values};
+    snprintf(attempts, sizeof(attempts), "%d", cfg_job_schedule(app->cfg, s->kind).max_attempts);
+    const char *values[] = {s->email, s->token_hash, s->token, s->purpose, ttl, s->kind, attempts};
+    db_query_t q = {.stmt = DB_STMT_EMAIL_REQUEST, .nparams = 7, .values = values};
     http_pg(r, &q, 1, password_email_queued);
 }
 

@@ -41,7 +41,8 @@ int jobs_state_valid(const char *state);
 
 /* Fills a DB_STMT_JOB_ENQUEUE query for the caller's batch. The struct owns the parameter
  * array the query points into, so it must outlive the db_pg_submit call (which copies).
- * NULL fields take the defaults (queue short, no owner, no unique key, now, 5 attempts). */
+ * NULL fields take the defaults (queue short, no owner, no unique key, now); max_attempts 0
+ * takes the kind's configured schedule (cfg_job_schedule). */
 typedef struct {
     const char *kind;
     const char *queue;
@@ -49,14 +50,14 @@ typedef struct {
     const char *owner_id;
     const char *unique_key;
     const char *run_at; /* RFC 3339 */
-    int max_attempts;   /* 0: default */
+    int max_attempts;   /* 0: the kind's configured attempts */
     int priority;       /* higher first */
     char max_attempts_text[16];
     char priority_text[16];
     const char *values[8];
 } jobs_enqueue_t;
 
-void jobs_enqueue_query(jobs_enqueue_t *job, db_query_t *query);
+void jobs_enqueue_query(jobs_enqueue_t *job, const cfg_t *cfg, db_query_t *query);
 
 /* ---------------------------------------------------------- kinds registry ---- */
 
@@ -101,11 +102,14 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
 
 /* The kinds hydrant ships: email.confirmation and email.password_reset (libcurl SMTP),
  * auth.purge (hourly: expired sessions, one-time tokens, revocations), file.process (an
- * upload's analysis). The test suite's kinds are in src/testhooks. */
+ * upload's analysis), files.remove (a deleted account's bytes), files.sweep (hourly and at
+ * start: temporaries and bytes without a row that a crash left in uploads.dir). The test
+ * suite's kinds are in src/testhooks. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Retry delay in ms for a failed attempt (1-based): base * 2^(attempt-1), capped at max, then
- * scaled by jitter in [0.5, 1.5) (jitter01 in [0, 1)) so that retries of a burst spread out. */
+ * scaled by jitter in [0.5, 1.5) (jitter01 in [0, 1)) so that retries of a burst spread out.
+ * base and max come from the kind's schedule (cfg_job_schedule). */
 int64_t jobs_backoff_ms(int attempt, int base_ms, int max_ms, double jitter01);
 
 /* -------------------------------------------------------------------- pool ---- */

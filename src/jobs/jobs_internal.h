@@ -37,6 +37,7 @@ int jobs_registry_find(const jobs_registry_t *registry, const char *kind);
 int jobs_email_register(jobs_registry_t *registry);
 int jobs_maintenance_register(jobs_registry_t *registry);
 int jobs_file_process_register(jobs_registry_t *registry);
+int jobs_file_sweep_register(jobs_registry_t *registry);
 /* io.c: printf into err (may be NULL), errno kept, since callers tell a missing file by it;
  * and a read of up to cap bytes that is short only at the end of the file (or -1). */
 void jobs_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

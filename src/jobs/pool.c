@@ -189,7 +189,7 @@ static void listener_periodic(listener_t *l)
         snprintf(key, sizeof(key), "periodic:%s", kind->kind);
         jobs_enqueue_t job = {.kind = kind->kind, .queue = "medium", .unique_key = key};
         db_query_t q;
-        jobs_enqueue_query(&job, &q);
+        jobs_enqueue_query(&job, pool->cfg, &q);
         PGresult *res = jobs_pg_exec(l->conn, DB_STMT_JOB_ENQUEUE, q.values);
         if (PQresultStatus(res) == PGRES_TUPLES_OK)
             pool->periodic_next_ms[k] = jobs_now_ms() + (uint64_t)kind->interval_s * 1000;

@@ -32,13 +32,11 @@ int jobs_state_valid(const char *state)
     return 0;
 }
 
-void jobs_enqueue_query(jobs_enqueue_t *job, db_query_t *query)
+void jobs_enqueue_query(jobs_enqueue_t *job, const cfg_t *cfg, db_query_t *query)
 {
-    const char *max_attempts = NULL, *priority = NULL;
-    if (job->max_attempts > 0) {
-        snprintf(job->max_attempts_text, sizeof(job->max_attempts_text), "%d", job->max_attempts);
-        max_attempts = job->max_attempts_text;
-    }
+    const char *priority = NULL;
+    int attempts = job->max_attempts > 0 ? job->max_attempts : cfg_job_schedule(cfg, job->kind).max_attempts;
+    snprintf(job->max_attempts_text, sizeof(job->max_attempts_text), "%d", attempts);
     if (job->priority != 0) {
         snprintf(job->priority_text, sizeof(job->priority_text), "%d", job->priority);
         priority = job->priority_text;
@@ -49,7 +47,7 @@ void jobs_enqueue_query(jobs_enqueue_t *job, db_query_t *query)
     job->values[3] = job->owner_id;
     job->values[4] = job->unique_key;
     job->values[5] = job->run_at;
-    job->values[6] = max_attempts;
+    job->values[6] = job->max_attempts_text;
     job->values[7] = priority;
     *query = (db_query_t){.stmt = DB_STMT_JOB_ENQUEUE, .nparams = 8, .values = job->values, .lengths = NULL};
 }

@@ -12,13 +12,17 @@
 
 /* Outcomes are recorded at least this often while a batch of slow jobs runs. */
 #define WORKER_FLUSH_MS 50
-/* A batch starts at one job after an idle spell, doubles while its jobs average less than
- * the fast mark and halves above the slow mark; after a slow job, the batch's jobs not yet
- * started go back to the queue. So slow jobs are not hoarded by one worker while another
- * idles, and a stream of quick ones is claimed in large batches. */
-#define WORKER_FAST_JOB_MS 2
-#define WORKER_SLOW_JOB_MS 50
-#define WORKER_FIRST_BATCH 1
+/* A claim holds at most about WORKER_BATCH_BUDGET_MS of work: a batch starts at one job
+ * after an idle spell, doubles while twice the last batch's time stays within the budget and
+ * halves when a batch took longer (up to jobs.batch-size). Claimed jobs that have not started
+ * are what a killed worker makes wait for its lease (and run again, an attempt spent), and
+ * what a slow job holds up while other workers idle: so that is a few milliseconds of work
+ * however quick the jobs, while a stream of quick ones still goes in large batches. Once a
+ * batch has run past WORKER_SLOW_BATCH_MS (a slow job), its unstarted jobs go back to the
+ * queue at once. */
+#define WORKER_BATCH_BUDGET_MS 20
+#define WORKER_SLOW_BATCH_MS   50
+#define WORKER_FIRST_BATCH     1
 
 typedef struct {
     jobs_worker_t *w;
@@ -131,12 +135,12 @@ static jobs_count_t worker_run_job(worker_t *st, jobs_run_t *run, int kind_index
         return JOBS_COUNT_RELEASED;
     case JOBS_RETRY:
         if (run->attempt < run->max_attempts) {
-            const cfg_jobs_t *c = &st->pool->cfg->jobs;
+            cfg_job_kind_t schedule = cfg_job_schedule(st->pool->cfg, run->kind);
             double jitter = (double)rand_r(&st->seed) / ((double)RAND_MAX + 1.0);
+            int64_t delay =
+                jobs_backoff_ms(run->attempt, schedule.retry_base_ms, schedule.retry_max_ms, jitter);
             worker_set_error(outcome, "retrying", run->error);
-            json_object_set_new(
-                outcome, "delay_ms",
-                json_integer(jobs_backoff_ms(run->attempt, c->retry_base_ms, c->retry_max_ms, jitter)));
+            json_object_set_new(outcome, "delay_ms", json_integer(delay));
             return JOBS_COUNT_RETRYING;
         }
         worker_set_error(outcome, "dead", run->error);
@@ -203,9 +207,9 @@ static PGresult *worker_claim(worker_t *st)
 static void worker_adapt_batch(worker_t *st, int claimed, uint64_t elapsed_ms)
 {
     int max = st->pool->cfg->jobs.batch_size;
-    if (claimed == st->batch && elapsed_ms < (uint64_t)claimed * WORKER_FAST_JOB_MS)
+    if (claimed == st->batch && elapsed_ms * 2 < WORKER_BATCH_BUDGET_MS)
         st->batch = st->batch * 2 > max ? max : st->batch * 2;
-    else if (elapsed_ms > (uint64_t)claimed * WORKER_SLOW_JOB_MS)
+    else if (elapsed_ms > WORKER_BATCH_BUDGET_MS)
         st->batch = st->batch / 2 < 1 ? 1 : st->batch / 2;
 }
 
@@ -245,11 +249,8 @@ static int worker_round(worker_t *st)
     }
     uint64_t start = jobs_now_ms();
     st->last_flush_ms = start;
-    int release_rest = 0;
     for (int i = 0; i < n; i++) {
-        uint64_t job_start = jobs_now_ms();
-        worker_handle_row(st, res, i, release_rest);
-        release_rest = release_rest || jobs_now_ms() - job_start > WORKER_SLOW_JOB_MS;
+        worker_handle_row(st, res, i, jobs_now_ms() - start > WORKER_SLOW_BATCH_MS);
         if (jobs_now_ms() - st->last_flush_ms >= WORKER_FLUSH_MS)
             worker_flush(st);
     }

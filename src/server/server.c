@@ -82,19 +82,24 @@ static int srv_mkdirs(const char *path)
 /* Request bodies above 8 MiB go to unlinked temporary files instead of memory (libh2o 2.2
  * reads a body whole before the handler runs), in uploads.dir/tmp rather than /tmp: on the
  * uploads' own disk, which is sized for them, where /tmp may be a RAM disk. The directory is
- * made here, at start-up, where blocking is fine. */
+ * made here, at start-up, where blocking is fine. When that spill fails (a full disk), libh2o
+ * resets the stream or closes the connection without calling us, so no 503 can be sent:
+ * uploads.spill-dir moves it to a disk that uploads do not fill, and then a full uploads.dir
+ * is hydrant's own clean 503 (docs/ARCHITECTURE.md, "Known limits"). */
 static int srv_configure_spill(const cfg_t *cfg, char *err, size_t errlen)
 {
     h2o_buffer_mmap_settings_t *spill = &h2o_socket_buffer_mmap_settings;
     char tmp[FILENAME_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s/tmp", cfg->uploads.dir) >= (int)sizeof(tmp) ||
-        snprintf(spill->fn_template, sizeof(spill->fn_template), "%s/body.XXXXXX", tmp) >=
-            (int)sizeof(spill->fn_template)) {
+    int n = cfg->uploads.spill_dir != NULL && cfg->uploads.spill_dir[0] != '\0'
+                ? snprintf(tmp, sizeof(tmp), "%s", cfg->uploads.spill_dir)
+                : snprintf(tmp, sizeof(tmp), "%s/tmp", cfg->uploads.dir);
+    if (n >= (int)sizeof(tmp) || snprintf(spill->fn_template, sizeof(spill->fn_template), "%s/body.XXXXXX",
+                                          tmp) >= (int)sizeof(spill->fn_template)) {
         snprintf(err, errlen, "uploads.dir: the path is too long");
         return -1;
     }
     if (srv_mkdirs(tmp) != 0) {
-        snprintf(err, errlen, "uploads.dir %s: cannot create it: %s", cfg->uploads.dir, strerror(errno));
+        snprintf(err, errlen, "uploads spill directory %.200s: cannot create it: %s", tmp, strerror(errno));
         return -1;
     }
     spill->threshold = 8 * 1024 * 1024;

@@ -5,7 +5,7 @@
  * stays whole.
  *
  * test.noop                          succeeds at once
- * test.sleep {"ms": N}               sleeps N ms in small steps, released when the pool stops
+ * test.sleep {"ms": N}               sleeps N ms in steps of at most 10, released when the pool stops
  * test.fail  {"times": K, "permanent": bool}
  *                                    fails its first K attempts (transient unless permanent)
  */
@@ -43,12 +43,13 @@ static jobs_outcome_t test_sleep(jobs_run_t *run)
 {
     json_int_t ms = json_integer_value(json_object_get(run->payload, "ms"));
     test_log(run, "start");
-    for (json_int_t slept = 0; slept < ms; slept += 10) {
+    for (json_int_t slept = 0, step_ms; slept < ms; slept += step_ms) {
         if (jobs_stopping(run)) {
             test_log(run, "released");
             return JOBS_RELEASE;
         }
-        struct timespec step = {0, 10 * 1000000L};
+        step_ms = ms - slept < 10 ? ms - slept : 10;
+        struct timespec step = {0, (long)step_ms * 1000000L};
         nanosleep(&step, NULL);
     }
     test_log(run, "done");

@@ -66,7 +66,7 @@ static long long sql_count(const char *query)
 static char *enqueue_on(PGconn *conn, jobs_enqueue_t *job)
 {
     db_query_t q;
-    jobs_enqueue_query(job, &q);
+    jobs_enqueue_query(job, &cfg, &q);
     const db_stmt_def_t *def = db_stmt_get(q.stmt);
     PGresult *res = PQexecParams(conn, def->sql, q.nparams, NULL, q.values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -191,6 +191,10 @@ static int setup(void **state)
     cfg.jobs.shutdown_timeout_ms = 3000;
     cfg.jobs.batch_size = 64;
     cfg.jobs.retention_days = 0;
+    cfg.jobs.max_attempts = 18;
+    for (int i = 0; i < cfg.jobs.nkinds; i++)
+        free(cfg.jobs.kinds[i].kind);
+    cfg.jobs.nkinds = 0;
     harness_system("rm -f %s/smtp/mail/mode", harness_env("HYDRANT_TEST_SERVICES_DIR"));
     return 0;
 }
@@ -556,7 +560,7 @@ static void test_enqueue_commits_with_its_batch(void **state)
     db_pg_pool_t *pool = db_pg_pool_new(&loop, &options);
     jobs_enqueue_t job = {.kind = "t.count", .payload = "{\"n\":5}", .unique_key = "batch-test"};
     db_query_t queries[2];
-    jobs_enqueue_query(&job, &queries[0]);
+    jobs_enqueue_query(&job, &cfg, &queries[0]);
     const char *bad[] = {"not a number"};
     queries[1] = (db_query_t){.stmt = DB_STMT_ECHO_INT, .nparams = 1, .values = bad};
     assert_int_equal(run_batch(pool, &loop, queries, 2), DB_ERR_QUERY);
@@ -720,6 +724,61 @@ static void test_email_server_down_then_up(void **state)
     jobs_registry_free(registry);
 }
 
+/* Waits (bounded) until the job's attempt count reaches `attempt`; returns 1 if it did. */
+static int wait_attempt(const char *id, int attempt, int timeout_ms)
+{
+    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline; usleep(20 * 1000)) {
+        char *now = job_value(id, "attempt");
+        int reached = now != NULL && atoi(now) >= attempt;
+        free(now);
+        if (reached)
+            return 1;
+    }
+    return 0;
+}
+
+/* HYDRANT_JOBS_KINDS alone, as cfg_apply_env reads it. */
+static const char *outage_kinds_env(const char *name)
+{
+    return strcmp(name, "HYDRANT_JOBS_KINDS") == 0
+               ? "{email.confirmation: {max-attempts: 60, retry-base-ms: 50, retry-max-ms: 250}}"
+               : NULL;
+}
+
+/* Issue 11 finding 13: an SMTP outage longer than five attempts made confirmation emails
+ * dead. The kind's own schedule (jobs.kinds) is honoured: its attempts at enqueue, its
+ * backoff when retried (the jobs.* defaults here would wait a minute after the first
+ * failure, and allow five attempts); the email outlives the outage and is delivered once. */
+static void test_email_outlives_outage_with_kind_schedule(void **state)
+{
+    const char *dir = harness_env("HYDRANT_TEST_SERVICES_DIR");
+    const char *src = harness_env("HYDRANT_SOURCE_DIR");
+    char to[128];
+    unique_address(to, sizeof(to), "outage");
+    cfg.jobs.max_attempts = 5;
+    cfg.jobs.retry_base_ms = 60000;
+    cfg.jobs.retry_max_ms = 60000;
+    char err[CFG_ERR_LEN];
+    assert_int_equal(cfg_apply_env(&cfg, outage_kinds_env, err, sizeof(err)), 0);
+    assert_int_equal(harness_system("%s/scripts/services.sh smtp-stop %s", src, dir), 0);
+    jobs_registry_t *registry = registry_new();
+    jobs_pool_t *pool = pool_start(registry, 1, 0, 0);
+    char *id = enqueue_email("email.confirmation", to, "t-outage");
+    assert_job(id, "max_attempts", "60");
+    int outlived = wait_attempt(id, 7, 20000); /* two attempts past the old five, still trying */
+    char *state_now = job_value(id, "state");
+    assert_int_equal(harness_system("%s/scripts/services.sh smtp-start %s >/dev/null", src, dir), 0);
+    int delivered = wait_state(id, "succeeded", 30000);
+    pool_finish(pool);
+    assert_true(outlived);
+    assert_true(strcmp(state_now, "retrying") == 0 || strcmp(state_now, "running") == 0);
+    assert_true(delivered);
+    assert_int_equal(count_messages(to), 1);
+    free(state_now);
+    free(id);
+    jobs_registry_free(registry);
+}
+
 /* A 5xx reply is permanent: dead at once, with the server's reply in the error. */
 static void test_email_permfail_dead_with_reply(void **state)
 {
@@ -826,6 +885,7 @@ int main(void)
         cmocka_unit_test_setup(test_email_delivered_well_formed, setup),
         cmocka_unit_test_setup(test_email_tempfail_retried_then_delivered_once, setup),
         cmocka_unit_test_setup(test_email_server_down_then_up, setup),
+        cmocka_unit_test_setup(test_email_outlives_outage_with_kind_schedule, setup),
         cmocka_unit_test_setup(test_email_permfail_dead_with_reply, setup),
         cmocka_unit_test_setup(test_email_starttls_and_auth, setup),
     };

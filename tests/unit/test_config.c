@@ -188,6 +188,49 @@ static void test_env_overrides(void **state)
     cfg_free(&cfg);
 }
 
+/* Per-kind retry schedules: from the file's jobs.kinds, merged with HYDRANT_JOBS_KINDS, each
+ * field left out taken from the jobs.* defaults; bad entries name their key. */
+static void test_job_kind_schedules(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    assert_int_equal(load(&cfg, "jobs:\n"
+                                "  max-attempts: 7\n"
+                                "  retry-base-ms: 1000\n"
+                                "  kinds:\n"
+                                "    email.confirmation: {max-attempts: 30, retry-max-ms: 600000}\n"
+                                "    file.process:\n"
+                                "      retry-base-ms: 5000\n"),
+                     0);
+    cfg_job_kind_t s = cfg_job_schedule(&cfg, "email.confirmation");
+    assert_int_equal(s.max_attempts, 30);
+    assert_int_equal(s.retry_base_ms, 1000); /* jobs.retry-base-ms */
+    assert_int_equal(s.retry_max_ms, 600000);
+    s = cfg_job_schedule(&cfg, "file.process");
+    assert_int_equal(s.max_attempts, 7);
+    assert_int_equal(s.retry_base_ms, 5000);
+    assert_int_equal(s.retry_max_ms, 15 * 60 * 1000);
+    s = cfg_job_schedule(&cfg, "not.listed");
+    assert_int_equal(s.max_attempts, 7);
+    set_env(0, "HYDRANT_JOBS_KINDS", "{\"email.confirmation\": {\"retry-base-ms\": 250}, auth.purge: {}}");
+    assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), 0);
+    s = cfg_job_schedule(&cfg, "email.confirmation");
+    assert_int_equal(s.max_attempts, 30); /* kept from the file */
+    assert_int_equal(s.retry_base_ms, 250);
+    assert_int_equal(cfg.jobs.nkinds, 3);
+    set_env(0, "HYDRANT_JOBS_KINDS", "{email.confirmation: {max-attempts: 0}}");
+    assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "HYDRANT_JOBS_KINDS"));
+    assert_non_null(strstr(err, "'jobs.kinds.email.confirmation.max-attempts'"));
+    set_env(0, NULL, NULL);
+    cfg_free(&cfg);
+    expect_error("jobs:\n  kinds:\n    Email: {max-attempts: 3}\n", "t.conf:3:", "'jobs.kinds.Email'");
+    expect_error("jobs:\n  kinds:\n    a.b: {tries: 3}\n", "t.conf:3:", "'jobs.kinds.a.b.tries'");
+    expect_error("jobs:\n  kinds:\n    a.b: 3\n", "t.conf:3:", "'jobs.kinds.a.b'");
+    expect_error("jobs:\n  kinds: [a]\n", "t.conf:2:", "'jobs.kinds'");
+    expect_error("jobs:\n  max-attempts: 101\n", "t.conf:2:", "out of range");
+}
+
 static void test_env_empty_disables_listener_and_errors(void **state)
 {
     (void)state;
@@ -297,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_job_kind_schedules),
         cmocka_unit_test(test_env_empty_disables_listener_and_errors),
         cmocka_unit_test(test_production_refusals),
         cmocka_unit_test(test_repository_sample_loads),

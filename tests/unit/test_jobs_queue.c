@@ -30,18 +30,27 @@ static void test_queue_and_state_names(void **state)
     assert_false(jobs_state_valid(NULL));
 }
 
+static const char *kinds_env(const char *name)
+{
+    return strcmp(name, "HYDRANT_JOBS_KINDS") == 0 ? "{email.confirmation: {max-attempts: 40}}" : NULL;
+}
+
 static void test_enqueue_parameters(void **state)
 {
+    cfg_t cfg;
+    cfg_init_defaults(&cfg);
     jobs_enqueue_t job = {.kind = "email.confirmation", .payload = "{\"to\":\"a@b.c\"}"};
     db_query_t q;
-    jobs_enqueue_query(&job, &q);
+    jobs_enqueue_query(&job, &cfg, &q);
     assert_int_equal(q.stmt, DB_STMT_JOB_ENQUEUE);
     assert_int_equal(q.nparams, db_stmt_get(DB_STMT_JOB_ENQUEUE)->nparams);
     assert_string_equal(q.values[0], "email.confirmation");
     assert_string_equal(q.values[1], "short"); /* default queue */
     assert_string_equal(q.values[2], "{\"to\":\"a@b.c\"}");
-    for (int i = 3; i < 8; i++)
-        assert_null(q.values[i]); /* owner, unique key, run_at, attempts, priority: defaults */
+    for (int i = 3; i < 6; i++)
+        assert_null(q.values[i]);           /* owner, unique key, run_at: defaults */
+    assert_string_equal(q.values[6], "18"); /* the default schedule's attempts */
+    assert_null(q.values[7]);               /* priority */
     jobs_enqueue_t full = {.kind = "file.process",
                            .queue = "long",
                            .owner_id = "u",
@@ -49,7 +58,7 @@ static void test_enqueue_parameters(void **state)
                            .run_at = "2030-01-01T00:00:00Z",
                            .max_attempts = 9,
                            .priority = -3};
-    jobs_enqueue_query(&full, &q);
+    jobs_enqueue_query(&full, &cfg, &q);
     assert_string_equal(q.values[1], "long");
     assert_string_equal(q.values[2], "{}");
     assert_string_equal(q.values[3], "u");
@@ -57,6 +66,39 @@ static void test_enqueue_parameters(void **state)
     assert_string_equal(q.values[5], "2030-01-01T00:00:00Z");
     assert_string_equal(q.values[6], "9");
     assert_string_equal(q.values[7], "-3");
+    /* a kind's configured attempts */
+    char err[CFG_ERR_LEN];
+    assert_int_equal(cfg_apply_env(&cfg, kinds_env, err, sizeof(err)), 0);
+    jobs_enqueue_query(&job, &cfg, &q);
+    assert_string_equal(q.values[6], "40");
+    cfg_free(&cfg);
+}
+
+/* The default schedule outlasts an hour's outage even with the lowest jitter, and each delay
+ * stays within 0.5x..1.5x of the capped exponential. Issue 11 finding 13: five attempts
+ * 2 s apart were spent within about 25 s of a 30 s SMTP outage. */
+static void test_default_schedule_outlasts_an_hour(void **state)
+{
+    cfg_t cfg;
+    cfg_init_defaults(&cfg);
+    const char *kinds[] = {"email.confirmation", "email.password_reset", "anything.else"};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        cfg_job_kind_t s = cfg_job_schedule(&cfg, kinds[k]);
+        int64_t least = 0, most = 0;
+        for (int attempt = 1; attempt < s.max_attempts; attempt++) { /* the last attempt is not retried */
+            int64_t nominal = (int64_t)s.retry_base_ms << (attempt - 1);
+            nominal = nominal > s.retry_max_ms ? s.retry_max_ms : nominal;
+            int64_t low = jobs_backoff_ms(attempt, s.retry_base_ms, s.retry_max_ms, 0.0);
+            int64_t high = jobs_backoff_ms(attempt, s.retry_base_ms, s.retry_max_ms, 0.999999);
+            assert_true(low >= nominal / 2 && low <= nominal / 2 + 1);
+            assert_true(high < nominal * 3 / 2 && high >= nominal * 3 / 2 - 2);
+            least += low;
+            most += high;
+        }
+        assert_true(least >= 3600 * 1000);
+        assert_true(most <= 6 * 3600 * 1000); /* and gives up within a working day */
+    }
+    cfg_free(&cfg);
 }
 
 static void test_backoff_doubles_caps_and_jitters(void **state)
@@ -142,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_queue_and_state_names),
         cmocka_unit_test(test_enqueue_parameters),
         cmocka_unit_test(test_backoff_doubles_caps_and_jitters),
+        cmocka_unit_test(test_default_schedule_outlasts_an_hour),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_metrics_text),
     };
