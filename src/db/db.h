@@ -99,7 +99,12 @@ typedef enum {
     DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments */
     DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement */
 #endif
-    DB_STMT_DEADLINE,           /* fails once $1 (Unix seconds) has passed: ends every batch that writes */
+    DB_STMT_DEADLINE, /* fails once $1 (Unix seconds) has passed: ends every batch that writes */
+    /* Idempotency-Key (src/http/idempotency.c) */
+    DB_STMT_IDEM_CLAIM,   /* claim a key, or find the claim or answer it holds */
+    DB_STMT_IDEM_FENCE,   /* in each write of a request holding a key: still ours? */
+    DB_STMT_IDEM_STORE,   /* the answer */
+    DB_STMT_IDEM_RELEASE, /* let go of a claim that changed nothing */
     DB_STMT__COUNT
 } db_stmt_id_t;
 
@@ -160,6 +165,9 @@ typedef struct {
     const int *lengths;        /* byte lengths of values not NUL-terminated, or NULL for
                                   NUL-terminated text (a NUL byte inside refuses the batch) */
 } db_query_t;
+
+/* Does the batch have a statement that is not read_only (one that may change something)? */
+int db_stmts_write(const db_query_t *queries, int nqueries);
 
 db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
 

@@ -907,16 +907,6 @@ static pg_conn_t *pg_pool_pick(db_pg_pool_t *pool)
     return best;
 }
 
-static int pg_batch_writes(const db_query_t *queries, int nqueries)
-{
-    for (int i = 0; i < nqueries; i++) {
-        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
-        if (!s->read_only && !s->shares_sync)
-            return 1;
-    }
-    return 0;
-}
-
 /* A copy of a batch that writes with DB_STMT_DEADLINE appended, its parameter in deadline:
  * the server's clock must not have passed pg_server_deadline_ms from now when the batch's
  * last statement runs, or the batch rolls back. */
@@ -924,7 +914,7 @@ static const db_query_t *pg_guard_batch(const db_pg_pool_t *pool, const db_query
                                         db_query_t *guarded, const char **deadline_value, char *deadline,
                                         size_t deadline_len)
 {
-    if (!pg_batch_writes(queries, *nqueries))
+    if (!db_stmts_write(queries, *nqueries))
         return queries;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

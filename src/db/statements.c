@@ -137,9 +137,59 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "WITH f AS (DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id FROM "
          "refresh_tokens GROUP BY family_id HAVING max(expires_at) < now() - interval '1 day') "
          "RETURNING 1), e AS (DELETE FROM email_tokens WHERE expires_at < now() - interval '1 day' "
-         "RETURNING 1), r AS (DELETE FROM revoked_tokens WHERE expires_at < now() RETURNING 1) "
-         "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM e), (SELECT count(*) FROM r)",
+         "RETURNING 1), r AS (DELETE FROM revoked_tokens WHERE expires_at < now() RETURNING 1), "
+         "k AS (DELETE FROM idempotency_keys WHERE expires_at < now() RETURNING 1) "
+         "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM e), (SELECT count(*) FROM r), "
+         "(SELECT count(*) FROM k)",
          0},
+
+    /* Idempotency keys (src/http/idempotency.c). $1 scope, $2 route, $3 key, $4 request hash,
+     * $5 lifetime in seconds, $6 seconds after which a claim still 'started' may be taken
+     * over. One row: 'claimed' with the new attempt's id (this request may act), or the row
+     * found: its state ('mismatch' for another request's hash), status, content type and
+     * sealed body (base64). No row when a concurrent claim is not committed yet (the caller
+     * answers "in progress"). */
+    [DB_STMT_IDEM_CLAIM] =
+        {"idem_claim",
+         "WITH claim AS (INSERT INTO idempotency_keys (scope, route, key, request_hash, attempt, state, "
+         "expires_at) VALUES ($1, $2, $3, $4, gen_random_uuid(), 'started', now() + make_interval(secs => "
+         "$5::int)) ON CONFLICT (scope, route, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
+         "attempt = EXCLUDED.attempt, state = 'started', status = NULL, content_type = NULL, body = NULL, "
+         "started_at = now(), expires_at = EXCLUDED.expires_at WHERE idempotency_keys.expires_at <= now() "
+         "OR (idempotency_keys.state = 'started' AND idempotency_keys.request_hash = "
+         "EXCLUDED.request_hash AND idempotency_keys.started_at <= now() - make_interval(secs => $6::int)) "
+         "RETURNING attempt) "
+         "SELECT 'claimed', NULL::int, NULL::text, NULL::text, attempt::text FROM claim UNION ALL SELECT "
+         "CASE WHEN k.request_hash <> $4 THEN 'mismatch' ELSE k.state END, k.status, k.content_type, "
+         "translate(encode(k.body, 'base64'), E'\\n', ''), NULL FROM idempotency_keys k WHERE k.scope = $1 "
+         "AND k.route = $2 AND k.key = $3 AND NOT EXISTS (SELECT 1 FROM claim)",
+         6},
+
+    /* $1 scope, $2 route, $3 key, $4 attempt. Ends every batch that writes for a request
+     * holding a key, in its transaction: the key turns 'committed', or, when another attempt
+     * took the key over, the statement fails and the batch rolls back (22P02, as the
+     * deadline). */
+    [DB_STMT_IDEM_FENCE] =
+        {"idem_fence",
+         "WITH f AS (UPDATE idempotency_keys SET state = 'committed' WHERE scope = $1 AND route = $2 AND "
+         "key = $3 AND attempt = $4::uuid AND state IN ('started', 'committed') RETURNING 1) SELECT CASE "
+         "WHEN EXISTS (SELECT 1 FROM f) THEN 0 ELSE ('hydrant: the Idempotency-Key was taken over at ' || "
+         "clock_timestamp())::int END",
+         4},
+
+    /* $1 scope, $2 route, $3 key, $4 attempt, $5 status, $6 content type, $7 sealed body. */
+    [DB_STMT_IDEM_STORE] = {"idem_store",
+                            "UPDATE idempotency_keys SET state = 'done', status = $5::int, content_type = "
+                            "$6, body = decode($7, 'base64') WHERE scope = $1 AND route = $2 AND key = $3 "
+                            "AND attempt = $4::uuid",
+                            7},
+
+    /* $1 scope, $2 route, $3 key, $4 attempt: a claim whose request changed nothing is let go,
+     * so that a retry acts. */
+    [DB_STMT_IDEM_RELEASE] = {"idem_release",
+                              "DELETE FROM idempotency_keys WHERE scope = $1 AND route = $2 AND key = $3 "
+                              "AND attempt = $4::uuid AND state = 'started'",
+                              4},
 
     /* $1 id, $2 owner or NULL (anybody's). */
     [DB_STMT_JOB_GET] = {"job_get",
@@ -498,4 +548,14 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
 const db_stmt_def_t *db_stmt_get(db_stmt_id_t id)
 {
     return (id >= 0 && id < DB_STMT__COUNT) ? &db_statements[id] : NULL;
+}
+
+int db_stmts_write(const db_query_t *queries, int nqueries)
+{
+    for (int i = 0; i < nqueries; i++) {
+        const db_stmt_def_t *s = db_stmt_get(queries[i].stmt);
+        if (s != NULL && !s->read_only && !s->shares_sync)
+            return 1;
+    }
+    return 0;
 }

@@ -31,6 +31,12 @@ int handlers_role_rank(const char *role)
  * row (a demotion counts at once, whatever the token says). The body rules of an
  * HTTP_ROUTE_AUTHENTICATED route run here too, for every way of authenticating: only
  * accepted credentials get to hear what is wrong with a body. */
+static void me_auth_proceed(http_request_t *r, void *arg)
+{
+    me_auth_t *a = arg;
+    a->ok(r, &a->user);
+}
+
 static void me_auth_accept(http_request_t *r, me_auth_t *a)
 {
     if (handlers_role_rank(a->user.role) < a->min_rank) {
@@ -39,7 +45,7 @@ static void me_auth_accept(http_request_t *r, me_auth_t *a)
     }
     if (http_request_take_body(r) != 0)
         return;
-    a->ok(r, &a->user);
+    http_idempotency_begin(r, a->user.id, me_auth_proceed, a);
 }
 
 static void me_auth_free(void *p)

@@ -229,6 +229,8 @@ typedef struct http_request {
     int status;
     unsigned has_retry_after : 1;
     unsigned body_taken : 1; /* the route's body rules have run */
+    unsigned indoubt : 1;    /* answered DB_ERR_INDOUBT: a write may or may not have committed */
+    struct http_idem *idem;  /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
 } http_request_t;
 
 /* Keeps r alive across an asynchronous step; every retain needs one release. */
@@ -293,6 +295,8 @@ typedef struct {
     void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
     int nloops;
+    unsigned char idempotency_key[32]; /* seals stored answers (they may carry tokens) */
+    int idempotency_takeover_s;        /* a claim older than this may be taken over */
 } http_server_t;
 
 /* Per loop thread. The libh2o context lives inside, so a request finds its loop through
@@ -327,6 +331,36 @@ void http_redis(http_request_t *r, int argc, const char **argv, const size_t *ar
 typedef void (*http_redis_data_cb)(http_request_t *r, void *data, db_status_t status, redisReply *reply);
 void http_redis_data(http_request_t *r, int argc, const char **argv, const size_t *argvlen,
                      http_redis_data_cb cb, const void *data, size_t len);
+
+/* ---------------------------------------------- Idempotency-Key (idempotency.c) ---- */
+/*
+ * Contract v1.1: a POST may carry `Idempotency-Key` (1..255 of [A-Za-z0-9._:-]); a repeat by
+ * the same caller with the same key and request within 24 hours gets the first answer again
+ * without acting twice, 409 while the first is in progress, 422 with another request. The
+ * key is claimed in PostgreSQL before the request acts, every write of the request carries a
+ * fence in its own transaction (so a write commits only while this request holds the key),
+ * and the answer is stored, sealed, before it is sent. Answers that changed nothing (429,
+ * 503, 500 for a refused statement) let the claim go so that a retry acts; an answer whose
+ * writes are in doubt leaves the claim to be taken over once it is stale.
+ */
+#define HTTP_IDEMPOTENCY_TTL_S 86400
+
+typedef void (*http_idem_next_fn)(http_request_t *r, void *arg);
+/* scope is the caller: a user id, or "" for a route without credentials. Calls next(r, arg)
+ * when r may act (no key, not a POST, or the key claimed); otherwise r is answered. */
+void http_idempotency_begin(http_request_t *r, const char *scope, http_idem_next_fn next, void *arg);
+/* For http_pg: the batch to send, with the fence appended to a write of a request holding a
+ * key (into out, room for DB_PG_MAX_BATCH queries); NULL when the batch has no room for it. */
+const db_query_t *http_idempotency_fence(const http_request_t *r, const db_query_t *queries, int *nqueries,
+                                         db_query_t *out);
+/* For http_send: 1 when the module takes the answer (stores it or lets the claim go, then
+ * sends it), 0 when it is to be sent now. */
+int http_idempotency_intercept(http_request_t *r, int status, const char *content_type, const char *body,
+                               size_t len);
+/* Is r holding a claimed key and not answered yet? Its callbacks then run even if the client
+ * left, so that the answer is stored for the client's retry. */
+int http_idempotency_pending(const http_request_t *r);
+void http_idempotency_free(struct http_idem *idem);
 
 /* Runs fn(arg) on libuv's thread pool (it must touch nothing but arg), then done(r, arg)
  * on r's loop, even if the client went away meanwhile (responding is then a no-op; done

@@ -53,6 +53,7 @@ void http_request_release(http_request_t *r)
         r->state_free(r->state);
     if (r->body != NULL)
         json_decref(r->body);
+    http_idempotency_free(r->idem);
     free(r);
 }
 
@@ -249,6 +250,8 @@ h2o_req_t *http_response_begin(http_request_t *r, int status, const char *conten
 /* Every response leaves through here: one place for the common headers, metrics and log. */
 static void http_send(http_request_t *r, int status, const char *content_type, const char *body, size_t len)
 {
+    if (r->responded || http_idempotency_intercept(r, status, content_type, body, len))
+        return; /* answered already, or kept for the Idempotency-Key first, then sent */
     h2o_req_t *req = http_response_begin(r, status, content_type, len);
     if (req == NULL)
         return;
@@ -322,9 +325,10 @@ void http_respond_db_error(http_request_t *r, db_status_t status)
 {
     if (status == DB_ERR_QUERY)
         http_respond_error(r, 500, "internal", "internal error", NULL);
-    else if (status == DB_ERR_INDOUBT) /* 503 promises that nothing changed: not here */
+    else if (status == DB_ERR_INDOUBT) { /* 503 promises that nothing changed: not here */
+        r->indoubt = 1;
         http_respond_error(r, 500, "internal", HTTP_INDOUBT_MESSAGE, NULL);
-    else
+    } else
         http_respond_error(r, 503, "unavailable", "a backing service is unavailable, retry shortly", NULL);
 }
 
@@ -350,7 +354,7 @@ static int http_async_wanted(const http_request_t *r)
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
-    if (a->always || http_async_wanted(a->r))
+    if (a->always || http_async_wanted(a->r) || http_idempotency_pending(a->r))
         a->cb.pg(a->r, reply);
     http_request_release(a->r);
     free(a);
@@ -363,6 +367,13 @@ static void http_pg_submit(http_request_t *r, const db_query_t *queries, int nqu
     if (a == NULL || r->loop->pg == NULL) {
         free(a);
         http_respond_db_error(r, DB_ERR_UNAVAILABLE);
+        return;
+    }
+    db_query_t fenced[DB_PG_MAX_BATCH];
+    queries = http_idempotency_fence(r, queries, &nqueries, fenced);
+    if (queries == NULL) {
+        free(a);
+        http_respond_error(r, 500, "internal", "the batch has no room for its Idempotency-Key", NULL);
         return;
     }
     a->r = r;
@@ -390,7 +401,7 @@ void http_pg_always(http_request_t *r, const db_query_t *queries, int nqueries, 
 static void http_redis_done(void *data, db_status_t status, redisReply *reply)
 {
     http_async_t *a = data;
-    if (http_async_wanted(a->r))
+    if (http_async_wanted(a->r) || http_idempotency_pending(a->r))
         a->cb.redis(a->r, a->data, status, reply);
     http_request_release(a->r);
     free(a);
@@ -539,6 +550,11 @@ int http_request_take_body(http_request_t *r)
     return http_take_json_body(r, r->h2o, r->loop->server);
 }
 
+static void http_dispatch_handler(http_request_t *r, void *unused)
+{
+    r->route->handler(r);
+}
+
 static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t *server)
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -569,7 +585,12 @@ static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t
     if ((r->route->flags & (HTTP_ROUTE_JSON_BODY | HTTP_ROUTE_AUTHENTICATED)) == HTTP_ROUTE_JSON_BODY &&
         http_request_take_body(r) != 0)
         return;
-    r->route->handler(r);
+    /* A POST without credentials claims its Idempotency-Key now; an authenticated one once
+     * its caller is known (handlers' me_auth_accept). */
+    if (!(r->route->flags & HTTP_ROUTE_AUTHENTICATED) && strcmp(r->route->method, "POST") == 0)
+        http_idempotency_begin(r, "", http_dispatch_handler, NULL);
+    else
+        r->route->handler(r);
 }
 
 static int http_on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -1,7 +1,7 @@
 /*
  * Periodic housekeeping kinds. auth.purge deletes what can no longer be used: refresh-token
  * families whose newest token expired, spent or expired one-time tokens, and revocations of
- * access tokens that have expired anyway.
+ * access tokens that have expired anyway, and Idempotency-Key answers past their 24 hours.
  */
 #include "jobs/jobs_internal.h"
 
@@ -18,9 +18,10 @@ static jobs_outcome_t maintenance_auth_purge(jobs_run_t *run)
         PQclear(res);
         return JOBS_RETRY;
     }
-    run->result = json_pack("{s:I, s:I, s:I}", "refresh_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 0)),
-                            "email_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 1)), "revoked_tokens",
-                            (json_int_t)atoll(PQgetvalue(res, 0, 2)));
+    run->result = json_pack(
+        "{s:I, s:I, s:I, s:I}", "refresh_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 0)), "email_tokens",
+        (json_int_t)atoll(PQgetvalue(res, 0, 1)), "revoked_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 2)),
+        "idempotency_keys", (json_int_t)atoll(PQgetvalue(res, 0, 3)));
     PQclear(res);
     return JOBS_DONE;
 }

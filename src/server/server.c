@@ -6,6 +6,8 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +121,24 @@ static int srv_open_access_log(const cfg_t *cfg, char *err, size_t errlen)
     return fd;
 }
 
+/* Stored Idempotency-Key answers are sealed under a key derived from the access tokens'
+ * secret, the same on every instance; a claim may be taken over once no write of the
+ * request that made it can still commit (a request's time, and a batch's deadline after it). */
+static int srv_idempotency_setup(srv_t *srv)
+{
+    static const char label[] = "hydrant idempotency-key answers v1";
+    unsigned int len = 0;
+    const auth_jwt_config_t *jwt = &srv->app.jwt;
+    if (HMAC(EVP_sha256(), jwt->secret, (int)jwt->secret_len, (const unsigned char *)label, sizeof(label) - 1,
+             srv->http.idempotency_key, &len) == NULL ||
+        len != sizeof(srv->http.idempotency_key))
+        return -1;
+    const cfg_t *cfg = srv->cfg;
+    long long ms = (long long)cfg->limits.request_timeout_ms + 2LL * cfg->database.query_timeout_ms;
+    srv->http.idempotency_takeover_s = (int)(ms / 1000 + 1);
+    return 0;
+}
+
 static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
@@ -137,6 +157,10 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
         .max_string = (size_t)cfg->limits.json_max_string,
     };
     srv->http.max_headers = cfg->limits.max_headers;
+    if (srv_idempotency_setup(srv) != 0) {
+        snprintf(err, errlen, "cannot derive the key for Idempotency-Key answers");
+        return -1;
+    }
     srv->http.trusted_proxies = cfg->trusted_proxies;
     srv->http.ntrusted_proxies = cfg->ntrusted_proxies;
     srv->http.access_log_fd = -1;

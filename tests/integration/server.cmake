@@ -25,3 +25,7 @@ hydrant_add_integration_test(test_migrate hydrant_cli ${CMAKE_CURRENT_SOURCE_DIR
 hydrant_add_integration_test(test_stall hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_stall.c)
 add_dependencies(test_stall hydrant-test)
 set_tests_properties(integration.test_stall PROPERTIES SKIP_RETURN_CODE 77)
+
+# Idempotency-Key: replays, conflicts, takeover, scopes, sealed answers (test_idempotency.c).
+hydrant_add_integration_test(test_idempotency hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_idempotency.c)
+add_dependencies(test_idempotency hydrant-test)
