@@ -112,6 +112,14 @@ void db_pg_batch_reply(const db_pg_batch_t *b, db_reply_t *reply)
 
 db_status_t db_pg_batch_cut_status(const db_pg_batch_t *b, db_status_t why)
 {
+    /* A statement that failed aborted the batch's transaction: whatever came after, nothing
+     * of it committed (a terminated backend says so before it closes the connection). */
+    for (int i = 0; i < b->nqueries; i++) {
+        if (b->results[i] != NULL && PQresultStatus(b->results[i]) == PGRES_FATAL_ERROR) {
+            db_status_t st = db_pg_sqlstate_status(PQresultErrorField(b->results[i], PG_DIAG_SQLSTATE));
+            return st == DB_ERR_QUERY ? DB_ERR_UNAVAILABLE : st;
+        }
+    }
     return b->guarded ? DB_ERR_INDOUBT : why;
 }
 

@@ -46,7 +46,8 @@ void db_pg_batch_reply(const db_pg_batch_t *batch, db_reply_t *reply);
 db_status_t db_pg_sqlstate_status(const char *sqlstate);
 
 /* What a batch cut off without its answer (connection lost, timed out, pool closed) tells
- * its caller: DB_ERR_INDOUBT for a guarded batch (it may have committed), else why. */
+ * its caller: the status of a statement that already failed (the batch rolled back), else
+ * DB_ERR_INDOUBT for a guarded batch (it may have committed), else why. */
 db_status_t db_pg_batch_cut_status(const db_pg_batch_t *batch, db_status_t why);
 
 void db_pg_batch_free(db_pg_batch_t *batch);

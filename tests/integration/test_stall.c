@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,10 +78,20 @@ static char *sql_value(const char *query, const char *param)
     return v;
 }
 
+/* Waits (bounded) until the pool is connected again, so the next request is served. */
+static void wait_for_pool(void)
+{
+    for (long long deadline = harness_now_ms() + 10000; harness_now_ms() < deadline; usleep(50 * 1000))
+        if (harness_get_status(HARNESS_HTTP2, server.https_base, "/health") == 200)
+            return;
+    fail_msg("the pool did not come back");
+}
+
 /* The one backend of hydrant's one pipelined connection (one loop, pool size 1), stopped:
  * whatever hydrant sends it waits in its socket. */
 static pid_t stall(void)
 {
+    wait_for_pool(); /* a connection of its own after the last test cut one */
     PGresult *res =
         harness_sql(db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydrant'", 0, NULL);
     assert_int_equal(PQntuples(res), 1);
@@ -97,25 +108,21 @@ static void wake(pid_t pid)
     stalled = 0;
 }
 
+static void wait_exit(pid_t pid)
+{
+    for (long long deadline = harness_now_ms() + 15000; harness_now_ms() < deadline; usleep(20 * 1000))
+        if (kill(pid, 0) != 0)
+            return;
+    fail_msg("the backend did not end");
+}
+
 /* Woken, the backend reads what hydrant sent before it gave up on the connection, runs it,
  * then finds its client gone and exits: waits (bounded) for that, so that whatever it was
  * going to commit is committed. */
 static void resume(pid_t pid)
 {
     wake(pid);
-    for (long long deadline = harness_now_ms() + 15000; harness_now_ms() < deadline; usleep(20 * 1000))
-        if (kill(pid, 0) != 0)
-            return;
-    fail_msg("the stalled backend did not end");
-}
-
-/* Waits (bounded) until the pool is connected again, so the next request is served. */
-static void wait_for_pool(void)
-{
-    for (long long deadline = harness_now_ms() + 10000; harness_now_ms() < deadline; usleep(50 * 1000))
-        if (harness_get_status(HARNESS_HTTP2, server.https_base, "/health") == 200)
-            return;
-    fail_msg("the pool did not come back");
+    wait_exit(pid);
 }
 
 /* Answered without success while the backend was stalled: an in-doubt 500 or a 503. */
@@ -236,6 +243,131 @@ static void test_unanswered_rotation_may_be_retried(void **state)
     json_decref(doc);
 }
 
+/* A new connection for the test once PostgreSQL is back from a crash (bounded). */
+static void reconnect(void)
+{
+    PQfinish(db);
+    for (long long deadline = harness_now_ms() + 30000; harness_now_ms() < deadline; usleep(100 * 1000)) {
+        db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+        if (PQstatus(db) == CONNECTION_OK)
+            return;
+        PQfinish(db);
+    }
+    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    assert_int_equal(PQstatus(db), CONNECTION_OK);
+}
+
+/* Has PostgreSQL's side of some connection received bytes its backend has not read yet? (A
+ * stopped backend's socket, once hydrant sent it a batch.) From /proc/net/tcp: the local port
+ * and the receive queue, in hex. */
+static int backend_has_unread_input(void)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL)
+        return 0;
+    char line[512];
+    int found = 0, pg_port = harness_service_port("pg");
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        unsigned local_port, rx;
+        if (sscanf(line, " %*d: %*8X:%X %*8X:%*X %*X %*X:%X", &local_port, &rx) == 2)
+            found = (int)local_port == pg_port && rx > 0;
+    }
+    fclose(f);
+    return found;
+}
+
+typedef struct {
+    const char *body;
+    const char *key;
+    long status;
+    char code[32];
+} signup_call_t;
+
+static void *signup_with_key(void *arg)
+{
+    signup_call_t *c = arg;
+    char url[256], key_header[128];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/signup", server.https_base);
+    snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", c->key);
+    const char *headers[] = {"Content-Type: application/json", key_header, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, c->body, strlen(c->body));
+    c->status = res.status;
+    json_error_t jerr;
+    json_t *doc = json_loads(res.body != NULL ? res.body : "", 0, &jerr);
+    const char *code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+    snprintf(c->code, sizeof(c->code), "%s", code != NULL ? code : "");
+    json_decref(doc);
+    harness_response_free(&res);
+    return NULL;
+}
+
+/* A sign-up (with an Idempotency-Key) is sent to a stopped backend, whose connection is then
+ * cut: terminated by PostgreSQL (it says so before running anything: 503, nothing changed),
+ * or killed outright (nobody can say: 500 with the outcome unknown). Either way the retry
+ * with the same key acts once. */
+static void cut_during_signup(const char *tag, int kill_it, long want_status, const char *want_code)
+{
+    char email[128], body[256], key[64];
+    snprintf(email, sizeof(email), "stall-cut-%s-%d@example.com", tag, getpid());
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
+    snprintf(key, sizeof(key), "cut-%s-%d", tag, getpid());
+    pid_t backend = stall();
+    signup_call_t call = {.body = body, .key = key};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, signup_with_key, &call), 0);
+    /* No assertion while the thread runs: a failing one would leave it writing into this
+     * frame. */
+    int sent = 0;
+    for (long long deadline = harness_now_ms() + 10000; !sent && harness_now_ms() < deadline;
+         usleep(5 * 1000))
+        sent = backend_has_unread_input();
+    int cut = -1;
+    if (!sent) {
+        wake(backend);
+    } else if (kill_it) {
+        cut = kill(backend, SIGKILL); /* PostgreSQL then restarts every backend */
+        stalled = 0;
+    } else {
+        char query[96];
+        snprintf(query, sizeof(query), "SELECT pg_terminate_backend(%d)", (int)backend);
+        PQclear(PQexec(db, query));
+        cut = kill(backend, SIGCONT);
+        stalled = 0;
+    }
+    pthread_join(thread, NULL);
+    assert_true(sent);
+    assert_int_equal(cut, 0);
+    if (!kill_it)
+        wait_exit(backend); /* it ends, having run nothing */
+    assert_int_equal(call.status, want_status);
+    assert_string_equal(call.code, want_code);
+    if (kill_it)
+        reconnect(); /* the crash ended the test's own connection too */
+    wait_for_pool();
+    char *count = sql_value("SELECT count(*) FROM users WHERE email = $1", email);
+    assert_string_equal(count, "0");
+    free(count);
+    signup_call_t retry = {.body = body, .key = key};
+    signup_with_key(&retry);
+    assert_int_equal(retry.status, 201);
+    count = sql_value("SELECT count(*) FROM users WHERE email = $1", email);
+    assert_string_equal(count, "1");
+    free(count);
+}
+
+static void test_terminated_connection_changed_nothing(void **state)
+{
+    (void)state;
+    cut_during_signup("terminated", 0, 503, "unavailable");
+}
+
+static void test_killed_backend_leaves_the_outcome_open(void **state)
+{
+    (void)state;
+    cut_during_signup("killed", 1, 500, "internal");
+}
+
 static void test_stalled_signup_never_commits_later(void **state)
 {
     (void)state;
@@ -268,6 +400,8 @@ int main(void)
         cmocka_unit_test(test_stalled_refresh_never_rotates_later),
         cmocka_unit_test(test_stalled_signup_never_commits_later),
         cmocka_unit_test(test_unanswered_rotation_may_be_retried),
+        cmocka_unit_test(test_terminated_connection_changed_nothing),
+        cmocka_unit_test(test_killed_backend_leaves_the_outcome_open),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
