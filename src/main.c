@@ -1,6 +1,6 @@
 /*
- * hydrant's command line: serve, worker, jobs, user, migrate, version, help. The exit codes
- * (0 ok, 1 runtime failure, 2 usage error, 3 bad input) are defined in cli/cli.h.
+ * hydrant's command line: serve, worker, jobs, user, migrate, routes, settings, version, help.
+ * The exit codes (0 ok, 1 runtime failure, 2 usage error, 3 bad input) are defined in cli/cli.h.
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "handlers/handlers.h"
 #include "jobs/jobs.h"
 #include "server/server.h"
 /* The test suite's binary, hydrant-test, is this file compiled with HYDRANT_TEST_HOOKS and
@@ -48,6 +49,10 @@ static void usage(FILE *out)
           "  migrate up [-c FILE]            apply every pending migration\n"
           "  migrate down N [-c FILE]        revert the last N migrations\n"
           "  migrate status [-c FILE]        list applied and pending migrations\n"
+          "  routes                          print every route: method, path, family (the handlers\n"
+          "                                  file, docs/ARCHITECTURE.md \"Routes\") and flags\n"
+          "  settings                        print every setting: YAML name, environment variable,\n"
+          "                                  type, default and range (docs/SETTINGS.md)\n"
           "  version                         print the version\n"
           "  --help                          print this help\n"
           "\n"
@@ -55,7 +60,7 @@ static void usage(FILE *out)
           "  -c FILE    configuration file (default: $HYDRANT_CONFIG, else ./h2o.conf if present)\n"
           "  -m DIR     migrations directory (default: $HYDRANT_MIGRATIONS_DIR, else ./migrations)\n"
           "\n"
-          "Every setting can be overridden by a HYDRANT_* environment variable; see README.md.\n"
+          "Every setting can be overridden by a HYDRANT_* environment variable; see 'hydrant settings'.\n"
           "\n"
           "exit codes:\n"
           "  0  success\n"
@@ -350,6 +355,34 @@ static int cmd_user(const cli_t *cli)
     return rc;
 }
 
+/* The router as serve builds it (hydrant-test's hooks included when switched on). */
+static int cmd_routes(const cli_t *cli)
+{
+    int rc = no_arguments(cli, "routes");
+    if (rc != 0)
+        return rc;
+    cfg_t cfg; /* the defaults: no route depends on the configuration */
+    cfg_init_defaults(&cfg);
+    char err[256];
+    rc = handlers_routes_print(stdout, &cfg, TEST_ROUTES, err, sizeof(err));
+    cfg_free(&cfg);
+    if (rc != 0)
+        fprintf(stderr, "hydrant: routes: %s\n", err);
+    return rc != 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+static int cmd_settings(const cli_t *cli)
+{
+    int rc = no_arguments(cli, "settings");
+    if (rc != 0)
+        return rc;
+    char err[256];
+    if (cfg_settings_print(stdout, err, sizeof(err)) == 0)
+        return CLI_EXIT_OK;
+    fprintf(stderr, "hydrant: %s\n", err);
+    return CLI_EXIT_FAILURE;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -366,11 +399,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(const cli_t *cli);
-    } commands[] = {{"serve", cmd_serve},
-                    {"worker", cmd_worker},
-                    {"jobs", cmd_jobs},
-                    {"user", cmd_user},
-                    {"migrate", cmd_migrate}};
+    } commands[] = {{"serve", cmd_serve},      {"worker", cmd_worker},   {"jobs", cmd_jobs},
+                    {"user", cmd_user},        {"migrate", cmd_migrate}, {"routes", cmd_routes},
+                    {"settings", cmd_settings}};
     int (*run)(const cli_t *cli) = NULL;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(command, commands[i].name) == 0)

@@ -187,9 +187,9 @@ static int auth_jwt_signature_ok(const auth_jwt_config_t *config, const char *to
 
 /*
  * Tokens already verified, per thread: a client sends the same access token with every
- * request for its 15 minutes, and re-checking the signature and re-parsing the payload of
- * identical bytes was most of what an authenticated request cost the loop (bench/api: the
- * HMAC and jansson were a third of hydrant's CPU on GET /api/v1/me). A hit needs the whole
+ * request for as long as it lives, and re-checking the signature and re-parsing the payload
+ * of identical bytes was most of what an authenticated request cost the loop (the HMAC and
+ * jansson, in profiles of GET /api/v1/me: bench/README.md). A hit needs the whole
  * token, byte for byte, under the same configuration, so it decides exactly as verifying
  * again would; the time-dependent checks are repeated on every use. Fixed-size and static, so
  * there is nothing to free when a loop thread ends.

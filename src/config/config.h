@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_MAX_LISTENERS     8
 #define CFG_MAX_TRUSTED_PROXY 16
@@ -161,5 +162,10 @@ void cfg_default_hosts(cfg_t *cfg);
 int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen);
 
 void cfg_free(cfg_t *cfg);
+
+/* `hydrant settings`: every setting of the table (YAML name, environment variable, type,
+ * default, bounds) as a Markdown table on out, the one in docs/SETTINGS.md
+ * (settings_doc.c). Returns 0, or -1 with a message. */
+int cfg_settings_print(FILE *out, char *err, size_t errlen);
 
 #endif

@@ -9,15 +9,23 @@
 
 #define HANDLERS_MAX_OPENAPI (4 * 1024 * 1024)
 
+const handlers_family_t handlers_families[] = {
+    {"ops", handlers_ops_register},
+    {"auth", handlers_auth_register},
+    {"me", handlers_me_register},
+    {"password", handlers_password_register},
+    {"profile", handlers_profile_register},
+    {"admin", handlers_admin_register},
+    {"jobs", handlers_jobs_register},
+    {"files", handlers_files_register},
+    {NULL, NULL},
+};
+
 int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen)
 {
-    if (handlers_ops_register(router, err, errlen) != 0 || handlers_auth_register(router, err, errlen) != 0 ||
-        handlers_me_register(router, err, errlen) != 0 ||
-        handlers_password_register(router, err, errlen) != 0 ||
-        handlers_profile_register(router, err, errlen) != 0 ||
-        handlers_admin_register(router, err, errlen) != 0 ||
-        handlers_jobs_register(router, err, errlen) != 0 || handlers_files_register(router, err, errlen) != 0)
-        return -1;
+    for (const handlers_family_t *f = handlers_families; f->name != NULL; f++)
+        if (f->add(router, err, errlen) != 0)
+            return -1;
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #define HYDRANT_HANDLERS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -35,6 +36,23 @@ void handlers_app_free(handlers_app_t *app);
 
 /* Adds every route of every family. */
 int handlers_register(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);
+
+/* A route family: the routes one file adds (src/handlers/<name>.c; the files family's
+ * upload and download handlers are in files_upload.c and files_content.c). handlers_register
+ * adds them in this order, and `hydrant routes` names each route's family from it. */
+typedef struct {
+    const char *name;
+    int (*add)(http_router_t *router, char *err, size_t errlen);
+} handlers_family_t;
+extern const handlers_family_t handlers_families[]; /* ends with a NULL name */
+
+/* `hydrant routes` (routes.c): every route handlers_register adds, one line each (method,
+ * path template, family, flags), then extra's (family "testhooks") when extra is not NULL;
+ * the same tables the server registers, so the listing cannot drift from the server.
+ * Returns 0, or -1 with a message. */
+int handlers_routes_print(FILE *out, const cfg_t *cfg,
+                          int (*extra)(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen),
+                          char *err, size_t errlen);
 
 /* Route families. */
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen);

@@ -1,7 +1,8 @@
 /*
  * The contract's User object written from plain columns. PostgreSQL can build it
  * (json_build_object, to_char), but on the path every authenticated request takes that was
- * a third of the backend's time per query (bench/auth); the loop writes it for less.
+ * a large share of the backend's time per query (bench/README.md); the loop writes it for
+ * less.
  */
 #include "handlers/handlers.h"
 

@@ -1,7 +1,8 @@
 /*
  * The command line as operators use it: the exit codes (0 ok, 1 runtime failure, 2 usage
  * error with a one-line hint, 3 bad input), configuration errors that name the file, line
- * and key, production mode refusing weak secrets, and migrate reporting status.
+ * and key, production mode refusing weak secrets, migrate reporting status, and `hydrant
+ * routes` listing exactly the operations of docs/openapi.yaml.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@ static void test_usage_errors_exit_2(void **state)
                          "frobnicate",
                          "serve extra",
                          "worker extra",
+                         "routes extra",
+                         "settings extra",
                          "migrate",
                          "migrate sideways",
                          "migrate down",
@@ -167,6 +170,98 @@ static void test_migrate_status_lists_applied(void **state)
     assert_null(strstr(out, "pending"));
 }
 
+#define CLI_MAX_OPERATIONS 128
+
+typedef struct {
+    char names[CLI_MAX_OPERATIONS][300]; /* "GET /api/v1/me" */
+    int n;
+} cli_operations_t;
+
+static void operations_add(cli_operations_t *ops, const char *method, const char *path)
+{
+    assert_true(ops->n < CLI_MAX_OPERATIONS);
+    char *name = ops->names[ops->n++];
+    snprintf(name, sizeof(ops->names[0]), "%s %s", method, path);
+    for (char *c = name; *c != ' '; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+}
+
+static int operations_has(const cli_operations_t *ops, const char *name)
+{
+    for (int i = 0; i < ops->n; i++)
+        if (strcmp(ops->names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The operations of docs/openapi.yaml: "  /path:" lines under paths:, then "    get:" etc. */
+static void openapi_operations(cli_operations_t *ops)
+{
+    char path[512], line[512], current[256] = "";
+    snprintf(path, sizeof(path), "%s/docs/openapi.yaml", harness_env("HYDRANT_SOURCE_DIR"));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static const char *const methods[] = {"get", "put", "post", "patch", "delete", "head", "options"};
+    int in_paths = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] != ' ' && line[0] != '\0' && line[0] != '#')
+            in_paths = strcmp(line, "paths:") == 0;
+        else if (in_paths && strncmp(line, "  /", 3) == 0 && line[strlen(line) - 1] == ':')
+            snprintf(current, sizeof(current), "%.*s", (int)strlen(line) - 3, line + 2);
+        for (size_t m = 0; in_paths && current[0] != '\0' && m < sizeof(methods) / sizeof(methods[0]); m++)
+            if (strncmp(line, "    ", 4) == 0 && strncmp(line + 4, methods[m], strlen(methods[m])) == 0 &&
+                strcmp(line + 4 + strlen(methods[m]), ":") == 0)
+                operations_add(ops, methods[m], current);
+    }
+    fclose(f);
+}
+
+/* `hydrant routes` is built from the route tables the server registers; every operation it
+ * lists is documented in docs/openapi.yaml and every documented one is served (the test
+ * binary's own routes, family testhooks, aside). */
+static void test_routes_match_openapi(void **state)
+{
+    (void)state;
+    const char *const hooks[] = {"HYDRANT_TEST_ROUTES=1", NULL};
+    assert_exit(hooks, "routes", 0);
+    static cli_operations_t served, documented;
+    served.n = documented.n = 0;
+    int hook_routes = 0;
+    for (char *save = NULL, *row = strtok_r(out, "\n", &save); row != NULL;
+         row = strtok_r(NULL, "\n", &save)) {
+        char method[16], path[256], family[32];
+        assert_int_equal(sscanf(row, "%15s %255s %31s", method, path, family), 3);
+        if (strcmp(method, "method") == 0)
+            continue; /* the header */
+        if (strcmp(family, "testhooks") == 0)
+            hook_routes++;
+        else
+            operations_add(&served, method, path);
+    }
+    assert_true(hook_routes > 0);
+    openapi_operations(&documented);
+    assert_true(served.n > 20);
+    int missing = 0;
+    for (int i = 0; i < served.n; i++)
+        if (!operations_has(&documented, served.names[i]))
+            missing++, fprintf(stderr, "served but not in docs/openapi.yaml: %s\n", served.names[i]);
+    for (int i = 0; i < documented.n; i++)
+        if (!operations_has(&served, documented.names[i]))
+            missing++, fprintf(stderr, "in docs/openapi.yaml but not served: %s\n", documented.names[i]);
+    assert_int_equal(missing, 0);
+}
+
+/* `hydrant settings`: one row per setting, with its environment variable and default. */
+static void test_settings_lists_every_setting(void **state)
+{
+    (void)state;
+    assert_exit(NULL, "settings", 0);
+    assert_non_null(
+        strstr(out, "| `database.pool-size` | `HYDRANT_DATABASE_POOL_SIZE` | integer | `2` | 1..64 |"));
+    assert_non_null(strstr(out, "| `uploads.max-size` | `HYDRANT_UPLOAD_MAX_SIZE` | size | `100M` |"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +272,8 @@ int main(void)
         cmocka_unit_test(test_config_errors_name_file_line_key),
         cmocka_unit_test(test_production_refuses_weak_secret),
         cmocka_unit_test(test_migrate_status_lists_applied),
+        cmocka_unit_test(test_routes_match_openapi),
+        cmocka_unit_test(test_settings_lists_every_setting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
