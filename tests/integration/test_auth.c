@@ -1481,7 +1481,15 @@ static void test_rate_limit_counters_always_expire(void **state)
         assert_int_equal(login_from(address, email, "wrong password"), 401);
     char forgot[256];
     snprintf(forgot, sizeof(forgot), "{\"email\":\"%s\"}", email);
-    assert_int_equal(post_from(address, "/api/v1/auth/password/forgot", forgot, NULL), 202);
+    /* The queue of 3 is shared with the failed logins' audit writes, which may still be in
+     * flight: a 503 then is the overload answer (nothing changed), so ask again. */
+    long forgot_status = 503;
+    for (int tries = 0; forgot_status == 503 && tries < 50; tries++) {
+        if (tries > 0)
+            usleep(50 * 1000);
+        forgot_status = post_from(address, "/api/v1/auth/password/forgot", forgot, NULL);
+    }
+    assert_int_equal(forgot_status, 202);
     /* login-address, login-email, email-requests, and the emails sent to the address; the
      * last failure's counting may still be on its way */
     redisContext *rc = redisConnect("127.0.0.1", harness_service_port("redis"));
