@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "db/db.h"
+#include "util/util.h"
 
 /* ---------------------------------------------------------------- router (pure) ---- */
 
@@ -143,16 +144,9 @@ extern const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS]; /* seconds
 
 void http_metrics_observe(http_metrics_shard_t *shard, int route_index, int status, uint64_t duration_us);
 
-/* Appends Prometheus text for the HTTP families to out (a growing buffer). Gauges from
- * other subsystems are appended by their owners. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} http_buf_t;
-void http_buf_printf(http_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void http_buf_free(http_buf_t *b);
-
-void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
+/* Appends Prometheus text for the HTTP families to out. Gauges from other subsystems are
+ * appended by their owners. */
+void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
                          int nshards);
 
 /* ---------------------------------------------------------------- access log ---- */
