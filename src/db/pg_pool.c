@@ -33,7 +33,6 @@
 #include <time.h>
 
 #define PG_WATCHDOG_MS           100
-#define PG_BACKOFF_FAILURES_MAX  16 /* past the backoff's cap; the count only has to stay > 0 */
 #define PG_MAX_CONNECTIONS       64
 #define PG_DEFAULT_MAX_IN_FLIGHT 10000
 #define PG_DEFAULT_QUERY_TIMEOUT 10000
@@ -340,9 +339,7 @@ static void pg_conn_schedule_retry(pg_conn_t *c)
     c->state = PG_DOWN;
     if (c->pool->closing)
         return;
-    if (c->failures < PG_BACKOFF_FAILURES_MAX)
-        c->failures++;
-    int64_t delay = util_backoff_ms(&UTIL_BACKOFF_RECONNECT, c->failures, util_random_unit());
+    int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &c->failures);
     uv_timer_start(&c->retry, pg_on_retry, (uint64_t)delay, 0);
 }
 

@@ -18,9 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDIS_WATCHDOG_MS          50
-#define REDIS_IDLE_PING_MS         5000
-#define REDIS_BACKOFF_FAILURES_MAX 16 /* past the backoff's cap; the count only has to stay > 0 */
+#define REDIS_WATCHDOG_MS  50
+#define REDIS_IDLE_PING_MS 5000
 
 typedef struct redis_cmd {
     struct redis_cmd *next;
@@ -217,9 +216,7 @@ static void redis_schedule_retry(db_redis_t *r)
 {
     if (r->closing)
         return;
-    if (r->failures < REDIS_BACKOFF_FAILURES_MAX)
-        r->failures++;
-    int64_t delay = util_backoff_ms(&UTIL_BACKOFF_RECONNECT, r->failures, util_random_unit());
+    int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &r->failures);
     uv_timer_start(&r->retry, redis_on_retry, (uint64_t)delay, 0);
 }
 

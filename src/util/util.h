@@ -149,6 +149,10 @@ typedef struct {
  * util_random_unit(); outside it counts as 0.5). */
 int64_t util_backoff_ms(const util_backoff_t *b, int attempt, double unit);
 
+/* One more failure in a row: counts it in *failures (which stays 0 until the first and
+ * stops growing past the cap) and returns util_backoff_ms for it with util_random_unit. */
+int64_t util_backoff_next(const util_backoff_t *b, int *failures);
+
 /* ---------------------------------------------------------------- random ---- */
 
 /* The kernel's CSPRNG (getrandom), for secrets: salts, tokens, JWT ids, UUIDs. 0 or -1. */

@@ -49,6 +49,19 @@ static void test_reconnect_bounds(void **state)
     }
 }
 
+static void test_next_counts_failures(void **state)
+{
+    util_backoff_t b = {100, 100000, 1.0, 1.0 + 1e-9}; /* no jitter to speak of */
+    int failures = 0;
+    assert_int_equal(util_backoff_next(&b, &failures), 100);
+    assert_int_equal(failures, 1);
+    assert_int_equal(util_backoff_next(&b, &failures), 200);
+    assert_int_equal(util_backoff_next(&b, &failures), 400);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(util_backoff_next(&b, &failures), i < 7 ? 800 << i : 100000);
+    assert_true(failures > 0 && failures <= 1000); /* stops counting past the cap */
+}
+
 static void test_random(void **state)
 {
     unsigned char a[32] = {0}, b[32] = {0}, zero[32] = {0};
@@ -86,6 +99,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_reconnect_bounds),
+        cmocka_unit_test(test_next_counts_failures),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_deadline),
     };
