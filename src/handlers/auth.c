@@ -85,7 +85,7 @@ static void auth_signup_hash(void *arg)
 {
     auth_state_t *s = arg;
     s->failed = auth_password_hash(s->password, s->password_len, &s->params, s->hash, sizeof(s->hash)) != 0 ||
-                auth_token_new(s->token) != 0 || handlers_uuid_new(s->user_id) != 0;
+                auth_token_new(s->token) != 0 || util_uuid_v4(s->user_id) != 0;
     if (!s->failed)
         auth_token_hash(s->token, strlen(s->token), s->token_hash);
 }
@@ -339,7 +339,7 @@ static void auth_login_verified(http_request_t *r, void *arg)
         http_respond_error(r, 403, "email_not_confirmed", "confirm your email address first", NULL);
         return;
     }
-    if (s->failed || handlers_uuid_new(s->family_id) != 0) {
+    if (s->failed || util_uuid_v4(s->family_id) != 0) {
         http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
         return;
     }

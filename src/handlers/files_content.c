@@ -114,7 +114,6 @@ int handlers_parse_range(const char *header, size_t len, uint64_t size, uint64_t
 /* attachment; filename="<ASCII, with anything else as '_'>"; filename*=UTF-8''<percent-encoded> */
 int handlers_content_disposition(const char *name, char *out, size_t outlen)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t o = 0, n = strlen(name);
     int w = snprintf(out, outlen, "attachment; filename=\"");
     if (w < 0 || (size_t)w >= outlen)
@@ -138,8 +137,8 @@ int handlers_content_disposition(const char *name, char *out, size_t outlen)
             out[o++] = (char)c;
         } else {
             out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
+            util_hex_encode(&c, 1, out + o, UTIL_HEX_UPPER); /* and a NUL: room checked above */
+            o += 2;
         }
     }
     out[o] = '\0';

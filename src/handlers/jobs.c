@@ -46,7 +46,7 @@ static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
         return -1;
     int n = http_query_param(r, "cursor", l->cursor, sizeof(l->cursor));
     l->has_cursor = n >= 0;
-    if (n == -2 || (n >= 0 && !handlers_uuid_valid(l->cursor, (size_t)n)))
+    if (n == -2 || (n >= 0 && !util_uuid_valid(l->cursor, (size_t)n)))
         return -1;
     if (jobs_enum_param(r, "state", states, l->state, sizeof(l->state), &l->has_state) != 0)
         return -1;
