@@ -184,10 +184,8 @@ static void files_content_opened(http_request_t *r, void *arg)
 /* Headers that depend only on the row; then 304, 416, or the bytes (opened on the pool). */
 static void files_content_found(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1) {
         http_respond_error(r, 404, "not_found", "no such file", NULL);

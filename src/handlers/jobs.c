@@ -145,10 +145,8 @@ static void jobs_get(http_request_t *r)
  * 202; otherwise the job exists in a state that does not allow it (409) or not at all (404). */
 static void jobs_changed(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *changed = reply->results[0], *now = reply->results[1];
     if (PQntuples(changed) == 1) {
         handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, 0));

@@ -36,6 +36,14 @@ int http_request_id_is_sane(const char *value, size_t len)
     return 1;
 }
 
+int http_pg_failed(http_request_t *r, const db_reply_t *reply)
+{
+    if (reply->status == DB_OK)
+        return 0;
+    http_respond_db_error(r, reply->status);
+    return 1;
+}
+
 /* 128 bits of util_random_u64 (fast, per thread, seeded from the kernel): request ids are
  * correlation handles, not secrets. */
 void http_request_id_generate(char *buf)

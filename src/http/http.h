@@ -272,6 +272,10 @@ void http_respond_empty(http_request_t *r, int status);
     "the database did not confirm in time: the request may or may not have taken effect; repeat it "         \
     "with the same Idempotency-Key, or check before repeating it"
 void http_respond_db_error(http_request_t *r, db_status_t status);
+/* The one "database failed" check of a reply: when the batch failed, answers it as
+ * http_respond_db_error does and returns 1 (the caller returns); 0 when it succeeded. Sites
+ * that treat some failures their own way (a sqlstate, DB_ERR_INDOUBT) check those first. */
+int http_pg_failed(http_request_t *r, const db_reply_t *reply);
 
 /* ------------------------------------------------ the libh2o binding (loop threads) ---- */
 
