@@ -237,8 +237,6 @@ int http_request_take_body(http_request_t *r);
 
 /* Value of a {param} of the matched route, or NULL. */
 const char *http_param(const http_request_t *r, const char *name, size_t *len);
-/* The value of a hexadecimal digit, or -1 (percent-decoding; defined in multipart.c). */
-int http_hex_digit(int c);
 /* Decoded value of a query-string parameter into buf. Returns its length, -1 when absent,
  * -2 when malformed or longer than buflen-1. */
 int http_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);

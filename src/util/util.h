@@ -72,6 +72,19 @@ enum {
 /* n bytes as 2n hex digits and a NUL: out holds 2n + 1 bytes. */
 void util_hex_encode(const void *in, size_t n, char *out, unsigned flags);
 
+/* The value (0..15) of a hex digit of either case, or -1. Inline: the multipart fuzzer
+ * compiles its parser without this library. */
+static inline int util_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #define UTIL_UUID_LEN 36 /* 8-4-4-4-12 hex digits */
 
 /* 16 bytes in the UUID text form, lower case (out holds UTIL_UUID_LEN + 1 bytes). */

@@ -1,5 +1,5 @@
 /*
- * util_hex_encode and the UUID text form.
+ * util_hex_encode, util_hex_value and the UUID text form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +34,25 @@ static void test_hex(void **state)
         snprintf(want, sizeof(want), "%02x", i);
         assert_memory_equal(text + 2 * i, want, 2);
     }
+}
+
+static void test_hex_value(void **state)
+{
+    for (int c = -1; c < 256; c++) {
+        int want = c >= '0' && c <= '9'   ? c - '0'
+                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                          : -1;
+        assert_int_equal(util_hex_value(c), want);
+    }
+    assert_int_equal(util_hex_value((char)0xe9), -1); /* a signed char past ASCII */
+    char text[2 * 256 + 1];
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    util_hex_encode(all, sizeof(all), text, UTIL_HEX_UPPER);
+    for (int i = 0; i < 256; i++)
+        assert_int_equal(util_hex_value(text[2 * i]) << 4 | util_hex_value(text[2 * i + 1]), i);
 }
 
 static void test_uuid_format(void **state)
@@ -80,10 +99,8 @@ static void test_uuid_valid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_uuid_format),
-        cmocka_unit_test(test_uuid_v4),
-        cmocka_unit_test(test_uuid_valid),
+        cmocka_unit_test(test_hex),     cmocka_unit_test(test_hex_value),  cmocka_unit_test(test_uuid_format),
+        cmocka_unit_test(test_uuid_v4), cmocka_unit_test(test_uuid_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
