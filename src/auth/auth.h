@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "util/util.h"
+
 /* ---------------------------------------------------------------- input rules ---- */
 
 /* Emails: util_email_normalize (src/util/util.h), the one rule the mailer also applies. */

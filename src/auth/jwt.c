@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define AUTH_JWT_MAX_LEN    4096
 #define AUTH_JWT_HEADER_MAX 512
@@ -21,11 +20,10 @@ char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const
                      time_t now, auth_claims_t *claims)
 {
     unsigned char raw[16];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+    char jti[2 * sizeof(raw) + 1];
+    if (util_random_bytes(raw, sizeof(raw)) != 0)
         return NULL;
-    char jti[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+    util_hex_encode(raw, sizeof(raw), jti, 0);
     jwt_t *jwt = NULL;
     char *token = NULL;
     if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "iss", config->issuer) == 0 &&
@@ -48,44 +46,6 @@ char *auth_jwt_issue(const auth_jwt_config_t *config, const char *user_id, const
     return token;
 }
 
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Decodes unpadded base64url into out (NUL-terminated). Returns the length or -1. */
-static long b64url_decode(const char *in, size_t len, char *out, size_t outlen)
-{
-    if (len % 4 == 1 || len / 4 * 3 + 3 >= outlen)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    /* Leftover bits must be zero: one token, one spelling (a flipped low bit of the last
-     * character would otherwise decode to the same signature). */
-    if ((acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    out[o] = '\0';
-    return (long)o;
-}
-
 /* The header must be a JSON object naming HS256 (and, if it says, typ JWT). The one that
  * libjwt and PyJWT write, {"alg":"HS256","typ":"JWT"}, is known good without parsing. */
 static int auth_jwt_header_ok(const char *token, size_t header_len)
@@ -94,7 +54,7 @@ static int auth_jwt_header_ok(const char *token, size_t header_len)
     if (header_len == sizeof(usual) - 1 && memcmp(token, usual, header_len) == 0)
         return 1;
     char header[AUTH_JWT_HEADER_MAX];
-    long n = b64url_decode(token, header_len, header, sizeof(header));
+    long n = util_base64_decode(token, header_len, header, sizeof(header), UTIL_BASE64_URL);
     if (n <= 0 || memchr(header, '\0', (size_t)n) != NULL)
         return 0;
     json_t *doc = json_loadb(header, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
@@ -115,7 +75,7 @@ static size_t auth_jwt_shape(const char *token, size_t len)
             if (ndots == 2)
                 return 0;
             dots[ndots++] = i;
-        } else if (b64url_value(token[i]) < 0) {
+        } else if (util_base64_value(token[i], UTIL_BASE64_URL) < 0) {
             return 0;
         }
     }
@@ -175,8 +135,8 @@ static auth_jwt_status_t auth_jwt_check_claims(const auth_jwt_config_t *config, 
 static int auth_jwt_signature_ok(const auth_jwt_config_t *config, const char *token, size_t signed_len,
                                  const char *signature, size_t signature_len)
 {
-    char given[64];
-    long n = b64url_decode(signature, signature_len, given, sizeof(given));
+    unsigned char given[32]; /* one spelling only: the decoder refuses spare bits set */
+    long n = util_base64_decode(signature, signature_len, given, sizeof(given), UTIL_BASE64_URL);
     unsigned char expected[EVP_MAX_MD_SIZE];
     unsigned int expected_len = 0;
     if (n != 32 || HMAC(EVP_sha256(), config->secret, (int)config->secret_len, (const unsigned char *)token,
@@ -269,7 +229,7 @@ static auth_jwt_status_t auth_jwt_verify_uncached(const auth_jwt_config_t *confi
     if (!auth_jwt_signature_ok(config, token, signed_len, dot + 1, len - signed_len - 1))
         return AUTH_JWT_INVALID;
     char decoded[AUTH_JWT_MAX_LEN];
-    long n = b64url_decode(payload, (size_t)(dot - payload), decoded, sizeof(decoded));
+    long n = util_base64_decode(payload, (size_t)(dot - payload), decoded, sizeof(decoded), UTIL_BASE64_URL);
     if (n <= 0 || memchr(decoded, '\0', (size_t)n) != NULL)
         return AUTH_JWT_INVALID;
     return auth_jwt_check_claims(config, decoded, (size_t)n, now, claims);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define AUTH_SALT_LEN 16
 #define AUTH_HASH_LEN 32
@@ -21,7 +20,7 @@ int auth_password_hash(const char *password, size_t len, const auth_argon2_param
                        size_t outlen)
 {
     unsigned char salt[AUTH_SALT_LEN];
-    if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+    if (util_random_bytes(salt, sizeof(salt)) != 0)
         return -1;
     size_t need = argon2_encodedlen(params->iterations, params->memory_kib, params->parallelism,
                                     AUTH_SALT_LEN, AUTH_HASH_LEN, Argon2_id);

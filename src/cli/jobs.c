@@ -20,21 +20,6 @@ static PGconn *cli_jobs_connect(const char *conninfo, FILE *err)
     return conn;
 }
 
-/* A UUID in its canonical text form; anything else is refused before reaching SQL. */
-static int cli_jobs_uuid_valid(const char *id)
-{
-    if (strlen(id) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        char c = id[i];
-        int hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (dash ? c != '-' : !hex)
-            return 0;
-    }
-    return 1;
-}
-
 int cli_jobs_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out, FILE *err)
 {
     if ((state != NULL && !jobs_state_valid(state)) || (queue != NULL && jobs_queue_parse(queue) < 0) ||
@@ -63,7 +48,7 @@ int cli_jobs_list(const char *conninfo, const char *state, const char *queue, in
 static int cli_jobs_transition(const char *conninfo, const char *id, db_stmt_id_t stmt, const char *what,
                                const char *allowed, FILE *out, FILE *err)
 {
-    if (!cli_jobs_uuid_valid(id)) {
+    if (!util_uuid_valid(id, strlen(id))) { /* refused before it reaches SQL */
         fprintf(err, "hydrant: jobs %s: '%s' is not a job id\n", what, id);
         return CLI_EXIT_INPUT;
     }

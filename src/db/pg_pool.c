@@ -20,6 +20,7 @@
  * (PQsendPipelineSync is PostgreSQL 17).
  */
 #include "db/db.h"
+#include "util/util.h"
 #include "db/pg_batch.h"
 
 #include <arpa/inet.h>
@@ -32,8 +33,6 @@
 #include <time.h>
 
 #define PG_WATCHDOG_MS           100
-#define PG_BACKOFF_MIN_MS        50
-#define PG_BACKOFF_MAX_MS        2000
 #define PG_MAX_CONNECTIONS       64
 #define PG_DEFAULT_MAX_IN_FLIGHT 10000
 #define PG_DEFAULT_QUERY_TIMEOUT 10000
@@ -71,7 +70,7 @@ typedef struct pg_conn {
     db_pg_batch_t *head, *tail;
     int queries; /* queries in flight here, for picking the least busy connection */
     uint64_t connect_started;
-    int backoff_ms;  /* 0 until a connect attempt fails */
+    int failures;    /* connect attempts failed in a row (the backoff's); 0 once connected */
     char error[160]; /* why the connection broke, when libpq said it in a result */
     uv_timer_t retry;
     uv_getaddrinfo_t dns;
@@ -94,7 +93,6 @@ struct db_pg_pool {
     int nconns;
     int queries; /* user queries in flight on every connection */
     db_status_t last_error;
-    uint32_t rng; /* reconnect jitter; per pool, so no shared state between threads */
     uv_timer_t watchdog;
     uv_timer_t deferred;
     uv_check_t uncork; /* active while some connection is corked */
@@ -330,16 +328,6 @@ static void pg_log(const pg_conn_t *c, const char *what, int with_detail)
             len > 0 ? ": " : "", len, detail);
 }
 
-static uint32_t pg_pool_random(db_pg_pool_t *pool)
-{
-    uint32_t x = pool->rng; /* xorshift32 */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    pool->rng = x;
-    return x;
-}
-
 static void pg_on_retry(uv_timer_t *timer)
 {
     pg_conn_start(timer->data);
@@ -351,10 +339,8 @@ static void pg_conn_schedule_retry(pg_conn_t *c)
     c->state = PG_DOWN;
     if (c->pool->closing)
         return;
-    int base = c->backoff_ms > 0 ? c->backoff_ms : PG_BACKOFF_MIN_MS;
-    int jitter = (int)(pg_pool_random(c->pool) % (uint32_t)(base / 5 + 1));
-    uv_timer_start(&c->retry, pg_on_retry, (uint64_t)(base + jitter), 0);
-    c->backoff_ms = base * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : base * 2;
+    int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &c->failures);
+    uv_timer_start(&c->retry, pg_on_retry, (uint64_t)delay, 0);
 }
 
 /* Closes the connection and returns its batches (the caller fails them). */
@@ -377,7 +363,7 @@ static db_pg_batch_t *pg_conn_teardown(pg_conn_t *c)
  * once per outage: when a working connection breaks, or when the first attempt fails. */
 static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail)
 {
-    if (c->state == PG_READY || (c->backoff_ms == 0 && !c->pool->closing))
+    if (c->state == PG_READY || (c->failures == 0 && !c->pool->closing))
         pg_log(c, reason, with_detail);
     db_pg_batch_t *batches = pg_conn_teardown(c);
     pg_conn_schedule_retry(c);
@@ -453,10 +439,10 @@ static int pg_conn_read(pg_conn_t *c)
  * are served). */
 static void pg_conn_ready(pg_conn_t *c)
 {
-    if (c->backoff_ms != 0)
+    if (c->failures != 0)
         pg_log(c, "connected", 0); /* the end of an outage that was logged */
     c->state = PG_READY;
-    c->backoff_ms = 0;
+    c->failures = 0;
 }
 
 static void pg_on_stmt_prepared(void *data, const db_reply_t *reply)
@@ -591,7 +577,7 @@ static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
         return;
     }
     if (addr[0] == '\0') {
-        if (c->backoff_ms == 0)
+        if (c->failures == 0)
             fprintf(stderr, "hydrant: postgres: cannot resolve %s: %s\n", pool->resolve_host,
                     status != 0 ? uv_strerror(status) : "no address");
         pg_conn_schedule_retry(c);
@@ -747,9 +733,6 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
         return NULL;
     }
     pool->options.conninfo = pool->conninfo;
-    pool->rng = (uint32_t)uv_hrtime() ^ (uint32_t)(uintptr_t)pool;
-    if (pool->rng == 0)
-        pool->rng = 0x9e3779b9u;
     uv_timer_init(loop, &pool->watchdog);
     uv_timer_init(loop, &pool->deferred);
     uv_check_init(loop, &pool->uncork);

@@ -9,6 +9,7 @@
  * callback, without calling the disconnect one): both paths clear r->ac.
  */
 #include "db/db.h"
+#include "util/util.h"
 
 #include <arpa/inet.h>
 #include <hiredis/async.h>
@@ -19,8 +20,6 @@
 
 #define REDIS_WATCHDOG_MS  50
 #define REDIS_IDLE_PING_MS 5000
-#define REDIS_BACKOFF_MIN  50
-#define REDIS_BACKOFF_MAX  2000
 
 typedef struct redis_cmd {
     struct redis_cmd *next;
@@ -50,7 +49,7 @@ struct db_redis {
     uint64_t connect_started, last_activity;
     uv_timer_t watchdog, retry, deferred;
     uv_getaddrinfo_t dns;
-    int backoff_ms;
+    int failures; /* connect attempts failed in a row (the backoff's); 0 once connected */
     int drop_requested;
     int open_handles, pending_dns, closing;
     void (*on_closed)(void *data);
@@ -212,13 +211,13 @@ static void redis_on_retry(uv_timer_t *timer)
     redis_start(timer->data);
 }
 
+/* 50 ms doubling to 2 s, plus up to 20% jitter so that many loops do not reconnect in step. */
 static void redis_schedule_retry(db_redis_t *r)
 {
     if (r->closing)
         return;
-    int base = r->backoff_ms > 0 ? r->backoff_ms : REDIS_BACKOFF_MIN;
-    uv_timer_start(&r->retry, redis_on_retry, (uint64_t)(base + rand() % (base / 5 + 1)), 0);
-    r->backoff_ms = base * 2 > REDIS_BACKOFF_MAX ? REDIS_BACKOFF_MAX : base * 2;
+    int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &r->failures);
+    uv_timer_start(&r->retry, redis_on_retry, (uint64_t)delay, 0);
 }
 
 /* Drops the connection now: hiredis runs every pending callback with a NULL reply (our
@@ -292,7 +291,7 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             redis_request_drop(r);
         } else if (--r->handshake_left == 0 && r->state == REDIS_HANDSHAKE) {
             r->state = REDIS_READY;
-            r->backoff_ms = 0;
+            r->failures = 0;
         }
     } else if (cmd->cb != NULL && !cmd->answered) {
         cmd->cb(cmd->data, rep != NULL ? DB_OK : (r->closing ? DB_ERR_CLOSED : DB_ERR_UNAVAILABLE), rep);
@@ -350,7 +349,7 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     }
     if (r->handshake_left == 0) {
         r->state = REDIS_READY;
-        r->backoff_ms = 0;
+        r->failures = 0;
     }
 }
 

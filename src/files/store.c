@@ -1,4 +1,5 @@
 #include "files/files.h"
+#include "util/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -94,16 +95,6 @@ int files_upload_begin(files_upload_t *u, const char *dir, size_t capacity, char
     return 0;
 }
 
-static void files_hex(const unsigned char *digest, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[digest[i] >> 4];
-        out[2 * i + 1] = hex[digest[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* Hash, unmap, cut to the content's length, fsync: the temporary file holds the upload. */
 static int files_upload_seal(files_upload_t *u, char sha256[65], char *err, size_t errlen)
 {
@@ -115,7 +106,7 @@ static int files_upload_seal(files_upload_t *u, char sha256[65], char *err, size
         errno = EIO;
         return files_fail(err, errlen, "cannot hash the upload");
     }
-    files_hex(digest, sha256);
+    util_hex_encode(digest, 32, sha256, 0);
     /* No msync: on Linux the mapping's pages are the file's page cache, and fsync below
      * writes them back (an msync first flushed every page a second time). */
     if (u->map != NULL)

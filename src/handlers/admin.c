@@ -151,10 +151,8 @@ static void admin_patch_write(http_request_t *r, const json_t *role, const json_
 static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
 {
     admin_patch_t *p = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 404, "not_found", "no such user", NULL);
         return;

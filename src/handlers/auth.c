@@ -85,7 +85,7 @@ static void auth_signup_hash(void *arg)
 {
     auth_state_t *s = arg;
     s->failed = auth_password_hash(s->password, s->password_len, &s->params, s->hash, sizeof(s->hash)) != 0 ||
-                auth_token_new(s->token) != 0 || handlers_uuid_new(s->user_id) != 0;
+                auth_token_new(s->token) != 0 || util_uuid_v4(s->user_id) != 0;
     if (!s->failed)
         auth_token_hash(s->token, strlen(s->token), s->token_hash);
 }
@@ -180,10 +180,8 @@ static void auth_signup(http_request_t *r)
 
 static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
@@ -278,10 +276,8 @@ static void auth_respond_tokens(http_request_t *r, const char *user_id, const ch
 static void auth_login_done(http_request_t *r, const db_reply_t *reply)
 {
     auth_state_t *s = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     auth_respond_tokens(r, s->user_id, s->role, s->family_id, s->token, s->user_json, s->valid_after);
 }
 
@@ -339,7 +335,7 @@ static void auth_login_verified(http_request_t *r, void *arg)
         http_respond_error(r, 403, "email_not_confirmed", "confirm your email address first", NULL);
         return;
     }
-    if (s->failed || handlers_uuid_new(s->family_id) != 0) {
+    if (s->failed || util_uuid_v4(s->family_id) != 0) {
         http_respond_error(r, 500, "internal", "could not issue tokens", NULL);
         return;
     }
@@ -369,10 +365,8 @@ static void auth_login_check(http_request_t *r, auth_state_t *s)
 static void auth_login_found(http_request_t *r, const db_reply_t *reply)
 {
     auth_state_t *s = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 1)) < sizeof(s->stored)) {
         s->known = 1;
@@ -568,10 +562,8 @@ static void auth_refresh(http_request_t *r)
 
 static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     http_respond_empty(r, 204);
 }
 

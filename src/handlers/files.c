@@ -95,10 +95,8 @@ static void files_unlinked(http_request_t *r, void *arg)
 static void files_deleted(http_request_t *r, const db_reply_t *reply)
 {
     files_delete_t *d = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 404, "not_found", "no such file", NULL);
         return;

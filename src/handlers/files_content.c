@@ -114,7 +114,6 @@ int handlers_parse_range(const char *header, size_t len, uint64_t size, uint64_t
 /* attachment; filename="<ASCII, with anything else as '_'>"; filename*=UTF-8''<percent-encoded> */
 int handlers_content_disposition(const char *name, char *out, size_t outlen)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t o = 0, n = strlen(name);
     int w = snprintf(out, outlen, "attachment; filename=\"");
     if (w < 0 || (size_t)w >= outlen)
@@ -138,8 +137,8 @@ int handlers_content_disposition(const char *name, char *out, size_t outlen)
             out[o++] = (char)c;
         } else {
             out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
+            util_hex_encode(&c, 1, out + o, UTIL_HEX_UPPER); /* and a NUL: room checked above */
+            o += 2;
         }
     }
     out[o] = '\0';
@@ -185,10 +184,8 @@ static void files_content_opened(http_request_t *r, void *arg)
 /* Headers that depend only on the row; then 304, 416, or the bytes (opened on the pool). */
 static void files_content_found(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1) {
         http_respond_error(r, 404, "not_found", "no such file", NULL);

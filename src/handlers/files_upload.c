@@ -393,7 +393,7 @@ static void files_post_ok(http_request_t *r, handlers_user_t *user)
     u->quota = (long long)app->cfg->uploads.user_quota;
     u->capacity = r->h2o->entity.len; /* read here: the pool must not touch the request */
     memcpy(u->owner, owner, sizeof(u->owner));
-    if (handlers_uuid_new(u->id) != 0) {
+    if (util_uuid_v4(u->id) != 0) {
         http_respond_error(r, 500, "internal", "could not name the file", NULL);
         return;
     }

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,7 +85,7 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
         app->jwt.secret = (const unsigned char *)secret;
         app->jwt.secret_len = strlen(secret);
     } else {
-        if (getrandom(app->jwt_secret, sizeof(app->jwt_secret), 0) != (ssize_t)sizeof(app->jwt_secret)) {
+        if (util_random_bytes(app->jwt_secret, sizeof(app->jwt_secret)) != 0) {
             snprintf(err, errlen, "cannot draw a random JWT secret");
             return -1;
         }
@@ -104,18 +103,6 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
         snprintf(err, errlen, "cannot make the dummy password hash");
         return -1;
     }
-    return 0;
-}
-
-int handlers_uuid_new(char out[37])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return -1;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     return 0;
 }
 

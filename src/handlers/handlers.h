@@ -121,8 +121,6 @@ char *handlers_user_json_from_row(const PGresult *res, int row, int col);
  * wrapped as it is; handlers_respond_user is {"user": ...}. */
 void handlers_respond_wrapped(http_request_t *r, int status, const char *name, const char *json);
 void handlers_respond_user(http_request_t *r, int status, const char *user_json);
-/* Is s a UUID in its 36-character text form (checked before PostgreSQL casts it)? */
-int handlers_uuid_valid(const char *s, size_t len);
 
 /* Lists and single rows (listing.c). */
 typedef struct {
@@ -157,9 +155,6 @@ void handlers_secret_free(char *secret, size_t len);
 /* The payload of an email job, {"to": to, "token": token}, as malloc'd JSON text, or NULL
  * when it could not be built (out of memory, a NULL or non-UTF-8 argument). */
 char *handlers_email_payload(const char *to, const char *token);
-
-/* A 36-character random (version 4) UUID into out[37]. Returns 0 or -1. */
-int handlers_uuid_new(char out[37]);
 
 /* The signed-in user of a request, once handlers_authenticate has called back. */
 typedef struct {

@@ -46,7 +46,7 @@ static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
         return -1;
     int n = http_query_param(r, "cursor", l->cursor, sizeof(l->cursor));
     l->has_cursor = n >= 0;
-    if (n == -2 || (n >= 0 && !handlers_uuid_valid(l->cursor, (size_t)n)))
+    if (n == -2 || (n >= 0 && !util_uuid_valid(l->cursor, (size_t)n)))
         return -1;
     if (jobs_enum_param(r, "state", states, l->state, sizeof(l->state), &l->has_state) != 0)
         return -1;
@@ -145,10 +145,8 @@ static void jobs_get(http_request_t *r)
  * 202; otherwise the job exists in a state that does not allow it (409) or not at all (404). */
 static void jobs_changed(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *changed = reply->results[0], *now = reply->results[1];
     if (PQntuples(changed) == 1) {
         handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, 0));

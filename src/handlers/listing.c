@@ -39,7 +39,7 @@ int handlers_parse_time_cursor(http_request_t *r, handlers_page_t *page)
         return 0;
     const char *dot = n > 0 ? memchr(buf, '.', (size_t)n) : NULL;
     size_t digits = dot != NULL ? (size_t)(dot - buf) : 0;
-    if (digits == 0 || digits > 18 || !handlers_uuid_valid(dot + 1, (size_t)n - digits - 1))
+    if (digits == 0 || digits > 18 || !util_uuid_valid(dot + 1, (size_t)n - digits - 1))
         return -1;
     for (size_t i = 0; i < digits; i++)
         if (!isdigit((unsigned char)buf[i]))
@@ -59,10 +59,8 @@ int handlers_parse_page(http_request_t *r, handlers_page_t *page)
 
 void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int cursor_columns)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     int rows = PQntuples(res), shown = rows > limit ? limit : rows;
     json_t *items = json_array();
@@ -87,7 +85,7 @@ int handlers_path_id(http_request_t *r, const char *not_found, char out[37])
 {
     size_t len = 0;
     const char *id = http_param(r, "id", &len);
-    if (id == NULL || !handlers_uuid_valid(id, len)) {
+    if (id == NULL || !util_uuid_valid(id, len)) {
         http_respond_error(r, 404, "not_found", not_found, NULL);
         return -1;
     }
@@ -99,10 +97,8 @@ int handlers_path_id(http_request_t *r, const char *not_found, char out[37])
 void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int status, const char *name,
                           const char *not_found)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 404, "not_found", not_found, NULL);
         return;

@@ -63,10 +63,8 @@ static void me_auth_refuse(http_request_t *r, const char *code, const char *mess
 static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
 {
     me_auth_t *a = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) == 1 && PQgetvalue(res, 0, 3)[0] == 't') {
         me_auth_refuse(r, "token_revoked", "the token was revoked");
@@ -111,10 +109,8 @@ static me_auth_t *me_auth_new(http_request_t *r, handlers_auth_ok_fn ok)
 static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
 {
     me_auth_t *a = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
         me_auth_refuse(r, "unauthorized", "the API key is not valid");

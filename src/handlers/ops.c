@@ -94,7 +94,7 @@ static void ops_openapi(http_request_t *r)
 
 /* ----------------------------------------------------------------- /metrics ---- */
 
-static void ops_render_backends(http_buf_t *out, const http_server_t *server)
+static void ops_render_backends(util_buf_t *out, const http_server_t *server)
 {
     long pg_ready = 0, pg_total = 0, redis_ready = 0;
     for (int i = 0; i < server->nloops; i++) {
@@ -102,7 +102,7 @@ static void ops_render_backends(http_buf_t *out, const http_server_t *server)
         pg_total += atomic_load(&server->loops[i]->pg_total);
         redis_ready += atomic_load(&server->loops[i]->redis_ready);
     }
-    http_buf_printf(out,
+    util_buf_printf(out,
                     "# HELP hydrant_db_connections PostgreSQL connections of the event loops.\n"
                     "# TYPE hydrant_db_connections gauge\n"
                     "hydrant_db_connections{state=\"ready\"} %ld\n"
@@ -118,11 +118,11 @@ static void ops_render_backends(http_buf_t *out, const http_server_t *server)
 }
 
 /* Lines the log writer could not take in time (http.h, "the log writer"). */
-static void ops_render_log(http_buf_t *out, const http_server_t *server)
+static void ops_render_log(util_buf_t *out, const http_server_t *server)
 {
     if (server->log_writer == NULL)
         return;
-    http_buf_printf(
+    util_buf_printf(
         out,
         "# HELP hydrant_access_log_dropped_total Access-log lines dropped: the log's reader was too slow.\n"
         "# TYPE hydrant_access_log_dropped_total counter\n"
@@ -137,7 +137,7 @@ static void ops_render_log(http_buf_t *out, const http_server_t *server)
 /* Queue depth from the shared database, so the gauges are right whichever process runs the
  * workers. reply is NULL (or failed) when the database cannot answer: the gauges are left
  * out and the rest is still served. */
-static void ops_render_job_depth(http_buf_t *out, const db_reply_t *reply)
+static void ops_render_job_depth(util_buf_t *out, const db_reply_t *reply)
 {
     static const char *const states[] = {"queued", "retrying", "running"};
     long depth[JOBS_NQUEUES][3] = {{0}};
@@ -150,27 +150,27 @@ static void ops_render_job_depth(http_buf_t *out, const db_reply_t *reply)
             if (strcmp(PQgetvalue(res, i, 1), states[s]) == 0)
                 depth[q][s] = atol(PQgetvalue(res, i, 2));
     }
-    http_buf_printf(out,
+    util_buf_printf(out,
                     "# HELP hydrant_jobs_depth Jobs waiting or running, by queue and state (all processes).\n"
                     "# TYPE hydrant_jobs_depth gauge\n");
     for (int q = 0; q < JOBS_NQUEUES; q++)
         for (int s = 0; s < 3; s++)
-            http_buf_printf(out, "hydrant_jobs_depth{queue=\"%s\",state=\"%s\"} %ld\n",
+            util_buf_printf(out, "hydrant_jobs_depth{queue=\"%s\",state=\"%s\"} %ld\n",
                             jobs_queue_name((jobs_queue_t)q), states[s], depth[q][s]);
 }
 
 /* Dead jobs per queue and kind, from the database: what an outage cost, whichever process
  * ran (or reaped) them; `hydrant jobs retry --state dead --kind K` queues them again. */
-static void ops_render_jobs_dead(http_buf_t *out, const db_reply_t *reply)
+static void ops_render_jobs_dead(util_buf_t *out, const db_reply_t *reply)
 {
     if (reply == NULL || reply->status != DB_OK)
         return;
     PGresult *res = reply->results[1];
-    http_buf_printf(out, "# HELP hydrant_jobs_dead Dead jobs kept in the queue, by queue and kind (all "
+    util_buf_printf(out, "# HELP hydrant_jobs_dead Dead jobs kept in the queue, by queue and kind (all "
                          "processes).\n"
                          "# TYPE hydrant_jobs_dead gauge\n");
     for (int i = 0; i < PQntuples(res); i++)
-        http_buf_printf(out, "hydrant_jobs_dead{queue=\"%s\",kind=\"%s\"} %s\n", PQgetvalue(res, i, 0),
+        util_buf_printf(out, "hydrant_jobs_dead{queue=\"%s\",kind=\"%s\"} %s\n", PQgetvalue(res, i, 0),
                         PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
 }
 
@@ -181,7 +181,7 @@ static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
     http_metrics_shard_t *shards[server->nloops > 0 ? server->nloops : 1];
     for (int i = 0; i < server->nloops; i++)
         shards[i] = server->loops[i]->metrics;
-    http_buf_t out = {0};
+    util_buf_t out = {0};
     http_metrics_render(&out, server->router, shards, server->nloops);
     ops_render_backends(&out, server);
     ops_render_log(&out, server);
@@ -189,14 +189,15 @@ static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
     ops_render_jobs_dead(&out, reply);
     char *jobs = jobs_pool_metrics_text(app->jobs);
     if (jobs != NULL)
-        http_buf_printf(&out, "%s", jobs);
+        util_buf_str(&out, jobs);
     free(jobs);
-    if (out.data == NULL) {
+    if (out.failed || out.data == NULL) {
+        util_buf_free(&out);
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
     http_respond_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-    http_buf_free(&out);
+    util_buf_free(&out);
 }
 
 static void ops_metrics_depth_done(void *data, const db_reply_t *reply)

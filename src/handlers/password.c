@@ -58,10 +58,8 @@ static void password_busy(http_request_t *r)
 
 static void password_email_queued(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     http_respond_json(r, 202, json_object());
 }
 
@@ -147,10 +145,8 @@ static void password_forgot(http_request_t *r)
 
 static void password_reset_done(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
@@ -205,10 +201,8 @@ static void password_reset(http_request_t *r)
 
 static void password_changed(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 409, "conflict", "the password changed meanwhile; try again", NULL);
         return;
@@ -247,10 +241,8 @@ static void password_change_checked(http_request_t *r, void *arg)
 static void password_change_found(http_request_t *r, const db_reply_t *reply)
 {
     password_state_t *s = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1 || strlen(PQgetvalue(res, 0, 0)) >= sizeof(s->stored)) {
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);

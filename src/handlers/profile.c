@@ -116,10 +116,8 @@ static void profile_delete_free(void *p)
 
 static void profile_deleted(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     http_respond_empty(r, 204);
 }
 
@@ -152,10 +150,8 @@ static void profile_delete_checked(http_request_t *r, void *arg)
 static void profile_delete_found(http_request_t *r, const db_reply_t *reply)
 {
     profile_delete_t *d = r->state;
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1 || strlen(PQgetvalue(res, 0, 0)) >= sizeof(d->stored)) {
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
@@ -207,10 +203,8 @@ static void profile_delete(http_request_t *r)
 
 static void profile_key_made(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     const char *key = r->state; /* shown this once; only its hash is stored */
     PGresult *res = reply->results[0];
     http_add_header(r, "Cache-Control", "no-store");
@@ -252,10 +246,8 @@ static void profile_key_create_ok(http_request_t *r, handlers_user_t *user)
 
 static void profile_key_shown(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     if (PQntuples(res) != 1) {
         http_respond_error(r, 404, "not_found", "no API key", NULL);
@@ -277,10 +269,8 @@ static void profile_key_get_ok(http_request_t *r, handlers_user_t *user)
 
 static void profile_key_deleted(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     http_respond_empty(r, 204);
 }
 

@@ -5,8 +5,6 @@
  */
 #include "handlers/handlers.h"
 
-#include <ctype.h>
-
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,16 +62,4 @@ void handlers_respond_wrapped(http_request_t *r, int status, const char *name, c
 void handlers_respond_user(http_request_t *r, int status, const char *user_json)
 {
     handlers_respond_wrapped(r, status, "user", user_json);
-}
-
-int handlers_uuid_valid(const char *s, size_t len)
-{
-    if (len != 36)
-        return 0;
-    for (size_t i = 0; i < 36; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return 0;
-    }
-    return 1;
 }

@@ -43,21 +43,9 @@ static void http_out_padded(http_out_t *o, unsigned v, int width)
     http_out_bytes(o, digits, (size_t)width);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
-static size_t http_utf8_len(const unsigned char *s, size_t avail)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || n > avail || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* A JSON string; control characters escaped, invalid UTF-8 bytes replaced by U+FFFD. */
+/* A JSON string; control characters escaped, bytes that are not valid UTF-8 (as
+ * util_utf8_sequence: overlongs and surrogates included, so the line stays valid JSON)
+ * replaced by U+FFFD. ASCII is decided here without a call. */
 static void http_out_string(http_out_t *o, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
@@ -69,11 +57,12 @@ static void http_out_string(http_out_t *o, const char *s)
             http_out_bytes(o, esc, 2);
             p++, left--;
         } else if (*p < 0x20 || *p == 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', "0123456789abcdef"[*p >> 4], "0123456789abcdef"[*p & 15]};
+            char esc[7] = "\\u00";
+            util_hex_encode(p, 1, esc + 4, 0);
             http_out_bytes(o, esc, 6);
             p++, left--;
         } else {
-            size_t n = http_utf8_len(p, left);
+            size_t n = *p < 0x80 ? 1 : util_utf8_sequence(p, left);
             if (n == 0) {
                 http_out_bytes(o, "\xef\xbf\xbd", 3);
                 n = 1;

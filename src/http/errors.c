@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 char *http_error_body(const char *code, const char *message, json_t *details)
 {
@@ -38,50 +36,20 @@ int http_request_id_is_sane(const char *value, size_t len)
     return 1;
 }
 
-/* xoshiro256** per thread, seeded once from the kernel: fast, and not guessable across
- * processes. Request ids are correlation handles, not secrets. */
-static _Thread_local uint64_t http_rng_state[4];
-static _Thread_local int http_rng_seeded;
-
-static uint64_t http_rotl(uint64_t x, int k)
+int http_pg_failed(http_request_t *r, const db_reply_t *reply)
 {
-    return (x << k) | (x >> (64 - k));
+    if (reply->status == DB_OK)
+        return 0;
+    http_respond_db_error(r, reply->status);
+    return 1;
 }
 
-static uint64_t http_rng_next(void)
-{
-    if (!http_rng_seeded) {
-        if (getrandom(http_rng_state, sizeof(http_rng_state), 0) != (ssize_t)sizeof(http_rng_state)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            http_rng_state[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
-            http_rng_state[1] = (uint64_t)(uintptr_t)&ts;
-            http_rng_state[2] = 0x9e3779b97f4a7c15u;
-            http_rng_state[3] = 0xbf58476d1ce4e5b9u;
-        }
-        http_rng_seeded = 1;
-    }
-    uint64_t *s = http_rng_state;
-    uint64_t result = http_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = http_rotl(s[3], 45);
-    return result;
-}
-
+/* 128 bits of util_random_u64 (fast, per thread, seeded from the kernel): request ids are
+ * correlation handles, not secrets. */
 void http_request_id_generate(char *buf)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int half = 0; half < 2; half++) {
-        uint64_t v = http_rng_next();
-        for (int i = 0; i < 16; i++, v >>= 4)
-            buf[half * 16 + i] = hex[v & 0xf];
-    }
-    buf[32] = '\0';
+    uint64_t bits[2] = {util_random_u64(), util_random_u64()};
+    util_hex_encode(bits, sizeof(bits), buf, 0);
 }
 
 /* Parses an address literal into 16 bytes (IPv4 as IPv4-mapped IPv6) for comparison. */

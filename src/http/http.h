@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "db/db.h"
+#include "util/util.h"
 
 /* ---------------------------------------------------------------- router (pure) ---- */
 
@@ -143,16 +144,9 @@ extern const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS]; /* seconds
 
 void http_metrics_observe(http_metrics_shard_t *shard, int route_index, int status, uint64_t duration_us);
 
-/* Appends Prometheus text for the HTTP families to out (a growing buffer). Gauges from
- * other subsystems are appended by their owners. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} http_buf_t;
-void http_buf_printf(http_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void http_buf_free(http_buf_t *b);
-
-void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
+/* Appends Prometheus text for the HTTP families to out. Gauges from other subsystems are
+ * appended by their owners. */
+void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
                          int nshards);
 
 /* ---------------------------------------------------------------- access log ---- */
@@ -245,8 +239,6 @@ int http_request_take_body(http_request_t *r);
 
 /* Value of a {param} of the matched route, or NULL. */
 const char *http_param(const http_request_t *r, const char *name, size_t *len);
-/* The value of a hexadecimal digit, or -1 (percent-decoding; defined in multipart.c). */
-int http_hex_digit(int c);
 /* Decoded value of a query-string parameter into buf. Returns its length, -1 when absent,
  * -2 when malformed or longer than buflen-1. */
 int http_query_param(const http_request_t *r, const char *name, char *buf, size_t buflen);
@@ -280,6 +272,10 @@ void http_respond_empty(http_request_t *r, int status);
     "the database did not confirm in time: the request may or may not have taken effect; repeat it "         \
     "with the same Idempotency-Key, or check before repeating it"
 void http_respond_db_error(http_request_t *r, db_status_t status);
+/* The one "database failed" check of a reply: when the batch failed, answers it as
+ * http_respond_db_error does and returns 1 (the caller returns); 0 when it succeeded. Sites
+ * that treat some failures their own way (a sqlstate, DB_ERR_INDOUBT) check those first. */
+int http_pg_failed(http_request_t *r, const db_reply_t *reply);
 
 /* ------------------------------------------------ the libh2o binding (loop threads) ---- */
 

@@ -142,11 +142,8 @@ static char *http_json_nul_name(const char *body, size_t len, size_t end)
     if (start >= len || end - 1 < start)
         return strdup("(a field name)");
     size_t n = end - 1 - start;
-    if (n > HTTP_JSON_NUL_NAME_MAX) {
-        n = HTTP_JSON_NUL_NAME_MAX;
-        while (n > 0 && ((unsigned char)body[start + n] & 0xc0) == 0x80)
-            n--;
-    }
+    if (n > HTTP_JSON_NUL_NAME_MAX)
+        n = util_utf8_cut(body + start, HTTP_JSON_NUL_NAME_MAX); /* jansson checked it is UTF-8 */
     return strndup(body + start, n);
 }
 

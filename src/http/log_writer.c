@@ -99,19 +99,6 @@ static size_t log_ring_drain(http_log_ring_t *ring)
     return taken;
 }
 
-static struct timespec log_deadline(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Rounds of writing everything there is; a round that found nothing sleeps until woken or
  * 100 ms. Once stopping, the first round that finds nothing ends it: the loops appended
  * their last lines before the stop. */
@@ -132,7 +119,7 @@ static void *log_writer_main(void *arg)
         if (stopping && taken == 0)
             break;
         if (taken == 0 && !w->stopping) {
-            struct timespec until = log_deadline(HTTP_LOG_FLUSH_MS);
+            struct timespec until = util_deadline_after_ms(HTTP_LOG_FLUSH_MS);
             pthread_cond_timedwait(&w->wake, &w->lock, &until);
         }
     }
@@ -229,7 +216,7 @@ uint64_t http_log_writer_dropped(const http_log_writer_t *w, http_log_stream_t s
 
 int http_log_writer_stop(http_log_writer_t *w, int timeout_ms)
 {
-    struct timespec until = log_deadline(timeout_ms);
+    struct timespec until = util_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
     pthread_cond_signal(&w->wake);

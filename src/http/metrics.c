@@ -4,7 +4,6 @@
  */
 #include "http/http.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,36 +40,6 @@ void http_metrics_observe(http_metrics_shard_t *shard, int route_index, int stat
         atomic_fetch_add_explicit(&r->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->sum_us, duration_us, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed);
-}
-
-void http_buf_printf(http_buf_t *b, const char *fmt, ...)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        size_t room = b->cap - b->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->data != NULL ? b->data + b->len : NULL, b->data != NULL ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 > b->len + (size_t)n + 1 ? b->cap * 2 : b->len + (size_t)n + 1024;
-        char *grown = realloc(b->data, cap);
-        if (grown == NULL)
-            return; /* the text is dropped; the buffer stays consistent */
-        b->data = grown;
-        b->cap = cap;
-    }
-}
-
-void http_buf_free(http_buf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 /* Label values are route templates and methods; escape them anyway. */
@@ -124,7 +93,7 @@ static void http_route_labels(const http_router_t *router, int route, char *meth
     }
 }
 
-static void http_render_counters(http_buf_t *out, const char *method, const char *pattern,
+static void http_render_counters(util_buf_t *out, const char *method, const char *pattern,
                                  const http_route_totals_t *t)
 {
     for (size_t i = 0; i < HTTP_STATUS_SLOT_COUNT; i++) {
@@ -135,28 +104,28 @@ static void http_render_counters(http_buf_t *out, const char *method, const char
             snprintf(status, sizeof(status), "other");
         else
             snprintf(status, sizeof(status), "%d", http_status_slots[i]);
-        http_buf_printf(out, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n", method,
+        util_buf_printf(out, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n", method,
                         pattern, status, (unsigned long long)t->by_status[i]);
     }
 }
 
-static void http_render_histogram(http_buf_t *out, const char *pattern, const http_route_totals_t *t)
+static void http_render_histogram(util_buf_t *out, const char *pattern, const http_route_totals_t *t)
 {
     uint64_t cumulative = 0;
     for (int b = 0; b < HTTP_METRICS_BUCKETS; b++) {
         cumulative += t->buckets[b];
-        http_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", pattern,
+        util_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", pattern,
                         http_metrics_bucket_bounds[b], (unsigned long long)cumulative);
     }
-    http_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", pattern,
+    util_buf_printf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", pattern,
                     (unsigned long long)t->count);
-    http_buf_printf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", pattern,
+    util_buf_printf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", pattern,
                     (double)t->sum_us / 1e6);
-    http_buf_printf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", pattern,
+    util_buf_printf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", pattern,
                     (unsigned long long)t->count);
 }
 
-void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
+void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
                          int nshards)
 {
     int nroutes = http_router_count(router);
@@ -171,13 +140,13 @@ void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metr
     for (int i = 0; i < n; i++)
         http_sum_route(shards, nshards, indexes[i], &totals[i]);
     char method[64], pattern[512];
-    http_buf_printf(out, "# HELP http_requests_total HTTP requests answered, by route template and status.\n"
+    util_buf_printf(out, "# HELP http_requests_total HTTP requests answered, by route template and status.\n"
                          "# TYPE http_requests_total counter\n");
     for (int i = 0; i < n; i++) {
         http_route_labels(router, indexes[i], method, pattern, sizeof(pattern));
         http_render_counters(out, method, pattern, &totals[i]);
     }
-    http_buf_printf(out,
+    util_buf_printf(out,
                     "# HELP http_request_duration_seconds Time from request to response, by route template.\n"
                     "# TYPE http_request_duration_seconds histogram\n");
     for (int i = 0; i < n; i++) {
@@ -194,7 +163,7 @@ void http_metrics_render(http_buf_t *out, const http_router_t *router, http_metr
         total +=
             (unsigned long long)atomic_load_explicit(&shards[s]->connections_total, memory_order_relaxed);
     }
-    http_buf_printf(out,
+    util_buf_printf(out,
                     "# HELP http_connections_open Client connections currently open.\n"
                     "# TYPE http_connections_open gauge\n"
                     "http_connections_open %lld\n"

@@ -61,19 +61,6 @@ typedef struct {
 
 /* --------------------------------------------------------------- characters ---- */
 
-/* Shared with the query-string decoder (request.c); here so that the fuzzer, which builds
- * this file alone, has it. */
-int http_hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int http_mp_is_alnum(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -307,8 +294,8 @@ static http_multipart_status_t http_mp_store_ext(http_multipart_t *p, const http
             out[n++] = *s;
             continue;
         }
-        int hi = end - s > 2 ? http_hex_digit((unsigned char)s[1]) : -1;
-        int lo = hi >= 0 ? http_hex_digit((unsigned char)s[2]) : -1;
+        int hi = end - s > 2 ? util_hex_value((unsigned char)s[1]) : -1;
+        int lo = hi >= 0 ? util_hex_value((unsigned char)s[2]) : -1;
         if (lo < 0)
             return HTTP_MULTIPART_ERR_HEADER_MALFORMED;
         if (hi == 0 && lo == 0)

@@ -102,7 +102,7 @@ static int http_query_decode(const char *src, size_t len, char *buf, size_t bufl
         if (c == '%') {
             if (i + 2 >= len)
                 return -2;
-            int hi = http_hex_digit(src[i + 1]), lo = http_hex_digit(src[i + 2]);
+            int hi = util_hex_value(src[i + 1]), lo = util_hex_value(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -2;
             c = (char)(hi << 4 | lo);

@@ -9,12 +9,10 @@
 #include "jobs/jobs_internal.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "jobs/mail.h"
 
@@ -67,15 +65,6 @@ static int email_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_
     return jobs_stopping(arg) ? 1 : 0;
 }
 
-static int email_random(unsigned char *out, size_t len)
-{
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, out, len) : -1;
-    if (fd >= 0)
-        close(fd);
-    return got == (ssize_t)len ? 0 : -1;
-}
-
 /* Builds the message from the templates. Returns a malloc'd message, or NULL with a
  * permanent reason in run->error. */
 static char *email_build(jobs_run_t *run, const email_kind_t *kind, const char *to, const char *token,
@@ -100,7 +89,8 @@ static char *email_build(jobs_run_t *run, const email_kind_t *kind, const char *
         text = jobs_mail_render(t.text, vars, 4, 0, err, sizeof(err));
         html = jobs_mail_render(t.html, vars, 4, 1, err, sizeof(err));
         unsigned char random[16];
-        if (subject != NULL && text != NULL && html != NULL && email_random(random, sizeof(random)) == 0) {
+        if (subject != NULL && text != NULL && html != NULL &&
+            util_random_bytes(random, sizeof(random)) == 0) {
             jobs_mail_message_t m = {cfg->smtp.from, to, subject, text, html, time(NULL), random};
             message = jobs_mail_compose(&m, len, err, sizeof(err));
         }

@@ -360,20 +360,6 @@ static void csv_set_delimiter(csv_t *cs, unsigned char delim)
     cs->stop[delim] = cs->stop['\r'] = cs->stop['\n'] = 1;
 }
 
-/* A name cut at CSV_NAME_MAX loses the partial UTF-8 sequence at its end rather than showing
- * it as U+FFFD. */
-static size_t utf8_cut(const unsigned char *s, size_t len)
-{
-    for (size_t back = 1; back <= 3 && back <= len; back++) {
-        unsigned char b = s[len - back];
-        if ((b & 0xC0) == 0x80)
-            continue;
-        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
-        return need > back ? len - back : len;
-    }
-    return len;
-}
-
 static void name_append(csv_t *cs, const unsigned char *p, size_t n)
 {
     size_t room = CSV_NAME_MAX - cs->name_len, take = n < room ? n : room;
@@ -396,7 +382,9 @@ static int columns_grow(csv_t *cs)
 
 static void header_field_end(csv_t *cs)
 {
-    size_t len = cs->name_cut ? utf8_cut(cs->name, cs->name_len) : cs->name_len;
+    /* A name cut at CSV_NAME_MAX loses the partial UTF-8 sequence at its end rather than
+     * showing it as U+FFFD. */
+    size_t len = cs->name_cut ? util_utf8_cut(cs->name, cs->name_len) : cs->name_len;
     cs->name_len = 0;
     cs->name_cut = 0;
     if (cs->ncols == CSV_MAX_COLUMNS || cs->oom)
@@ -661,35 +649,6 @@ static int csv_read(csv_t *cs, int fd, char delimiter, unsigned char *buf, char 
 
 /* ----------------------------------------------------------------- output ---- */
 
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes there), 0 when invalid or cut short.
- * The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char b = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (b >= 0x01 && b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF) {
-        len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        lo = b == 0xE0 ? 0xA0 : lo;
-        hi = b == 0xED ? 0x9F : hi;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        lo = b == 0xF0 ? 0x90 : lo;
-        hi = b == 0xF4 ? 0x8F : hi;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* jansson refuses invalid UTF-8 (and the file's encoding is anybody's guess): every byte that
  * does not start a valid sequence becomes U+FFFD, as does NUL. */
 static json_t *utf8_string(const char *s, size_t len)
@@ -699,7 +658,7 @@ static json_t *utf8_string(const char *s, size_t len)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+        size_t n = s[i] != '\0' ? util_utf8_sequence((const unsigned char *)s + i, len - i) : 0;
         if (n == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;

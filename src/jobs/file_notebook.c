@@ -172,11 +172,8 @@ static json_t *language_json(const char *lang)
     if (lang == NULL)
         return json_null();
     size_t len = strlen(lang);
-    if (len > NOTEBOOK_LANGUAGE_MAX) {
-        len = NOTEBOOK_LANGUAGE_MAX;
-        while (len > 0 && ((unsigned char)lang[len] & 0xC0) == 0x80)
-            len--;
-    }
+    if (len > NOTEBOOK_LANGUAGE_MAX)
+        len = util_utf8_cut(lang, NOTEBOOK_LANGUAGE_MAX);
     return json_stringn(lang, len);
 }
 

@@ -25,6 +25,7 @@
 
 #include "config/config.h"
 #include "db/db.h"
+#include "util/util.h"
 
 /* ------------------------------------------------------------------ queues ---- */
 
@@ -107,10 +108,10 @@ int jobs_registry_add_periodic(jobs_registry_t *registry, const char *kind, jobs
  * suite's kinds are in src/testhooks. */
 int jobs_register_builtin(jobs_registry_t *registry, const cfg_t *cfg, char *err, size_t errlen);
 
-/* Retry delay in ms for a failed attempt (1-based): base * 2^(attempt-1), capped at max, then
- * scaled by jitter in [0.5, 1.5) (jitter01 in [0, 1)) so that retries of a burst spread out.
- * base and max come from the kind's schedule (cfg_job_schedule). */
-int64_t jobs_backoff_ms(int attempt, int base_ms, int max_ms, double jitter01);
+/* The retry delays of a kind's schedule (cfg_job_schedule), for util_backoff_ms with the
+ * failed attempt (1-based): base * 2^(attempt-1), capped at max, then scaled by jitter in
+ * [0.5, 1.5) so that retries of a burst spread out. */
+util_backoff_t jobs_retry_backoff(const cfg_job_kind_t *schedule);
 
 /* -------------------------------------------------------------------- pool ---- */
 

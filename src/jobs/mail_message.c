@@ -7,8 +7,6 @@
 #include "jobs/jobs_internal.h"
 #include "jobs/mail.h"
 
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,71 +26,8 @@
 
 /* ----------------------------------------------------------------- buffer ---- */
 
-/* A growing output. Failure is sticky so the composer checks once at the end. */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-    int failed;
-} buf_t;
-
-/* Room for n more bytes plus the terminating NUL. */
-static int buf_reserve(buf_t *b, size_t n)
-{
-    if (b->failed)
-        return -1;
-    if (b->cap > b->len && n < b->cap - b->len)
-        return 0;
-    size_t cap = b->cap != 0 ? b->cap : 4096;
-    while (cap - b->len <= n) {
-        if (cap > SIZE_MAX / 2 || n >= SIZE_MAX / 2) {
-            b->failed = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *data = realloc(b->data, cap);
-    if (data == NULL) {
-        b->failed = 1;
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static void buf_put(buf_t *b, const char *s, size_t n)
-{
-    if (buf_reserve(b, n) != 0)
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(buf_t *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void buf_printf(buf_t *b, const char *fmt, ...)
-{
-    va_list ap, again;
-    va_start(ap, fmt);
-    va_copy(again, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    if (n < 0)
-        b->failed = 1;
-    else if (buf_reserve(b, (size_t)n) == 0)
-        b->len += (size_t)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
-    va_end(again);
-    va_end(ap);
-}
-
 /* Length of the line being written, to decide where to fold. */
-static size_t buf_col(const buf_t *b)
+static size_t buf_col(const util_buf_t *b)
 {
     size_t i = b->len;
     while (i > 0 && b->data[i - 1] != '\n')
@@ -188,44 +123,25 @@ int jobs_mail_from_address(const char *from, char *out, size_t outlen)
 
 /* ---------------------------------------------------------------- headers ---- */
 
-static void put_base64(buf_t *b, const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        char quad[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
-                        i + 2 < n ? tab[v & 63] : '='};
-        buf_put(b, quad, 4);
-    }
-}
-
 /* Bytes of s to put in the next encoded-word: RFC 2047 forbids splitting a character across
- * words, so the cut moves back off UTF-8 continuation bytes. */
+ * words, so a character cut at WORD_BYTES goes whole into the next one. */
 static size_t word_chunk(const unsigned char *s, size_t n)
 {
-    if (n <= WORD_BYTES)
-        return n;
-    size_t end = WORD_BYTES;
-    while (end > 0 && (s[end] & 0xC0) == 0x80)
-        end--;
-    return end > 0 ? end : WORD_BYTES;
+    return n <= WORD_BYTES ? n : util_utf8_cut(s, WORD_BYTES);
 }
 
 /* s as "=?UTF-8?B?...?=" words, one per folded line. */
-static void put_encoded_words(buf_t *b, const char *s, size_t n)
+static void put_encoded_words(util_buf_t *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t off = 0; off < n;) {
         size_t k = word_chunk(u + off, n - off);
         if (off > 0)
-            buf_str(b, "\r\n ");
-        buf_str(b, "=?UTF-8?B?");
-        put_base64(b, u + off, k);
-        buf_str(b, "?=");
+            util_buf_str(b, "\r\n ");
+        util_buf_str(b, "=?UTF-8?B?");
+        char word[UTIL_BASE64_LEN(WORD_BYTES) + 1];
+        util_buf_put(b, word, util_base64_encode(u + off, k, word, UTIL_BASE64_PAD));
+        util_buf_str(b, "?=");
         off += k;
     }
 }
@@ -252,45 +168,45 @@ static int atoms_only(const char *s, size_t n)
 }
 
 /* A display name as atoms, a quoted-string (unquote() ruled out '"' and '\') or encoded-words. */
-static void put_phrase(buf_t *b, const char *s, size_t n)
+static void put_phrase(util_buf_t *b, const char *s, size_t n)
 {
     if (!plain_ascii(s, n)) {
         put_encoded_words(b, s, n);
     } else if (atoms_only(s, n)) {
-        buf_put(b, s, n);
+        util_buf_put(b, s, n);
     } else {
-        buf_str(b, "\"");
-        buf_put(b, s, n);
-        buf_str(b, "\"");
+        util_buf_str(b, "\"");
+        util_buf_put(b, s, n);
+        util_buf_str(b, "\"");
     }
 }
 
-static void put_from(buf_t *b, const from_t *f)
+static void put_from(util_buf_t *b, const from_t *f)
 {
-    buf_str(b, "From: ");
+    util_buf_str(b, "From: ");
     if (f->name_len > 0) {
         put_phrase(b, f->name, f->name_len);
         if (buf_col(b) + strlen(f->addr) + 3 > HEADER_LINE_MAX)
-            buf_str(b, "\r\n");
-        buf_str(b, " <");
+            util_buf_str(b, "\r\n");
+        util_buf_str(b, " <");
     }
-    buf_str(b, f->addr);
-    buf_str(b, f->name_len > 0 ? ">\r\n" : "\r\n");
+    util_buf_str(b, f->addr);
+    util_buf_str(b, f->name_len > 0 ? ">\r\n" : "\r\n");
 }
 
-static void put_subject(buf_t *b, const char *subject)
+static void put_subject(util_buf_t *b, const char *subject)
 {
     size_t n = strlen(subject);
-    buf_str(b, n > 0 ? "Subject: " : "Subject:");
+    util_buf_str(b, n > 0 ? "Subject: " : "Subject:");
     if (plain_ascii(subject, n) && n + strlen("Subject: ") <= HEADER_LINE_MAX)
-        buf_put(b, subject, n);
+        util_buf_put(b, subject, n);
     else
         put_encoded_words(b, subject, n);
-    buf_str(b, "\r\n");
+    util_buf_str(b, "\r\n");
 }
 
 /* Built by hand because strftime's names follow the locale and the header's must not. */
-static int put_date(buf_t *b, time_t t)
+static int put_date(util_buf_t *b, time_t t)
 {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -298,8 +214,8 @@ static int put_date(buf_t *b, time_t t)
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
         return -1;
-    buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday], tm.tm_mday,
-               months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    util_buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday], tm.tm_mday,
+                    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return 0;
 }
 
@@ -328,35 +244,34 @@ static int qp_literal(const char *p, size_t col)
     return col > 0 || (c != '.' && strncmp(p, "From ", 5) != 0);
 }
 
-static size_t qp_emit(buf_t *b, const char *p, size_t col)
+static size_t qp_emit(util_buf_t *b, const char *p, size_t col)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (qp_literal(p, col)) {
-        buf_put(b, p, 1);
+        util_buf_put(b, p, 1);
         return 1;
     }
-    unsigned char c = (unsigned char)*p;
-    char enc[3] = {'=', hex[c >> 4], hex[c & 15]};
-    buf_put(b, enc, 3);
+    char enc[4] = "=";
+    util_hex_encode(p, 1, enc + 1, UTIL_HEX_UPPER);
+    util_buf_put(b, enc, 3);
     return 3;
 }
 
 /* Line breaks (LF or CRLF) become CRLF; a bare CR is data and is encoded. Lines are cut with
  * a soft break so that, the '=' included, none exceeds QP_LINE_MAX. */
-static void put_qp(buf_t *b, const char *s)
+static void put_qp(util_buf_t *b, const char *s)
 {
     size_t col = 0;
     const char *p = s;
     while (*p != '\0') {
         if (line_break_at(p)) {
-            buf_str(b, "\r\n");
+            util_buf_str(b, "\r\n");
             col = 0;
             p += p[0] == '\r' ? 2 : 1;
             continue;
         }
         size_t limit = line_ends_after(p) ? QP_LINE_MAX : QP_LINE_MAX - 1;
         if (col + (qp_literal(p, col) ? 1 : 3) > limit) {
-            buf_str(b, "=\r\n");
+            util_buf_str(b, "=\r\n");
             col = 0;
         }
         col += qp_emit(b, p, col);
@@ -365,16 +280,6 @@ static void put_qp(buf_t *b, const char *s)
 }
 
 /* --------------------------------------------------------------- message ---- */
-
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 static int check_message(const jobs_mail_message_t *m, from_t *f, char *err, size_t errlen)
 {
@@ -397,38 +302,38 @@ static int check_message(const jobs_mail_message_t *m, from_t *f, char *err, siz
     return 0;
 }
 
-static void put_part(buf_t *b, const char *boundary, const char *type, const char *body)
+static void put_part(util_buf_t *b, const char *boundary, const char *type, const char *body)
 {
-    buf_printf(b,
-               "--%s\r\n"
-               "Content-Type: %s; charset=utf-8\r\n"
-               "Content-Transfer-Encoding: quoted-printable\r\n"
-               "\r\n",
-               boundary, type);
+    util_buf_printf(b,
+                    "--%s\r\n"
+                    "Content-Type: %s; charset=utf-8\r\n"
+                    "Content-Transfer-Encoding: quoted-printable\r\n"
+                    "\r\n",
+                    boundary, type);
     put_qp(b, body);
-    buf_str(b, "\r\n"); /* belongs to the delimiter that follows (RFC 2046 5.1.1) */
+    util_buf_str(b, "\r\n"); /* belongs to the delimiter that follows (RFC 2046 5.1.1) */
 }
 
 /* The boundary starts with "=_", which quoted-printable output can never contain ('=' is only
  * followed by hex digits or a line break), so no body can collide with it. */
-static int put_message(buf_t *b, const jobs_mail_message_t *m, const from_t *f)
+static int put_message(util_buf_t *b, const jobs_mail_message_t *m, const from_t *f)
 {
     char hex[2 * JOBS_MAIL_RANDOM_LEN + 1];
-    hex_encode(m->random, JOBS_MAIL_RANDOM_LEN, hex);
+    util_hex_encode(m->random, JOBS_MAIL_RANDOM_LEN, hex, 0);
     char boundary[sizeof(hex) + 16];
     snprintf(boundary, sizeof(boundary), "=_hydrant_%s", hex);
     if (put_date(b, m->date) != 0)
         return -1;
     put_from(b, f);
-    buf_printf(b, "To: %s\r\n", m->to);
+    util_buf_printf(b, "To: %s\r\n", m->to);
     put_subject(b, m->subject);
-    buf_printf(b, "Message-ID: <%s@%s>\r\n", hex, strchr(f->addr, '@') + 1);
-    buf_str(b, "MIME-Version: 1.0\r\n"
-               "Auto-Submitted: auto-generated\r\n");
-    buf_printf(b, "Content-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n\r\n", boundary);
+    util_buf_printf(b, "Message-ID: <%s@%s>\r\n", hex, strchr(f->addr, '@') + 1);
+    util_buf_str(b, "MIME-Version: 1.0\r\n"
+                    "Auto-Submitted: auto-generated\r\n");
+    util_buf_printf(b, "Content-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n\r\n", boundary);
     put_part(b, boundary, "text/plain", m->text);
     put_part(b, boundary, "text/html", m->html);
-    buf_printf(b, "--%s--\r\n", boundary);
+    util_buf_printf(b, "--%s--\r\n", boundary);
     return 0;
 }
 
@@ -437,18 +342,14 @@ char *jobs_mail_compose(const jobs_mail_message_t *m, size_t *len, char *err, si
     from_t f;
     if (check_message(m, &f, err, errlen) != 0)
         return NULL;
-    buf_t b = {0};
+    util_buf_t b = {0};
     if (put_message(&b, m, &f) != 0) {
-        free(b.data);
+        util_buf_free(&b);
         set_err(err, errlen, "date out of range");
         return NULL;
     }
-    if (b.failed) {
-        free(b.data);
+    char *text = util_buf_take(&b, len);
+    if (text == NULL)
         set_err(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (len != NULL)
-        *len = b.len;
-    return b.data;
+    return text;
 }

@@ -37,50 +37,6 @@ static int kind_valid(const char *kind)
     return 1;
 }
 
-/* Bytes the UTF-8 sequence led by b takes, and the range its second byte must fall in (which
- * is how overlong forms, surrogates and code points above U+10FFFF are refused); 0 if b
- * cannot lead a sequence. */
-static size_t utf8_lead(unsigned char b, unsigned char *lo, unsigned char *hi)
-{
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF)
-        return 2;
-    if (b >= 0xE0 && b <= 0xEF) {
-        *lo = b == 0xE0 ? 0xA0 : 0x80;
-        *hi = b == 0xED ? 0x9F : 0xBF;
-        return 3;
-    }
-    if (b >= 0xF0 && b <= 0xF4) {
-        *lo = b == 0xF0 ? 0x90 : 0x80;
-        *hi = b == 0xF4 ? 0x8F : 0xBF;
-        return 4;
-    }
-    return 0;
-}
-
-/* The message declares charset=utf-8, so a template saved in another encoding is caught here
- * rather than reaching recipients as mojibake. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        unsigned char lo, hi;
-        size_t n = utf8_lead(s[i], &lo, &hi);
-        if (n == 0 || len - i < n || s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-        i += n;
-    }
-    return 1;
-}
-
 /* O_NONBLOCK keeps a FIFO planted at the path from blocking the worker in open(). */
 static int open_regular(const char *path, char *err, size_t errlen)
 {
@@ -108,7 +64,9 @@ static int check_content(const char *path, const char *buf, size_t len, char *er
         set_err(err, errlen, "%s: contains a NUL byte", path);
         return -1;
     }
-    if (!utf8_valid((const unsigned char *)buf, len)) {
+    /* The message declares charset=utf-8, so a template saved in another encoding is caught
+     * here rather than reaching recipients as mojibake. */
+    if (util_utf8_length(buf, len) < 0) {
         set_err(err, errlen, "%s: not valid UTF-8", path);
         return -1;
     }

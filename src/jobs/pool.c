@@ -43,23 +43,10 @@ uint64_t jobs_wake_generation(jobs_pool_t *pool, jobs_queue_t queue)
     return generation;
 }
 
-static struct timespec deadline_after(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 void jobs_wake_wait(jobs_pool_t *pool, jobs_queue_t queue, uint64_t seen, int timeout_ms)
 {
     jobs_wake_t *wk = &pool->wake[queue];
-    struct timespec deadline = deadline_after(timeout_ms);
+    struct timespec deadline = util_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&wk->mu);
     while (wk->generation == seen && !atomic_load(&pool->stopping))
         if (pthread_cond_timedwait(&wk->cv, &wk->mu, &deadline) == ETIMEDOUT)
@@ -223,15 +210,14 @@ static int listener_wait(listener_t *l)
 void *jobs_listener_main(void *arg)
 {
     listener_t l = {.pool = arg};
-    int backoff_ms = 50;
+    int failures = 0;
     while (!atomic_load(&l.pool->stopping)) {
         if (l.conn == NULL && listener_connect(&l) != 0) {
             struct pollfd stop = {.fd = l.pool->stop_pipe[0], .events = POLLIN};
-            poll(&stop, 1, backoff_ms);
-            backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+            poll(&stop, 1, (int)util_backoff_next(&UTIL_BACKOFF_RECONNECT, &failures));
             continue;
         }
-        backoff_ms = 50;
+        failures = 0;
         if (jobs_now_ms() >= l.next_maintenance_ms) {
             l.next_maintenance_ms = jobs_now_ms() + (uint64_t)listener_interval_ms(l.pool);
             if (listener_maintain(&l) != 0 && !jobs_pg_alive(l.conn)) {
@@ -264,11 +250,8 @@ static void jobs_pool_name_owner(jobs_pool_t *pool)
               *c == '-'))
             *c = '_';
     unsigned int random = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, &random, sizeof(random)) != (ssize_t)sizeof(random))
+    if (util_random_bytes(&random, sizeof(random)) != 0)
         random = (unsigned int)time(NULL) ^ (unsigned int)getpid();
-    if (fd >= 0)
-        close(fd);
     snprintf(pool->owner, sizeof(pool->owner), "%s:%d:%08x", host, (int)getpid(), random);
 }
 
@@ -379,7 +362,7 @@ static int jobs_pool_release_all(jobs_pool_t *pool)
 /* Waits for every thread to end, at most timeout_ms. Returns 1 when all ended. */
 static int jobs_pool_wait_threads(jobs_pool_t *pool, int timeout_ms)
 {
-    struct timespec deadline = deadline_after(timeout_ms);
+    struct timespec deadline = util_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&pool->done_mu);
     while (pool->live_threads > 0)
         if (pthread_cond_timedwait(&pool->done_cv, &pool->done_mu, &deadline) == ETIMEDOUT)

@@ -52,17 +52,7 @@ void jobs_enqueue_query(jobs_enqueue_t *job, const cfg_t *cfg, db_query_t *query
     *query = (db_query_t){.stmt = DB_STMT_JOB_ENQUEUE, .nparams = 8, .values = job->values, .lengths = NULL};
 }
 
-int64_t jobs_backoff_ms(int attempt, int base_ms, int max_ms, double jitter01)
+util_backoff_t jobs_retry_backoff(const cfg_job_kind_t *schedule)
 {
-    if (attempt < 1)
-        attempt = 1;
-    if (base_ms < 1)
-        base_ms = 1;
-    double delay = (double)base_ms * ldexp(1.0, attempt > 40 ? 40 : attempt - 1);
-    if (delay > (double)max_ms)
-        delay = (double)max_ms;
-    if (jitter01 < 0 || jitter01 >= 1)
-        jitter01 = 0.5;
-    delay *= 0.5 + jitter01;
-    return delay < 1 ? 1 : (int64_t)delay;
+    return (util_backoff_t){schedule->retry_base_ms, schedule->retry_max_ms, 0.5, 1.5};
 }

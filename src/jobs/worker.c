@@ -31,7 +31,6 @@ typedef struct {
     int batch;
     json_t *pending; /* outcomes not yet recorded, claimed under w->owner */
     uint64_t last_flush_ms;
-    unsigned int seed; /* jitter of retry delays */
 } worker_t;
 
 static void worker_log(const worker_t *st, const char *fmt, const char *detail)
@@ -59,23 +58,22 @@ static void worker_rotate_owner(worker_t *st)
 
 static int worker_connect(worker_t *st)
 {
-    int backoff_ms = 50;
-    int logged = 0;
+    int failures = 0;
     while (!worker_stopping(st)) {
         char err[400];
         st->conn = jobs_pg_connect(st->pool->cfg->database.url, "hydrant-worker", err, sizeof(err));
         if (st->conn != NULL) {
-            if (logged)
+            if (failures > 0)
                 worker_log(st, "%s", "connected again");
             if (json_array_size(st->pending) == 0)
                 worker_rotate_owner(st);
             return 0;
         }
-        if (!logged++)
+        if (failures == 0)
             worker_log(st, "%s (retrying)", err);
+        int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &failures);
         uint64_t seen = jobs_wake_generation(st->pool, st->w->queue);
-        jobs_wake_wait(st->pool, st->w->queue, seen, backoff_ms + (int)(rand_r(&st->seed) % 50));
-        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        jobs_wake_wait(st->pool, st->w->queue, seen, (int)delay);
     }
     return -1;
 }
@@ -136,9 +134,8 @@ static jobs_count_t worker_run_job(worker_t *st, jobs_run_t *run, int kind_index
     case JOBS_RETRY:
         if (run->attempt < run->max_attempts) {
             cfg_job_kind_t schedule = cfg_job_schedule(st->pool->cfg, run->kind);
-            double jitter = (double)rand_r(&st->seed) / ((double)RAND_MAX + 1.0);
-            int64_t delay =
-                jobs_backoff_ms(run->attempt, schedule.retry_base_ms, schedule.retry_max_ms, jitter);
+            util_backoff_t backoff = jobs_retry_backoff(&schedule);
+            int64_t delay = util_backoff_ms(&backoff, run->attempt, util_random_unit());
             worker_set_error(outcome, "retrying", run->error);
             json_object_set_new(outcome, "delay_ms", json_integer(delay));
             return JOBS_COUNT_RETRYING;
@@ -290,7 +287,6 @@ void *jobs_worker_main(void *arg)
         .pool = w->pool,
         .batch = WORKER_FIRST_BATCH,
         .pending = json_array(),
-        .seed = (unsigned int)time(NULL) ^ (unsigned int)(w->index * 7919 + w->queue * 104729),
     };
     if (st.batch > st.pool->cfg->jobs.batch_size)
         st.batch = st.pool->cfg->jobs.batch_size;

@@ -80,13 +80,39 @@ static void test_client_address(void **state)
     assert_string_equal(client("10.0.0.1", huge), "10.0.0.1");
 }
 
+/* A request whose client has gone (h2o NULL): answering it records the status only. */
+static int pg_failed(db_status_t status, int *answered)
+{
+    http_loop_t loop;
+    memset(&loop, 0, sizeof(loop));
+    http_request_t r = {.loop = &loop, .refs = 1};
+    db_reply_t reply = {.status = status};
+    int failed = http_pg_failed(&r, &reply);
+    *answered = r.responded ? r.status : 0;
+    return failed;
+}
+
+static void test_pg_failed(void **state)
+{
+    int answered;
+    assert_int_equal(pg_failed(DB_OK, &answered), 0);
+    assert_int_equal(answered, 0); /* the caller answers */
+    assert_int_equal(pg_failed(DB_ERR_UNAVAILABLE, &answered), 1);
+    assert_int_equal(answered, 503);
+    assert_int_equal(pg_failed(DB_ERR_OVERLOADED, &answered), 1);
+    assert_int_equal(answered, 503);
+    assert_int_equal(pg_failed(DB_ERR_QUERY, &answered), 1);
+    assert_int_equal(answered, 500);
+    assert_int_equal(pg_failed(DB_ERR_INDOUBT, &answered), 1);
+    assert_int_equal(answered, 500); /* 503 would promise that nothing changed */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_envelope),
-        cmocka_unit_test(test_request_id_sanity),
-        cmocka_unit_test(test_generated_ids),
-        cmocka_unit_test(test_client_address),
+        cmocka_unit_test(test_envelope),      cmocka_unit_test(test_request_id_sanity),
+        cmocka_unit_test(test_generated_ids), cmocka_unit_test(test_client_address),
+        cmocka_unit_test(test_pg_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,15 @@ static void test_escaping(void **state)
     json_t *doc = json_loads(buf, 0, &err);
     assert_non_null(doc);
     json_decref(doc);
+    /* a surrogate and an overlong form are not UTF-8 either: a byte each, still valid JSON */
+    e.client = "s\xed\xa0\x80o\xe0\x80\xaf\xc3\xa9";
+    assert_true(http_log_format(&e, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(
+        buf,
+        "\"client\":\"s\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdo\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9\""));
+    doc = json_loads(buf, 0, &err);
+    assert_non_null(doc);
+    json_decref(doc);
 }
 
 static void test_too_small(void **state)

@@ -84,12 +84,13 @@ static void test_default_schedule_outlasts_an_hour(void **state)
     const char *kinds[] = {"email.confirmation", "email.password_reset", "anything.else"};
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         cfg_job_kind_t s = cfg_job_schedule(&cfg, kinds[k]);
+        util_backoff_t backoff = jobs_retry_backoff(&s);
         int64_t least = 0, most = 0;
         for (int attempt = 1; attempt < s.max_attempts; attempt++) { /* the last attempt is not retried */
             int64_t nominal = (int64_t)s.retry_base_ms << (attempt - 1);
             nominal = nominal > s.retry_max_ms ? s.retry_max_ms : nominal;
-            int64_t low = jobs_backoff_ms(attempt, s.retry_base_ms, s.retry_max_ms, 0.0);
-            int64_t high = jobs_backoff_ms(attempt, s.retry_base_ms, s.retry_max_ms, 0.999999);
+            int64_t low = util_backoff_ms(&backoff, attempt, 0.0);
+            int64_t high = util_backoff_ms(&backoff, attempt, 0.999999);
             assert_true(low >= nominal / 2 && low <= nominal / 2 + 1);
             assert_true(high < nominal * 3 / 2 && high >= nominal * 3 / 2 - 2);
             least += low;
@@ -99,21 +100,6 @@ static void test_default_schedule_outlasts_an_hour(void **state)
         assert_true(most <= 6 * 3600 * 1000); /* and gives up within a working day */
     }
     cfg_free(&cfg);
-}
-
-static void test_backoff_doubles_caps_and_jitters(void **state)
-{
-    assert_int_equal(jobs_backoff_ms(1, 1000, 60000, 0.5), 1000);
-    assert_int_equal(jobs_backoff_ms(2, 1000, 60000, 0.5), 2000);
-    assert_int_equal(jobs_backoff_ms(3, 1000, 60000, 0.5), 4000);
-    assert_int_equal(jobs_backoff_ms(10, 1000, 60000, 0.5), 60000);   /* capped */
-    assert_int_equal(jobs_backoff_ms(1000, 1000, 60000, 0.5), 60000); /* no overflow */
-    assert_int_equal(jobs_backoff_ms(1, 1000, 60000, 0.0), 500);      /* jitter 0.5x .. 1.5x */
-    assert_true(jobs_backoff_ms(1, 1000, 60000, 0.999) >= 1498);
-    assert_true(jobs_backoff_ms(1, 1000, 60000, 0.999) < 1500);
-    assert_int_equal(jobs_backoff_ms(0, 1000, 60000, 0.5), 1000); /* attempt clamped to 1 */
-    assert_int_equal(jobs_backoff_ms(1, 1000, 60000, 7.0), 1000); /* bad jitter: none */
-    assert_int_equal(jobs_backoff_ms(1, 1, 1, 0.0), 1);           /* never 0 */
 }
 
 static jobs_outcome_t handler(jobs_run_t *run)
@@ -183,7 +169,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_and_state_names),
         cmocka_unit_test(test_enqueue_parameters),
-        cmocka_unit_test(test_backoff_doubles_caps_and_jitters),
         cmocka_unit_test(test_default_schedule_outlasts_an_hour),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_metrics_text),
