@@ -454,10 +454,8 @@ static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
     auth_state_t *s = r->state;
     if (reply->status == DB_ERR_INDOUBT)
         auth_unanswered_note(r, s, 1);
-    if (reply->status != DB_OK) {
-        http_respond_db_error(r, reply->status);
+    if (http_pg_failed(r, reply))
         return;
-    }
     PGresult *res = reply->results[0];
     const char *verdict = PQgetvalue(res, 0, 0);
     if (strcmp(verdict, "ok") == 0 && !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 3)[0] != 't') {

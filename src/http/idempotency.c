@@ -13,6 +13,7 @@
  * longer commit anything.
  */
 #include "http/http.h"
+#include "util/util.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -84,7 +85,7 @@ static int idem_request_hash(const http_request_t *r, const char *route, char ou
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return -1;
-    EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
+    util_base64_encode(md, md_len, out, UTIL_BASE64_PAD);
     return 0;
 }
 
@@ -108,7 +109,7 @@ static char *idem_seal(const unsigned char key[32], const struct http_idem *idem
 {
     size_t raw_len = IDEM_NONCE + len + IDEM_TAG;
     unsigned char *raw = malloc(raw_len);
-    char *out = raw != NULL ? malloc(4 * ((raw_len + 2) / 3) + 1) : NULL;
+    char *out = raw != NULL ? malloc(UTIL_BASE64_LEN(raw_len) + 1) : NULL;
     EVP_CIPHER_CTX *ctx = out != NULL ? EVP_CIPHER_CTX_new() : NULL;
     int n = 0, fin = 0;
     int ok = ctx != NULL && len <= INT32_MAX && RAND_bytes(raw, IDEM_NONCE) == 1 &&
@@ -118,7 +119,7 @@ static char *idem_seal(const unsigned char key[32], const struct http_idem *idem
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IDEM_TAG, raw + IDEM_NONCE + len);
     EVP_CIPHER_CTX_free(ctx);
     if (ok)
-        EVP_EncodeBlock((unsigned char *)out, raw, (int)raw_len);
+        util_base64_encode(raw, raw_len, out, UTIL_BASE64_PAD);
     free(raw);
     if (!ok) {
         free(out);
@@ -132,18 +133,14 @@ static char *idem_open(const unsigned char key[32], const struct http_idem *idem
                        size_t *len)
 {
     size_t b64_len = strlen(sealed);
-    if (b64_len % 4 != 0)
-        return NULL;
     unsigned char *raw = malloc(b64_len / 4 * 3 + 1);
     if (raw == NULL)
         return NULL;
-    int raw_len = EVP_DecodeBlock(raw, (const unsigned char *)sealed, (int)b64_len);
-    for (size_t i = b64_len; raw_len > 0 && i > 0 && sealed[i - 1] == '='; i--)
-        raw_len--; /* EVP_DecodeBlock counts padding as bytes */
+    long raw_len = util_base64_decode(sealed, b64_len, raw, b64_len / 4 * 3 + 1, UTIL_BASE64_PAD);
     char *body =
         raw_len >= IDEM_NONCE + IDEM_TAG ? malloc((size_t)raw_len - IDEM_NONCE - IDEM_TAG + 1) : NULL;
     EVP_CIPHER_CTX *ctx = body != NULL ? EVP_CIPHER_CTX_new() : NULL;
-    int n = 0, fin = 0, text_len = raw_len - IDEM_NONCE - IDEM_TAG;
+    int n = 0, fin = 0, text_len = (int)raw_len - IDEM_NONCE - IDEM_TAG;
     int ok = ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) &&
              idem_aad(idem, ctx) &&
              EVP_DecryptUpdate(ctx, (unsigned char *)body, &n, raw + IDEM_NONCE, text_len) &&
