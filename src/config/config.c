@@ -85,7 +85,15 @@ void cfg_init_defaults(cfg_t *cfg)
                              .retry_max_ms = 15 * 60 * 1000,
                              .shutdown_timeout_ms = 10000,
                              .retention_days = 14};
-    cfg->limits = (cfg_limits_t){64 * 1024, 32, 16 * 1024, 100, 10000, 60000, 10000, 20000};
+    cfg->limits = (cfg_limits_t){.max_body = 64 * 1024,
+                                 .json_max_depth = 32,
+                                 .json_max_string = 16 * 1024,
+                                 .max_headers = 100,
+                                 .max_header_bytes = 16 * 1024,
+                                 .request_timeout_ms = 10000,
+                                 .idle_timeout_ms = 60000,
+                                 .shutdown_timeout_ms = 10000,
+                                 .max_connections = 20000};
 }
 
 void cfg_listen_clear(cfg_listen_t *l)

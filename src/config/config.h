@@ -100,14 +100,15 @@ typedef struct {
 } cfg_jobs_t;
 
 typedef struct {
-    int64_t max_body;        /* bytes, default JSON body limit 64 KiB */
-    int json_max_depth;      /* default 32 */
-    int64_t json_max_string; /* bytes, default 16 KiB */
-    int max_headers;         /* per request, default 100 */
-    int request_timeout_ms;  /* slow client / whole request, default 10000 */
-    int idle_timeout_ms;     /* keep-alive idle, default 60000 */
-    int shutdown_timeout_ms; /* graceful drain bound, default 10000 */
-    int max_connections;     /* per process, default 20000 */
+    int64_t max_body;         /* bytes, default JSON body limit 64 KiB */
+    int json_max_depth;       /* default 32 */
+    int64_t json_max_string;  /* bytes, default 16 KiB */
+    int max_headers;          /* per request, default 100 */
+    int64_t max_header_bytes; /* names and values of one request, default 16 KiB */
+    int request_timeout_ms;   /* slow client / whole request, default 10000 */
+    int idle_timeout_ms;      /* keep-alive idle, default 60000 */
+    int shutdown_timeout_ms;  /* graceful drain bound, default 10000 */
+    int max_connections;      /* per process, default 20000 */
 } cfg_limits_t;
 
 typedef struct {

@@ -80,6 +80,13 @@ static int http_is_trusted(const unsigned char addr[16], char *const *trusted, i
     return 0;
 }
 
+int http_address_is_trusted(const char *text, char *const *trusted, int ntrusted)
+{
+    unsigned char addr[16];
+    return ntrusted > 0 && http_parse_address(text, strlen(text), addr) == 0 &&
+           http_is_trusted(addr, trusted, ntrusted);
+}
+
 static void http_copy_address(const char *text, size_t len, char *out, size_t outlen)
 {
     unsigned char bytes[16];

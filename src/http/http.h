@@ -119,6 +119,8 @@ void http_request_id_generate(char *buf);
  * trusted proxy, when the peer itself is trusted. out must hold 46 bytes. */
 void http_client_address(const char *peer, const char *xff, size_t xff_len, char *const *trusted,
                          int ntrusted, char *out, size_t outlen);
+/* Is the address literal one of the trusted proxies? */
+int http_address_is_trusted(const char *text, char *const *trusted, int ntrusted);
 
 /* ------------------------------------------------------------------ metrics ---- */
 
@@ -135,6 +137,9 @@ typedef struct {
     } routes[HTTP_MAX_ROUTES + 2]; /* +2: unmatched (404/405) and internal */
     atomic_int_fast64_t connections_open;
     atomic_uint_fast64_t connections_total;
+    atomic_uint_fast64_t requests_abandoned;    /* disposed before an answer (conn.c) */
+    atomic_uint_fast64_t connections_throttled; /* out of budget */
+    atomic_uint_fast64_t connections_cut;       /* closed by hydrant */
 } http_metrics_shard_t;
 
 #define HTTP_METRICS_ROUTE_UNMATCHED HTTP_MAX_ROUTES
@@ -224,6 +229,7 @@ typedef struct http_request {
     unsigned has_retry_after : 1;
     unsigned body_taken : 1; /* the route's body rules have run */
     unsigned indoubt : 1;    /* answered DB_ERR_INDOUBT: a write may or may not have committed */
+    struct http_conn *conn;  /* the client's connection while the request lives, else NULL */
     struct http_idem *idem;  /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
 } http_request_t;
 
@@ -287,7 +293,8 @@ typedef struct {
     int ntrusted_proxies;
     int access_log_fd;              /* -1: no access log */
     http_log_writer_t *log_writer;  /* the access log and the requests' error lines */
-    int max_headers;                /* request headers beyond this answer 400 */
+    int max_headers;                /* request header fields beyond this answer 431 */
+    size_t max_header_bytes;        /* request header bytes (names and values) beyond this: 431 */
     void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
     int nloops;
@@ -305,9 +312,54 @@ typedef struct http_loop {
     http_metrics_shard_t *metrics;
     http_log_ring_t *access_log; /* this loop's access-log lines (NULL: no access log) */
     http_log_ring_t *error_log;  /* this loop's requests' error lines, for stderr */
+    struct http_conns *conns;    /* this loop's client connections by socket (conn.c) */
     /* Published by the loop's own timer so that other threads may read them. */
     atomic_int pg_ready, pg_total, redis_ready;
 } http_loop_t;
+
+/* ------------------------------------------------ client connections (conn.c) ---- */
+
+/* Requests a connection may abandon (net of those it lets finish) before it is throttled,
+ * and as many again before it is cut. */
+#define HTTP_CONN_BUDGET 100
+
+typedef struct http_conn {
+    uv_tcp_t tcp; /* first: libuv's close callback gets this handle */
+    h2o_socket_t *sock;
+    http_loop_t *loop;
+    struct http_conn *next_in_bucket;
+    uint32_t active; /* requests dispatched, not yet disposed */
+    int budget;
+    uint64_t wasted; /* requests abandoned so far */
+    unsigned trusted : 1, throttled : 1, cut : 1, cut_pending : 1;
+    const char *cut_why;
+    struct http_conn *next_cut;
+    char address[46]; /* the peer */
+} http_conn_t;
+
+/* The loop's table of connections, sized for about `expected` of them. 0 or -1. */
+int http_conns_init(http_loop_t *loop, int expected);
+void http_conns_free(http_loop_t *loop);
+/* A zeroed connection of the loop with a full budget (its tcp handle is the caller's to init). */
+http_conn_t *http_conn_new(http_loop_t *loop);
+/* Once libh2o has its socket: findable by its requests. trusted: a trusted proxy's. */
+void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted);
+/* From the handle's close callback, before the connection is freed. */
+void http_conn_unregister(http_conn_t *c);
+/* The connection of a request, or NULL. */
+http_conn_t *http_conn_of(http_loop_t *loop, h2o_req_t *req);
+/* A new request on c: 1 to serve it, 0 when c is throttled (answer 503 with no work). */
+int http_conn_admit(http_conn_t *c);
+/* A request of c got its answer. */
+void http_conn_answered(http_conn_t *c);
+/* A request of c was disposed; answered says whether it had its answer by then. */
+void http_conn_disposed(http_conn_t *c, int answered);
+/* Closes c through libh2o's own path (shutdown of the socket); logged once, counted. */
+void http_conn_cut(http_conn_t *c, const char *why);
+/* The same at the loop's next tick, so that an answer written meanwhile leaves first. */
+void http_conn_cut_soon(http_conn_t *c, const char *why);
+/* The loop's periodic timer: cuts what is due. */
+void http_conns_tick(http_loop_t *loop);
 
 /* Registers hydrant's request handler on a libh2o path configuration. */
 void http_install(h2o_pathconf_t *pathconf);

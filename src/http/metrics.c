@@ -157,18 +157,33 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
     }
     free(totals);
     long long open = 0;
-    unsigned long long total = 0;
+    unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0;
     for (int s = 0; s < nshards; s++) {
         open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
         total +=
             (unsigned long long)atomic_load_explicit(&shards[s]->connections_total, memory_order_relaxed);
+        abandoned += atomic_load_explicit(&shards[s]->requests_abandoned, memory_order_relaxed);
+        throttled += atomic_load_explicit(&shards[s]->connections_throttled, memory_order_relaxed);
+        cut += atomic_load_explicit(&shards[s]->connections_cut, memory_order_relaxed);
     }
-    util_buf_printf(out,
-                    "# HELP http_connections_open Client connections currently open.\n"
-                    "# TYPE http_connections_open gauge\n"
-                    "http_connections_open %lld\n"
-                    "# HELP http_connections_total Client connections accepted since start.\n"
-                    "# TYPE http_connections_total counter\n"
-                    "http_connections_total %llu\n",
-                    open, total);
+    util_buf_printf(
+        out,
+        "# HELP http_connections_open Client connections currently open.\n"
+        "# TYPE http_connections_open gauge\n"
+        "http_connections_open %lld\n"
+        "# HELP http_connections_total Client connections accepted since start.\n"
+        "# TYPE http_connections_total counter\n"
+        "http_connections_total %llu\n"
+        "# HELP hydrant_http_requests_abandoned_total Requests disposed before they were answered "
+        "(streams reset by the client, or by libh2o for a client's protocol error).\n"
+        "# TYPE hydrant_http_requests_abandoned_total counter\n"
+        "hydrant_http_requests_abandoned_total %llu\n"
+        "# HELP hydrant_http_connections_throttled_total Connections whose new requests were "
+        "refused after they abandoned too many.\n"
+        "# TYPE hydrant_http_connections_throttled_total counter\n"
+        "hydrant_http_connections_throttled_total %llu\n"
+        "# HELP hydrant_http_connections_cut_total Connections closed by hydrant for abuse.\n"
+        "# TYPE hydrant_http_connections_cut_total counter\n"
+        "hydrant_http_connections_cut_total %llu\n",
+        open, total, abandoned, throttled, cut);
 }

@@ -61,6 +61,10 @@ static void http_guard_dispose(void *p)
 {
     http_request_t *r = *(http_request_t **)p;
     r->h2o = NULL;
+    if (r->conn != NULL) {
+        http_conn_disposed(r->conn, r->responded);
+        r->conn = NULL; /* the connection may be freed before r */
+    }
     http_request_release(r);
 }
 
@@ -231,10 +235,13 @@ h2o_req_t *http_response_begin(http_request_t *r, int status, const char *conten
         [415] = "Unsupported Media Type",
         [422] = "Unprocessable Entity",
         [429] = "Too Many Requests",
+        [431] = "Request Header Fields Too Large",
         [500] = "Internal Server Error",
         [503] = "Service Unavailable",
         [507] = "Insufficient Storage",
     };
+    if (r->conn != NULL)
+        http_conn_answered(r->conn);
     req->res.status = status;
     req->res.reason =
         (status >= 100 && status < 600 && reasons[status] != NULL) ? reasons[status] : "Unknown";
@@ -550,6 +557,32 @@ int http_request_take_body(http_request_t *r)
     return http_take_json_body(r, r->h2o, r->loop->server);
 }
 
+/* A throttled connection's request: no work, and no error line (an attacker would write
+ * them by the thousand). */
+static void http_respond_throttled(http_request_t *r)
+{
+    static const char body[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"this connection abandons "
+                               "too many requests\"}}";
+    http_add_header(r, "Retry-After", HTTP_DEFAULT_RETRY_AFTER);
+    http_send(r, 503, "application/json; charset=utf-8", body, sizeof(body) - 1);
+}
+
+/* More header fields or bytes than allowed: 431, and the connection that sent them is closed
+ * once the answer is out (libh2o has decoded them all by now: a connection that sends such
+ * blocks costs memory for every one of its streams). */
+static int http_headers_over_limit(http_request_t *r, const h2o_req_t *req, const http_server_t *server)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (req->headers.size <= (size_t)server->max_headers && bytes <= server->max_header_bytes)
+        return 0;
+    if (r->conn != NULL)
+        http_conn_cut_soon(r->conn, "cut: too many or too large request headers");
+    http_respond_error(r, 431, "bad_request", "too many or too large request headers", NULL);
+    return 1;
+}
+
 static void http_dispatch_handler(http_request_t *r, void *unused)
 {
     r->route->handler(r);
@@ -559,10 +592,12 @@ static void http_dispatch(http_request_t *r, h2o_req_t *req, const http_server_t
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     http_match_t match;
-    if (req->headers.size > (size_t)server->max_headers) {
-        http_respond_error(r, 400, "bad_request", "too many request headers", NULL);
+    if (r->conn != NULL && !http_conn_admit(r->conn)) {
+        http_respond_throttled(r);
         return;
     }
+    if (http_headers_over_limit(r, req, server))
+        return;
     if (path_len == 0 || req->path.base[0] != '/') {
         http_respond_error(r, 400, "bad_request", "the request path must be absolute", NULL);
         return;
@@ -612,6 +647,7 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     http_set_client(r, req, server);
     /* The dispatch may finish the request synchronously; keep r valid until it returns. */
     http_request_retain(r);
+    r->conn = http_conn_of(loop, req);
     http_dispatch(r, req, server);
     http_request_release(r);
     return 0;

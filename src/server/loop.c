@@ -22,9 +22,25 @@ static srv_loop_t *srv_loop_of_uv(uv_loop_t *uv)
 static void srv_on_socket_closed(uv_handle_t *handle)
 {
     srv_loop_t *loop = srv_loop_of_uv(handle->loop);
+    http_conn_t *c = (http_conn_t *)handle;
+    http_conn_unregister(c);
     atomic_fetch_sub(&loop->connections, 1);
     atomic_fetch_sub_explicit(&loop->metrics.connections_open, 1, memory_order_relaxed);
-    free(handle);
+    free(c);
+}
+
+/* The peer's address as text ("unknown" when the socket cannot say). */
+static void srv_peer_address(uv_tcp_t *tcp, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(out, len, "unknown");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, out, len);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, out, len);
 }
 
 static void srv_on_refused_closed(uv_handle_t *handle)
@@ -38,9 +54,10 @@ static void srv_on_connection(uv_stream_t *server, int status)
     srv_loop_t *loop = listener->loop;
     if (status != 0)
         return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (conn == NULL)
+    http_conn_t *c = http_conn_new(&loop->http);
+    if (c == NULL)
         return;
+    uv_tcp_t *conn = &c->tcp;
     uv_tcp_init(&loop->uv, conn);
     if (uv_accept(server, (uv_stream_t *)conn) != 0) {
         uv_close((uv_handle_t *)conn, srv_on_refused_closed);
@@ -56,7 +73,12 @@ static void srv_on_connection(uv_stream_t *server, int status)
     atomic_fetch_add(&loop->connections, 1);
     atomic_fetch_add_explicit(&loop->metrics.connections_open, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->metrics.connections_total, 1, memory_order_relaxed);
+    char address[46];
+    srv_peer_address(conn, address, sizeof(address));
+    const http_server_t *http = loop->http.server;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, srv_on_socket_closed);
+    http_conn_register(c, sock, address,
+                       http_address_is_trusted(address, http->trusted_proxies, http->ntrusted_proxies));
     h2o_accept(&listener->accept, sock);
 }
 
@@ -134,6 +156,7 @@ static void srv_on_tick(uv_timer_t *timer)
 {
     srv_loop_t *loop = timer->data;
     srv_publish_gauges(loop);
+    http_conns_tick(&loop->http);
     if (!loop->shutting_down || loop->finished)
         return;
     if (atomic_load(&loop->connections) == 0 || uv_now(&loop->uv) >= loop->shutdown_deadline)
@@ -157,6 +180,10 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
     loop->http.access_log = http_log_writer_ring(config->server->log_writer, loop->index, HTTP_LOG_ACCESS);
     loop->http.error_log = http_log_writer_ring(config->server->log_writer, loop->index, HTTP_LOG_ERROR);
     loop->http.metrics = &loop->metrics;
+    if (http_conns_init(&loop->http, loop->max_connections) != 0) {
+        snprintf(err, errlen, "thread %d: out of memory", loop->index);
+        return -1;
+    }
     loop->http.pg = db_pg_pool_new(&loop->uv, config->pg_options);
     loop->http.redis = db_redis_new(&loop->uv, config->redis_options);
     if (loop->http.pg == NULL || loop->http.redis == NULL) {
@@ -213,5 +240,6 @@ void srv_loop_dispose(srv_loop_t *loop)
 {
     if (!loop->h2o_disposed)
         return; /* abandoned at the deadline: its memory is reclaimed by the exit */
+    http_conns_free(&loop->http);
     uv_loop_close(&loop->uv);
 }

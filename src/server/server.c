@@ -157,6 +157,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
         .max_string = (size_t)cfg->limits.json_max_string,
     };
     srv->http.max_headers = cfg->limits.max_headers;
+    srv->http.max_header_bytes = (size_t)cfg->limits.max_header_bytes;
     if (srv_idempotency_setup(srv) != 0) {
         snprintf(err, errlen, "cannot derive the key for Idempotency-Key answers");
         return -1;

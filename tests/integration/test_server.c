@@ -357,9 +357,39 @@ static void test_too_many_headers(void **state)
     }
     headers[30] = NULL;
     for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++)
-        assert_error(request_json(protocol, "GET", "/health/live", headers, NULL, 400, NULL), "bad_request");
+        assert_error(request_json(protocol, "GET", "/health/live", headers, NULL, 431, NULL), "bad_request");
     headers[10] = NULL; /* a few are fine */
     json_decref(request_json(HARNESS_HTTP2, "GET", "/health/live", headers, NULL, 200, NULL));
+    /* too many bytes in few fields (limits.max-header-bytes, 16 KiB by default) */
+    static char big[20 * 1024 + 16];
+    snprintf(big, sizeof(big), "X-Big: %0*d", 20 * 1024, 7);
+    const char *large[] = {big, NULL};
+    assert_error(request_json(HARNESS_HTTP2, "GET", "/health/live", large, NULL, 431, NULL), "bad_request");
+}
+
+/* The connection that sent such a request is closed once its answer is out, keep-alive or
+ * not: libh2o has decoded every field by then, and would for each of its next requests. */
+static void test_header_flood_closes_the_connection(void **state)
+{
+    (void)state;
+    char request[2048];
+    int n = snprintf(request, sizeof(request), "GET /health/live HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 30; i++)
+        n += snprintf(request + n, sizeof(request) - (size_t)n, "X-Extra-%d: %d\r\n", i, i);
+    n += snprintf(request + n, sizeof(request) - (size_t)n, "\r\n");
+    int fd = raw_connect();
+    assert_int_equal(write(fd, request, (size_t)n), n);
+    char answer[4096];
+    int got = raw_read_until_close(fd, answer, sizeof(answer), 5000);
+    close(fd);
+    assert_true(got > 0); /* closed by the server, not left open until a timeout */
+    assert_non_null(strstr(answer, "HTTP/1.1 431"));
+    /* a request within the limits keeps its connection */
+    fd = raw_connect();
+    const char *fine = "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fd, fine, strlen(fine)), (ssize_t)strlen(fine));
+    assert_int_equal(raw_read_until_close(fd, answer, sizeof(answer), 700), -1);
+    close(fd);
 }
 
 static void test_garbage_request_line(void **state)
@@ -543,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_stalled_body_is_cut_off),
         cmocka_unit_test(test_header_flood),
         cmocka_unit_test(test_too_many_headers),
+        cmocka_unit_test(test_header_flood_closes_the_connection),
         cmocka_unit_test(test_garbage_request_line),
         cmocka_unit_test(test_metrics_count_requests),
         cmocka_unit_test(test_access_log_lines),

@@ -257,20 +257,36 @@ static void reconnect(void)
     assert_int_equal(PQstatus(db), CONNECTION_OK);
 }
 
-/* Has PostgreSQL's side of some connection received bytes its backend has not read yet? (A
- * stopped backend's socket, once hydrant sent it a batch.) From /proc/net/tcp: the local port
- * and the receive queue, in hex. */
-static int backend_has_unread_input(void)
+/* Has the backend's socket received bytes the backend has not read yet (hydrant's batch,
+ * sent to a stopped backend)? The backend's socket inodes from /proc/PID/fd, their receive
+ * queues from /proc/net/tcp (hex). */
+static int backend_has_unread_input(pid_t pid)
 {
+    char dir[64], link[96], target[64];
+    unsigned long inodes[32];
+    int n = 0;
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    for (int fd = 0; fd < 256 && n < 32; fd++) {
+        snprintf(link, sizeof(link), "%s/%d", dir, fd);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (sscanf(target, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
     FILE *f = fopen("/proc/net/tcp", "r");
     if (f == NULL)
         return 0;
     char line[512];
-    int found = 0, pg_port = harness_service_port("pg");
+    int found = 0;
     while (!found && fgets(line, sizeof(line), f) != NULL) {
-        unsigned local_port, rx;
-        if (sscanf(line, " %*d: %*8X:%X %*8X:%*X %*X %*X:%X", &local_port, &rx) == 2)
-            found = (int)local_port == pg_port && rx > 0;
+        unsigned rx;
+        unsigned long inode;
+        if (sscanf(line, " %*d: %*X:%*X %*X:%*X %*X %*X:%X %*X:%*X %*X %*u %*u %lu", &rx, &inode) != 2)
+            continue;
+        for (int i = 0; i < n && !found; i++)
+            found = inodes[i] == inode && rx > 0;
     }
     fclose(f);
     return found;
@@ -321,7 +337,7 @@ static void cut_during_signup(const char *tag, int kill_it, long want_status, co
     int sent = 0;
     for (long long deadline = harness_now_ms() + 10000; !sent && harness_now_ms() < deadline;
          usleep(5 * 1000))
-        sent = backend_has_unread_input();
+        sent = backend_has_unread_input(backend);
     int cut = -1;
     if (!sent) {
         wake(backend);
@@ -336,14 +352,14 @@ static void cut_during_signup(const char *tag, int kill_it, long want_status, co
         stalled = 0;
     }
     pthread_join(thread, NULL);
+    if (kill_it)
+        reconnect(); /* the crash ended the test's own connection too */
     assert_true(sent);
     assert_int_equal(cut, 0);
     if (!kill_it)
         wait_exit(backend); /* it ends, having run nothing */
     assert_int_equal(call.status, want_status);
     assert_string_equal(call.code, want_code);
-    if (kill_it)
-        reconnect(); /* the crash ended the test's own connection too */
     wait_for_pool();
     char *count = sql_value("SELECT count(*) FROM users WHERE email = $1", email);
     assert_string_equal(count, "0");

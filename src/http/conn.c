@@ -1,0 +1,201 @@
+/*
+ * hydrant's view of each client connection, beside libh2o's: what its requests cost.
+ *
+ * libh2o 2.2 dispatches a request as soon as its HEADERS frame is parsed, and a reset stream
+ * (by the client: Rapid Reset, CVE-2023-44487; or by libh2o itself when a client breaks the
+ * protocol on purpose: MadeYouReset, CVE-2025-8671) destroys the request while hydrant may
+ * have started real work for it. Each connection therefore keeps a budget, as upstream h2o
+ * does since 2023: a request disposed before it was answered spends one unit, an answered one
+ * earns one back (up to the start value). A connection out of budget is throttled: its new
+ * requests are answered 503 at once, without any work, and each of them spends a unit too; a
+ * connection that goes on regardless is cut. Cutting is a shutdown() of the socket, which
+ * libh2o sees as a read error and closes through its own path: hydrant never frees libh2o's
+ * objects itself. Connections from trusted proxies carry many clients' requests and are left
+ * alone.
+ *
+ * The connection's uv_tcp_t is the first member of http_conn_t, so libuv's close callback
+ * finds the connection; requests find it through their h2o_socket_t, in a per-loop table.
+ */
+#include "http/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct http_conns {
+    http_conn_t **buckets;
+    size_t mask;
+    http_conn_t *cut_soon; /* connections to cut at the next tick, once their answer is out */
+};
+
+static size_t http_conns_slot(const struct http_conns *t, const h2o_socket_t *sock)
+{
+    uintptr_t p = (uintptr_t)sock;
+    return (size_t)((p >> 4) ^ (p >> 13)) & t->mask;
+}
+
+int http_conns_init(http_loop_t *loop, int expected)
+{
+    size_t n = 64;
+    while (n < (size_t)expected * 2 && n < (1u << 20))
+        n <<= 1;
+    struct http_conns *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->buckets = calloc(n, sizeof(*t->buckets))) == NULL) {
+        free(t);
+        return -1;
+    }
+    t->mask = n - 1;
+    loop->conns = t;
+    return 0;
+}
+
+void http_conns_free(http_loop_t *loop)
+{
+    if (loop->conns == NULL)
+        return;
+    free(loop->conns->buckets);
+    free(loop->conns);
+    loop->conns = NULL;
+}
+
+http_conn_t *http_conn_new(http_loop_t *loop)
+{
+    http_conn_t *c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->loop = loop;
+        c->budget = HTTP_CONN_BUDGET;
+    }
+    return c;
+}
+
+void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted)
+{
+    c->sock = sock;
+    c->trusted = trusted != 0;
+    snprintf(c->address, sizeof(c->address), "%s", address);
+    struct http_conns *t = c->loop->conns;
+    size_t slot = http_conns_slot(t, sock);
+    c->next_in_bucket = t->buckets[slot];
+    t->buckets[slot] = c;
+}
+
+void http_conn_unregister(http_conn_t *c)
+{
+    struct http_conns *t = c->loop->conns;
+    if (c->sock == NULL || t == NULL)
+        return;
+    for (http_conn_t **p = &t->cut_soon; c->cut_pending && *p != NULL; p = &(*p)->next_cut) {
+        if (*p == c) {
+            *p = c->next_cut;
+            break;
+        }
+    }
+    for (http_conn_t **p = &t->buckets[http_conns_slot(t, c->sock)]; *p != NULL; p = &(*p)->next_in_bucket) {
+        if (*p == c) {
+            *p = c->next_in_bucket;
+            break;
+        }
+    }
+    c->sock = NULL;
+}
+
+http_conn_t *http_conn_of(http_loop_t *loop, h2o_req_t *req)
+{
+    if (loop->conns == NULL || req->conn->callbacks->get_socket == NULL)
+        return NULL;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return NULL;
+    for (http_conn_t *c = loop->conns->buckets[http_conns_slot(loop->conns, sock)]; c != NULL;
+         c = c->next_in_bucket)
+        if (c->sock == sock)
+            return c;
+    return NULL;
+}
+
+/* One line per connection and event, through the requests' error log (never blocking). */
+static void http_conn_log(http_conn_t *c, const char *what)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "hydrant: connection from %s %s (%llu requests abandoned)\n",
+                     c->address, what, (unsigned long long)c->wasted);
+    if (n > 0 && c->loop->error_log != NULL)
+        http_log_ring_append(c->loop->error_log, line,
+                             (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+void http_conn_cut(http_conn_t *c, const char *why)
+{
+    if (c->cut)
+        return;
+    c->cut = 1;
+    atomic_fetch_add_explicit(&c->loop->metrics->connections_cut, 1, memory_order_relaxed);
+    http_conn_log(c, why);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+void http_conn_cut_soon(http_conn_t *c, const char *why)
+{
+    if (c->cut || c->cut_pending)
+        return;
+    c->cut_pending = 1;
+    c->cut_why = why;
+    c->next_cut = c->loop->conns->cut_soon;
+    c->loop->conns->cut_soon = c;
+}
+
+void http_conns_tick(http_loop_t *loop)
+{
+    if (loop->conns == NULL)
+        return;
+    http_conn_t *list = loop->conns->cut_soon;
+    loop->conns->cut_soon = NULL;
+    for (http_conn_t *c = list, *next; c != NULL; c = next) {
+        next = c->next_cut;
+        c->cut_pending = 0;
+        http_conn_cut(c, c->cut_why);
+    }
+}
+
+/* Spends one unit of the budget; throttles, then cuts, a connection that runs out. */
+static void http_conn_spend(http_conn_t *c)
+{
+    if (c->trusted)
+        return;
+    c->budget--;
+    if (c->budget <= 0 && !c->throttled) {
+        c->throttled = 1;
+        atomic_fetch_add_explicit(&c->loop->metrics->connections_throttled, 1, memory_order_relaxed);
+        http_conn_log(c, "throttled: it abandons too many requests");
+    }
+    if (c->budget <= -HTTP_CONN_BUDGET)
+        http_conn_cut(c, "cut: it kept abandoning requests while throttled");
+}
+
+int http_conn_admit(http_conn_t *c)
+{
+    c->active++;
+    if (!c->throttled)
+        return 1;
+    http_conn_spend(c); /* answered at once, but still a request it should not have sent */
+    return 0;
+}
+
+void http_conn_answered(http_conn_t *c)
+{
+    if (!c->throttled && c->budget < HTTP_CONN_BUDGET)
+        c->budget++;
+}
+
+void http_conn_disposed(http_conn_t *c, int answered)
+{
+    c->active--;
+    if (answered)
+        return;
+    c->wasted++;
+    atomic_fetch_add_explicit(&c->loop->metrics->requests_abandoned, 1, memory_order_relaxed);
+    http_conn_spend(c);
+}
