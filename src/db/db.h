@@ -27,6 +27,7 @@ typedef enum {
     DB_ERR_CLOSED,      /* the pool is shutting down */
     DB_ERR_INDOUBT,     /* a batch that writes was sent, then its connection broke or timed out
                            before the answer: it may or may not have committed */
+    DB_ERR_CANCELLED,   /* never sent: its caller no longer wanted it (see db_pg_submit_if) */
 } db_status_t;
 
 const char *db_status_name(db_status_t status);
@@ -181,6 +182,12 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options);
  * is not read_only gets a DB_STMT_DEADLINE query appended (not among the results); if its
  * connection breaks or times out before the answer, it fails with DB_ERR_INDOUBT. */
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data);
+/* The same, for work whose caller may go away: batches are sent at the end of the loop
+ * iteration (with every other batch of it, in order), and one for which wanted(data) then
+ * says 0 is not sent at all but answered DB_ERR_CANCELLED. A request whose stream was reset
+ * in the same read as its HEADERS (Rapid Reset) so costs the database nothing. */
+int db_pg_submit_if(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data,
+                    int (*wanted)(void *data));
 
 /* Why the last db_pg_submit on this pool returned -1: DB_ERR_UNAVAILABLE (no connection
  * ready), DB_ERR_OVERLOADED (max_in_flight reached), DB_ERR_CLOSED, or DB_ERR_QUERY (the

@@ -95,7 +95,10 @@ struct db_pg_pool {
     db_status_t last_error;
     uv_timer_t watchdog;
     uv_timer_t deferred;
-    uv_check_t uncork; /* active while some connection is corked */
+    uv_check_t uncork; /* sends what waits, uncorks and flushes, once the iteration's I/O is done */
+    uv_idle_t awake;   /* keeps the loop from sleeping in poll while something waits */
+    struct pg_pending *pending, *pending_tail; /* submitted, not yet sent (see db_pg_submit_if) */
+    int pending_queries;
     int open_handles;
     int pending_dns;
     int closing;
@@ -109,6 +112,7 @@ static void pg_conn_start(pg_conn_t *c);
 static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail);
 static void pg_on_poll(uv_poll_t *handle, int status, int events);
 static void pg_on_uncork(uv_check_t *check);
+static void pg_pool_send_pending(db_pg_pool_t *pool);
 static void pg_conn_mark_broken(pg_conn_t *c);
 
 /* ----------------------------------------------------------------- batches ---- */
@@ -272,10 +276,20 @@ static int pg_conn_flush(pg_conn_t *c)
  * - PostgreSQL flushes its answers at every Sync: one-query batches of read-only statements
  *   (shares_sync) join one open segment, whose Sync is sent here.
  */
+static void pg_on_awake(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
+/* The check handle runs after the iteration's I/O; the idle handle makes an iteration whose
+ * work came from a timer (before poll) go through poll without sleeping, so its batches are
+ * not held until the next event. */
 static void pg_pool_defer_flush(db_pg_pool_t *pool)
 {
-    if (!uv_is_active((uv_handle_t *)&pool->uncork))
+    if (!uv_is_active((uv_handle_t *)&pool->uncork)) {
         uv_check_start(&pool->uncork, pg_on_uncork);
+        uv_idle_start(&pool->awake, pg_on_awake);
+    }
 }
 
 static void pg_conn_cork(pg_conn_t *c)
@@ -300,6 +314,8 @@ static void pg_on_uncork(uv_check_t *check)
 {
     db_pg_pool_t *pool = check->data;
     uv_check_stop(check);
+    uv_idle_stop(&pool->awake);
+    pg_pool_send_pending(pool);
     int off = 0;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
@@ -736,8 +752,9 @@ db_pg_pool_t *db_pg_pool_new(uv_loop_t *loop, const db_pg_options_t *options)
     uv_timer_init(loop, &pool->watchdog);
     uv_timer_init(loop, &pool->deferred);
     uv_check_init(loop, &pool->uncork);
-    pool->watchdog.data = pool->deferred.data = pool->uncork.data = pool;
-    pool->open_handles = 3;
+    uv_idle_init(loop, &pool->awake);
+    pool->watchdog.data = pool->deferred.data = pool->uncork.data = pool->awake.data = pool;
+    pool->open_handles = 4;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         c->pool = pool;
@@ -778,49 +795,6 @@ static int pg_batch_valid(const db_query_t *queries, int nqueries)
         }
     }
     return 1;
-}
-
-/* Parameters given with lengths are not NUL-terminated; libpq wants text parameters that
- * are, so those queries get NUL-terminated copies in one block. Returns the block (NULL
- * when no copy is needed, and sets *failed when allocation failed). */
-static char *pg_copy_params(const db_query_t *queries, int nqueries, const char *const **views, int *failed)
-{
-    size_t bytes = 0, slots = 0;
-    for (int i = 0; i < nqueries; i++) {
-        views[i] = queries[i].values;
-        if (queries[i].lengths == NULL || queries[i].values == NULL)
-            continue;
-        slots += (size_t)queries[i].nparams;
-        for (int p = 0; p < queries[i].nparams; p++)
-            bytes += queries[i].values[p] != NULL ? (size_t)queries[i].lengths[p] + 1 : 0;
-    }
-    *failed = 0;
-    if (slots == 0)
-        return NULL;
-    char *block = malloc(slots * sizeof(char *) + bytes);
-    if (block == NULL) {
-        *failed = 1;
-        return NULL;
-    }
-    const char **slot = (const char **)(void *)block;
-    char *text = block + slots * sizeof(char *);
-    for (int i = 0; i < nqueries; i++) {
-        if (queries[i].lengths == NULL || queries[i].values == NULL)
-            continue;
-        views[i] = slot;
-        for (int p = 0; p < queries[i].nparams; p++, slot++) {
-            const char *v = queries[i].values[p];
-            if (v == NULL) {
-                *slot = NULL;
-                continue;
-            }
-            memcpy(text, v, (size_t)queries[i].lengths[p]);
-            text[queries[i].lengths[p]] = '\0';
-            *slot = text;
-            text += queries[i].lengths[p] + 1;
-        }
-    }
-    return block;
 }
 
 /* May a lone shares_sync query join the open segment? Not behind a batch that has already
@@ -910,7 +884,60 @@ static const db_query_t *pg_guard_batch(const db_pg_pool_t *pool, const db_query
     return guarded;
 }
 
+/* A batch waiting for the end of the loop iteration, with its own copy of every parameter
+ * (NUL-terminated: pg_batch_valid refused NULs), so the caller's memory may go at once. */
+typedef struct pg_pending {
+    struct pg_pending *next;
+    db_pg_batch_t *batch;
+    int (*wanted)(void *data);
+    int nqueries;
+    db_query_t queries[];
+} pg_pending_t;
+
+static pg_pending_t *pg_pending_new(const db_query_t *queries, int nqueries)
+{
+    size_t slots = 0, bytes = 0;
+    for (int i = 0; i < nqueries; i++) {
+        slots += (size_t)queries[i].nparams;
+        for (int p = 0; p < queries[i].nparams && queries[i].values != NULL; p++) {
+            const char *v = queries[i].values[p];
+            if (v != NULL)
+                bytes += (queries[i].lengths != NULL ? (size_t)queries[i].lengths[p] : strlen(v)) + 1;
+        }
+    }
+    pg_pending_t *pending = malloc(sizeof(*pending) + (size_t)nqueries * sizeof(db_query_t) +
+                                   slots * sizeof(const char *) + bytes);
+    if (pending == NULL)
+        return NULL;
+    pending->nqueries = nqueries;
+    const char **slot = (const char **)(void *)(pending->queries + nqueries);
+    char *text = (char *)(slot + slots);
+    for (int i = 0; i < nqueries; i++) {
+        pending->queries[i] =
+            (db_query_t){.stmt = queries[i].stmt, .nparams = queries[i].nparams, .values = slot};
+        for (int p = 0; p < queries[i].nparams; p++, slot++) {
+            const char *v = queries[i].values != NULL ? queries[i].values[p] : NULL;
+            if (v == NULL) {
+                *slot = NULL;
+                continue;
+            }
+            size_t len = queries[i].lengths != NULL ? (size_t)queries[i].lengths[p] : strlen(v);
+            memcpy(text, v, len);
+            text[len] = '\0';
+            *slot = text;
+            text += len + 1;
+        }
+    }
+    return pending;
+}
+
 int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data)
+{
+    return db_pg_submit_if(pool, queries, nqueries, cb, data, NULL);
+}
+
+int db_pg_submit_if(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db_pg_cb cb, void *data,
+                    int (*wanted)(void *data))
 {
     if (pool->closing)
         return pg_refuse(pool, DB_ERR_CLOSED);
@@ -921,36 +948,79 @@ int db_pg_submit(db_pg_pool_t *pool, const db_query_t *queries, int nqueries, db
     char deadline[32];
     int user_queries = nqueries;
     queries = pg_guard_batch(pool, queries, &nqueries, guarded, &deadline_value, deadline, sizeof(deadline));
-    if (pool->queries + nqueries > pool->options.max_in_flight)
+    if (pool->queries + pool->pending_queries + nqueries > pool->options.max_in_flight)
         return pg_refuse(pool, DB_ERR_OVERLOADED);
-    pg_conn_t *c = pg_pool_pick(pool);
-    if (c == NULL)
+    if (pg_pool_pick(pool) == NULL)
         return pg_refuse(pool, DB_ERR_UNAVAILABLE);
-    const char *const *views[DB_PG_MAX_BATCH + 1];
-    int copy_failed;
-    char *copies = pg_copy_params(queries, nqueries, views, &copy_failed);
-    db_pg_batch_t *b = copy_failed ? NULL : db_pg_batch_new(nqueries);
+    pg_pending_t *pending = pg_pending_new(queries, nqueries);
+    db_pg_batch_t *b = pending != NULL ? db_pg_batch_new(nqueries) : NULL;
     if (b == NULL) {
-        free(copies);
+        free(pending);
         return pg_refuse(pool, DB_ERR_OVERLOADED); /* out of memory: shed load */
-    }
-    int sent = pg_conn_send(c, b, queries, views, nqueries);
-    free(copies);
-    if (sent != 0) {
-        /* Part of the batch may sit in the pipeline without its Sync: the connection is out
-         * of step for good, and its earlier batches fail from the loop. */
-        db_pg_batch_free(b);
-        pg_conn_mark_broken(c);
-        return pg_refuse(pool, DB_ERR_UNAVAILABLE);
     }
     b->cb = cb;
     b->data = data;
-    b->sent_at = uv_now(pool->loop);
-    b->counted = nqueries;
     b->guarded = nqueries > user_queries;
-    pg_conn_push(c, b);
-    pg_pool_defer_flush(pool); /* what libpq still holds leaves with the iteration's other work */
+    pending->batch = b;
+    pending->wanted = wanted;
+    pending->next = NULL;
+    if (pool->pending_tail != NULL)
+        pool->pending_tail->next = pending;
+    else
+        pool->pending = pending;
+    pool->pending_tail = pending;
+    pool->pending_queries += nqueries;
+    pg_pool_defer_flush(pool);
     return 0;
+}
+
+/* Sends one waiting batch, or answers it: DB_ERR_CANCELLED when its caller no longer wants
+ * it (a request whose client left: a reset stream costs no database work), DB_ERR_UNAVAILABLE
+ * when no connection can take it (nothing was sent either way). */
+static void pg_pending_send(db_pg_pool_t *pool, pg_pending_t *p)
+{
+    db_pg_batch_t *b = p->batch;
+    pool->pending_queries -= p->nqueries;
+    pg_conn_t *c = NULL;
+    db_status_t refused = DB_ERR_CANCELLED;
+    if (p->wanted == NULL || p->wanted(b->data)) {
+        refused = DB_ERR_UNAVAILABLE;
+        c = pg_pool_pick(pool);
+    }
+    if (c != NULL) {
+        const char *const *views[DB_PG_MAX_BATCH + 1];
+        for (int i = 0; i < p->nqueries; i++)
+            views[i] = p->queries[i].values;
+        if (pg_conn_send(c, b, p->queries, views, p->nqueries) != 0) {
+            /* Part of the batch may sit in the pipeline without its Sync: the connection is
+             * out of step for good, and its earlier batches fail from the loop. */
+            pg_conn_mark_broken(c);
+            c = NULL;
+        }
+    }
+    if (c == NULL) {
+        db_reply_t reply = {.status = refused, .message = db_status_name(refused)};
+        free(p);
+        pg_batch_complete(b, &reply);
+        return;
+    }
+    b->sent_at = uv_now(pool->loop);
+    b->counted = p->nqueries;
+    free(p);
+    pg_conn_push(c, b);
+}
+
+/* Everything submitted since the last check, in order; callbacks of refused batches may
+ * submit more, which go out in the same pass. */
+static void pg_pool_send_pending(db_pg_pool_t *pool)
+{
+    while (pool->pending != NULL && !pool->closing) {
+        pg_pending_t *p = pool->pending;
+        pool->pending = p->next;
+        if (pool->pending == NULL)
+            pool->pending_tail = NULL;
+        pg_pending_send(pool, p);
+    }
 }
 
 db_status_t db_pg_last_error(const db_pg_pool_t *pool)
@@ -981,6 +1051,18 @@ void db_pg_pool_close(db_pg_pool_t *pool, void (*on_closed)(void *data), void *d
     uv_close((uv_handle_t *)&pool->watchdog, pg_on_timer_closed);
     uv_close((uv_handle_t *)&pool->deferred, pg_on_timer_closed);
     uv_close((uv_handle_t *)&pool->uncork, pg_on_timer_closed);
+    uv_close((uv_handle_t *)&pool->awake, pg_on_timer_closed);
+    /* Batches never sent are failed with the others, from the loop once every handle is
+     * closed. */
+    while (pool->pending != NULL) {
+        struct pg_pending *p = pool->pending;
+        pool->pending = p->next;
+        p->batch->next = pool->orphans;
+        pool->orphans = p->batch;
+        free(p);
+    }
+    pool->pending_tail = NULL;
+    pool->pending_queries = 0;
     for (int i = 0; i < pool->nconns; i++) {
         pg_conn_t *c = &pool->conns[i];
         if (c->state == PG_RESOLVING)

@@ -17,6 +17,8 @@ const char *db_status_name(db_status_t status)
         return "closed";
     case DB_ERR_INDOUBT:
         return "outcome unknown";
+    case DB_ERR_CANCELLED:
+        return "cancelled";
     }
     return "unknown";
 }

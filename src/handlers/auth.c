@@ -162,7 +162,8 @@ static void auth_signup_checked(http_request_t *r)
         return;
     }
     json_decref(details);
-    if (auth_copy_password(s, password) != 0 || http_cpu(r, auth_signup_hash, auth_signup_hashed, s) != 0) {
+    if (auth_copy_password(s, password) != 0 ||
+        http_cpu_droppable(r, auth_signup_hash, auth_signup_hashed, s) != 0) {
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
     }
@@ -356,7 +357,7 @@ static void auth_login_check(http_request_t *r, auth_state_t *s)
 {
     if (!s->known)
         snprintf(s->stored, sizeof(s->stored), "%s", ((const handlers_app_t *)r->app)->dummy_hash);
-    if (http_cpu(r, auth_login_verify, auth_login_verified, s) != 0) {
+    if (http_cpu_droppable(r, auth_login_verify, auth_login_verified, s) != 0) {
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
     }

@@ -193,7 +193,7 @@ static void password_reset(http_request_t *r)
         return;
     auth_token_hash(json_string_value(token), json_string_length(token), s->token_hash);
     s->password = handlers_secret_copy(password, &s->password_len);
-    if (s->password == NULL || http_cpu(r, password_hash_new, password_reset_hashed, s) != 0)
+    if (s->password == NULL || http_cpu_droppable(r, password_hash_new, password_reset_hashed, s) != 0)
         password_busy(r);
 }
 
@@ -249,7 +249,7 @@ static void password_change_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, 0));
-    if (http_cpu(r, password_change_verify, password_change_checked, s) != 0)
+    if (http_cpu_droppable(r, password_change_verify, password_change_checked, s) != 0)
         password_busy(r);
 }
 

@@ -158,7 +158,7 @@ static void profile_delete_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     snprintf(d->stored, sizeof(d->stored), "%s", PQgetvalue(res, 0, 0));
-    if (http_cpu(r, profile_delete_verify, profile_delete_checked, d) != 0) {
+    if (http_cpu_droppable(r, profile_delete_verify, profile_delete_checked, d) != 0) {
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
     }

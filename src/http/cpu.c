@@ -12,7 +12,7 @@
 
 static atomic_int http_cpu_pending;
 
-typedef struct {
+typedef struct http_cpu_job {
     uv_work_t work;
     http_request_t *r;
     http_cpu_work_fn fn;
@@ -30,12 +30,37 @@ static void http_cpu_after(uv_work_t *work, int status)
 {
     http_cpu_job_t *job = work->data;
     atomic_fetch_sub(&http_cpu_pending, 1);
-    job->done(job->r, job->arg);
+    if (job->r->cpu_job == job)
+        job->r->cpu_job = NULL;
+    if (status == UV_ECANCELED) /* dropped: its arg is the request's state, freed with it */
+        atomic_fetch_add_explicit(&job->r->loop->metrics->dropped_cpu, 1, memory_order_relaxed);
+    else
+        job->done(job->r, job->arg);
     http_request_release(job->r);
     free(job);
 }
 
+void http_cpu_drop(http_request_t *r)
+{
+    if (r->cpu_job != NULL && !http_idempotency_pending(r))
+        uv_cancel((uv_req_t *)&r->cpu_job->work); /* fails, harmlessly, once it has started */
+}
+
+static int http_cpu_submit(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg,
+                           int droppable);
+
 int http_cpu(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg)
+{
+    return http_cpu_submit(r, fn, done, arg, 0);
+}
+
+int http_cpu_droppable(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg)
+{
+    return http_cpu_submit(r, fn, done, arg, 1);
+}
+
+static int http_cpu_submit(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg,
+                           int droppable)
 {
     if (atomic_fetch_add(&http_cpu_pending, 1) >= HTTP_CPU_MAX_PENDING) {
         atomic_fetch_sub(&http_cpu_pending, 1);
@@ -55,5 +80,7 @@ int http_cpu(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void
         free(job);
         return -1;
     }
+    if (droppable)
+        r->cpu_job = job;
     return 0;
 }

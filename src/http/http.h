@@ -137,9 +137,10 @@ typedef struct {
     } routes[HTTP_MAX_ROUTES + 2]; /* +2: unmatched (404/405) and internal */
     atomic_int_fast64_t connections_open;
     atomic_uint_fast64_t connections_total;
-    atomic_uint_fast64_t requests_abandoned;    /* disposed before an answer (conn.c) */
-    atomic_uint_fast64_t connections_throttled; /* out of budget */
-    atomic_uint_fast64_t connections_cut;       /* closed by hydrant */
+    atomic_uint_fast64_t requests_abandoned;      /* disposed before an answer (conn.c) */
+    atomic_uint_fast64_t connections_throttled;   /* out of budget */
+    atomic_uint_fast64_t connections_cut;         /* closed by hydrant */
+    atomic_uint_fast64_t dropped_db, dropped_cpu; /* work of departed requests never started */
 } http_metrics_shard_t;
 
 #define HTTP_METRICS_ROUTE_UNMATCHED HTTP_MAX_ROUTES
@@ -227,10 +228,11 @@ typedef struct http_request {
     int responded;
     int status;
     unsigned has_retry_after : 1;
-    unsigned body_taken : 1; /* the route's body rules have run */
-    unsigned indoubt : 1;    /* answered DB_ERR_INDOUBT: a write may or may not have committed */
-    struct http_conn *conn;  /* the client's connection while the request lives, else NULL */
-    struct http_idem *idem;  /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
+    unsigned body_taken : 1;      /* the route's body rules have run */
+    unsigned indoubt : 1;         /* answered DB_ERR_INDOUBT: a write may or may not have committed */
+    struct http_conn *conn;       /* the client's connection while the request lives, else NULL */
+    struct http_cpu_job *cpu_job; /* its droppable CPU job waiting or running (cpu.c), or NULL */
+    struct http_idem *idem;       /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
 } http_request_t;
 
 /* Keeps r alive across an asynchronous step; every retain needs one release. */
@@ -416,6 +418,12 @@ void http_idempotency_free(struct http_idem *idem);
 typedef void (*http_cpu_work_fn)(void *arg);
 typedef void (*http_cpu_done_fn)(http_request_t *r, void *arg);
 int http_cpu(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg);
+/* The same for work whose arg is r's own state (freed with r) and which is pointless once
+ * the client left (hashing a password for nobody): if the client leaves before a pool thread
+ * takes the job, neither fn nor done runs. */
+int http_cpu_droppable(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg);
+/* From the request's disposal: drops its droppable job if it has not started. */
+void http_cpu_drop(http_request_t *r);
 
 /* -------------------------------------------- multipart/form-data uploads (pure) ---- */
 /*

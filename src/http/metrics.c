@@ -157,7 +157,7 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
     }
     free(totals);
     long long open = 0;
-    unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0;
+    unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0, dropped_db = 0, dropped_cpu = 0;
     for (int s = 0; s < nshards; s++) {
         open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
         total +=
@@ -165,6 +165,8 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         abandoned += atomic_load_explicit(&shards[s]->requests_abandoned, memory_order_relaxed);
         throttled += atomic_load_explicit(&shards[s]->connections_throttled, memory_order_relaxed);
         cut += atomic_load_explicit(&shards[s]->connections_cut, memory_order_relaxed);
+        dropped_db += atomic_load_explicit(&shards[s]->dropped_db, memory_order_relaxed);
+        dropped_cpu += atomic_load_explicit(&shards[s]->dropped_cpu, memory_order_relaxed);
     }
     util_buf_printf(
         out,
@@ -184,6 +186,11 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "hydrant_http_connections_throttled_total %llu\n"
         "# HELP hydrant_http_connections_cut_total Connections closed by hydrant for abuse.\n"
         "# TYPE hydrant_http_connections_cut_total counter\n"
-        "hydrant_http_connections_cut_total %llu\n",
-        open, total, abandoned, throttled, cut);
+        "hydrant_http_connections_cut_total %llu\n"
+        "# HELP hydrant_http_work_dropped_total Work of requests whose client had left, dropped before it "
+        "started.\n"
+        "# TYPE hydrant_http_work_dropped_total counter\n"
+        "hydrant_http_work_dropped_total{kind=\"database\"} %llu\n"
+        "hydrant_http_work_dropped_total{kind=\"cpu\"} %llu\n",
+        open, total, abandoned, throttled, cut, dropped_db, dropped_cpu);
 }

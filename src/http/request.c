@@ -61,6 +61,7 @@ static void http_guard_dispose(void *p)
 {
     http_request_t *r = *(http_request_t **)p;
     r->h2o = NULL;
+    http_cpu_drop(r);
     if (r->conn != NULL) {
         http_conn_disposed(r->conn, r->responded);
         r->conn = NULL; /* the connection may be freed before r */
@@ -361,10 +362,19 @@ static int http_async_wanted(const http_request_t *r)
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
+    if (reply->status == DB_ERR_CANCELLED)
+        atomic_fetch_add_explicit(&a->r->loop->metrics->dropped_db, 1, memory_order_relaxed);
     if (a->always || http_async_wanted(a->r) || http_idempotency_pending(a->r))
         a->cb.pg(a->r, reply);
     http_request_release(a->r);
     free(a);
+}
+
+/* Just before a batch is sent: still somebody to answer, or an answer to keep? */
+static int http_pg_wanted(void *data)
+{
+    const http_async_t *a = data;
+    return http_async_wanted(a->r) || http_idempotency_pending(a->r);
 }
 
 static void http_pg_submit(http_request_t *r, const db_query_t *queries, int nqueries, http_pg_cb cb,
@@ -387,7 +397,7 @@ static void http_pg_submit(http_request_t *r, const db_query_t *queries, int nqu
     a->cb.pg = cb;
     a->always = always;
     http_request_retain(r);
-    if (db_pg_submit(r->loop->pg, queries, nqueries, http_pg_done, a) != 0) {
+    if (db_pg_submit_if(r->loop->pg, queries, nqueries, http_pg_done, a, http_pg_wanted) != 0) {
         http_request_release(r);
         free(a);
         http_respond_db_error(
