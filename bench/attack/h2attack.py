@@ -648,7 +648,7 @@ def main():
     parser.add_argument("--streams", type=int, default=100, help="streams per connection (zero_window, idle_streams)")
     parser.add_argument("--seconds", type=float, default=10.0, help="hard bound on the attack's duration")
     parser.add_argument("--ramp", type=float, default=3.0, help="READY at the latest after this many seconds")
-    parser.add_argument("--max-streams", type=int, default=5_000_000, help="per process")
+    parser.add_argument("--max-streams", type=int, default=50_000_000, help="per process")
     parser.add_argument("--max-bytes", type=int, default=8 << 30, help="per process")
     args = parser.parse_args()
     if args.connections < 1 or args.procs < 1 or not 0 < args.seconds <= 120:
