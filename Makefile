@@ -8,7 +8,7 @@ SMTP_PORT ?= 2525
 # Not make's "Entering directory" lines of the builds it runs.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: help deps build build-asan build-server run test test-release test-asan bench bench-quick bench-jobs stop clean format format-check
+.PHONY: help deps build build-asan build-server run test test-release test-asan bench bench-quick bench-jobs bench-attack stop clean format format-check
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
@@ -17,6 +17,7 @@ help:
 	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
 	@echo "make bench        every benchmark scenario (bench/run); make bench-quick for a short pass"
 	@echo "make bench-jobs   job queue benchmark (throughput, idle start delay)"
+	@echo "make bench-attack HTTP/2 attacks against hydrant and bare libh2o (bench/attack/run)"
 	@echo "make stop         stop make run's server, then the private services"
 	@echo "make format       clang-format the C sources"
 	@echo "make clean        remove builds (keeps .run/)"
@@ -75,6 +76,11 @@ bench-quick:
 # Job queue throughput and idle start delay on a private PostgreSQL (see bench/jobs/run).
 bench-jobs:
 	bash bench/jobs/run
+
+# HTTP/2 attacks (Rapid Reset, MadeYouReset, floods...) with a legitimate client measuring
+# what is left of its throughput and latency (see bench/attack/README.md).
+bench-attack:
+	bench/attack/run
 
 # make run's server first (SIGTERM: it drains, then exits), then the services.
 stop:

@@ -5,7 +5,8 @@
 #          SMTP sink's aiosmtpd
 #   test   the tests on top (make test): cmocka, the Python checks' jwt and argon2, clang for
 #          the fuzz target
-#   bench  the load generators (make bench): h2load (nghttp2-client), wrk
+#   bench  the load generators (make bench): h2load (nghttp2-client), wrk, python3-h2 (the
+#          HTTP/2 attacker of bench/attack)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 run=(
@@ -15,7 +16,7 @@ run=(
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
 test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev)
-bench=(nghttp2-client wrk)
+bench=(nghttp2-client wrk python3-h2)
 [ $# -gt 0 ] || set -- run test bench
 packages=()
 for set in "$@"; do
