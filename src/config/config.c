@@ -93,7 +93,11 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .request_timeout_ms = 10000,
                                  .idle_timeout_ms = 60000,
                                  .shutdown_timeout_ms = 10000,
-                                 .max_connections = 20000};
+                                 .max_connections = 20000,
+                                 .max_connections_per_address = 1024,
+                                 .new_connections_per_address = 500,
+                                 .max_queries_per_connection = 256,
+                                 .max_cpu_jobs_per_connection = 4};
 }
 
 void cfg_listen_clear(cfg_listen_t *l)

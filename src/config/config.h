@@ -100,15 +100,19 @@ typedef struct {
 } cfg_jobs_t;
 
 typedef struct {
-    int64_t max_body;         /* bytes, default JSON body limit 64 KiB */
-    int json_max_depth;       /* default 32 */
-    int64_t json_max_string;  /* bytes, default 16 KiB */
-    int max_headers;          /* per request, default 100 */
-    int64_t max_header_bytes; /* names and values of one request, default 16 KiB */
-    int request_timeout_ms;   /* slow client / whole request, default 10000 */
-    int idle_timeout_ms;      /* keep-alive idle, default 60000 */
-    int shutdown_timeout_ms;  /* graceful drain bound, default 10000 */
-    int max_connections;      /* per process, default 20000 */
+    int64_t max_body;                /* bytes, default JSON body limit 64 KiB */
+    int json_max_depth;              /* default 32 */
+    int64_t json_max_string;         /* bytes, default 16 KiB */
+    int max_headers;                 /* per request, default 100 */
+    int64_t max_header_bytes;        /* names and values of one request, default 16 KiB */
+    int request_timeout_ms;          /* slow client / whole request, default 10000 */
+    int idle_timeout_ms;             /* keep-alive idle, default 60000 */
+    int shutdown_timeout_ms;         /* graceful drain bound, default 10000 */
+    int max_connections;             /* per process, default 20000 */
+    int max_connections_per_address; /* default 1024, 0: off */
+    int new_connections_per_address; /* per second, default 500, 0: off */
+    int max_queries_per_connection;  /* database queries in progress, default 256, 0: off */
+    int max_cpu_jobs_per_connection; /* password hashing jobs in progress, default 4, 0: off */
 } cfg_limits_t;
 
 typedef struct {

@@ -91,6 +91,14 @@ const cfg_setting_t cfg_settings[] = {
     {"limits.shutdown-timeout-ms", "HYDRANT_SHUTDOWN_TIMEOUT_MS", CFG_T_INT, F(limits.shutdown_timeout_ms), 1,
      3600000},
     {"limits.max-connections", "HYDRANT_MAX_CONNECTIONS", CFG_T_INT, F(limits.max_connections), 1, 10000000},
+    {"limits.max-connections-per-address", "HYDRANT_MAX_CONNECTIONS_PER_ADDRESS", CFG_T_INT,
+     F(limits.max_connections_per_address), 0, 10000000},
+    {"limits.new-connections-per-address", "HYDRANT_NEW_CONNECTIONS_PER_ADDRESS", CFG_T_INT,
+     F(limits.new_connections_per_address), 0, 10000000},
+    {"limits.max-queries-per-connection", "HYDRANT_MAX_QUERIES_PER_CONNECTION", CFG_T_INT,
+     F(limits.max_queries_per_connection), 0, 1000000},
+    {"limits.max-cpu-jobs-per-connection", "HYDRANT_MAX_CPU_JOBS_PER_CONNECTION", CFG_T_INT,
+     F(limits.max_cpu_jobs_per_connection), 0, 10000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 

@@ -23,11 +23,51 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* One client address's connections on this loop: how many are open, and how many were
+ * opened in the current one-second window. Kept while it has connections or its window is
+ * recent, so that closing a connection does not reset the rate. */
+typedef struct http_address {
+    struct http_address *next;
+    uint32_t open;
+    uint32_t opened; /* in the window starting at window_ms */
+    uint64_t window_ms;
+    char text[46];
+} http_address_t;
+
+#define HTTP_ADDRESS_BUCKETS 4096
+
 struct http_conns {
     http_conn_t **buckets;
     size_t mask;
     http_conn_t *cut_soon; /* connections to cut at the next tick, once their answer is out */
+    http_address_t *addresses[HTTP_ADDRESS_BUCKETS];
 };
+
+/* FNV-1a of the address text. */
+static size_t http_address_slot(const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % HTTP_ADDRESS_BUCKETS;
+}
+
+static http_address_t *http_address_find(struct http_conns *t, const char *text, int create)
+{
+    size_t slot = http_address_slot(text);
+    for (http_address_t *a = t->addresses[slot]; a != NULL; a = a->next)
+        if (strcmp(a->text, text) == 0)
+            return a;
+    if (!create)
+        return NULL;
+    http_address_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    snprintf(a->text, sizeof(a->text), "%s", text);
+    a->next = t->addresses[slot];
+    t->addresses[slot] = a;
+    return a;
+}
 
 static size_t http_conns_slot(const struct http_conns *t, const h2o_socket_t *sock)
 {
@@ -54,6 +94,12 @@ void http_conns_free(http_loop_t *loop)
 {
     if (loop->conns == NULL)
         return;
+    for (size_t i = 0; i < HTTP_ADDRESS_BUCKETS; i++) {
+        for (http_address_t *a = loop->conns->addresses[i], *next; a != NULL; a = next) {
+            next = a->next;
+            free(a);
+        }
+    }
     free(loop->conns->buckets);
     free(loop->conns);
     loop->conns = NULL;
@@ -69,10 +115,11 @@ http_conn_t *http_conn_new(http_loop_t *loop)
     return c;
 }
 
-void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted)
+void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted, int counted)
 {
     c->sock = sock;
     c->trusted = trusted != 0;
+    c->counted = counted != 0;
     snprintf(c->address, sizeof(c->address), "%s", address);
     struct http_conns *t = c->loop->conns;
     size_t slot = http_conns_slot(t, sock);
@@ -85,6 +132,9 @@ void http_conn_unregister(http_conn_t *c)
     struct http_conns *t = c->loop->conns;
     if (c->sock == NULL || t == NULL)
         return;
+    http_address_t *a = c->counted ? http_address_find(t, c->address, 0) : NULL;
+    if (a != NULL && a->open > 0)
+        a->open--;
     for (http_conn_t **p = &t->cut_soon; c->cut_pending && *p != NULL; p = &(*p)->next_cut) {
         if (*p == c) {
             *p = c->next_cut;
@@ -147,10 +197,49 @@ void http_conn_cut_soon(http_conn_t *c, const char *why)
     c->loop->conns->cut_soon = c;
 }
 
+int http_conn_address_admit(http_loop_t *loop, const char *address, uint64_t now_ms)
+{
+    const http_server_t *server = loop->server;
+    if (server->address_max_connections <= 0 && server->address_new_per_second <= 0)
+        return 1;
+    http_address_t *a = http_address_find(loop->conns, address, 1);
+    if (a == NULL)
+        return 0; /* out of memory: a new connection is the least we can afford */
+    if (now_ms - a->window_ms >= 1000) {
+        a->window_ms = now_ms;
+        a->opened = 0;
+    }
+    if ((server->address_max_connections > 0 && a->open >= (uint32_t)server->address_max_connections) ||
+        (server->address_new_per_second > 0 && a->opened >= (uint32_t)server->address_new_per_second)) {
+        atomic_fetch_add_explicit(&loop->metrics->connections_refused, 1, memory_order_relaxed);
+        return 0;
+    }
+    a->open++;
+    a->opened++;
+    return 1;
+}
+
+/* The address's entry goes once it has no connection and its window is over. */
+static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
+{
+    for (size_t i = 0; i < HTTP_ADDRESS_BUCKETS; i++) {
+        for (http_address_t **p = &t->addresses[i]; *p != NULL;) {
+            http_address_t *a = *p;
+            if (a->open == 0 && now_ms - a->window_ms >= 1000) {
+                *p = a->next;
+                free(a);
+            } else {
+                p = &a->next;
+            }
+        }
+    }
+}
+
 void http_conns_tick(http_loop_t *loop)
 {
     if (loop->conns == NULL)
         return;
+    http_conns_sweep_addresses(loop->conns, uv_now(loop->h2o_ctx.loop));
     http_conn_t *list = loop->conns->cut_soon;
     loop->conns->cut_soon = NULL;
     for (http_conn_t *c = list, *next; c != NULL; c = next) {
@@ -173,6 +262,51 @@ static void http_conn_spend(http_conn_t *c)
     }
     if (c->budget <= -HTTP_CONN_BUDGET)
         http_conn_cut(c, "cut: it kept abandoning requests while throttled");
+}
+
+/* A request's shares are counted on it as well, so that a request disposed with work still
+ * out gives them back to its connection at once (the work's completion then finds r->conn
+ * NULL and gives nothing back twice). */
+int http_conn_take_queries(http_request_t *r, int n)
+{
+    http_conn_t *c = r->conn;
+    if (c == NULL)
+        return 1;
+    int share = c->loop->server->conn_max_queries;
+    if (!c->trusted && share > 0 && c->queries + (uint32_t)n > (uint32_t)share)
+        return 0;
+    c->queries += (uint32_t)n;
+    r->conn_queries += (uint32_t)n;
+    return 1;
+}
+
+void http_conn_put_queries(http_request_t *r, int n)
+{
+    if (r->conn == NULL)
+        return;
+    r->conn->queries -= (uint32_t)n;
+    r->conn_queries -= (uint32_t)n;
+}
+
+int http_conn_take_cpu(http_request_t *r)
+{
+    http_conn_t *c = r->conn;
+    if (c == NULL)
+        return 1;
+    int share = c->loop->server->conn_max_cpu_jobs;
+    if (!c->trusted && share > 0 && c->cpu_jobs >= (uint32_t)share)
+        return 0;
+    c->cpu_jobs++;
+    r->conn_cpu++;
+    return 1;
+}
+
+void http_conn_put_cpu(http_request_t *r)
+{
+    if (r->conn == NULL)
+        return;
+    r->conn->cpu_jobs--;
+    r->conn_cpu--;
 }
 
 int http_conn_admit(http_conn_t *c)

@@ -30,6 +30,7 @@ static void http_cpu_after(uv_work_t *work, int status)
 {
     http_cpu_job_t *job = work->data;
     atomic_fetch_sub(&http_cpu_pending, 1);
+    http_conn_put_cpu(job->r);
     if (job->r->cpu_job == job)
         job->r->cpu_job = NULL;
     if (status == UV_ECANCELED) /* dropped: its arg is the request's state, freed with it */
@@ -62,25 +63,25 @@ int http_cpu_droppable(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn 
 static int http_cpu_submit(http_request_t *r, http_cpu_work_fn fn, http_cpu_done_fn done, void *arg,
                            int droppable)
 {
-    if (atomic_fetch_add(&http_cpu_pending, 1) >= HTTP_CPU_MAX_PENDING) {
-        atomic_fetch_sub(&http_cpu_pending, 1);
-        return -1;
-    }
-    http_cpu_job_t *job = malloc(sizeof(*job));
-    if (job == NULL) {
-        atomic_fetch_sub(&http_cpu_pending, 1);
-        return -1;
-    }
+    if (!http_conn_take_cpu(r))
+        return -1; /* this connection's share of the pool is taken: 503 like a full pool */
+    http_cpu_job_t *job = NULL;
+    if (atomic_fetch_add(&http_cpu_pending, 1) >= HTTP_CPU_MAX_PENDING ||
+        (job = malloc(sizeof(*job))) == NULL)
+        goto refused;
     *job = (http_cpu_job_t){.r = r, .fn = fn, .done = done, .arg = arg};
     job->work.data = job;
     http_request_retain(r);
     if (uv_queue_work(r->loop->h2o_ctx.loop, &job->work, http_cpu_run, http_cpu_after) != 0) {
         http_request_release(r);
-        atomic_fetch_sub(&http_cpu_pending, 1);
-        free(job);
-        return -1;
+        goto refused;
     }
     if (droppable)
         r->cpu_job = job;
     return 0;
+refused:
+    atomic_fetch_sub(&http_cpu_pending, 1);
+    http_conn_put_cpu(r);
+    free(job);
+    return -1;
 }

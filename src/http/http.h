@@ -141,6 +141,7 @@ typedef struct {
     atomic_uint_fast64_t connections_throttled;   /* out of budget */
     atomic_uint_fast64_t connections_cut;         /* closed by hydrant */
     atomic_uint_fast64_t dropped_db, dropped_cpu; /* work of departed requests never started */
+    atomic_uint_fast64_t connections_refused;     /* over a per-address limit */
 } http_metrics_shard_t;
 
 #define HTTP_METRICS_ROUTE_UNMATCHED HTTP_MAX_ROUTES
@@ -228,11 +229,12 @@ typedef struct http_request {
     int responded;
     int status;
     unsigned has_retry_after : 1;
-    unsigned body_taken : 1;      /* the route's body rules have run */
-    unsigned indoubt : 1;         /* answered DB_ERR_INDOUBT: a write may or may not have committed */
-    struct http_conn *conn;       /* the client's connection while the request lives, else NULL */
-    struct http_cpu_job *cpu_job; /* its droppable CPU job waiting or running (cpu.c), or NULL */
-    struct http_idem *idem;       /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
+    unsigned body_taken : 1;         /* the route's body rules have run */
+    unsigned indoubt : 1;            /* answered DB_ERR_INDOUBT: a write may or may not have committed */
+    struct http_conn *conn;          /* the client's connection while the request lives, else NULL */
+    struct http_cpu_job *cpu_job;    /* its droppable CPU job waiting or running (cpu.c), or NULL */
+    uint32_t conn_queries, conn_cpu; /* what it holds of its connection's shares (conn.c) */
+    struct http_idem *idem;          /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
 } http_request_t;
 
 /* Keeps r alive across an asynchronous step; every retain needs one release. */
@@ -300,6 +302,10 @@ typedef struct {
     void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
     int nloops;
+    int conn_max_queries;              /* per connection, 0: no limit */
+    int conn_max_cpu_jobs;             /* per connection, 0: no limit */
+    int address_max_connections;       /* per client address and loop, 0: no limit */
+    int address_new_per_second;        /* per client address and loop, 0: no limit */
     unsigned char idempotency_key[32]; /* seals stored answers (they may carry tokens) */
     int idempotency_takeover_s;        /* a claim older than this may be taken over */
 } http_server_t;
@@ -332,8 +338,10 @@ typedef struct http_conn {
     struct http_conn *next_in_bucket;
     uint32_t active; /* requests dispatched, not yet disposed */
     int budget;
-    uint64_t wasted; /* requests abandoned so far */
-    unsigned trusted : 1, throttled : 1, cut : 1, cut_pending : 1;
+    uint64_t wasted;   /* requests abandoned so far */
+    uint32_t queries;  /* database queries of its requests, queued or in flight */
+    uint32_t cpu_jobs; /* CPU-pool jobs of its requests, waiting or running */
+    unsigned trusted : 1, throttled : 1, cut : 1, cut_pending : 1, counted : 1;
     const char *cut_why;
     struct http_conn *next_cut;
     char address[46]; /* the peer */
@@ -344,8 +352,20 @@ int http_conns_init(http_loop_t *loop, int expected);
 void http_conns_free(http_loop_t *loop);
 /* A zeroed connection of the loop with a full budget (its tcp handle is the caller's to init). */
 http_conn_t *http_conn_new(http_loop_t *loop);
-/* Once libh2o has its socket: findable by its requests. trusted: a trusted proxy's. */
-void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted);
+/* Once libh2o has its socket: findable by its requests. trusted: a trusted proxy's;
+ * counted: admitted by http_conn_address_admit (its address's count drops when it closes). */
+void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address, int trusted, int counted);
+/* May one more connection from address open on this loop (its share of
+ * limits.max-connections-per-address and of limits.new-connections-per-address per second)?
+ * 1 counts it; 0 refuses it (counted in /metrics). Trusted proxies are not asked. */
+int http_conn_address_admit(http_loop_t *loop, const char *address, uint64_t now_ms);
+/* Fairness: may c's requests hold n more database queries (limits.max-queries-per-connection)
+ * or one more CPU job (limits.max-cpu-jobs-per-connection)? 1 counts them; give them back
+ * with http_conn_put_queries / http_conn_put_cpu. */
+int http_conn_take_queries(http_request_t *r, int n);
+int http_conn_take_cpu(http_request_t *r);
+void http_conn_put_queries(http_request_t *r, int n);
+void http_conn_put_cpu(http_request_t *r);
 /* From the handle's close callback, before the connection is freed. */
 void http_conn_unregister(http_conn_t *c);
 /* The connection of a request, or NULL. */

@@ -157,7 +157,8 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
     }
     free(totals);
     long long open = 0;
-    unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0, dropped_db = 0, dropped_cpu = 0;
+    unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0, dropped_db = 0, dropped_cpu = 0,
+                       refused = 0;
     for (int s = 0; s < nshards; s++) {
         open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
         total +=
@@ -167,6 +168,7 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         cut += atomic_load_explicit(&shards[s]->connections_cut, memory_order_relaxed);
         dropped_db += atomic_load_explicit(&shards[s]->dropped_db, memory_order_relaxed);
         dropped_cpu += atomic_load_explicit(&shards[s]->dropped_cpu, memory_order_relaxed);
+        refused += atomic_load_explicit(&shards[s]->connections_refused, memory_order_relaxed);
     }
     util_buf_printf(
         out,
@@ -191,6 +193,10 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "started.\n"
         "# TYPE hydrant_http_work_dropped_total counter\n"
         "hydrant_http_work_dropped_total{kind=\"database\"} %llu\n"
-        "hydrant_http_work_dropped_total{kind=\"cpu\"} %llu\n",
-        open, total, abandoned, throttled, cut, dropped_db, dropped_cpu);
+        "hydrant_http_work_dropped_total{kind=\"cpu\"} %llu\n"
+        "# HELP hydrant_http_connections_refused_total Connections closed at once: their address was over "
+        "its share.\n"
+        "# TYPE hydrant_http_connections_refused_total counter\n"
+        "hydrant_http_connections_refused_total %llu\n",
+        open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused);
 }

@@ -63,6 +63,8 @@ static void http_guard_dispose(void *p)
     r->h2o = NULL;
     http_cpu_drop(r);
     if (r->conn != NULL) {
+        r->conn->queries -= r->conn_queries;
+        r->conn->cpu_jobs -= r->conn_cpu;
         http_conn_disposed(r->conn, r->responded);
         r->conn = NULL; /* the connection may be freed before r */
     }
@@ -348,7 +350,8 @@ typedef struct {
         http_pg_cb pg;
         http_redis_data_cb redis;
     } cb;
-    int always; /* call back even when nobody is left to answer */
+    int always;  /* call back even when nobody is left to answer */
+    int queries; /* of the connection's share (http_conn_take_queries) */
     _Alignas(max_align_t) unsigned char data[HTTP_ASYNC_DATA_MAX]; /* the caller's, copied */
 } http_async_t;
 
@@ -362,6 +365,7 @@ static int http_async_wanted(const http_request_t *r)
 static void http_pg_done(void *data, const db_reply_t *reply)
 {
     http_async_t *a = data;
+    http_conn_put_queries(a->r, a->queries);
     if (reply->status == DB_ERR_CANCELLED)
         atomic_fetch_add_explicit(&a->r->loop->metrics->dropped_db, 1, memory_order_relaxed);
     if (a->always || http_async_wanted(a->r) || http_idempotency_pending(a->r))
@@ -393,11 +397,19 @@ static void http_pg_submit(http_request_t *r, const db_query_t *queries, int nqu
         http_respond_error(r, 500, "internal", "the batch has no room for its Idempotency-Key", NULL);
         return;
     }
+    if (!http_conn_take_queries(r, nqueries)) {
+        free(a);
+        http_respond_error(r, 503, "unavailable",
+                           "this connection has too many queries in progress; retry shortly", NULL);
+        return;
+    }
     a->r = r;
     a->cb.pg = cb;
     a->always = always;
+    a->queries = nqueries;
     http_request_retain(r);
     if (db_pg_submit_if(r->loop->pg, queries, nqueries, http_pg_done, a, http_pg_wanted) != 0) {
+        http_conn_put_queries(r, nqueries);
         http_request_release(r);
         free(a);
         http_respond_db_error(

@@ -69,16 +69,23 @@ static void srv_on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)conn, srv_on_refused_closed);
         return;
     }
+    /* An address over its share of connections (or of new ones this second) is closed at
+     * once, so that reaching the process-wide cap takes many addresses; trusted proxies
+     * speak for many clients and are not counted. */
+    char address[46];
+    srv_peer_address(conn, address, sizeof(address));
+    const http_server_t *http = loop->http.server;
+    int trusted = http_address_is_trusted(address, http->trusted_proxies, http->ntrusted_proxies);
+    if (!trusted && !http_conn_address_admit(&loop->http, address, uv_now(&loop->uv))) {
+        uv_close((uv_handle_t *)conn, srv_on_refused_closed);
+        return;
+    }
     uv_tcp_nodelay(conn, 1);
     atomic_fetch_add(&loop->connections, 1);
     atomic_fetch_add_explicit(&loop->metrics.connections_open, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->metrics.connections_total, 1, memory_order_relaxed);
-    char address[46];
-    srv_peer_address(conn, address, sizeof(address));
-    const http_server_t *http = loop->http.server;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, srv_on_socket_closed);
-    http_conn_register(c, sock, address,
-                       http_address_is_trusted(address, http->trusted_proxies, http->ntrusted_proxies));
+    http_conn_register(c, sock, address, trusted, !trusted);
     h2o_accept(&listener->accept, sock);
 }
 

@@ -139,6 +139,12 @@ static int srv_idempotency_setup(srv_t *srv)
     return 0;
 }
 
+/* A loop's share of a process-wide limit: at least 1 unless the limit is off (0). */
+static int srv_share(int limit, int nloops)
+{
+    return limit <= 0 ? 0 : limit / nloops > 0 ? limit / nloops : 1;
+}
+
 static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
@@ -158,6 +164,11 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
     };
     srv->http.max_headers = cfg->limits.max_headers;
     srv->http.max_header_bytes = (size_t)cfg->limits.max_header_bytes;
+    srv->http.conn_max_queries = cfg->limits.max_queries_per_connection;
+    srv->http.conn_max_cpu_jobs = cfg->limits.max_cpu_jobs_per_connection;
+    /* Per loop: SO_REUSEPORT spreads an address's connections over the loops. */
+    srv->http.address_max_connections = srv_share(cfg->limits.max_connections_per_address, srv->nloops);
+    srv->http.address_new_per_second = srv_share(cfg->limits.new_connections_per_address, srv->nloops);
     if (srv_idempotency_setup(srv) != 0) {
         snprintf(err, errlen, "cannot derive the key for Idempotency-Key answers");
         return -1;
