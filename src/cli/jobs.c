@@ -38,11 +38,16 @@ int cli_jobs_list(const char *conninfo, const char *state, const char *queue, in
     if (rc != 0)
         fprintf(err, "hydrant: jobs list: %s", PQerrorMessage(conn));
     for (int i = 0; rc == 0 && i < PQntuples(res); i++)
-        fprintf(out, "%s\n", PQgetvalue(res, i, 0));
+        fprintf(out, "%s\n", PQgetvalue(res, i, DB_COL_JOB_LIST_JOB));
     PQclear(res);
     PQfinish(conn);
     return rc;
 }
+
+/* The job's JSON in the row of either transition. */
+enum { CLI_JOBS_TRANSITION_JOB = DB_COL_JOB_RETRY_JOB };
+_Static_assert((int)DB_COL_JOB_CANCEL_JOB == (int)CLI_JOBS_TRANSITION_JOB,
+               "job_cancel and job_retry return the job alike");
 
 /* retry and cancel: one UPDATE that returns the job when the transition was allowed. */
 static int cli_jobs_transition(const char *conninfo, const char *id, db_stmt_id_t stmt, const char *what,
@@ -61,7 +66,7 @@ static int cli_jobs_transition(const char *conninfo, const char *id, db_stmt_id_
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(err, "hydrant: jobs %s: %s", what, PQerrorMessage(conn));
     } else if (PQntuples(res) == 1) {
-        fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
+        fprintf(out, "%s\n", PQgetvalue(res, 0, CLI_JOBS_TRANSITION_JOB));
         rc = 0;
     } else {
         fprintf(err, "hydrant: jobs %s: no job %s that is %s\n", what, id, allowed);
@@ -99,7 +104,7 @@ int cli_jobs_retry_matching(const char *conninfo, const char *state, const char 
     if (rc != 0)
         fprintf(err, "hydrant: jobs retry: %s", PQerrorMessage(conn));
     for (int i = 0; rc == 0 && i < PQntuples(res); i++)
-        fprintf(out, "%s\n", PQgetvalue(res, i, 0));
+        fprintf(out, "%s\n", PQgetvalue(res, i, DB_COL_JOB_RETRY_MATCHING_JOB));
     if (rc == 0)
         fprintf(err, "hydrant: jobs retry: %d %s job(s) queued again\n", PQntuples(res), state);
     PQclear(res);

@@ -157,6 +157,10 @@ static int migrate_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     return ok ? 0 : CLI_EXIT_FAILURE;
 }
 
+/* The columns of migrate_load_applied's SELECT, in order (not a registry statement: the
+ * migrator runs before the tables the registry's statements need exist). */
+enum { MIGRATE_COL_VERSION, MIGRATE_COL_NAME, MIGRATE_COL_APPLIED_AT };
+
 static int migrate_load_applied(PGconn *conn, migration_set_t *set, FILE *out, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, "SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
@@ -167,14 +171,15 @@ static int migrate_load_applied(PGconn *conn, migration_set_t *set, FILE *out, c
         return CLI_EXIT_FAILURE;
     }
     for (int i = 0; i < PQntuples(res); i++) {
-        migration_t *m = migrate_find(set, atoi(PQgetvalue(res, i, 0)));
+        migration_t *m = migrate_find(set, atoi(PQgetvalue(res, i, MIGRATE_COL_VERSION)));
         if (m == NULL) {
             if (out != NULL)
-                fprintf(out, "warning: applied migration %s has no file\n", PQgetvalue(res, i, 1));
+                fprintf(out, "warning: applied migration %s has no file\n",
+                        PQgetvalue(res, i, MIGRATE_COL_NAME));
             continue;
         }
         m->applied = 1;
-        snprintf(m->applied_at, sizeof(m->applied_at), "%s", PQgetvalue(res, i, 2));
+        snprintf(m->applied_at, sizeof(m->applied_at), "%s", PQgetvalue(res, i, MIGRATE_COL_APPLIED_AT));
     }
     PQclear(res);
     return 0;

@@ -70,7 +70,7 @@ int cli_user_create(const char *conninfo, const char *email_in, const char *role
                      4, NULL, values, NULL, NULL, 0);
     int rc = CLI_EXIT_FAILURE;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
+        fprintf(out, "%s\n", PQgetvalue(res, 0, 0)); /* the one column: RETURNING id */
         rc = 0;
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -105,6 +105,7 @@ static int auth_cli_update(const char *conninfo, const char *sql, const char *co
         fprintf(err, "hydrant: user %s: no user %s\n", what, values[0]);
         rc = CLI_EXIT_INPUT;
     } else {
+        /* the one column: every caller's SQL ends RETURNING id */
         fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
         rc = 0;
     }

@@ -40,6 +40,9 @@ int db_address_text(const struct addrinfo *res, char *out, size_t len);
 
 /* ---- statements: every SQL text the server runs lives in statements.c ---- */
 
+/* The columns each statement returns: read results by these names (DB_COL_<STMT>_<NAME>). */
+#include "db/columns.h"
+
 typedef enum {
     DB_STMT_PING = 0, /* health checks */
     DB_STMT_ECHO_INT, /* SELECT $1::int: health probes and pipeline tests (a bad value fails) */

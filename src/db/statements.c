@@ -2,6 +2,11 @@
  * Every SQL statement the server runs, in one table. Each is prepared on every pipelined
  * connection when it connects (and the job statements on each worker's connection), and
  * referred to by its id.
+ *
+ * The columns a statement returns are listed, in order and by name, in db/columns.h
+ * (DB_COLS_<STMT>, named in each comment here as "Columns:"): code reads results by those
+ * names, so a SELECT list changes together with its list; test_db_columns compares them
+ * with what PostgreSQL reports. Columns without a natural name get an alias for that.
  */
 #include "db/db.h"
 
@@ -31,12 +36,14 @@
         "created_at") ", 'updated_at', " TS("updated_at") ")::text"
 
 /* The User's fields as plain columns, for handlers_user_json_from_row: on the hottest path
- * the loop writes the JSON for less than PostgreSQL's json_build_object costs the backend. */
+ * the loop writes the JSON for less than PostgreSQL's json_build_object costs the backend.
+ * Columns: DB_COLS_USER_ROW. */
 #define USER_COLUMNS                                                                                         \
     "id, email, username, display_name, bio, role, email_confirmed, disabled, to_json(created_at AT TIME "   \
-    "ZONE 'UTC'), to_json(updated_at AT TIME ZONE 'UTC')"
+    "ZONE 'UTC') AS created_at, to_json(updated_at AT TIME ZONE 'UTC') AS updated_at"
 
 static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
+    /* Columns: DB_COLS_PING and DB_COLS_ECHO_INT (the test hooks' two have no list). */
     [DB_STMT_PING] = {"ping", "SELECT 1", 0, .shares_sync = 1},
 #ifdef HYDRANT_TEST_HOOKS
     [DB_STMT_ECHO_INT_SHARED] = {"echo_int_shared", "SELECT $1::int", 1, .shares_sync = 1},
@@ -47,16 +54,18 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 the batch's deadline in Unix seconds. Past it, the statement fails (a text that is
      * no integer: 22P02, with the time in the message) and so does its batch: nothing commits
      * once the client may have answered 503. The ELSE branch is volatile, so the planner never
-     * evaluates it early. */
+     * evaluates it early. Columns: DB_COLS_DEADLINE. */
     [DB_STMT_DEADLINE] = {"deadline",
                           "SELECT CASE WHEN clock_timestamp() <= to_timestamp($1::float8) THEN 0 ELSE "
                           "('hydrant: the batch missed its deadline at ' || clock_timestamp())::int END",
                           1, .read_only = 1},
+    /* Columns: DB_COLS_NOTIFY. */
     [DB_STMT_NOTIFY] = {"notify", "SELECT pg_notify($1, $2)", 2},
 
     /* $1 kind, $2 queue, $3 payload, $4 owner or NULL, $5 unique key or NULL, $6 run_at or NULL
      * (now), $7 max_attempts or NULL (5), $8 priority or NULL (0). No row when the unique key
-     * is taken by a pending job. The notification is sent when the caller's batch commits. */
+     * is taken by a pending job. The notification is sent when the caller's batch commits.
+     * Columns: DB_COLS_JOB_ENQUEUE. */
     [DB_STMT_JOB_ENQUEUE] =
         {"job_enqueue",
          "INSERT INTO jobs (kind, queue, payload, owner_id, unique_key, run_at, max_attempts, "
@@ -68,7 +77,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          8},
 
     /* $1 queue, $2 how many, $3 lease owner, $4 lease seconds. Returns id, kind, payload,
-     * attempt, max_attempts, seconds from run_at to now (start delay). */
+     * attempt, max_attempts, seconds from run_at to now (start delay). Columns:
+     * DB_COLS_JOB_CLAIM. */
     [DB_STMT_JOB_CLAIM] =
         {"job_claim",
          "WITH due AS (SELECT id FROM jobs WHERE queue = $1 AND state IN ('queued', 'retrying') "
@@ -77,14 +87,15 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "lease_expires_at = now() + make_interval(secs => $4::int), started_at = now(), "
          "updated_at = now() FROM due WHERE j.id = due.id "
          "RETURNING j.id, j.kind, j.payload::text, j.attempt, j.max_attempts, "
-         "extract(epoch FROM now() - j.run_at)::float8",
+         "extract(epoch FROM now() - j.run_at)::float8 AS delay_s",
          4},
 
     /* $1 lease owner, $2 a JSON array of {id, attempt, state, result, error, delay_ms}; state
      * is succeeded, retrying (run again after delay_ms), dead, failed, or queued (released:
      * the attempt is given back, and idle workers are woken). A job whose lease was lost
      * meanwhile is left alone. A
-     * succeeded job's payload loses its "token" (emails carry one-time tokens). */
+     * succeeded job's payload loses its "token" (emails carry one-time tokens). Columns:
+     * DB_COLS_JOB_FINISH. */
     [DB_STMT_JOB_FINISH] =
         {"job_finish",
          "UPDATE jobs j SET state = r.state, result = r.result, error = r.error, "
@@ -97,7 +108,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, attempt int, state text, result jsonb, "
          "error text, delay_ms bigint) "
          "WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease_owner = $1 AND j.state = 'running' "
-         "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END",
+         "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END AS notify",
          2},
 
     /* $1 the live lease owners (text array), $2 lease seconds. */
@@ -106,7 +117,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                             "WHERE state = 'running' AND lease_owner = ANY($1::text[])",
                             2},
 
-    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts. */
+    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts.
+     * Columns: DB_COLS_JOB_REAP. */
     [DB_STMT_JOB_REAP] =
         {"job_reap",
          "WITH lost AS (SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < now() "
@@ -116,22 +128,24 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END, run_at = now(), "
          "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() FROM lost "
          "WHERE j.id = lost.id RETURNING j.queue) "
-         "SELECT q, count, pg_notify('hydrant_jobs', q) FROM (SELECT queue AS q, count(*) AS count "
+         "SELECT q AS queue, count, pg_notify('hydrant_jobs', q) FROM (SELECT queue AS q, count(*) AS count "
          "FROM moved GROUP BY queue) s",
          0},
 
     /* $1 queue. Milliseconds until the first waiting job in claim order is due (negative
      * when due), or no row. Exact when priorities are equal; otherwise a later high-priority
      * job can hide an earlier one for at most the poll interval, which keeps this a one-row
-     * index probe however many jobs are scheduled. */
-    [DB_STMT_JOB_NEXT_DUE] = {"job_next_due",
-                              "SELECT (extract(epoch FROM run_at - now()) * 1000)::float8 FROM jobs "
-                              "WHERE queue = $1 AND state IN ('queued', 'retrying') "
-                              "ORDER BY priority DESC, run_at, id LIMIT 1",
-                              1, .read_only = 1},
+     * index probe however many jobs are scheduled. Columns: DB_COLS_JOB_NEXT_DUE. */
+    [DB_STMT_JOB_NEXT_DUE] =
+        {"job_next_due",
+         "SELECT (extract(epoch FROM run_at - now()) * 1000)::float8 AS due_ms FROM jobs "
+         "WHERE queue = $1 AND state IN ('queued', 'retrying') "
+         "ORDER BY priority DESC, run_at, id LIMIT 1",
+         1, .read_only = 1},
 
     /* Refresh families go whole, once their newest token expired a day ago: deleting a
-     * family's burnt (revoked) row alone would bring its younger tokens back to life. */
+     * family's burnt (revoked) row alone would bring its younger tokens back to life.
+     * Columns: DB_COLS_AUTH_PURGE. */
     [DB_STMT_AUTH_PURGE] =
         {"auth_purge",
          "WITH f AS (DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id FROM "
@@ -139,8 +153,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "RETURNING 1), e AS (DELETE FROM email_tokens WHERE expires_at < now() - interval '1 day' "
          "RETURNING 1), r AS (DELETE FROM revoked_tokens WHERE expires_at < now() RETURNING 1), "
          "k AS (DELETE FROM idempotency_keys WHERE expires_at < now() RETURNING 1) "
-         "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM e), (SELECT count(*) FROM r), "
-         "(SELECT count(*) FROM k)",
+         "SELECT (SELECT count(*) FROM f) AS refresh_tokens, (SELECT count(*) FROM e) AS email_tokens, "
+         "(SELECT count(*) FROM r) AS revoked_tokens, (SELECT count(*) FROM k) AS idempotency_keys",
          0},
 
     /* Idempotency keys (src/http/idempotency.c). $1 scope, $2 route, $3 key, $4 request hash,
@@ -148,7 +162,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
      * over. One row: 'claimed' with the new attempt's id (this request may act), or the row
      * found: its state ('mismatch' for another request's hash), status, content type and
      * sealed body (base64). No row when a concurrent claim is not committed yet (the caller
-     * answers "in progress"). */
+     * answers "in progress"). Columns: DB_COLS_IDEM_CLAIM. */
     [DB_STMT_IDEM_CLAIM] =
         {"idem_claim",
          "WITH claim AS (INSERT INTO idempotency_keys (scope, route, key, request_hash, attempt, state, "
@@ -159,7 +173,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "OR (idempotency_keys.state = 'started' AND idempotency_keys.request_hash = "
          "EXCLUDED.request_hash AND idempotency_keys.started_at <= now() - make_interval(secs => $6::int)) "
          "RETURNING attempt) "
-         "SELECT 'claimed', NULL::int, NULL::text, NULL::text, attempt::text FROM claim UNION ALL SELECT "
+         "SELECT 'claimed' AS state, NULL::int AS status, NULL::text AS content_type, NULL::text AS body, "
+         "attempt::text AS attempt FROM claim UNION ALL SELECT "
          "CASE WHEN k.request_hash <> $4 THEN 'mismatch' ELSE k.state END, k.status, k.content_type, "
          "translate(encode(k.body, 'base64'), E'\\n', ''), NULL FROM idempotency_keys k WHERE k.scope = $1 "
          "AND k.route = $2 AND k.key = $3 AND NOT EXISTS (SELECT 1 FROM claim)",
@@ -168,7 +183,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 scope, $2 route, $3 key, $4 attempt. Ends every batch that writes for a request
      * holding a key, in its transaction: the key turns 'committed', or, when another attempt
      * took the key over, the statement fails and the batch rolls back (22P02, as the
-     * deadline). */
+     * deadline). Columns: DB_COLS_IDEM_FENCE. */
     [DB_STMT_IDEM_FENCE] =
         {"idem_fence",
          "WITH f AS (UPDATE idempotency_keys SET state = 'committed' WHERE scope = $1 AND route = $2 AND "
@@ -191,49 +206,52 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                               "AND attempt = $4::uuid AND state = 'started'",
                               4},
 
-    /* $1 id, $2 owner or NULL (anybody's). */
+    /* $1 id, $2 owner or NULL (anybody's). Columns: DB_COLS_JOB_GET. */
     [DB_STMT_JOB_GET] = {"job_get",
-                         "SELECT " JOB_JSON ", owner_id FROM jobs WHERE id = $1::uuid "
+                         "SELECT " JOB_JSON " AS job, owner_id FROM jobs WHERE id = $1::uuid "
                          "AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
                          2, .read_only = 1},
 
     /* $1 state, $2 queue, $3 owner (each NULL for any), $4 limit, $5 the cursor (the last id
      * of the previous page) or NULL. Ids are time-ordered (UUIDv7), so id order is age order.
-     * Returns the JSON and the id. */
+     * Returns the JSON and the id. Columns: DB_COLS_JOB_LIST. */
     [DB_STMT_JOB_LIST] =
         {"job_list",
-         "SELECT " JOB_JSON ", id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
+         "SELECT " JOB_JSON " AS job, id FROM jobs WHERE ($1::text IS NULL OR state = $1) "
          "AND ($2::text IS NULL OR queue = $2) AND ($3::uuid IS NULL OR owner_id = $3::uuid) "
          "AND ($5::uuid IS NULL OR id < $5::uuid) ORDER BY id DESC LIMIT $4::int",
          5, .read_only = 1},
 
-    /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs). */
+    /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs).
+     * Columns: DB_COLS_JOB_CANCEL. */
     [DB_STMT_JOB_CANCEL] = {"job_cancel",
                             "UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now() "
                             "WHERE id = $1::uuid AND state IN ('queued', 'retrying') "
-                            "AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING " JOB_JSON,
+                            "AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING " JOB_JSON " AS job",
                             2},
 
-    /* $1 id. No row unless the job is failed or dead. */
+    /* $1 id. No row unless the job is failed or dead. Columns: DB_COLS_JOB_RETRY. */
     [DB_STMT_JOB_RETRY] = {"job_retry",
                            "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, "
                            "result = NULL, started_at = NULL, finished_at = NULL, updated_at = now() "
                            "WHERE id = $1::uuid AND state IN ('failed', 'dead') "
-                           "RETURNING " JOB_JSON ", pg_notify('hydrant_jobs', queue)",
+                           "RETURNING " JOB_JSON " AS job, pg_notify('hydrant_jobs', queue)",
                            1},
 
     /* $1 state (failed or dead), $2 kind or NULL, $3 queue or NULL: every such job queued
-     * again as JOB_RETRY does one (operators' bulk retry after an outage). */
+     * again as JOB_RETRY does one (operators' bulk retry after an outage). Columns:
+     * DB_COLS_JOB_RETRY_MATCHING. */
     [DB_STMT_JOB_RETRY_MATCHING] =
         {"job_retry_matching",
          "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, result = NULL, "
          "started_at = NULL, finished_at = NULL, updated_at = now() WHERE state = $1 "
          "AND state IN ('failed', 'dead') AND ($2::text IS NULL OR kind = $2) "
-         "AND ($3::text IS NULL OR queue = $3) RETURNING " JOB_JSON ", pg_notify('hydrant_jobs', queue)",
+         "AND ($3::text IS NULL OR queue = $3) RETURNING " JOB_JSON
+         " AS job, pg_notify('hydrant_jobs', queue)",
          3},
 
     /* $1 a lease owner prefix (one process): a stopping process gives its unfinished jobs
-     * back (attempt returned). */
+     * back (attempt returned). Columns: DB_COLS_JOB_RELEASE. */
     [DB_STMT_JOB_RELEASE] = {"job_release",
                              "UPDATE jobs SET state = 'queued', attempt = greatest(attempt - 1, 0), "
                              "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
@@ -241,7 +259,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                              "RETURNING id, pg_notify('hydrant_jobs', queue)",
                              1},
 
-    /* Two parts so that each is read through its partial index, never the whole table. */
+    /* Two parts so that each is read through its partial index, never the whole table.
+     * Columns: DB_COLS_JOB_DEPTH. */
     [DB_STMT_JOB_DEPTH] = {"job_depth",
                            "SELECT queue, state, count(*) FROM jobs WHERE state IN ('queued', 'retrying') "
                            "GROUP BY queue, state UNION ALL SELECT queue, 'running', count(*) FROM jobs "
@@ -249,7 +268,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                            0, .read_only = 1},
 
     /* Dead jobs are kept (retention spares them) until retried or deleted: the gauge that
-     * shows an outage's casualties. Read through the partial index of migration 0005. */
+     * shows an outage's casualties. Read through the partial index of migration 0005.
+     * Columns: DB_COLS_JOB_DEAD. */
     [DB_STMT_JOB_DEAD] = {"job_dead",
                           "SELECT queue, kind, count(*) FROM jobs WHERE state = 'dead' GROUP BY queue, kind",
                           0},
@@ -264,11 +284,11 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          1},
 
     /* $1 id, $2 normalised email, $3 username or NULL, $4 password hash. Unique violations
-     * name users_email_key or users_username_key. */
+     * name users_email_key or users_username_key. Columns: DB_COLS_USER_CREATE. */
     [DB_STMT_USER_CREATE] =
         {"user_create",
          "INSERT INTO users (id, email, username, password_hash) VALUES ($1::uuid, $2, $3, $4) "
-         "RETURNING " USER_JSON,
+         "RETURNING " USER_JSON " AS user",
          4},
 
     /* $1 token hash, $2 user id, $3 purpose (confirm, reset), $4 lifetime in seconds. */
@@ -279,20 +299,21 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          4},
 
     /* $1 token hash. The token is spent and the user confirmed in one statement; no row for
-     * an unknown, used or expired token. */
+     * an unknown, used or expired token. Columns: DB_COLS_USER_CONFIRM. */
     [DB_STMT_USER_CONFIRM] =
         {"user_confirm",
          "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = "
          "'confirm' AND used_at IS NULL AND expires_at > now() RETURNING user_id) "
          "UPDATE users u SET email_confirmed = true, updated_at = now() FROM t "
-         "WHERE u.id = t.user_id RETURNING " USER_JSON,
+         "WHERE u.id = t.user_id RETURNING " USER_JSON " AS user",
          1},
 
-    /* $1 normalised email. */
+    /* $1 normalised email. Columns: DB_COLS_USER_LOGIN_LOOKUP. */
     [DB_STMT_USER_LOGIN_LOOKUP] =
         {"user_login_lookup",
          "SELECT id, password_hash, role, email_confirmed, disabled, " USER_JSON
-         ", extract(epoch FROM tokens_valid_after)::float8 FROM users WHERE lower(email) = $1",
+         " AS user, extract(epoch FROM tokens_valid_after)::float8 AS tokens_valid_after FROM users WHERE "
+         "lower(email) = $1",
          1, .read_only = 1},
 
     /* $1 id, $2 the new hash, $3 the hash it replaces (unchanged if the password changed
@@ -317,11 +338,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
 
     /* $1 id, $2 the token's jti. Everything that can refuse a valid signature, in one query:
      * the user exists, is not disabled, signed out after the token was issued, or revoked it;
-     * then the User's columns (from column 4). */
+     * then the User's columns. Columns: DB_COLS_USER_AUTH. */
     [DB_STMT_USER_AUTH] =
         {"user_auth",
-         "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8, EXISTS (SELECT 1 FROM "
-         "revoked_tokens WHERE jti = $2), " USER_COLUMNS " FROM users WHERE id = $1::uuid",
+         "SELECT role, disabled, extract(epoch FROM tokens_valid_after)::float8 AS tokens_valid_after, "
+         "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked, " USER_COLUMNS
+         " FROM users WHERE id = $1::uuid",
          2, .shares_sync = 1, .read_only = 1},
 
     /* $1 presented token's hash, $2 the new token's hash, $3 lifetime in seconds, $4 reuse
@@ -331,7 +353,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
      * rotated before, beyond the grace: it is burnt, which revokes its whole family). A rotated
      * token is a reuse also when its family is revoked already: a third racer, which finds the
      * family burnt by the second, is told the same as the second. Returns the verdict, the user's id, role,
-     * disabled, JSON, the family id and tokens_valid_after. */
+     * disabled, JSON, the family id and tokens_valid_after. Columns: DB_COLS_REFRESH_USE. */
     [DB_STMT_REFRESH_USE] =
         {"refresh_use",
          "WITH cur AS (SELECT r.token_hash, r.family_id, r.user_id, r.expires_at, r.rotated_at, EXISTS "
@@ -349,9 +371,10 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "user_id, now() + make_interval(secs => $3::int) FROM verdict WHERE v = 'ok' RETURNING 1), "
          "burn AS (UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL "
          "AND (SELECT v FROM verdict) = 'reused' RETURNING 1) "
-         "SELECT coalesce((SELECT v FROM verdict), 'unknown'), u.id, u.role, u.disabled, " USER_JSON
-         ", (SELECT family_id FROM verdict), extract(epoch FROM u.tokens_valid_after)::float8 FROM (SELECT "
-         "1) one "
+         "SELECT coalesce((SELECT v FROM verdict), 'unknown') AS verdict, u.id, u.role, "
+         "u.disabled, " USER_JSON
+         " AS user, (SELECT family_id FROM verdict) AS family_id, extract(epoch FROM "
+         "u.tokens_valid_after)::float8 AS tokens_valid_after FROM (SELECT 1) one "
          "LEFT JOIN users u ON u.id = (SELECT user_id FROM verdict)",
          4},
 
@@ -380,7 +403,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 normalised email, $2 token hash, $3 token, $4 purpose (confirm: only unconfirmed
      * accounts; reset: any), $5 lifetime in seconds, $6 job kind, $7 its max attempts. Nothing
      * happens for an address without a qualifying account: the caller answers the same either
-     * way. */
+     * way. Columns: DB_COLS_EMAIL_REQUEST. */
     [DB_STMT_EMAIL_REQUEST] = {"email_request",
                                "WITH u AS (SELECT id, email FROM users WHERE lower(email) = $1 AND NOT "
                                "disabled AND ($4 = 'reset' OR NOT "
@@ -393,7 +416,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                7},
 
     /* $1 token hash, $2 new password hash, $3 client address (audit). No row for an unknown,
-     * used or expired token. */
+     * used or expired token. Columns: DB_COLS_PASSWORD_RESET. */
     [DB_STMT_PASSWORD_RESET] =
         {"password_reset",
          "WITH t AS (UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = 'reset' AND "
@@ -406,11 +429,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "tokens_valid_after = now(), updated_at = now() FROM t WHERE u.id = t.user_id RETURNING u.id",
          3},
 
-    /* $1 id. */
+    /* $1 id. Columns: DB_COLS_USER_PASSWORD_GET. */
     [DB_STMT_USER_PASSWORD_GET] = {"user_password_get", "SELECT password_hash FROM users WHERE id = $1::uuid",
                                    1, .read_only = 1},
 
-    /* $1 id, $2 new hash, $3 the hash that was verified (a concurrent change wins). */
+    /* $1 id, $2 new hash, $3 the hash that was verified (a concurrent change wins). Columns:
+     * DB_COLS_USER_PASSWORD_SET. */
     [DB_STMT_USER_PASSWORD_SET] = {"user_password_set",
                                    "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = "
                                    "$1::uuid AND revoked_at IS NULL "
@@ -420,46 +444,50 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                    "AND password_hash = $3 RETURNING id",
                                    3},
 
-    /* $1 id; then for username, display_name and bio a flag (set it?) and the value. */
+    /* $1 id; then for username, display_name and bio a flag (set it?) and the value.
+     * Columns: DB_COLS_USER_PATCH. */
     [DB_STMT_USER_PATCH] = {"user_patch",
                             "UPDATE users SET username = CASE WHEN $2::boolean THEN $3 ELSE username END, "
                             "display_name = CASE WHEN $4::boolean THEN $5 ELSE display_name END, "
                             "bio = CASE WHEN $6::boolean THEN $7 ELSE bio END, updated_at = now() "
-                            "WHERE id = $1::uuid RETURNING " USER_JSON,
+                            "WHERE id = $1::uuid RETURNING " USER_JSON " AS user",
                             7},
 
-    /* $1 id. */
+    /* $1 id. Columns: DB_COLS_USER_DELETE. */
     [DB_STMT_USER_DELETE] = {"user_delete", "DELETE FROM users WHERE id = $1::uuid RETURNING id", 1},
 
-    /* $1 user id, $2 key hash, $3 prefix. */
+    /* $1 user id, $2 key hash, $3 prefix. Columns: DB_COLS_API_KEY_SET, and of the next
+     * DB_COLS_API_KEY_GET. */
     [DB_STMT_API_KEY_SET] = {"api_key_set",
                              "INSERT INTO api_keys (user_id, key_hash, prefix) VALUES ($1::uuid, $2, $3) "
                              "ON CONFLICT (user_id) DO UPDATE SET key_hash = EXCLUDED.key_hash, prefix = "
                              "EXCLUDED.prefix, created_at = now(), last_used_at = NULL RETURNING prefix, " TS(
-                                 "created_at"),
+                                 "created_at") " AS created_at",
                              3},
     [DB_STMT_API_KEY_GET] = {"api_key_get",
-                             "SELECT prefix, " TS("created_at") ", " TS(
-                                 "last_used_at") " FROM api_keys WHERE user_id = "
+                             "SELECT prefix, " TS("created_at") " AS created_at, " TS(
+                                 "last_used_at") " AS last_used_at FROM api_keys WHERE user_id = "
                                                  "$1::uuid",
                              1, .read_only = 1},
     [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
 
-    /* $1 key hash. Returns role, disabled, the User JSON and the id. */
+    /* $1 key hash. Returns role, disabled, the User JSON and the id. Columns:
+     * DB_COLS_API_KEY_AUTH. */
     [DB_STMT_API_KEY_AUTH] =
         {"api_key_auth",
          "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (UPDATE "
          "api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "
          "last_used_at < now() - interval '1 minute')) SELECT u.role, u.disabled, " USER_JSON
-         ", u.id FROM k JOIN users u ON u.id = k.user_id",
+         " AS user, u.id FROM k JOIN users u ON u.id = k.user_id",
          1},
 
     /* $1 lower-cased prefix with LIKE's metacharacters escaped, or NULL; $2 limit; $3 and $4
      * the cursor (created_at in Unix microseconds, id) or NULL. Returns the JSON and the
-     * row's cursor parts. */
+     * row's cursor parts. Columns: DB_COLS_ADMIN_USER_LIST. */
     [DB_STMT_ADMIN_USER_LIST] =
         {"admin_user_list",
-         "SELECT " USER_JSON ", (extract(epoch FROM created_at) * 1000000)::bigint, id FROM users "
+         "SELECT " USER_JSON " AS user, (extract(epoch FROM created_at) * 1000000)::bigint AS cursor_us, id "
+         "FROM users "
          "WHERE ($1::text IS NULL OR lower(email) LIKE $1 || '%' ESCAPE '\\' OR lower(username) LIKE $1 || "
          "'%' "
          "ESCAPE '\\') AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + $3::bigint * "
@@ -467,12 +495,13 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "'1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
          4, .read_only = 1},
 
-    /* $1 id. */
-    [DB_STMT_ADMIN_USER_GET] = {"admin_user_get", "SELECT " USER_JSON ", role FROM users WHERE id = $1::uuid",
-                                1, .read_only = 1},
+    /* $1 id. Columns: DB_COLS_ADMIN_USER_GET. */
+    [DB_STMT_ADMIN_USER_GET] = {"admin_user_get",
+                                "SELECT " USER_JSON " AS user, role FROM users WHERE id = $1::uuid", 1,
+                                .read_only = 1},
 
     /* $1 id, $2 role or NULL (unchanged), $3 disabled or NULL. Disabling moves
-     * tokens_valid_after and revokes every refresh family. */
+     * tokens_valid_after and revokes every refresh family. Columns: DB_COLS_ADMIN_USER_UPDATE. */
     [DB_STMT_ADMIN_USER_UPDATE] = {"admin_user_update",
                                    "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = "
                                    "$1::uuid AND revoked_at IS NULL AND "
@@ -480,13 +509,13 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                    "role), disabled = coalesce($3::boolean, "
                                    "disabled), tokens_valid_after = CASE WHEN coalesce($3::boolean, false) "
                                    "THEN now() ELSE tokens_valid_after END, "
-                                   "updated_at = now() WHERE id = $1::uuid RETURNING " USER_JSON,
+                                   "updated_at = now() WHERE id = $1::uuid RETURNING " USER_JSON " AS user",
                                    3},
 
     /* $1 id, $2 owner, $3 name, $4 content type, $5 size, $6 SHA-256 (hex), $7 the owner's
      * quota in bytes (0: none). The row and its file.process job together, or no row when
      * the upload would take the owner past the quota (the owner's row is locked, so two
-     * uploads cannot both squeeze in). Returns the File JSON. */
+     * uploads cannot both squeeze in). Returns the File JSON. Columns: DB_COLS_FILE_CREATE. */
     [DB_STMT_FILE_CREATE] =
         {"file_create",
          "WITH owner AS (SELECT id FROM users WHERE id = $2::uuid FOR UPDATE), "
@@ -498,33 +527,37 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "queue)), "
          "f AS (INSERT INTO files (id, owner_id, name, content_type, size, sha256, job_id) SELECT $1::uuid, "
          "$2::uuid, $3, $4, $5::bigint, $6, j.id FROM j RETURNING *) "
-         "SELECT " FILE_JSON " FROM f",
+         "SELECT " FILE_JSON " AS file FROM f",
          7},
 
     /* $1 id, $2 owner or NULL (anybody's). The File JSON, then name, content type, size and
-     * SHA-256 for serving the bytes. */
+     * SHA-256 for serving the bytes. Columns: DB_COLS_FILE_GET. */
     [DB_STMT_FILE_GET] = {"file_get",
-                          "SELECT " FILE_JSON ", name, content_type, size, sha256 FROM files "
+                          "SELECT " FILE_JSON " AS file, name, content_type, size, sha256 FROM files "
                           "WHERE id = $1::uuid AND ($2::uuid IS NULL OR owner_id = $2::uuid)",
                           2, .read_only = 1},
 
     /* $1 owner, $2 limit, $3 cursor time (Unix microseconds) or NULL, $4 cursor id. Newest
-     * first; returns the JSON, created_at in microseconds and the id. */
+     * first; returns the JSON, created_at in microseconds and the id. Columns:
+     * DB_COLS_FILE_LIST. */
     [DB_STMT_FILE_LIST] =
         {"file_list",
-         "SELECT " FILE_JSON ", (extract(epoch FROM created_at) * 1000000)::bigint, id FROM files "
+         "SELECT " FILE_JSON " AS file, (extract(epoch FROM created_at) * 1000000)::bigint AS cursor_us, id "
+         "FROM files "
          "WHERE owner_id = $1::uuid AND ($3::bigint IS NULL OR (created_at, id) < (timestamptz 'epoch' + "
          "$3::bigint * interval '1 microsecond', $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $2::int",
          4, .read_only = 1},
 
-    /* $1 id, $2 owner or NULL. Returns the id when a row was deleted. */
+    /* $1 id, $2 owner or NULL. Returns the id when a row was deleted. Columns:
+     * DB_COLS_FILE_DELETE. */
     [DB_STMT_FILE_DELETE] = {"file_delete",
                              "DELETE FROM files WHERE id = $1::uuid AND ($2::uuid IS NULL OR owner_id = "
                              "$2::uuid) RETURNING id",
                              2},
 
     /* $1 user id. A files.remove job naming every file of the user, when there is one; run
-     * before the user's row is deleted (which takes the files' rows along). */
+     * before the user's row is deleted (which takes the files' rows along). Columns:
+     * DB_COLS_FILES_REMOVE_QUEUE. */
     [DB_STMT_FILES_REMOVE_QUEUE] =
         {"files_remove_queue",
          "INSERT INTO jobs (kind, queue, payload) SELECT 'files.remove', 'long', "
@@ -532,13 +565,15 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "$1::uuid HAVING count(*) > 0 RETURNING id, pg_notify('hydrant_jobs', queue)",
          1},
 
-    /* $1 a text array of file ids (names of stored files). The ones no row has, as given. */
+    /* $1 a text array of file ids (names of stored files). The ones no row has, as given.
+     * Columns: DB_COLS_FILES_WITHOUT_ROW. */
     [DB_STMT_FILES_WITHOUT_ROW] = {"files_without_row",
                                    "SELECT t.id FROM unnest($1::text[]) AS t(id) WHERE NOT EXISTS "
                                    "(SELECT 1 FROM files f WHERE f.id = t.id::uuid)",
                                    1},
 
-    /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone. */
+    /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone.
+     * Columns: DB_COLS_FILE_PROCESSED. */
     [DB_STMT_FILE_PROCESSED] = {"file_processed",
                                 "UPDATE files SET state = $2, analysis = $3::jsonb, updated_at = now() "
                                 "WHERE id = $1::uuid RETURNING id",

@@ -46,7 +46,8 @@ static int admin_parse_list(http_request_t *r, admin_list_t *l)
 
 static void admin_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_page(r, reply, ((admin_list_t *)r->state)->page.limit, 2);
+    handlers_respond_page(r, reply, ((admin_list_t *)r->state)->page.limit, DB_COL_ADMIN_USER_LIST_USER,
+                          DB_COL_ADMIN_USER_LIST_CURSOR_US, DB_COL_ADMIN_USER_LIST_ID);
 }
 
 static void admin_list_ok(http_request_t *r, handlers_user_t *user)
@@ -80,9 +81,15 @@ static int admin_target(http_request_t *r, char out[37])
     return handlers_path_id(r, "no such user", out);
 }
 
+/* The User in the row of a read or an update: one column for both, so that one callback
+ * answers either. */
+enum { ADMIN_USER_SHOWN_USER = DB_COL_ADMIN_USER_GET_USER };
+_Static_assert((int)DB_COL_ADMIN_USER_UPDATE_USER == (int)ADMIN_USER_SHOWN_USER,
+               "admin_user_get and admin_user_update return the user alike");
+
 static void admin_user_shown(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_row(r, reply, 200, "user", "no such user");
+    handlers_respond_row(r, reply, ADMIN_USER_SHOWN_USER, 200, "user", "no such user");
 }
 
 static void admin_get_ok(http_request_t *r, handlers_user_t *user)
@@ -158,7 +165,7 @@ static void admin_patch_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     json_t *role = json_object_get(r->body, "role"), *disabled = json_object_get(r->body, "disabled");
-    int target_rank = handlers_role_rank(PQgetvalue(reply->results[0], 0, 1));
+    int target_rank = handlers_role_rank(PQgetvalue(reply->results[0], 0, DB_COL_ADMIN_USER_GET_ROLE));
     if ((role != NULL && p->actor_rank < 3) || (disabled != NULL && p->actor_rank < 3 && target_rank > 1)) {
         http_respond_error(r, 403, "forbidden",
                            "changing roles needs an admin; a superuser may disable only users", NULL);

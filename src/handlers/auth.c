@@ -78,7 +78,7 @@ static void auth_signup_stored(http_request_t *r, const db_reply_t *reply)
         http_respond_db_error(r, reply->status);
         return;
     }
-    handlers_respond_user(r, 201, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_user(r, 201, PQgetvalue(reply->results[0], 0, DB_COL_USER_CREATE_USER));
 }
 
 static void auth_signup_hash(void *arg)
@@ -187,7 +187,7 @@ static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, DB_COL_USER_CONFIRM_USER));
 }
 
 static void auth_confirm_token(http_request_t *r, const char *token, size_t len)
@@ -369,15 +369,17 @@ static void auth_login_found(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 1)) < sizeof(s->stored)) {
+    if (PQntuples(res) == 1 &&
+        strlen(PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_PASSWORD_HASH)) < sizeof(s->stored)) {
         s->known = 1;
-        snprintf(s->user_id, sizeof(s->user_id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, 1));
-        snprintf(s->role, sizeof(s->role), "%s", PQgetvalue(res, 0, 2));
-        s->confirmed = PQgetvalue(res, 0, 3)[0] == 't';
-        s->disabled = PQgetvalue(res, 0, 4)[0] == 't';
-        s->user_json = strdup(PQgetvalue(res, 0, 5));
-        s->valid_after = atof(PQgetvalue(res, 0, 6));
+        snprintf(s->user_id, sizeof(s->user_id), "%s", PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_ID));
+        snprintf(s->stored, sizeof(s->stored), "%s",
+                 PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_PASSWORD_HASH));
+        snprintf(s->role, sizeof(s->role), "%s", PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_ROLE));
+        s->confirmed = PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_EMAIL_CONFIRMED)[0] == 't';
+        s->disabled = PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_DISABLED)[0] == 't';
+        s->user_json = strdup(PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_USER));
+        s->valid_after = atof(PQgetvalue(res, 0, DB_COL_USER_LOGIN_LOOKUP_TOKENS_VALID_AFTER));
     }
     auth_login_check(r, s);
 }
@@ -458,14 +460,18 @@ static void auth_refreshed(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    const char *verdict = PQgetvalue(res, 0, 0);
-    if (strcmp(verdict, "ok") == 0 && !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 3)[0] != 't') {
+    const char *verdict = PQgetvalue(res, 0, DB_COL_REFRESH_USE_VERDICT);
+    if (strcmp(verdict, "ok") == 0 && !PQgetisnull(res, 0, DB_COL_REFRESH_USE_ID) &&
+        PQgetvalue(res, 0, DB_COL_REFRESH_USE_DISABLED)[0] != 't') {
         if (r->h2o == NULL)
             auth_unanswered_note(r, s, 1); /* rotated, and the client left before the answer */
         else if (s->retrying)
             auth_unanswered_note(r, s, 0);
-        auth_respond_tokens(r, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5), s->token,
-                            PQgetvalue(res, 0, 4), atof(PQgetvalue(res, 0, 6)));
+        auth_respond_tokens(r, PQgetvalue(res, 0, DB_COL_REFRESH_USE_ID),
+                            PQgetvalue(res, 0, DB_COL_REFRESH_USE_ROLE),
+                            PQgetvalue(res, 0, DB_COL_REFRESH_USE_FAMILY_ID), s->token,
+                            PQgetvalue(res, 0, DB_COL_REFRESH_USE_USER),
+                            atof(PQgetvalue(res, 0, DB_COL_REFRESH_USE_TOKENS_VALID_AFTER)));
         return;
     }
     if (strcmp(verdict, "reused") == 0)

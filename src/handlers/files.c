@@ -13,7 +13,8 @@
 
 static void files_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_page(r, reply, ((handlers_page_t *)r->state)->limit, 2);
+    handlers_respond_page(r, reply, ((handlers_page_t *)r->state)->limit, DB_COL_FILE_LIST_FILE,
+                          DB_COL_FILE_LIST_CURSOR_US, DB_COL_FILE_LIST_ID);
 }
 
 static void files_list_ok(http_request_t *r, handlers_user_t *user)
@@ -56,7 +57,7 @@ const char *handlers_file_owner_filter(const handlers_user_t *user)
 
 static void files_shown(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_row(r, reply, 200, "file", "no such file");
+    handlers_respond_row(r, reply, DB_COL_FILE_GET_FILE, 200, "file", "no such file");
 }
 
 static void files_get_ok(http_request_t *r, handlers_user_t *user)

@@ -192,9 +192,10 @@ static void files_content_found(http_request_t *r, const db_reply_t *reply)
         return;
     }
     files_content_t *c = r->state;
-    snprintf(c->content_type, sizeof(c->content_type), "%s", PQgetvalue(res, 0, 2));
-    c->size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
-    snprintf(c->sha256, sizeof(c->sha256), "%s", PQgetvalue(res, 0, 4));
+    snprintf(c->content_type, sizeof(c->content_type), "%s",
+             PQgetvalue(res, 0, DB_COL_FILE_GET_CONTENT_TYPE));
+    c->size = strtoull(PQgetvalue(res, 0, DB_COL_FILE_GET_SIZE), NULL, 10);
+    snprintf(c->sha256, sizeof(c->sha256), "%s", PQgetvalue(res, 0, DB_COL_FILE_GET_SHA256));
     char etag[70], disposition[1200];
     snprintf(etag, sizeof(etag), "\"%s\"", c->sha256);
     http_add_header(r, "ETag", etag);
@@ -206,7 +207,8 @@ static void files_content_found(http_request_t *r, const db_reply_t *reply)
         http_respond_empty(r, 304);
         return;
     }
-    if (handlers_content_disposition(PQgetvalue(res, 0, 1), disposition, sizeof(disposition)) == 0)
+    if (handlers_content_disposition(PQgetvalue(res, 0, DB_COL_FILE_GET_NAME), disposition,
+                                     sizeof(disposition)) == 0)
         http_add_header(r, "Content-Disposition", disposition);
     c->status = 200;
     c->offset = 0;

@@ -251,7 +251,7 @@ static void files_committed(http_request_t *r, const db_reply_t *reply)
         files_refuse(r, u, 413, "payload_too_large", "the upload would exceed your storage quota");
         return;
     }
-    handlers_respond_wrapped(r, 201, "file", PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_wrapped(r, 201, "file", PQgetvalue(reply->results[0], 0, DB_COL_FILE_CREATE_FILE));
 }
 
 /* After the last slice: a parsed multipart body must have ended well with its one file. */

@@ -113,9 +113,10 @@ void handlers_limit_take_or(http_request_t *r, const handlers_limit_t *limit, in
 /* Adds a family's route table. */
 int handlers_add_routes(http_router_t *router, const http_route_t *routes, size_t n, char *err,
                         size_t errlen);
-/* The contract's User as JSON (malloc'd, or NULL) from ten columns of row, starting at col:
- * id, email, username, display_name, bio, role, email_confirmed, disabled, and created_at,
- * updated_at as to_json(ts AT TIME ZONE 'UTC'). */
+/* The contract's User as JSON (malloc'd, or NULL) from the DB_COL_USER_ROW__COUNT columns of
+ * row starting at col, in DB_COLS_USER_ROW's order (db/columns.h): id, email, username,
+ * display_name, bio, role, email_confirmed, disabled, and created_at, updated_at as
+ * to_json(ts AT TIME ZONE 'UTC'). */
 char *handlers_user_json_from_row(const PGresult *res, int row, int col);
 /* Answers {"<name>": <json>} with JSON text built elsewhere (PostgreSQL, user_json.c),
  * wrapped as it is; handlers_respond_user is {"user": ...}. */
@@ -135,13 +136,15 @@ int handlers_parse_limit(http_request_t *r, int *limit);
 int handlers_parse_time_cursor(http_request_t *r, handlers_page_t *page);
 /* Both. 0 or -1. */
 int handlers_parse_page(http_request_t *r, handlers_page_t *page);
-/* {"items": [column 0 of each row as JSON], "next_cursor"} from a statement asked for limit+1
- * rows; the cursor is column 1 (cursor_columns 1) or "column1.column2" (2). */
-void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int cursor_columns);
+/* {"items": [column json_col of each row as JSON], "next_cursor"} from a statement asked for
+ * limit+1 rows; the cursor is column cursor_col, or "cursor_col.id_col" when id_col is not -1
+ * (columns as db/columns.h names them). */
+void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int json_col,
+                           int cursor_col, int id_col);
 /* The {id} of the path (a UUID) into out, or 404 not_found answered with the message. */
 int handlers_path_id(http_request_t *r, const char *not_found, char out[37]);
-/* {"<name>": column 0} of the one row, 404 when there is none, or the data layer's error. */
-void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int status, const char *name,
+/* {"<name>": column col} of the one row, 404 when there is none, or the data layer's error. */
+void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int col, int status, const char *name,
                           const char *not_found);
 
 /* Frees the request's state (e.g. the authentication's, once its callback has copied what it

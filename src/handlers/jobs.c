@@ -57,7 +57,8 @@ static int jobs_parse_list(http_request_t *r, jobs_list_t *l, int with_queue)
 
 static void jobs_list_page(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_page(r, reply, ((jobs_list_t *)r->state)->limit, 1);
+    handlers_respond_page(r, reply, ((jobs_list_t *)r->state)->limit, DB_COL_JOB_LIST_JOB, DB_COL_JOB_LIST_ID,
+                          -1);
 }
 
 static void jobs_list_for(http_request_t *r, const char *owner, int with_queue)
@@ -123,7 +124,7 @@ static const char *jobs_owner_filter(const handlers_user_t *user)
 
 static void jobs_shown(http_request_t *r, const db_reply_t *reply)
 {
-    handlers_respond_row(r, reply, 200, "job", "no such job");
+    handlers_respond_row(r, reply, DB_COL_JOB_GET_JOB, 200, "job", "no such job");
 }
 
 static void jobs_get_ok(http_request_t *r, handlers_user_t *user)
@@ -141,6 +142,12 @@ static void jobs_get(http_request_t *r)
     handlers_authenticate_or_key(r, jobs_get_ok);
 }
 
+/* The job's JSON in a change's row: one column for both changes, so that one callback reads
+ * either. */
+enum { JOBS_CHANGED_JOB = DB_COL_JOB_CANCEL_JOB };
+_Static_assert((int)DB_COL_JOB_RETRY_JOB == (int)JOBS_CHANGED_JOB,
+               "job_cancel and job_retry return the job alike");
+
 /* A change (cancel, retry) and the job as it then is, in one batch: the change's row means
  * 202; otherwise the job exists in a state that does not allow it (409) or not at all (404). */
 static void jobs_changed(http_request_t *r, const db_reply_t *reply)
@@ -149,14 +156,14 @@ static void jobs_changed(http_request_t *r, const db_reply_t *reply)
         return;
     PGresult *changed = reply->results[0], *now = reply->results[1];
     if (PQntuples(changed) == 1) {
-        handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, 0));
+        handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, JOBS_CHANGED_JOB));
         return;
     }
     if (PQntuples(now) != 1) {
         http_respond_error(r, 404, "not_found", "no such job", NULL);
         return;
     }
-    json_t *job = json_loads(PQgetvalue(now, 0, 0), 0, NULL);
+    json_t *job = json_loads(PQgetvalue(now, 0, DB_COL_JOB_GET_JOB), 0, NULL);
     char message[96];
     snprintf(message, sizeof(message), "the job is %s", json_string_value(json_object_get(job, "state")));
     json_decref(job);

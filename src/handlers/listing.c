@@ -57,7 +57,8 @@ int handlers_parse_page(http_request_t *r, handlers_page_t *page)
     return handlers_parse_limit(r, &page->limit) == 0 && handlers_parse_time_cursor(r, page) == 0 ? 0 : -1;
 }
 
-void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int cursor_columns)
+void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit, int json_col,
+                           int cursor_col, int id_col)
 {
     if (http_pg_failed(r, reply))
         return;
@@ -65,17 +66,17 @@ void handlers_respond_page(http_request_t *r, const db_reply_t *reply, int limit
     int rows = PQntuples(res), shown = rows > limit ? limit : rows;
     json_t *items = json_array();
     for (int i = 0; i < shown; i++) {
-        json_t *item = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+        json_t *item = json_loads(PQgetvalue(res, i, json_col), 0, NULL);
         json_array_append_new(items, item != NULL ? item : json_null());
     }
     json_t *next = json_null();
     if (rows > limit) { /* the statement was asked for one row more: there is a next page */
         char cursor[128];
-        if (cursor_columns == 2)
-            snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 1),
-                     PQgetvalue(res, shown - 1, 2));
+        if (id_col >= 0)
+            snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, cursor_col),
+                     PQgetvalue(res, shown - 1, id_col));
         else
-            snprintf(cursor, sizeof(cursor), "%s", PQgetvalue(res, shown - 1, 1));
+            snprintf(cursor, sizeof(cursor), "%s", PQgetvalue(res, shown - 1, cursor_col));
         next = json_string(cursor);
     }
     http_respond_json(r, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
@@ -94,7 +95,7 @@ int handlers_path_id(http_request_t *r, const char *not_found, char out[37])
     return 0;
 }
 
-void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int status, const char *name,
+void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int col, int status, const char *name,
                           const char *not_found)
 {
     if (http_pg_failed(r, reply))
@@ -103,5 +104,5 @@ void handlers_respond_row(http_request_t *r, const db_reply_t *reply, int status
         http_respond_error(r, 404, "not_found", not_found, NULL);
         return;
     }
-    handlers_respond_wrapped(r, status, name, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_wrapped(r, status, name, PQgetvalue(reply->results[0], 0, col));
 }

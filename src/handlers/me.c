@@ -66,26 +66,26 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 3)[0] == 't') {
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, DB_COL_USER_AUTH_REVOKED)[0] == 't') {
         me_auth_refuse(r, "token_revoked", "the token was revoked");
         return;
     }
-    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, DB_COL_USER_AUTH_DISABLED)[0] == 't') {
         me_auth_refuse(r, "unauthorized", "the account no longer exists or is disabled");
         return;
     }
     /* Tokens issued before "sign out everywhere", a password change or reset, or disabling.
      * iat has whole seconds: a token from the same second as the revocation is refused too
      * (a login in that second gets a token that works a second later at worst). */
-    double valid_after = atof(PQgetvalue(res, 0, 2));
+    double valid_after = atof(PQgetvalue(res, 0, DB_COL_USER_AUTH_TOKENS_VALID_AFTER));
     if (isfinite(valid_after) && (double)a->claims.iat <= floor(valid_after)) {
         me_auth_refuse(r, "token_revoked", "the token was revoked");
         return;
     }
     snprintf(a->user.id, sizeof(a->user.id), "%s", a->claims.sub);
-    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_USER_AUTH_ROLE));
     a->user.claims = a->claims;
-    a->user.user_json = handlers_user_json_from_row(res, 0, 4);
+    a->user.user_json = handlers_user_json_from_row(res, 0, DB_COL_USER_AUTH_USER_ID);
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
@@ -112,13 +112,13 @@ static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] == 't') {
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_DISABLED)[0] == 't') {
         me_auth_refuse(r, "unauthorized", "the API key is not valid");
         return;
     }
-    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, 0));
-    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, 3));
-    a->user.user_json = strdup(PQgetvalue(res, 0, 2));
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ROLE));
+    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ID));
+    a->user.user_json = strdup(PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER));
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;

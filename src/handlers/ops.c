@@ -145,10 +145,10 @@ static void ops_render_job_depth(util_buf_t *out, const db_reply_t *reply)
         return;
     PGresult *res = reply->results[0];
     for (int i = 0; i < PQntuples(res); i++) {
-        int q = jobs_queue_parse(PQgetvalue(res, i, 0));
+        int q = jobs_queue_parse(PQgetvalue(res, i, DB_COL_JOB_DEPTH_QUEUE));
         for (int s = 0; s < 3 && q >= 0; s++)
-            if (strcmp(PQgetvalue(res, i, 1), states[s]) == 0)
-                depth[q][s] = atol(PQgetvalue(res, i, 2));
+            if (strcmp(PQgetvalue(res, i, DB_COL_JOB_DEPTH_STATE), states[s]) == 0)
+                depth[q][s] = atol(PQgetvalue(res, i, DB_COL_JOB_DEPTH_COUNT));
     }
     util_buf_printf(out,
                     "# HELP hydrant_jobs_depth Jobs waiting or running, by queue and state (all processes).\n"
@@ -170,8 +170,9 @@ static void ops_render_jobs_dead(util_buf_t *out, const db_reply_t *reply)
                          "processes).\n"
                          "# TYPE hydrant_jobs_dead gauge\n");
     for (int i = 0; i < PQntuples(res); i++)
-        util_buf_printf(out, "hydrant_jobs_dead{queue=\"%s\",kind=\"%s\"} %s\n", PQgetvalue(res, i, 0),
-                        PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+        util_buf_printf(out, "hydrant_jobs_dead{queue=\"%s\",kind=\"%s\"} %s\n",
+                        PQgetvalue(res, i, DB_COL_JOB_DEAD_QUEUE), PQgetvalue(res, i, DB_COL_JOB_DEAD_KIND),
+                        PQgetvalue(res, i, DB_COL_JOB_DEAD_COUNT));
 }
 
 static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)

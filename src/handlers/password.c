@@ -244,11 +244,12 @@ static void password_change_found(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQntuples(res) != 1 || strlen(PQgetvalue(res, 0, 0)) >= sizeof(s->stored)) {
+    if (PQntuples(res) != 1 ||
+        strlen(PQgetvalue(res, 0, DB_COL_USER_PASSWORD_GET_PASSWORD_HASH)) >= sizeof(s->stored)) {
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
         return;
     }
-    snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, 0));
+    snprintf(s->stored, sizeof(s->stored), "%s", PQgetvalue(res, 0, DB_COL_USER_PASSWORD_GET_PASSWORD_HASH));
     if (http_cpu_droppable(r, password_change_verify, password_change_checked, s) != 0)
         password_busy(r);
 }

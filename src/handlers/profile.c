@@ -29,7 +29,7 @@ static void profile_patched(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
         return;
     }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, 0));
+    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, DB_COL_USER_PATCH_USER));
 }
 
 /* Checks a text field's length in code points; adds a reason to details when wrong. */
@@ -153,11 +153,12 @@ static void profile_delete_found(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQntuples(res) != 1 || strlen(PQgetvalue(res, 0, 0)) >= sizeof(d->stored)) {
+    if (PQntuples(res) != 1 ||
+        strlen(PQgetvalue(res, 0, DB_COL_USER_PASSWORD_GET_PASSWORD_HASH)) >= sizeof(d->stored)) {
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
         return;
     }
-    snprintf(d->stored, sizeof(d->stored), "%s", PQgetvalue(res, 0, 0));
+    snprintf(d->stored, sizeof(d->stored), "%s", PQgetvalue(res, 0, DB_COL_USER_PASSWORD_GET_PASSWORD_HASH));
     if (http_cpu_droppable(r, profile_delete_verify, profile_delete_checked, d) != 0) {
         http_add_header(r, "Retry-After", "1");
         http_respond_error(r, 503, "unavailable", "the server is busy, try again", NULL);
@@ -209,8 +210,9 @@ static void profile_key_made(http_request_t *r, const db_reply_t *reply)
     PGresult *res = reply->results[0];
     http_add_header(r, "Cache-Control", "no-store");
     http_respond_json(r, 201,
-                      json_pack("{s:s, s:s, s:s}", "api_key", key, "prefix", PQgetvalue(res, 0, 0),
-                                "created_at", PQgetvalue(res, 0, 1)));
+                      json_pack("{s:s, s:s, s:s}", "api_key", key, "prefix",
+                                PQgetvalue(res, 0, DB_COL_API_KEY_SET_PREFIX), "created_at",
+                                PQgetvalue(res, 0, DB_COL_API_KEY_SET_CREATED_AT)));
 }
 
 static void profile_key_free(void *p)
@@ -253,10 +255,12 @@ static void profile_key_shown(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 404, "not_found", "no API key", NULL);
         return;
     }
-    json_t *body =
-        json_pack("{s:s, s:s}", "prefix", PQgetvalue(res, 0, 0), "created_at", PQgetvalue(res, 0, 1));
+    json_t *body = json_pack("{s:s, s:s}", "prefix", PQgetvalue(res, 0, DB_COL_API_KEY_GET_PREFIX),
+                             "created_at", PQgetvalue(res, 0, DB_COL_API_KEY_GET_CREATED_AT));
     json_object_set_new(body, "last_used_at",
-                        PQgetisnull(res, 0, 2) ? json_null() : json_string(PQgetvalue(res, 0, 2)));
+                        PQgetisnull(res, 0, DB_COL_API_KEY_GET_LAST_USED_AT)
+                            ? json_null()
+                            : json_string(PQgetvalue(res, 0, DB_COL_API_KEY_GET_LAST_USED_AT)));
     http_respond_json(r, 200, body);
 }
 

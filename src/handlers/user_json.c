@@ -66,16 +66,16 @@ static void user_json_field(util_buf_t *b, const char *name, const PGresult *res
 char *handlers_user_json_from_row(const PGresult *res, int row, int col)
 {
     util_buf_t b = {0};
-    user_json_field(&b, "{\"id\":", res, row, col, 's');
-    user_json_field(&b, ",\"email\":", res, row, col + 1, 's');
-    user_json_field(&b, ",\"username\":", res, row, col + 2, 's');
-    user_json_field(&b, ",\"display_name\":", res, row, col + 3, 's');
-    user_json_field(&b, ",\"bio\":", res, row, col + 4, 's');
-    user_json_field(&b, ",\"role\":", res, row, col + 5, 's');
-    user_json_field(&b, ",\"email_confirmed\":", res, row, col + 6, 'b');
-    user_json_field(&b, ",\"disabled\":", res, row, col + 7, 'b');
-    user_json_field(&b, ",\"created_at\":", res, row, col + 8, 't');
-    user_json_field(&b, ",\"updated_at\":", res, row, col + 9, 't');
+    user_json_field(&b, "{\"id\":", res, row, col + DB_COL_USER_ROW_ID, 's');
+    user_json_field(&b, ",\"email\":", res, row, col + DB_COL_USER_ROW_EMAIL, 's');
+    user_json_field(&b, ",\"username\":", res, row, col + DB_COL_USER_ROW_USERNAME, 's');
+    user_json_field(&b, ",\"display_name\":", res, row, col + DB_COL_USER_ROW_DISPLAY_NAME, 's');
+    user_json_field(&b, ",\"bio\":", res, row, col + DB_COL_USER_ROW_BIO, 's');
+    user_json_field(&b, ",\"role\":", res, row, col + DB_COL_USER_ROW_ROLE, 's');
+    user_json_field(&b, ",\"email_confirmed\":", res, row, col + DB_COL_USER_ROW_EMAIL_CONFIRMED, 'b');
+    user_json_field(&b, ",\"disabled\":", res, row, col + DB_COL_USER_ROW_DISABLED, 'b');
+    user_json_field(&b, ",\"created_at\":", res, row, col + DB_COL_USER_ROW_CREATED_AT, 't');
+    user_json_field(&b, ",\"updated_at\":", res, row, col + DB_COL_USER_ROW_UPDATED_AT, 't');
     util_buf_put(&b, "}", 1);
     return util_buf_take(&b, NULL);
 }

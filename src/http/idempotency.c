@@ -162,14 +162,18 @@ static char *idem_open(const unsigned char key[32], const struct http_idem *idem
 static void idem_replay(http_request_t *r, const PGresult *res)
 {
     size_t len = 0;
-    char *body = idem_open(r->loop->server->idempotency_key, r->idem, PQgetvalue(res, 0, 3), &len);
+    char *body = idem_open(r->loop->server->idempotency_key, r->idem,
+                           PQgetvalue(res, 0, DB_COL_IDEM_CLAIM_BODY), &len);
     if (body == NULL) {
         http_respond_error(r, 500, "internal", "the first answer to this Idempotency-Key cannot be read",
                            NULL);
         return;
     }
     http_add_header(r, "Idempotent-Replayed", "true");
-    http_respond_raw(r, atoi(PQgetvalue(res, 0, 1)), PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2),
+    http_respond_raw(r, atoi(PQgetvalue(res, 0, DB_COL_IDEM_CLAIM_STATUS)),
+                     PQgetisnull(res, 0, DB_COL_IDEM_CLAIM_CONTENT_TYPE)
+                         ? NULL
+                         : PQgetvalue(res, 0, DB_COL_IDEM_CLAIM_CONTENT_TYPE),
                      body, len);
     free(body);
 }
@@ -182,9 +186,9 @@ static void idem_claimed(http_request_t *r, const db_reply_t *reply)
         return;
     }
     const PGresult *res = reply->results[0];
-    const char *state = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "started";
+    const char *state = PQntuples(res) == 1 ? PQgetvalue(res, 0, DB_COL_IDEM_CLAIM_STATE) : "started";
     if (strcmp(state, "claimed") == 0) {
-        snprintf(idem->attempt, sizeof(idem->attempt), "%s", PQgetvalue(res, 0, 4));
+        snprintf(idem->attempt, sizeof(idem->attempt), "%s", PQgetvalue(res, 0, DB_COL_IDEM_CLAIM_ATTEMPT));
         idem->fence_values[0] = idem->scope, idem->fence_values[1] = idem->route;
         idem->fence_values[2] = idem->key, idem->fence_values[3] = idem->attempt;
         idem->claimed = 1;

@@ -80,7 +80,8 @@ static jobs_outcome_t file_process(jobs_run_t *run)
     }
     char err[256] = "";
     errno = 0;
-    char *analysis = jobs_file_analyze(path, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), err, sizeof(err));
+    char *analysis = jobs_file_analyze(path, PQgetvalue(res, 0, DB_COL_FILE_GET_NAME),
+                                       PQgetvalue(res, 0, DB_COL_FILE_GET_CONTENT_TYPE), err, sizeof(err));
     int missing = analysis == NULL && errno == ENOENT;
     PQclear(res);
     if (missing) /* deleted since the row was read (then no row is left), or lost */

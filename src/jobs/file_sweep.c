@@ -57,7 +57,8 @@ static int sweep_check(sweep_t *s)
         snprintf(run->error, sizeof(run->error), "cannot look the files' rows up: %.200s",
                  array != NULL ? PQerrorMessage(run->conn) : "out of memory");
     for (int i = 0; ok && i < PQntuples(res); i++)
-        s->orphans += files_remove(run->cfg->uploads.dir, PQgetvalue(res, i, 0)) == 0;
+        s->orphans +=
+            files_remove(run->cfg->uploads.dir, PQgetvalue(res, i, DB_COL_FILES_WITHOUT_ROW_ID)) == 0;
     s->checked += ok ? s->n : 0;
     s->n = 0;
     PQclear(res);

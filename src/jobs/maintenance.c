@@ -18,10 +18,12 @@ static jobs_outcome_t maintenance_auth_purge(jobs_run_t *run)
         PQclear(res);
         return JOBS_RETRY;
     }
-    run->result = json_pack(
-        "{s:I, s:I, s:I, s:I}", "refresh_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 0)), "email_tokens",
-        (json_int_t)atoll(PQgetvalue(res, 0, 1)), "revoked_tokens", (json_int_t)atoll(PQgetvalue(res, 0, 2)),
-        "idempotency_keys", (json_int_t)atoll(PQgetvalue(res, 0, 3)));
+    run->result =
+        json_pack("{s:I, s:I, s:I, s:I}", "refresh_tokens",
+                  (json_int_t)atoll(PQgetvalue(res, 0, DB_COL_AUTH_PURGE_REFRESH_TOKENS)), "email_tokens",
+                  (json_int_t)atoll(PQgetvalue(res, 0, DB_COL_AUTH_PURGE_EMAIL_TOKENS)), "revoked_tokens",
+                  (json_int_t)atoll(PQgetvalue(res, 0, DB_COL_AUTH_PURGE_REVOKED_TOKENS)), "idempotency_keys",
+                  (json_int_t)atoll(PQgetvalue(res, 0, DB_COL_AUTH_PURGE_IDEMPOTENCY_KEYS)));
     PQclear(res);
     return JOBS_DONE;
 }

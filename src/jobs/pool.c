@@ -137,7 +137,7 @@ static int listener_maintain(listener_t *l)
     ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
     for (int i = 0; ok && i < PQntuples(res); i++)
         fprintf(stderr, "hydrant: jobs: %s job(s) of queue %s had an expired lease and were requeued\n",
-                PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
+                PQgetvalue(res, i, DB_COL_JOB_REAP_COUNT), PQgetvalue(res, i, DB_COL_JOB_REAP_QUEUE));
     PQclear(res);
     listener_drain_notifications(l);
     return ok ? 0 : -1;

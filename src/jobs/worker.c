@@ -153,11 +153,11 @@ static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
 {
     jobs_queue_t queue = st->w->queue;
     jobs_run_t run = {
-        .id = PQgetvalue(res, row, 0),
-        .kind = PQgetvalue(res, row, 1),
+        .id = PQgetvalue(res, row, DB_COL_JOB_CLAIM_ID),
+        .kind = PQgetvalue(res, row, DB_COL_JOB_CLAIM_KIND),
         .queue = queue,
-        .attempt = atoi(PQgetvalue(res, row, 3)),
-        .max_attempts = atoi(PQgetvalue(res, row, 4)),
+        .attempt = atoi(PQgetvalue(res, row, DB_COL_JOB_CLAIM_ATTEMPT)),
+        .max_attempts = atoi(PQgetvalue(res, row, DB_COL_JOB_CLAIM_MAX_ATTEMPTS)),
         .cfg = st->pool->cfg,
         .conn = st->conn,
         .stopping = &st->pool->releasing,
@@ -172,11 +172,12 @@ static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
         json_array_append_new(st->pending, outcome);
         return;
     }
-    jobs_metrics_delay(&st->pool->metrics, queue, atof(PQgetvalue(res, row, 5)));
+    jobs_metrics_delay(&st->pool->metrics, queue, atof(PQgetvalue(res, row, DB_COL_JOB_CLAIM_DELAY_S)));
     if (kind_index < 0) {
         worker_set_error(outcome, "failed", "no handler for this kind in this build of hydrant");
         counted = JOBS_COUNT_FAILED;
-    } else if ((payload = json_loads(PQgetvalue(res, row, 2), JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+    } else if ((payload = json_loads(PQgetvalue(res, row, DB_COL_JOB_CLAIM_PAYLOAD), JSON_REJECT_DUPLICATES,
+                                     NULL)) == NULL) {
         worker_set_error(outcome, "dead", "payload is not valid JSON");
         counted = JOBS_COUNT_DEAD;
     } else {
@@ -216,8 +217,9 @@ static void worker_idle(worker_t *st, uint64_t seen)
     int timeout = st->pool->cfg->jobs.poll_ms;
     const char *values[] = {jobs_queue_name(st->w->queue)};
     PGresult *res = jobs_pg_exec(st->conn, DB_STMT_JOB_NEXT_DUE, values);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-        double due_ms = atof(PQgetvalue(res, 0, 0));
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        !PQgetisnull(res, 0, DB_COL_JOB_NEXT_DUE_DUE_MS)) {
+        double due_ms = atof(PQgetvalue(res, 0, DB_COL_JOB_NEXT_DUE_DUE_MS));
         if (due_ms <= 0)
             timeout = timeout > 20 ? 20 : timeout; /* due but locked by a claim in progress */
         else if (due_ms < timeout)
