@@ -89,7 +89,7 @@ static void ops_hostname(http_request_t *r)
 static void ops_openapi(http_request_t *r)
 {
     const handlers_app_t *app = r->app;
-    http_respond_raw(r, 200, "application/json; charset=utf-8", app->openapi_json, app->openapi_len);
+    http_respond_static(r, 200, "application/json; charset=utf-8", app->openapi_json, app->openapi_len);
 }
 
 /* ----------------------------------------------------------------- /metrics ---- */

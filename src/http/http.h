@@ -264,6 +264,10 @@ void http_respond_json(http_request_t *r, int status, json_t *body);
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message,
                         json_t *details);
 void http_respond_raw(http_request_t *r, int status, const char *content_type, const char *body, size_t len);
+/* The same for a body that outlives every request (start-up data): sent by reference, not
+ * copied per request. */
+void http_respond_static(http_request_t *r, int status, const char *content_type, const char *body,
+                         size_t len);
 /* Sends `len` bytes of the open file fd from `offset` as the body (fd is taken and closed).
  * The bytes are read on libuv's thread pool, one chunk in flight, the next one only when
  * libh2o has sent the last (a slow client holds one chunk, not the file). Headers added

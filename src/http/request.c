@@ -281,6 +281,27 @@ static void http_send(http_request_t *r, int status, const char *content_type, c
     http_request_release(r);
 }
 
+/* A body that lives as long as the process (the OpenAPI document) goes out by reference:
+ * h2o_send_inline would copy it into every request's pool, so that thousands of streams a
+ * client never reads would each hold their own copy. */
+void http_respond_static(http_request_t *r, int status, const char *content_type, const char *body,
+                         size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL}; /* one final send: nothing to proceed or stop */
+    if (r->responded)
+        return;
+    h2o_req_t *req = http_response_begin(r, status, content_type, len);
+    if (req == NULL)
+        return;
+    if (req->version < 0x200)
+        req->res.content_length = len;
+    http_request_retain(r); /* the final send may dispose of req, and with it libh2o's reference */
+    h2o_start_response(req, &generator);
+    h2o_iovec_t iov = h2o_iovec_init(body, len);
+    h2o_send(req, &iov, 1, H2O_SEND_STATE_FINAL);
+    http_request_release(r);
+}
+
 void http_respond_raw(http_request_t *r, int status, const char *content_type, const char *body, size_t len)
 {
     http_send(r, status, content_type, body, len);
