@@ -91,6 +91,8 @@ const cfg_setting_t cfg_settings[] = {
     {"limits.shutdown-timeout-ms", "HYDRANT_SHUTDOWN_TIMEOUT_MS", CFG_T_INT, F(limits.shutdown_timeout_ms), 1,
      3600000},
     {"limits.max-connections", "HYDRANT_MAX_CONNECTIONS", CFG_T_INT, F(limits.max_connections), 1, 10000000},
+    /* Up to two years, the value Mozilla's generated configurations use. */
+    {"tls.hsts-max-age", "HYDRANT_TLS_HSTS_MAX_AGE", CFG_T_INT, F(tls.hsts_max_age), 0, 63072000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -105,7 +107,7 @@ const cfg_setting_t cfg_job_kind_settings[] = {
 
 /* Sections that hold settings but are not settings themselves. */
 static const char *const cfg_sections[] = {"database", "redis", "auth",   "auth.limits", "smtp",
-                                           "uploads",  "jobs",  "limits", NULL};
+                                           "uploads",  "jobs",  "limits", "tls",         NULL};
 
 const cfg_setting_t *cfg_setting_find(const char *path)
 {

@@ -139,6 +139,14 @@ static int srv_idempotency_setup(srv_t *srv)
     return 0;
 }
 
+/* The header's text once, so that answers only point at it. */
+static void srv_hsts_setup(http_server_t *http, int max_age)
+{
+    int n =
+        max_age > 0 ? snprintf(http->hsts, sizeof(http->hsts), "max-age=%d; includeSubDomains", max_age) : 0;
+    http->hsts_len = n > 0 && (size_t)n < sizeof(http->hsts) ? (size_t)n : 0;
+}
+
 static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
@@ -158,6 +166,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
     };
     srv->http.max_headers = cfg->limits.max_headers;
     srv->http.max_header_bytes = (size_t)cfg->limits.max_header_bytes;
+    srv_hsts_setup(&srv->http, cfg->tls.hsts_max_age);
     if (srv_idempotency_setup(srv) != 0) {
         snprintf(err, errlen, "cannot derive the key for Idempotency-Key answers");
         return -1;
