@@ -4,7 +4,7 @@
 #   run    build and run the server (make run): compiler, libraries, PostgreSQL, Redis, the
 #          SMTP sink's aiosmtpd
 #   test   the tests on top (make test): cmocka, the Python checks' jwt and argon2, clang for
-#          the fuzz target
+#          the fuzz target, sslscan for the TLS profile test (integration.test_tls)
 #   bench  the load generators (make bench): h2load (nghttp2-client), wrk, python3-h2 (the
 #          HTTP/2 attacker of bench/attack)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
@@ -15,7 +15,7 @@ run=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
-test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev)
+test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev sslscan)
 bench=(nghttp2-client wrk python3-h2)
 [ $# -gt 0 ] || set -- run test bench
 packages=()

@@ -14,6 +14,8 @@
 #define CFG_DEV_CERT "./.run/tls/cert.pem"
 #define CFG_DEV_KEY  "./.run/tls/key.pem"
 #define CFG_DEV_CN   "hydrant-dev"
+/* One year: what the HSTS preload list asks for at least. */
+#define CFG_HSTS_PRODUCTION 31536000
 
 static char *cfg_dup(const char *s)
 {
@@ -98,6 +100,7 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .new_connections_per_address = 500,
                                  .max_queries_per_connection = 256,
                                  .max_cpu_jobs_per_connection = 4};
+    cfg->tls.hsts_max_age = -1; /* by mode: cfg_default_by_mode */
 }
 
 void cfg_listen_clear(cfg_listen_t *l)
@@ -362,6 +365,12 @@ void cfg_default_hosts(cfg_t *cfg)
             cfg->listen[i].host = cfg_dup(host);
 }
 
+void cfg_default_by_mode(cfg_t *cfg)
+{
+    if (cfg->tls.hsts_max_age < 0)
+        cfg->tls.hsts_max_age = cfg->mode == CFG_MODE_PRODUCTION ? CFG_HSTS_PRODUCTION : 0;
+}
+
 int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen)
 {
     cfg_init_defaults(cfg);
@@ -377,6 +386,7 @@ int cfg_load(cfg_t *cfg, const char *path, char *err, size_t errlen)
     if (cfg_apply_env(cfg, cfg_real_getenv, err, errlen) != 0)
         return -1;
     cfg_default_hosts(cfg);
+    cfg_default_by_mode(cfg);
     if (cfg->num_threads == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->num_threads = cpus > 0 ? (int)cpus : 1; /* 0 means one per core */

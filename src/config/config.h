@@ -115,6 +115,12 @@ typedef struct {
     int max_cpu_jobs_per_connection; /* password hashing jobs in progress, default 4, 0: off */
 } cfg_limits_t;
 
+/* What the TLS listeners add to their answers. */
+typedef struct {
+    int hsts_max_age; /* Strict-Transport-Security max-age in seconds, 0 off; -1 until
+                       * cfg_default_by_mode: 31536000 in production, 0 in development */
+} cfg_tls_t;
+
 typedef struct {
     char *source; /* path of the file read, or "(defaults)" */
     cfg_mode_t mode;
@@ -134,6 +140,7 @@ typedef struct {
     cfg_uploads_t uploads;
     cfg_jobs_t jobs;
     cfg_limits_t limits;
+    cfg_tls_t tls;
 } cfg_t;
 
 /* The retry schedule of a job kind: its jobs.kinds entry, each field left 0 there taken from
@@ -161,6 +168,11 @@ int cfg_validate(const cfg_t *cfg, char *err, size_t errlen);
  * certificate is the development one and nothing outside the machine should reach the
  * server, 0.0.0.0 in production. cfg_load calls it after the file and the environment. */
 void cfg_default_hosts(cfg_t *cfg);
+/* Settings whose default depends on the mode and that neither the file nor the environment
+ * set: tls.hsts-max-age (a year in production; off in development, where the certificate is
+ * self-signed and HSTS on localhost would pin every local port to HTTPS). cfg_load calls it
+ * after the file and the environment. */
+void cfg_default_by_mode(cfg_t *cfg);
 
 /* The whole pipeline used by main: defaults, file (path or HYDRANT_CONFIG or ./h2o.conf if
  * present), environment, validation. */

@@ -99,6 +99,8 @@ const cfg_setting_t cfg_settings[] = {
      F(limits.max_queries_per_connection), 0, 1000000},
     {"limits.max-cpu-jobs-per-connection", "HYDRANT_MAX_CPU_JOBS_PER_CONNECTION", CFG_T_INT,
      F(limits.max_cpu_jobs_per_connection), 0, 10000},
+    /* Up to two years, the value Mozilla's generated configurations use. */
+    {"tls.hsts-max-age", "HYDRANT_TLS_HSTS_MAX_AGE", CFG_T_INT, F(tls.hsts_max_age), 0, 63072000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -113,7 +115,7 @@ const cfg_setting_t cfg_job_kind_settings[] = {
 
 /* Sections that hold settings but are not settings themselves. */
 static const char *const cfg_sections[] = {"database", "redis", "auth",   "auth.limits", "smtp",
-                                           "uploads",  "jobs",  "limits", NULL};
+                                           "uploads",  "jobs",  "limits", "tls",         NULL};
 
 const cfg_setting_t *cfg_setting_find(const char *path)
 {

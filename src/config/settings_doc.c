@@ -19,6 +19,7 @@ static const struct {
     {"auth.jwt-secret", "none: a random one per process (production refuses to start)"},
     {"smtp.ca-file", "none: the system's CAs"},
     {"uploads.spill-dir", "`<uploads.dir>/tmp`"},
+    {"tls.hsts-max-age", "`31536000` in production, `0` (off) in development"}, /* cfg_default_by_mode */
 };
 
 static const char *const cfg_type_names[] = {

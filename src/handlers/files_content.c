@@ -200,7 +200,9 @@ static void files_content_found(http_request_t *r, const db_reply_t *reply)
     snprintf(etag, sizeof(etag), "\"%s\"", c->sha256);
     http_add_header(r, "ETag", etag);
     http_add_header(r, "Accept-Ranges", "bytes");
-    http_add_header(r, "X-Content-Type-Options", "nosniff"); /* a user's bytes: never sniffed into HTML */
+    /* A user's bytes: never in a shared cache, and a client's own copy is checked by ETag each
+     * time, so a deleted file or lost access shows (nosniff and the CSP: request.c, for all). */
+    http_add_header(r, "Cache-Control", "private, no-cache");
     size_t len = 0;
     const char *inm = http_header(r, "if-none-match", &len);
     if (inm != NULL && handlers_etag_matches(inm, len, etag)) {

@@ -312,6 +312,10 @@ typedef struct {
     int address_new_per_second;        /* per client address and loop, 0: no limit */
     unsigned char idempotency_key[32]; /* seals stored answers (they may carry tokens) */
     int idempotency_takeover_s;        /* a claim older than this may be taken over */
+    /* Strict-Transport-Security for answers on TLS connections, formatted once at start-up
+     * ("max-age=N; includeSubDomains"); hsts_len 0: none (tls.hsts-max-age 0). */
+    char hsts[64];
+    size_t hsts_len;
 } http_server_t;
 
 /* Per loop thread. The libh2o context lives inside, so a request finds its loop through

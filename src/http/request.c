@@ -209,6 +209,44 @@ static void http_record(http_request_t *r, int status, size_t bytes)
         http_log_ring_append(loop->access_log, line, (size_t)n); /* the log writer writes it */
 }
 
+/* Whether the answer leaves over TLS. The connection's socket says so; req->scheme does not:
+ * over HTTP/2 it is the client's own :scheme (libh2o 2.2, lib/http2/hpack.c), which a
+ * cleartext h2c client may set to https. */
+static int http_over_tls(h2o_req_t *req)
+{
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock != NULL && sock->ssl != NULL;
+}
+
+/* The browser-facing defences every answer carries (docs/SECURITY.md, "Response headers"):
+ * nothing is sniffed, framed, referred or run; nothing is stored by a cache unless the handler
+ * chose its own Cache-Control first (file bytes revalidated by ETag, public documents); HSTS
+ * on TLS connections. Static strings that libh2o points at, no formatting: HPACK sends each
+ * as an index after a connection's first answer. */
+static void http_add_security_headers(const http_request_t *r, h2o_req_t *req)
+{
+    static const struct {
+        h2o_iovec_t name, value;
+    } fixed[] = {
+        {{H2O_STRLIT("x-content-type-options")}, {H2O_STRLIT("nosniff")}},
+        {{H2O_STRLIT("content-security-policy")}, {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")}},
+        {{H2O_STRLIT("x-frame-options")}, {H2O_STRLIT("DENY")}}, /* frame-ancestors for older browsers */
+        {{H2O_STRLIT("referrer-policy")}, {H2O_STRLIT("no-referrer")}},
+    };
+    const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + nfixed + 2); /* one growth */
+    for (size_t i = 0; i < nfixed; i++)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, fixed[i].name.base, fixed[i].name.len, 0, NULL,
+                              fixed[i].value.base, fixed[i].value.len);
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) < 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    const http_server_t *server = r->loop->server;
+    if (server->hsts_len > 0 && http_over_tls(req))
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, server->hsts,
+                       server->hsts_len);
+}
+
 /* Status, reason and the common headers of every response; the metrics and log record.
  * Returns libh2o's request, or NULL when there is nobody to answer (or it was answered). */
 h2o_req_t *http_response_begin(http_request_t *r, int status, const char *content_type, size_t bytes)
@@ -253,6 +291,7 @@ h2o_req_t *http_response_begin(http_request_t *r, int status, const char *conten
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                        strlen(content_type));
+    http_add_security_headers(r, req);
     http_record(r, status, bytes);
     return req;
 }

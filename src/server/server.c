@@ -145,6 +145,14 @@ static int srv_share(int limit, int nloops)
     return limit <= 0 ? 0 : limit / nloops > 0 ? limit / nloops : 1;
 }
 
+/* The header's text once, so that answers only point at it. */
+static void srv_hsts_setup(http_server_t *http, int max_age)
+{
+    int n =
+        max_age > 0 ? snprintf(http->hsts, sizeof(http->hsts), "max-age=%d; includeSubDomains", max_age) : 0;
+    http->hsts_len = n > 0 && (size_t)n < sizeof(http->hsts) ? (size_t)n : 0;
+}
+
 static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
 {
     const cfg_t *cfg = srv->cfg;
@@ -169,6 +177,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
     /* Per loop: SO_REUSEPORT spreads an address's connections over the loops. */
     srv->http.address_max_connections = srv_share(cfg->limits.max_connections_per_address, srv->nloops);
     srv->http.address_new_per_second = srv_share(cfg->limits.new_connections_per_address, srv->nloops);
+    srv_hsts_setup(&srv->http, cfg->tls.hsts_max_age);
     if (srv_idempotency_setup(srv) != 0) {
         snprintf(err, errlen, "cannot derive the key for Idempotency-Key answers");
         return -1;

@@ -19,11 +19,18 @@ SSL_CTX *srv_tls_context_new(const char *cert_file, const char *key_file, char *
         srv_tls_error(err, errlen, "cannot create a context for", cert_file);
         return NULL;
     }
+    /* Mozilla's "intermediate" profile (docs/SECURITY.md; checked by the ctest
+     * integration.test_tls with sslscan): TLS 1.2 and 1.3 only; for TLS 1.2 forward-secret
+     * AEAD suites only (the profile's ECDHE subset), TLS 1.3 suites are all fine; its three
+     * groups; the client picks among these suites (none is weak, and a phone without AES
+     * instructions prefers ChaCha20). */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    /* Forward-secret AEAD suites only for TLS 1.2; TLS 1.3 suites are all fine. */
     SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
-    SSL_CTX_set_options(ctx,
-                        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+        srv_tls_error(err, errlen, "cannot set the key exchange groups for", cert_file);
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     /* Resumption: stateless tickets (keys private to this process) plus the internal cache,
      * which OpenSSL locks itself, so all loop threads may share one context. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

@@ -29,3 +29,7 @@ set_tests_properties(integration.test_stall PROPERTIES SKIP_RETURN_CODE 77)
 # Idempotency-Key: replays, conflicts, takeover, scopes, sealed answers (test_idempotency.c).
 hydrant_add_integration_test(test_idempotency hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_idempotency.c)
 add_dependencies(test_idempotency hydrant-test)
+
+# The TLS listener against Mozilla's "intermediate" profile, with Debian's sslscan (test_tls.c).
+hydrant_add_integration_test(test_tls hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_tls.c)
+add_dependencies(test_tls hydrant-test)

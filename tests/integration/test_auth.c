@@ -404,6 +404,10 @@ static void test_login_and_me(void **state)
     assert_non_null(harness_header(&res, "set-cookie", cookie, sizeof(cookie)));
     assert_non_null(strstr(cookie, refresh));
     assert_non_null(strstr(cookie, "HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=2592000"));
+    /* tokens are never stored by a cache: the handler's no-store, not doubled by request.c's */
+    char cache[64];
+    assert_string_equal(harness_header(&res, "cache-control", cache, sizeof(cache)), "no-store");
+    assert_null(strcasestr(strcasestr(res.headers, "cache-control:") + 14, "cache-control:"));
     harness_response_free(&res);
     check_independently(access, id, email);
     /* the refresh token is stored only as its hash */

@@ -416,6 +416,10 @@ static void test_download(void **state)
         assert_string_equal(harness_header(&res, "etag", buf, sizeof(buf)), etag);
         assert_string_equal(harness_header(&res, "content-type", buf, sizeof(buf)), "application/x-custom");
         assert_string_equal(harness_header(&res, "x-content-type-options", buf, sizeof(buf)), "nosniff");
+        /* a user's bytes: the handler's own caching (revalidate by ETag), not request.c's no-store */
+        assert_string_equal(harness_header(&res, "cache-control", buf, sizeof(buf)), "private, no-cache");
+        assert_string_equal(harness_header(&res, "content-security-policy", buf, sizeof(buf)),
+                            "default-src 'none'; frame-ancestors 'none'");
         /* the quote cannot end the quoted fallback (the semicolon is harmless inside it); the
          * UTF-8 name survives in filename* */
         assert_string_equal(harness_header(&res, "content-disposition", buf, sizeof(buf)),

@@ -28,7 +28,8 @@
 
 static harness_server_t server;
 
-static const char *const test_env[] = {"HYDRANT_TEST_ROUTES=1", NULL};
+/* HSTS is off by default in development (tls.hsts-max-age): on here, to see where it goes. */
+static const char *const test_env[] = {"HYDRANT_TEST_ROUTES=1", "HYDRANT_TLS_HSTS_MAX_AGE=600", NULL};
 
 static int start_server(void **state)
 {
@@ -140,6 +141,86 @@ static void test_http1_keep_alive_across_statuses(void **state)
         assert_true(length > 0);
         assert_int_equal(connects, i == 0 ? 1 : 0); /* the first request's connection, reused */
     }
+    curl_easy_cleanup(curl);
+}
+
+static size_t keep_header(char *data, size_t size, size_t n, void *file)
+{
+    return fwrite(data, size, n, file) * size;
+}
+
+/* How many times the header name occurs in a response's header block. */
+static int header_count(const harness_response_t *res, const char *name)
+{
+    int n = 0;
+    size_t len = strlen(name);
+    for (const char *line = res->headers; line != NULL && *line != '\0'; line = strchr(line + 1, '\n'))
+        n += strncasecmp(line + (*line == '\n'), name, len) == 0 && line[(*line == '\n') + len] == ':';
+    return n;
+}
+
+/* Every answer, success or error, over each protocol and listener: nothing sniffed, framed,
+ * referred, run or stored, each header once; HSTS over TLS only, also for HTTP/1.1 and
+ * cleartext HTTP/2 (prior knowledge) on the plain listener gets none. */
+static void test_security_headers(void **state)
+{
+    (void)state;
+    static const struct {
+        int protocol;
+        int tls;
+        const char *path;
+        long status;
+    } cases[] = {
+        {HARNESS_HTTP2, 1, "/health/live", 200}, {HARNESS_HTTP2, 1, "/no/such/route", 404},
+        {HARNESS_HTTP1, 1, "/api/v1/me", 401},   {HARNESS_HTTP1, 0, "/health/live", 200},
+        {HARNESS_HTTP1, 0, "/metrics", 200},     {HARNESS_HTTP1, 0, "/api/v1/me", 401},
+    };
+    static const char *const expected[][2] = {
+        {"x-content-type-options", "nosniff"},
+        {"content-security-policy", "default-src 'none'; frame-ancestors 'none'"},
+        {"x-frame-options", "DENY"},
+        {"referrer-policy", "no-referrer"},
+        {"cache-control", "no-store"},
+    };
+    char url[256], buf[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(url, sizeof(url), "%s%s", cases[i].tls ? server.https_base : server.http_base,
+                 cases[i].path);
+        harness_response_t res;
+        harness_request(&res, cases[i].protocol, "GET", url, NULL, NULL, 0);
+        assert_int_equal(res.status, cases[i].status);
+        for (size_t h = 0; h < sizeof(expected) / sizeof(expected[0]); h++) {
+            assert_string_equal(harness_header(&res, expected[h][0], buf, sizeof(buf)), expected[h][1]);
+            assert_int_equal(header_count(&res, expected[h][0]), 1);
+        }
+        if (cases[i].tls)
+            assert_string_equal(harness_header(&res, "strict-transport-security", buf, sizeof(buf)),
+                                "max-age=600; includeSubDomains");
+        else
+            assert_int_equal(header_count(&res, "strict-transport-security"), 0);
+        harness_response_free(&res);
+    }
+    /* cleartext HTTP/2 on the plain listener */
+    CURL *curl = curl_easy_init();
+    char *block = NULL;
+    size_t block_len = 0;
+    FILE *f = open_memstream(&block, &block_len);
+    url_of(url, sizeof(url), HARNESS_HTTP1, "/health/live");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keep_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+    long version = 0;
+    curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &version);
+    assert_int_equal(version, CURL_HTTP_VERSION_2_0);
+    fclose(f);
+    harness_response_t h2c = {.headers = block};
+    assert_string_equal(harness_header(&h2c, "x-content-type-options", buf, sizeof(buf)), "nosniff");
+    assert_int_equal(header_count(&h2c, "strict-transport-security"), 0);
+    free(block);
     curl_easy_cleanup(curl);
 }
 
@@ -564,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_health_both_protocols),
         cmocka_unit_test(test_http1_over_tls),
         cmocka_unit_test(test_http1_keep_alive_across_statuses),
+        cmocka_unit_test(test_security_headers),
         cmocka_unit_test(test_live_hostname_openapi),
         cmocka_unit_test(test_not_found_and_method_not_allowed),
         cmocka_unit_test(test_head_on_get_route),

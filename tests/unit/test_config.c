@@ -332,6 +332,35 @@ static void test_listen_host_by_mode(void **state)
     cfg_free(&cfg);
 }
 
+/* HSTS: a year in production, off in development (self-signed localhost); a value from the
+ * file or the environment is kept in either mode, 0 included; out of range is refused. */
+static void test_hsts_max_age_by_mode(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    cfg_init_defaults(&cfg);
+    cfg_default_by_mode(&cfg);
+    assert_int_equal(cfg.tls.hsts_max_age, 0);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, "mode: production\n"), 0);
+    cfg_default_by_mode(&cfg);
+    assert_int_equal(cfg.tls.hsts_max_age, 31536000);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, "mode: production\ntls:\n  hsts-max-age: 0\n"), 0);
+    cfg_default_by_mode(&cfg);
+    assert_int_equal(cfg.tls.hsts_max_age, 0);
+    cfg_free(&cfg);
+    cfg_init_defaults(&cfg);
+    set_env(0, "HYDRANT_TLS_HSTS_MAX_AGE", "600");
+    assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), 0);
+    cfg_default_by_mode(&cfg);
+    assert_int_equal(cfg.tls.hsts_max_age, 600);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, "tls:\n  hsts-max-age: -1\n"), -1);
+    assert_non_null(strstr(err, "tls.hsts-max-age"));
+    cfg_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_production_refusals),
         cmocka_unit_test(test_repository_sample_loads),
         cmocka_unit_test(test_listen_host_by_mode),
+        cmocka_unit_test(test_hsts_max_age_by_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
