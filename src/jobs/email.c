@@ -139,6 +139,16 @@ static void email_configure(CURL *curl, const cfg_smtp_t *smtp, const char *from
         curl_easy_setopt(curl, CURLOPT_CAINFO, smtp->ca_file);
 }
 
+/* The job's error is stored as JSON and logged on one line: a byte that is not printable
+ * ASCII (a Latin-1 server's umlaut, a control character, a UTF-8 sequence cut at 255 bytes)
+ * becomes '?', or jansson would refuse the text and the job would be dead without a reason. */
+static void email_printable(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
 /* Maps curl's result and the SMTP reply code to an outcome, with the reply in the error. */
 jobs_outcome_t jobs_email_outcome(jobs_run_t *run, CURLcode rc, long code, const email_upload_t *up,
                                   const char *errbuf)
@@ -150,6 +160,7 @@ jobs_outcome_t jobs_email_outcome(jobs_run_t *run, CURLcode rc, long code, const
     const char *detail =
         up->reply[0] != '\0' ? up->reply : (errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
     snprintf(run->error, sizeof(run->error), "smtp %ld: %s", code, detail);
+    email_printable(run->error);
     return code >= 500 && code < 600 ? JOBS_PERMANENT : JOBS_RETRY;
 }
 
