@@ -10,6 +10,10 @@
 set -euo pipefail
 seconds=${1:-60}
 shift || true
+if ! [[ $seconds =~ ^[0-9]+$ ]]; then
+  echo "usage: scripts/fuzz.sh [SECONDS] [NAME...]" >&2
+  exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${HYDRANT_FUZZ_BUILD:-$root/build-fuzz}
 packages=(clang libclang-rt-14-dev) # bookworm's clang is 14; the runtime holds libFuzzer
