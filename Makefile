@@ -8,13 +8,14 @@ SMTP_PORT ?= 2525
 # Not make's "Entering directory" lines of the builds it runs.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: help deps build build-asan build-server run test test-release test-asan bench bench-quick bench-jobs bench-attack stop clean format format-check
+.PHONY: help deps build build-asan build-server run test test-release test-asan fuzz bench bench-quick bench-jobs bench-attack stop clean format format-check
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
 	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds"
 	@echo "make build        Release build in build/"
 	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
+	@echo "make fuzz         every libFuzzer target for FUZZ_SECONDS (60) each; FUZZ_TARGETS=\"http_json ...\" for some"
 	@echo "make bench        every benchmark scenario (bench/run); make bench-quick for a short pass"
 	@echo "make bench-jobs   job queue benchmark (throughput, idle start delay)"
 	@echo "make bench-attack HTTP/2 attacks against hydrant and bare libh2o (bench/attack/run)"
@@ -66,6 +67,13 @@ test-asan: build-asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure
 
+# Every libFuzzer target (tests/fuzz) for FUZZ_SECONDS each, one after the other, built with
+# clang in build-fuzz/ (scripts/fuzz.sh); FUZZ_TARGETS names some (http_json, server_range, ...).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # Every benchmark scenario (bench/run); bench-quick is a short pass.
 bench:
 	bash bench/run
@@ -92,7 +100,7 @@ stop:
 	@bash scripts/services.sh stop $(RUN_DIR)/services
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

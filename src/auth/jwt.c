@@ -99,7 +99,7 @@ static auth_jwt_status_t auth_jwt_times_ok(const auth_jwt_config_t *config, cons
 {
     if (c->iat > (int64_t)now + config->leeway_s)
         return AUTH_JWT_INVALID;
-    if ((int64_t)now > c->exp + config->leeway_s)
+    if ((int64_t)now - config->leeway_s > c->exp) /* not exp + leeway: exp may be INT64_MAX */
         return AUTH_JWT_EXPIRED;
     return AUTH_JWT_OK;
 }

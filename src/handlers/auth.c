@@ -506,6 +506,22 @@ static void auth_refresh_noted(http_request_t *r, db_status_t status, redisReply
     auth_refresh_rotate(r);
 }
 
+size_t handlers_cookie_value(const char *cookie, size_t len, const char *name, const char **value)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i + name_len < len; i++) {
+        if ((i == 0 || cookie[i - 1] == ' ' || cookie[i - 1] == ';') &&
+            memcmp(cookie + i, name, name_len) == 0 && cookie[i + name_len] == '=') {
+            size_t at = i + name_len + 1, n = 0;
+            while (at + n < len && cookie[at + n] != ';')
+                n++;
+            *value = cookie + at;
+            return n;
+        }
+    }
+    return 0;
+}
+
 /* The refresh token from the JSON body, else from the cookie. Returns its length or 0. */
 static size_t auth_refresh_token_of(http_request_t *r, const char **token)
 {
@@ -516,17 +532,7 @@ static size_t auth_refresh_token_of(http_request_t *r, const char **token)
     }
     size_t len = 0;
     const char *cookie = http_header(r, "cookie", &len);
-    for (size_t i = 0; cookie != NULL && i + 14 <= len; i++) {
-        if ((i == 0 || cookie[i - 1] == ' ' || cookie[i - 1] == ';') &&
-            strncmp(cookie + i, "refresh_token=", 14) == 0) {
-            *token = cookie + i + 14;
-            size_t n = 0;
-            while (i + 14 + n < len && cookie[i + 14 + n] != ';')
-                n++;
-            return n;
-        }
-    }
-    return 0;
+    return cookie != NULL ? handlers_cookie_value(cookie, len, "refresh_token", token) : 0;
 }
 
 static void auth_refresh(http_request_t *r)

@@ -194,6 +194,12 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);
 /* 3 admin, 2 superuser, 1 user, 0 anything else. */
 int handlers_role_rank(const char *role);
+/* The pure parts of reading credentials (me.c, auth.c; fuzzed in tests/fuzz): the token of
+ * an `Authorization: Bearer <token>` value (scheme case-insensitive), or NULL; and the value
+ * of the first `name=` pair of a Cookie header (at its start or after ' ' or ';', up to the
+ * next ';'), its length returned (0 when absent) and *value set. */
+const char *handlers_bearer_token(const char *header, size_t len, size_t *token_len);
+size_t handlers_cookie_value(const char *cookie, size_t len, const char *name, const char **value);
 
 /* Converts a YAML document (the OpenAPI description) to compact JSON. Returns a malloc'd
  * string or NULL with a message. Scalars stay strings except plain true/false/null and

@@ -161,11 +161,20 @@ void handlers_authenticate_role(http_request_t *r, const char *min_role, handler
         a->min_rank = handlers_role_rank(min_role);
 }
 
+const char *handlers_bearer_token(const char *header, size_t len, size_t *token_len)
+{
+    if (header == NULL || len < 8 || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    *token_len = len - 7;
+    return header + 7;
+}
+
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 {
-    size_t len = 0;
+    size_t len = 0, token_len = 0;
     const char *header = http_header(r, "authorization", &len);
-    if (header == NULL || len < 8 || strncasecmp(header, "Bearer ", 7) != 0) {
+    const char *token = handlers_bearer_token(header, len, &token_len);
+    if (token == NULL) {
         me_auth_refuse(r, "unauthorized", "a Bearer access token is required");
         return;
     }
@@ -173,7 +182,7 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
     if (a == NULL)
         return;
     const handlers_app_t *app = r->app;
-    auth_jwt_status_t st = auth_jwt_verify(&app->jwt, header + 7, len - 7, time(NULL), &a->claims);
+    auth_jwt_status_t st = auth_jwt_verify(&app->jwt, token, token_len, time(NULL), &a->claims);
     if (st != AUTH_JWT_OK) {
         me_auth_refuse(r, st == AUTH_JWT_EXPIRED ? "token_expired" : "unauthorized",
                        st == AUTH_JWT_EXPIRED ? "the token has expired" : "the token is not valid");

@@ -31,6 +31,19 @@ struct http_router {
     int nroutes;
 };
 
+/* The methods a route may have, in the order a 405's Allow lists them: Allow must name every
+ * method of the path (RFC 9110), so a route with any other method is refused when added. */
+static const char *const http_methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+#define HTTP_NMETHODS (sizeof(http_methods) / sizeof(http_methods[0]))
+
+static int http_method_known(const char *method)
+{
+    for (size_t m = 0; m < HTTP_NMETHODS; m++)
+        if (strcmp(method, http_methods[m]) == 0)
+            return 1;
+    return 0;
+}
+
 http_router_t *http_router_new(void)
 {
     return calloc(1, sizeof(http_router_t));
@@ -98,6 +111,10 @@ int http_router_add(http_router_t *router, const http_route_t *route, char *err,
 {
     if (router->nroutes == HTTP_MAX_ROUTES) {
         snprintf(err, errlen, "route %s: too many routes", route->pattern);
+        return -1;
+    }
+    if (!http_method_known(route->method)) {
+        snprintf(err, errlen, "route %s %s: unknown method", route->method, route->pattern);
         return -1;
     }
     for (int i = 0; i < router->nroutes; i++) {
@@ -230,15 +247,14 @@ void http_router_match(const http_router_t *router, const char *method, size_t m
     if (out->status != HTTP_MATCH_METHOD_NOT_ALLOWED)
         return;
     /* Allow lists the methods of the routes that match the path, in a fixed order. */
-    static const char *const order[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-    for (size_t m = 0; m < sizeof(order) / sizeof(order[0]); m++) {
+    for (size_t m = 0; m < HTTP_NMETHODS; m++) {
         for (int i = 0; i < router->nroutes; i++) {
             const http_route_entry_t *e = &router->routes[i];
             if (http_route_score(e, segs, nsegs) < 0)
                 continue;
-            if (strcmp(e->route.method, order[m]) == 0 ||
-                (strcmp(order[m], "HEAD") == 0 && strcmp(e->route.method, "GET") == 0))
-                http_append_allow(out->allow, order[m]);
+            if (strcmp(e->route.method, http_methods[m]) == 0 ||
+                (strcmp(http_methods[m], "HEAD") == 0 && strcmp(e->route.method, "GET") == 0))
+                http_append_allow(out->allow, http_methods[m]);
         }
     }
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jobs/email_smtp.h"
 #include "jobs/mail.h"
 
 typedef struct {
@@ -27,13 +28,6 @@ static const email_kind_t email_kinds[] = {
     {"email.password_reset", "/reset-password?token=", "1 hour"},
 };
 
-/* The message being uploaded to curl, and the server's last reply line. */
-typedef struct {
-    const char *data;
-    size_t len, sent;
-    char reply[256];
-} email_upload_t;
-
 static size_t email_read(char *buffer, size_t size, size_t nitems, void *arg)
 {
     email_upload_t *up = arg;
@@ -46,7 +40,7 @@ static size_t email_read(char *buffer, size_t size, size_t nitems, void *arg)
 
 /* Keeps the server's first refusal (e.g. "550 5.1.1 no such user") for the job's error;
  * later lines (the reply to QUIT) would hide it. */
-static int email_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
+int jobs_email_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 {
     email_upload_t *up = arg;
     if (type != CURLINFO_HEADER_IN || size < 3 || up->reply[0] != '\0' || (data[0] != '4' && data[0] != '5'))
@@ -118,9 +112,9 @@ static void email_configure(CURL *curl, const cfg_smtp_t *smtp, const char *from
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, email_read);
     curl_easy_setopt(curl, CURLOPT_READDATA, up);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)up->len);
-    curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, email_debug);
+    curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, jobs_email_debug);
     curl_easy_setopt(curl, CURLOPT_DEBUGDATA, up);
-    curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L); /* feeds email_debug only; nothing is printed */
+    curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L); /* feeds jobs_email_debug only; nothing is printed */
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, email_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, run);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -135,9 +129,19 @@ static void email_configure(CURL *curl, const cfg_smtp_t *smtp, const char *from
         curl_easy_setopt(curl, CURLOPT_CAINFO, smtp->ca_file);
 }
 
+/* The job's error is stored as JSON and logged on one line: a byte that is not printable
+ * ASCII (a Latin-1 server's umlaut, a control character, a UTF-8 sequence cut at 255 bytes)
+ * becomes '?', or jansson would refuse the text and the job would be dead without a reason. */
+static void email_printable(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
 /* Maps curl's result and the SMTP reply code to an outcome, with the reply in the error. */
-static jobs_outcome_t email_outcome(jobs_run_t *run, CURLcode rc, long code, const email_upload_t *up,
-                                    const char *errbuf)
+jobs_outcome_t jobs_email_outcome(jobs_run_t *run, CURLcode rc, long code, const email_upload_t *up,
+                                  const char *errbuf)
 {
     if (rc == CURLE_OK && code >= 200 && code < 400)
         return JOBS_DONE;
@@ -146,6 +150,7 @@ static jobs_outcome_t email_outcome(jobs_run_t *run, CURLcode rc, long code, con
     const char *detail =
         up->reply[0] != '\0' ? up->reply : (errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
     snprintf(run->error, sizeof(run->error), "smtp %ld: %s", code, detail);
+    email_printable(run->error);
     return code >= 500 && code < 600 ? JOBS_PERMANENT : JOBS_RETRY;
 }
 
@@ -175,7 +180,7 @@ static jobs_outcome_t email_send(jobs_run_t *run, const char *to, const char *me
     CURLcode rc = curl_easy_perform(curl);
     long code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-    jobs_outcome_t outcome = email_outcome(run, rc, code, &up, errbuf);
+    jobs_outcome_t outcome = jobs_email_outcome(run, rc, code, &up, errbuf);
     curl_slist_free_all(rcpt);
     curl_easy_cleanup(curl);
     return outcome;

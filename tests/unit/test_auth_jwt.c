@@ -151,6 +151,21 @@ static void test_wrong_claims(void **state)
     assert_int_equal(verify(string_iat, NOW, NULL), AUTH_JWT_INVALID);
 }
 
+/* exp at the largest integer (only the key's holder can sign one) is checked without
+ * overflowing: exp + leeway was undefined behaviour (seen while writing tests/fuzz/
+ * fuzz_auth_jwt.c, whose signed mode reproduces it; UBSan in the ASan build stops on it). */
+static void test_exp_at_int64_max(void **state)
+{
+    const char *token =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJpc3MiOiJoeWRyYW50Iiwic3ViIjoidTEiLCJyb2xlIjoidXNlciIsInR5cCI6ImFjY2Vz"
+        "cyIsImp0aSI6ImoxIiwic2lkIjoiczEiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6OTIyMzM3MjAzNjg1NDc3NTgwN30."
+        "BrqD5Q0Nqwue0uSa1Vhl0BHZ3w-7osa6RpiM5sVFOeA";
+    auth_claims_t claims;
+    assert_int_equal(verify(token, NOW, &claims), AUTH_JWT_OK);
+    assert_true(claims.exp == INT64_MAX);
+}
+
 static void test_malformed(void **state)
 {
     const char *bad[] = {"",
@@ -238,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_alg_none_and_headers),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_wrong_claims),
+        cmocka_unit_test(test_exp_at_int64_max),
         cmocka_unit_test(test_opaque_tokens),
         cmocka_unit_test(test_repeated_tokens),
     };

@@ -130,6 +130,15 @@ static void test_bad_patterns_refused(void **state)
         assert_int_equal(http_router_add(router, &r, err, sizeof(err)), -1);
         assert_true(strlen(err) > 0);
     }
+    /* A 405 lists the path's methods from a fixed set: a route with another one would be
+     * missing from Allow (found by tests/fuzz/fuzz_http_router.c: a 405 with Allow empty). */
+    const char *bad_methods[] = {"", "get", "PROPFIND", "GET "};
+    for (size_t i = 0; i < sizeof(bad_methods) / sizeof(bad_methods[0]); i++) {
+        http_route_t r = {bad_methods[i], "/x", h_a, 0, 0};
+        err[0] = '\0';
+        assert_int_equal(http_router_add(router, &r, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "unknown method"));
+    }
     http_route_t ok = {"GET", "/x", h_a, 0, 0};
     assert_int_equal(http_router_add(router, &ok, err, sizeof(err)), 0);
     assert_int_equal(http_router_add(router, &ok, err, sizeof(err)), -1);
