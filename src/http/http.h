@@ -208,6 +208,8 @@ int http_log_writer_stop(http_log_writer_t *w, int timeout_ms);
 /* Appends one whole line; only the ring's loop thread calls this. Returns 0, or -1 when the
  * line does not fit (it is dropped and counted). Never blocks. */
 int http_log_ring_append(http_log_ring_t *ring, const char *line, size_t len);
+/* Counts a line the caller chose not to write (as one that did not fit). */
+void http_log_ring_drop(http_log_ring_t *ring);
 
 /* ------------------------------------------- requests (bound to libh2o, loop thread) ---- */
 
@@ -329,6 +331,8 @@ typedef struct http_loop {
     http_log_ring_t *access_log; /* this loop's access-log lines (NULL: no access log) */
     http_log_ring_t *error_log;  /* this loop's requests' error lines, for stderr */
     struct http_conns *conns;    /* this loop's client connections by socket (conn.c) */
+    uint64_t error_second;       /* requests' error lines: the current second, and how many */
+    uint32_t error_lines;        /* were written in it (HTTP_ERROR_LINES_PER_SECOND) */
     /* Published by the loop's own timer so that other threads may read them. */
     atomic_int pg_ready, pg_total, redis_ready;
 } http_loop_t;

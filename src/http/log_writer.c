@@ -44,6 +44,11 @@ struct http_log_writer {
 
 /* ------------------------------------------------------------- the loop's side ---- */
 
+void http_log_ring_drop(http_log_ring_t *ring)
+{
+    atomic_fetch_add_explicit(&ring->dropped, 1, memory_order_relaxed);
+}
+
 int http_log_ring_append(http_log_ring_t *ring, const char *line, size_t len)
 {
     size_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);

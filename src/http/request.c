@@ -17,7 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#define HTTP_DEFAULT_RETRY_AFTER "1"
+#define HTTP_DEFAULT_RETRY_AFTER    "1"
+#define HTTP_ERROR_LINES_PER_SECOND 100 /* per loop */
 
 static uint64_t http_now_us(void)
 {
@@ -371,6 +372,18 @@ void http_respond_json(http_request_t *r, int status, json_t *body)
  * has one, and stderr may be a pipe as slow as the access log's. */
 static void http_log_error(http_request_t *r, int status, const char *code, const char *message)
 {
+    /* An outage or a flood gives every request an error: past a rate, lines are only counted
+     * (hydrant_error_log_dropped_total), so stderr carries the pattern, not a copy per request. */
+    http_loop_t *loop = r->loop;
+    uint64_t second = uv_now(loop->h2o_ctx.loop) / 1000;
+    if (second != loop->error_second) {
+        loop->error_second = second;
+        loop->error_lines = 0;
+    }
+    if (loop->error_log != NULL && ++loop->error_lines > HTTP_ERROR_LINES_PER_SECOND) {
+        http_log_ring_drop(loop->error_log);
+        return;
+    }
     char line[512];
     int n = http_log_format_error(line, sizeof(line), r->request_id,
                                   r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
