@@ -375,7 +375,7 @@ static void http_log_error(http_request_t *r, int status, const char *code, cons
     /* An outage or a flood gives every request an error: past a rate, lines are only counted
      * (hydrant_error_log_dropped_total), so stderr carries the pattern, not a copy per request. */
     http_loop_t *loop = r->loop;
-    uint64_t second = uv_now(loop->h2o_ctx.loop) / 1000;
+    uint64_t second = r->start_us / 1000000; /* the request's own start: no clock read */
     if (second != loop->error_second) {
         loop->error_second = second;
         loop->error_lines = 0;
