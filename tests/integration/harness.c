@@ -394,6 +394,14 @@ void harness_qp_decode(char *s)
     *w = '\0';
 }
 
+int harness_server_start_with_db(harness_server_t *s, const char *const *extra_env, PGconn **db)
+{
+    if (harness_server_start(s, extra_env) != 0)
+        return -1;
+    *db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
+    return PQstatus(*db) == CONNECTION_OK ? 0 : -1;
+}
+
 int harness_worker_start(harness_server_t *s, const char *const *extra_env)
 {
     memset(s, 0, sizeof(*s));

@@ -55,6 +55,9 @@ typedef struct {
  * the migrations; extra_env is a NULL-terminated list of "NAME=value" (may be NULL).
  * Waits until /health/live answers. Returns 0 or -1. */
 int harness_server_start(harness_server_t *s, const char *const *extra_env);
+/* harness_server_start, then a blocking connection of the test's own to the test database
+ * into *db. Returns 0 or -1. */
+int harness_server_start_with_db(harness_server_t *s, const char *const *extra_env, PGconn **db);
 /* Starts `hydrant worker` (job workers only) the same way, after the migrations; does not
  * wait for anything. Stop it with harness_server_stop. */
 int harness_worker_start(harness_server_t *s, const char *const *extra_env);

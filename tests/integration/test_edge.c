@@ -46,10 +46,7 @@ static const char *const limited_env[] = {"HYDRANT_THREADS=1",
 static int group_setup(void **state)
 {
     (void)state;
-    if (harness_server_start(&server, server_env) != 0)
-        return -1;
-    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    if (PQstatus(db) != CONNECTION_OK ||
+    if (harness_server_start_with_db(&server, server_env, &db) != 0 ||
         harness_account_create(&account, &server, db, server_env, "edge", "user", PASSWORD) != 0)
         return -1;
     bearer = account.auth + strlen("Authorization: ");

@@ -32,10 +32,7 @@ static const char *const server_env[] = {
 static int group_setup(void **state)
 {
     (void)state;
-    if (harness_server_start(&server, server_env) != 0)
-        return -1;
-    db = PQconnectdb(harness_env("HYDRANT_TEST_DATABASE_URL"));
-    return PQstatus(db) == CONNECTION_OK ? 0 : -1;
+    return harness_server_start_with_db(&server, server_env, &db);
 }
 
 static int group_teardown(void **state)
