@@ -7,6 +7,9 @@
 # build-fuzz/fuzz-artifacts/NAME-*, the run's output in build-fuzz/fuzz-logs/NAME.log.
 #   usage: scripts/fuzz.sh [SECONDS] [NAME...]   (NAME as in fuzz_NAME.c; all by default)
 #   HYDRANT_FUZZ_BUILD=DIR, JOBS=N (build jobs) to override
+#   HYDRANT_FUZZ_SEED=N fixes libFuzzer's seed: the ctest runs (fuzz.*) use one, so that a CI
+#   run replays what was explored here instead of gating a change on a new random search; make
+#   fuzz leaves it random, to explore. Whatever it finds goes into the corpus as a regression.
 set -euo pipefail
 seconds=${1:-60}
 shift || true
@@ -68,6 +71,7 @@ for t in "${targets[@]}"; do
   options=(-max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
            -artifact_prefix="$artifacts/$t-")
   [ -f "$root/tests/fuzz/$t.dict" ] && options+=(-dict="$root/tests/fuzz/$t.dict")
+  [ -n "${HYDRANT_FUZZ_SEED:-}" ] && options+=(-seed="$HYDRANT_FUZZ_SEED")
   # libFuzzer exits non-zero on a crash, a sanitizer report, a leak or a timeout.
   rc=0
   timer=()

@@ -94,12 +94,19 @@ static int auth_copy_claim(const json_t *claims, const char *name, char *out, si
     return 0;
 }
 
+/* a > b + margin for any int64 values: the claims are the sender's and may sit at either end
+ * of the range, and so may a clock the caller passes in (margin >= 0). */
+static int auth_later_by(int64_t a, int64_t b, int64_t margin)
+{
+    return a > b && (uint64_t)a - (uint64_t)b > (uint64_t)margin;
+}
+
 static auth_jwt_status_t auth_jwt_times_ok(const auth_jwt_config_t *config, const auth_claims_t *c,
                                            time_t now)
 {
-    if (c->iat > (int64_t)now + config->leeway_s)
+    if (auth_later_by(c->iat, (int64_t)now, config->leeway_s))
         return AUTH_JWT_INVALID;
-    if ((int64_t)now - config->leeway_s > c->exp) /* not exp + leeway: exp may be INT64_MAX */
+    if (auth_later_by((int64_t)now, c->exp, config->leeway_s))
         return AUTH_JWT_EXPIRED;
     return AUTH_JWT_OK;
 }
