@@ -175,6 +175,54 @@ static void test_connections_per_address(void **state)
 
 /* One connection may hold at most 4 queries: of 40 requests sent at once on it, those beyond
  * its share are answered 503 at once; another connection is served meanwhile. */
+/* Lines of the limited server's stderr that contain text. */
+static int count_lines(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static int error_lines_written, error_lines_expected;
+
+/* Every 5xx writes an error line, up to 100 a second per loop; the others are only counted
+ * (hydrant_error_log_dropped_total). 320 requests on one connection whose share of queries
+ * is 4 give some 300 503s within a second or two: the lines written and the lines counted
+ * add up to them, and the lines stay within the cap. The lines are counted once the server
+ * stopped (its writer thread flushed them). */
+static void assert_error_lines_are_capped(const char *token)
+{
+    const char *busy = "http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"503\"}";
+    double refused = metric_of(&limited, busy),
+           dropped = metric_of(&limited, "hydrant_error_log_dropped_total");
+    int before = count_lines(limited.stderr_path, "/api/v1/me: 503");
+    h2raw_t *h = h2raw_connect(limited.tls_port);
+    assert_non_null(h);
+    long long start = harness_now_ms();
+    uint32_t stream = 1;
+    for (int batch = 1; batch <= 4; batch++) {
+        for (int i = 0; i < 80; i++, stream += 2)
+            h2raw_request(h, stream, "/api/v1/me", token, 0);
+        assert_int_equal(h2raw_flush(h), 0);
+        for (long long deadline = harness_now_ms() + 5000;
+             h2raw_responses(h) < batch * 80 && !h2raw_closed(h) && harness_now_ms() < deadline;)
+            h2raw_pump(h, 20);
+    }
+    long long seconds = (harness_now_ms() - start) / 1000 + 2; /* the seconds the burst touched */
+    assert_int_equal(h2raw_responses(h), 320);
+    h2raw_close(h);
+    int refusals = (int)(metric_of(&limited, busy) - refused);
+    int counted = (int)(metric_of(&limited, "hydrant_error_log_dropped_total") - dropped);
+    assert_true(counted > 0);
+    error_lines_expected = refusals - counted + before;
+    assert_true(refusals - counted <= 100 * seconds);
+}
+
 static void test_queries_per_connection(void **state)
 {
     (void)state;
@@ -205,7 +253,10 @@ static void test_queries_per_connection(void **state)
     harness_request(&res, HARNESS_HTTP2, "GET", url, headers, NULL, 0);
     assert_int_equal(res.status, 200);
     harness_response_free(&res);
+    assert_error_lines_are_capped(token);
     assert_int_equal(harness_server_stop(&limited), 0);
+    error_lines_written = count_lines(limited.stderr_path, "/api/v1/me: 503");
+    assert_int_equal(error_lines_written, error_lines_expected);
 }
 
 static void test_rapid_reset_is_throttled_then_cut(void **state)
