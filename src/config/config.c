@@ -105,7 +105,7 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .max_body_bytes_in_flight = 1024 * 1024 * 1024,
                                  .body_timeout_ms = 10000,
                                  .body_min_rate = 500,
-                                 .send_timeout_ms = 30000,
+                                 .send_timeout_ms = 10000,
                                  .send_min_rate = 500};
     cfg->tls.hsts_max_age = -1; /* by mode: cfg_default_by_mode */
 }

@@ -120,7 +120,7 @@ typedef struct {
     int64_t max_body_bytes_in_flight;      /* per process, default 1 GiB */
     int body_timeout_ms;                   /* window of body_min_rate, default 10000, 0: off */
     int64_t body_min_rate;                 /* HTTP/2 body bytes per second, default 500 */
-    int send_timeout_ms;                   /* window of send_min_rate, default 30000, 0: off */
+    int send_timeout_ms;                   /* window of send_min_rate, default 10000, 0: off */
     int64_t send_min_rate;                 /* answer bytes a client reads per second, default 500 */
 } cfg_limits_t;
 
