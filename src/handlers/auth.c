@@ -573,6 +573,9 @@ static void auth_refresh(http_request_t *r)
 
 static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
 {
+    const handlers_user_t *user = handlers_auth_user(r);
+    if (user != NULL)
+        handlers_principal_forget(r, user->id); /* before the answer: the next request misses */
     if (http_pg_failed(r, reply))
         return;
     http_respond_empty(r, 204);
@@ -595,13 +598,17 @@ static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
     const char *family[] = {user->claims.sid, user->id};
     const char *everything[] = {user->id};
     const char *event[] = {user->id, json_is_true(all) ? "logout_all" : "logout", r->client, NULL};
-    db_query_t batch[3] = {
+    /* A revoked jti is no change to the user's row, so no trigger tells the other servers'
+     * principal caches (migration 0007): the batch does, on commit. */
+    const char *notify[] = {"hydrant_principal", user->id};
+    db_query_t batch[4] = {
         {.stmt = DB_STMT_TOKEN_REVOKE, .nparams = 2, .values = revoke},
         {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
         json_is_true(all) ? (db_query_t){.stmt = DB_STMT_USER_REVOKE_ALL, .nparams = 1, .values = everything}
                           : (db_query_t){.stmt = DB_STMT_FAMILY_REVOKE, .nparams = 2, .values = family},
+        {.stmt = DB_STMT_NOTIFY, .nparams = 2, .values = notify},
     };
-    http_pg(r, batch, 3, auth_logged_out);
+    http_pg(r, batch, 4, auth_logged_out);
 }
 
 static void auth_logout(http_request_t *r)

@@ -17,6 +17,9 @@
 
 static void profile_patched(http_request_t *r, const db_reply_t *reply)
 {
+    const handlers_user_t *user = handlers_auth_user(r);
+    if (user != NULL)
+        handlers_principal_forget(r, user->id); /* /me shows the change at the next request */
     if (reply->status == DB_ERR_QUERY && strcmp(reply->sqlstate, "23505") == 0) {
         http_respond_error(r, 409, "username_taken", "that username is taken", NULL);
         return;
@@ -116,6 +119,8 @@ static void profile_delete_free(void *p)
 
 static void profile_deleted(http_request_t *r, const db_reply_t *reply)
 {
+    const profile_delete_t *d = r->state;
+    handlers_principal_forget(r, d->user_id);
     if (http_pg_failed(r, reply))
         return;
     http_respond_empty(r, 204);
