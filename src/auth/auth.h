@@ -154,7 +154,9 @@ typedef struct auth_pcache_log auth_pcache_log_t;
 
 auth_pcache_log_t *auth_pcache_log_new(size_t slots);
 void auth_pcache_log_free(auth_pcache_log_t *log);
-void auth_pcache_log_push(auth_pcache_log_t *log, const char *user_id);
+/* heard: 1 for what the database's notification said, 0 for what this process did itself;
+ * at_ms: when (monotonic milliseconds). */
+void auth_pcache_log_push(auth_pcache_log_t *log, const char *user_id, int heard, uint64_t at_ms);
 /* The sequence number of the next push. */
 uint64_t auth_pcache_log_head(const auth_pcache_log_t *log);
 /* Forgets in cache every user pushed since *cursor (everyone when the ring has been
@@ -164,5 +166,9 @@ size_t auth_pcache_log_apply(auth_pcache_log_t *log, uint64_t *cursor, auth_pcac
 /* 1 when user_id (or everyone) was pushed at or after `since`, or when that part of the ring
  * is overwritten already: a principal read from the database before `since` may be stale. */
 int auth_pcache_log_touched(auth_pcache_log_t *log, uint64_t since, const char *user_id);
+/* Waits (at most timeout_ms) until a heard push for user_id (or everyone) at or after
+ * since_ms is in the log. Returns 1 when there is one, 0 on timeout. Blocks: never on a loop. */
+int auth_pcache_log_wait_heard(auth_pcache_log_t *log, const char *user_id, uint64_t since_ms,
+                               int timeout_ms);
 
 #endif

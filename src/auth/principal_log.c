@@ -10,13 +10,17 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char user_id[40];
+    int heard;
+    uint64_t at_ms;
 } pcache_log_slot_t;
 
 struct auth_pcache_log {
     pthread_mutex_t mu;
+    pthread_cond_t pushed; /* for auth_pcache_log_wait_heard (CLOCK_MONOTONIC) */
     _Atomic uint64_t head; /* the sequence number of the next push */
     size_t nslots;
     pcache_log_slot_t *slots;
@@ -33,6 +37,11 @@ auth_pcache_log_t *auth_pcache_log_new(size_t slots)
     }
     log->nslots = slots;
     pthread_mutex_init(&log->mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->pushed, &attr);
+    pthread_condattr_destroy(&attr);
     atomic_init(&log->head, 0);
     return log;
 }
@@ -42,19 +51,25 @@ void auth_pcache_log_free(auth_pcache_log_t *log)
     if (log == NULL)
         return;
     pthread_mutex_destroy(&log->mu);
+    pthread_cond_destroy(&log->pushed);
     free(log->slots);
     free(log);
 }
 
-void auth_pcache_log_push(auth_pcache_log_t *log, const char *user_id)
+void auth_pcache_log_push(auth_pcache_log_t *log, const char *user_id, int heard, uint64_t at_ms)
 {
     /* A payload that is no user id of ours (too long) can only be honoured as "everyone". */
     if (strlen(user_id) >= sizeof(log->slots[0].user_id))
         user_id = AUTH_PCACHE_ALL;
     pthread_mutex_lock(&log->mu);
     uint64_t head = atomic_load_explicit(&log->head, memory_order_relaxed);
-    strcpy(log->slots[head % log->nslots].user_id, user_id);
+    pcache_log_slot_t *slot = &log->slots[head % log->nslots];
+    strcpy(slot->user_id, user_id);
+    slot->heard = heard;
+    slot->at_ms = at_ms;
     atomic_store_explicit(&log->head, head + 1, memory_order_release);
+    if (heard)
+        pthread_cond_broadcast(&log->pushed);
     pthread_mutex_unlock(&log->mu);
 }
 
@@ -101,4 +116,40 @@ int auth_pcache_log_touched(auth_pcache_log_t *log, uint64_t since, const char *
     }
     pthread_mutex_unlock(&log->mu);
     return touched;
+}
+
+/* Under the mutex: a heard push for user_id (or everyone) at or after since_ms, among the
+ * slots still in the ring, newest first. */
+static int pcache_log_heard(const auth_pcache_log_t *log, const char *user_id, uint64_t since_ms)
+{
+    uint64_t head = atomic_load_explicit(&((auth_pcache_log_t *)log)->head, memory_order_relaxed);
+    for (uint64_t n = 0; n < head && n < log->nslots; n++) {
+        const pcache_log_slot_t *slot = &log->slots[(head - 1 - n) % log->nslots];
+        if (slot->at_ms < since_ms)
+            break;
+        if (slot->heard &&
+            (strcmp(slot->user_id, user_id) == 0 || strcmp(slot->user_id, AUTH_PCACHE_ALL) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+int auth_pcache_log_wait_heard(auth_pcache_log_t *log, const char *user_id, uint64_t since_ms, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&log->mu);
+    int heard = pcache_log_heard(log, user_id, since_ms);
+    while (!heard && pthread_cond_timedwait(&log->pushed, &log->mu, &deadline) == 0)
+        heard = pcache_log_heard(log, user_id, since_ms);
+    if (!heard)
+        heard = pcache_log_heard(log, user_id, since_ms);
+    pthread_mutex_unlock(&log->mu);
+    return heard;
 }

@@ -134,7 +134,13 @@ static void admin_user_updated(http_request_t *r, const db_reply_t *reply)
 {
     const admin_patch_t *p = r->state;
     handlers_principal_forget(r, p->id);
-    admin_user_shown(r, reply);
+    if (http_pg_failed(r, reply))
+        return;
+    if (PQntuples(reply->results[0]) != 1)
+        http_respond_error(r, 404, "not_found", "no such user", NULL);
+    else
+        handlers_principal_changed(r, p->id, 200,
+                                   PQgetvalue(reply->results[0], 0, DB_COL_ADMIN_USER_UPDATE_USER));
 }
 
 static void admin_patch_write(http_request_t *r, const json_t *role, const json_t *disabled)

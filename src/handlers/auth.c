@@ -575,10 +575,13 @@ static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
 {
     const handlers_user_t *user = handlers_auth_user(r);
     if (user != NULL)
-        handlers_principal_forget(r, user->id); /* before the answer: the next request misses */
+        handlers_principal_forget(r, user->id); /* also when in doubt: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
-    http_respond_empty(r, 204);
+    if (user != NULL)
+        handlers_principal_changed(r, user->id, 204, NULL);
+    else
+        http_respond_empty(r, 204);
 }
 
 /* This access token is revoked and this session's refresh family ended; with all, every

@@ -227,9 +227,15 @@ int handlers_principal_lookup(http_request_t *r, const auth_claims_t *claims, ha
 void handlers_principal_fill(http_request_t *r, const handlers_principal_ticket_t *ticket,
                              const auth_claims_t *claims, const char *role, double tokens_valid_after,
                              const char *user_json);
-/* Every loop of this process forgets the user before its next lookup: handlers call it once a
- * revocation committed, before answering (other processes hear of it by notification). */
+/* Every loop of this process forgets the user before its next lookup (other processes hear of
+ * it by notification). Harmless when nothing changed: for answers that leave it in doubt. */
 void handlers_principal_forget(http_request_t *r, const char *user_id);
+/* Once a change to what the cache holds committed: forgets the user here at once, then
+ * answers status ({"user": user_json}, or no body when NULL) when this process's listener
+ * has heard the change's notification, so that the other servers, signalled by PostgreSQL
+ * at the same moment, have almost surely heard it too before the client can ask them; at
+ * most 50 ms later (on the CPU pool: a blocked wait, never on the loop). */
+void handlers_principal_changed(http_request_t *r, const char *user_id, int status, const char *user_json);
 /* The cache's metrics in Prometheus text (malloc'd). */
 char *handlers_principal_metrics_text(const handlers_app_t *app);
 

@@ -25,6 +25,7 @@
 #define PRINCIPAL_CHANNEL   "hydrant_principal"
 #define PRINCIPAL_LOG_SLOTS 4096 /* invalidations a loop may fall behind before it empties its cache */
 #define PRINCIPAL_SLOTS     64   /* loops with counters of their own (more share the last) */
+#define PRINCIPAL_ECHO_MS   50   /* the longest a change's answer waits to hear its notification */
 
 typedef struct {
     _Atomic uint64_t hits, misses, bypassed, invalidated, evictions, entries;
@@ -72,7 +73,7 @@ static void principal_on_notify(void *data, const char *payload)
 {
     handlers_principals_t *p = data;
     principal_count(&p->notifications, 1);
-    auth_pcache_log_push(p->log, payload[0] != '\0' ? payload : AUTH_PCACHE_ALL);
+    auth_pcache_log_push(p->log, payload[0] != '\0' ? payload : AUTH_PCACHE_ALL, 1, principal_now_ms());
 }
 
 static void principal_on_state(void *data, int live)
@@ -84,6 +85,8 @@ static void principal_on_state(void *data, int live)
         principal_count(&p->down_ms, since != 0 && now > since ? now - since : 0);
     } else {
         atomic_store(&p->down_since_ms, now);
+        /* Requests waiting to hear of their change will not: let them answer now. */
+        auth_pcache_log_push(p->log, AUTH_PCACHE_ALL, 1, now);
     }
     /* Release: a loop that sees the new generation sees everything pushed before it. */
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
@@ -196,7 +199,62 @@ void handlers_principal_forget(http_request_t *r, const char *user_id)
 {
     handlers_principals_t *p = principal_of(r);
     if (p != NULL)
-        auth_pcache_log_push(p->log, user_id);
+        auth_pcache_log_push(p->log, user_id, 0, principal_now_ms());
+}
+
+/* A change's answer, held until this process's listener hears the change's notification. */
+typedef struct {
+    auth_pcache_log_t *log;
+    char user_id[40];
+    uint64_t since_ms;
+    int status;
+    char *user_json; /* NULL: no body */
+} principal_echo_t;
+
+static void principal_echo_wait(void *arg)
+{
+    principal_echo_t *e = arg;
+    auth_pcache_log_wait_heard(e->log, e->user_id, e->since_ms, PRINCIPAL_ECHO_MS);
+}
+
+static void principal_echo_answer(http_request_t *r, int status, const char *user_json)
+{
+    if (user_json != NULL)
+        handlers_respond_user(r, status, user_json);
+    else
+        http_respond_empty(r, status);
+}
+
+static void principal_echo_done(http_request_t *r, void *arg)
+{
+    principal_echo_t *e = arg;
+    principal_echo_answer(r, e->status, e->user_json);
+    free(e->user_json);
+    free(e);
+}
+
+void handlers_principal_changed(http_request_t *r, const char *user_id, int status, const char *user_json)
+{
+    handlers_principals_t *p = principal_of(r);
+    handlers_principal_forget(r, user_id);
+    principal_echo_t *e = NULL;
+    if (p != NULL && (atomic_load(&p->gen) & 1) && strlen(user_id) < sizeof(e->user_id))
+        e = calloc(1, sizeof(*e));
+    if (e != NULL) {
+        e->log = p->log;
+        memcpy(e->user_id, user_id, strlen(user_id) + 1);
+        e->since_ms = r->start_us / 1000;
+        e->status = status;
+        e->user_json = user_json != NULL ? strdup(user_json) : NULL;
+    }
+    /* Without a live listener (or memory, or room on the pool) there is nothing to wait for. */
+    if (e == NULL || (user_json != NULL && e->user_json == NULL) ||
+        http_cpu(r, principal_echo_wait, principal_echo_done, e) != 0) {
+        if (e != NULL)
+            free(e->user_json);
+        free(e);
+        principal_echo_answer(r, status, user_json);
+    }
 }
 
 /* ------------------------------------------------------------ the process ---- */

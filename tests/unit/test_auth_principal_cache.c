@@ -115,7 +115,7 @@ static void test_log_apply_and_touched(void **state)
     uint64_t cursor = auth_pcache_log_head(log);
     auth_principal_t p1 = principal(1), p2 = principal(2);
     assert_int_equal(auth_pcache_log_touched(log, cursor, p1.user_id), 0);
-    auth_pcache_log_push(log, p1.user_id);
+    auth_pcache_log_push(log, p1.user_id, 0, 1);
     assert_int_equal(auth_pcache_log_touched(log, cursor, p1.user_id), 1);
     assert_int_equal(auth_pcache_log_touched(log, cursor, p2.user_id), 0);
     assert_int_equal(auth_pcache_log_apply(log, &cursor, c), 1);
@@ -123,7 +123,7 @@ static void test_log_apply_and_touched(void **state)
     assert_int_equal(auth_pcache_count(c), 2);
     assert_int_equal(auth_pcache_log_apply(log, &cursor, c), 0);
     /* Everyone. */
-    auth_pcache_log_push(log, AUTH_PCACHE_ALL);
+    auth_pcache_log_push(log, AUTH_PCACHE_ALL, 0, 1);
     assert_int_equal(auth_pcache_log_touched(log, cursor, p2.user_id), 1);
     assert_int_equal(auth_pcache_log_apply(log, &cursor, c), 2);
     /* A cursor the ring has lapped: everything goes, and every fill since is suspect. */
@@ -131,16 +131,34 @@ static void test_log_apply_and_touched(void **state)
     assert_int_equal(auth_pcache_put(c, &p0, "j", 1000), 0);
     uint64_t old = cursor;
     for (int i = 0; i < 5; i++)
-        auth_pcache_log_push(log, "someone-else");
+        auth_pcache_log_push(log, "someone-else", 0, 1);
     assert_int_equal(auth_pcache_log_touched(log, old, p0.user_id), 1);
     assert_int_equal(auth_pcache_log_apply(log, &cursor, c), 1);
     assert_int_equal(auth_pcache_count(c), 0);
     /* A payload too long to be a user id counts as everyone. */
     uint64_t before = cursor;
-    auth_pcache_log_push(log, "0123456789012345678901234567890123456789-too-long");
+    auth_pcache_log_push(log, "0123456789012345678901234567890123456789-too-long", 0, 1);
     assert_int_equal(auth_pcache_log_touched(log, before, p0.user_id), 1);
     auth_pcache_log_free(log);
     auth_pcache_free(c);
+}
+
+/* What a revoking request waits for: the database's word (heard) about its user, since
+ * the request began; its own push does not count. */
+static void test_log_wait_heard(void **state)
+{
+    auth_pcache_log_t *log = auth_pcache_log_new(8);
+    auth_pcache_log_push(log, "u1", 0, 100);
+    assert_int_equal(auth_pcache_log_wait_heard(log, "u1", 100, 10), 0); /* times out */
+    auth_pcache_log_push(log, "u2", 1, 100);
+    assert_int_equal(auth_pcache_log_wait_heard(log, "u1", 100, 1), 0);
+    auth_pcache_log_push(log, "u1", 1, 90); /* heard before the request began */
+    assert_int_equal(auth_pcache_log_wait_heard(log, "u1", 100, 1), 0);
+    auth_pcache_log_push(log, "u1", 1, 105);
+    assert_int_equal(auth_pcache_log_wait_heard(log, "u1", 100, 1000), 1);
+    auth_pcache_log_push(log, AUTH_PCACHE_ALL, 1, 110); /* everyone (the listener went down) */
+    assert_int_equal(auth_pcache_log_wait_heard(log, "u3", 106, 1000), 1);
+    auth_pcache_log_free(log);
 }
 
 int main(void)
@@ -148,7 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_needs_verified_jti), cmocka_unit_test(test_jti_set_is_bounded),
         cmocka_unit_test(test_forget_and_clear),       cmocka_unit_test(test_lru_bound_many_users),
-        cmocka_unit_test(test_log_apply_and_touched),
+        cmocka_unit_test(test_log_apply_and_touched),  cmocka_unit_test(test_log_wait_heard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
