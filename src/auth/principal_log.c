@@ -5,6 +5,7 @@
  * read and written under the mutex.
  */
 #include "auth/auth.h"
+#include "util/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -136,14 +137,7 @@ static int pcache_log_heard(const auth_pcache_log_t *log, const char *user_id, u
 
 int auth_pcache_log_wait_heard(auth_pcache_log_t *log, const char *user_id, uint64_t since_ms, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = util_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&log->mu);
     int heard = pcache_log_heard(log, user_id, since_ms);
     while (!heard && pthread_cond_timedwait(&log->pushed, &log->mu, &deadline) == 0)

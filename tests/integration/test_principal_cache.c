@@ -169,6 +169,15 @@ static void expect(const harness_server_t *s, const char *path, const char *auth
 }
 
 /* Refused on both servers; changed_on is the server that made the change (NULL: SQL). */
+/* A fresh account with two sessions (acc->auth and other), both warm on both servers. */
+static void two_sessions(harness_account_t *acc, const char *tag, char other[1100])
+{
+    account(acc, tag, "user");
+    login(acc, PASSWORD, other, 1100);
+    warm(acc->auth);
+    warm(other);
+}
+
 static void assert_refused_everywhere(const char *auth, const harness_server_t *changed_on)
 {
     expect(&a_srv, "/api/v1/me", auth, 401, NULL, changed_on == &a_srv);
@@ -194,11 +203,8 @@ static void test_warm_path_is_a_hit(void **state)
 static void test_logout(void **state)
 {
     harness_account_t acc;
-    account(&acc, "pc-logout", "user");
     char other[1100];
-    login(&acc, PASSWORD, other, sizeof(other));
-    warm(acc.auth);
-    warm(other);
+    two_sessions(&acc, "pc-logout", other);
     assert_int_equal(request(&a_srv, "POST", "/api/v1/auth/logout", acc.auth, "{}", NULL, 0), 204);
     assert_refused_everywhere(acc.auth, &a_srv);
     /* The other session lives on. */
@@ -209,11 +215,8 @@ static void test_logout(void **state)
 static void test_logout_all(void **state)
 {
     harness_account_t acc;
-    account(&acc, "pc-logout-all", "user");
     char other[1100];
-    login(&acc, PASSWORD, other, sizeof(other));
-    warm(acc.auth);
-    warm(other);
+    two_sessions(&acc, "pc-logout-all", other);
     assert_int_equal(request(&b_srv, "POST", "/api/v1/auth/logout", acc.auth, "{\"all\":true}", NULL, 0),
                      204);
     assert_refused_everywhere(other, &b_srv);
@@ -223,11 +226,8 @@ static void test_logout_all(void **state)
 static void test_password_change(void **state)
 {
     harness_account_t acc;
-    account(&acc, "pc-password", "user");
     char other[1100];
-    login(&acc, PASSWORD, other, sizeof(other));
-    warm(acc.auth);
-    warm(other);
+    two_sessions(&acc, "pc-password", other);
     assert_int_equal(request(&a_srv, "PUT", "/api/v1/me/password", acc.auth,
                              "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"" NEW_PASSWORD "\"}",
                              NULL, 0),
@@ -349,11 +349,8 @@ static void test_cut_listener_fails_closed(void **state)
 {
     for (int round = 0; round < 3; round++) {
         harness_account_t acc;
-        account(&acc, "pc-cut", "user");
         char other[1100];
-        login(&acc, PASSWORD, other, sizeof(other));
-        warm(acc.auth);
-        warm(other);
+        two_sessions(&acc, "pc-cut", other);
         double bypassed = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
         allow_connections(0);
         terminate_listener(&a_srv);
