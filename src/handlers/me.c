@@ -160,12 +160,11 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
         handlers_authenticate(r, ok);
 }
 
+static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_rank);
+
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok)
 {
-    handlers_authenticate(r, ok);
-    me_auth_t *a = r->state;
-    if (a != NULL && r->state_free == me_auth_free)
-        a->min_rank = handlers_role_rank(min_role);
+    me_authenticate(r, ok, handlers_role_rank(min_role));
 }
 
 const char *handlers_bearer_token(const char *header, size_t len, size_t *token_len)
@@ -178,6 +177,12 @@ const char *handlers_bearer_token(const char *header, size_t len, size_t *token_
 
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 {
+    me_authenticate(r, ok, 0);
+}
+
+/* The route's least role is set before anything can accept: a cache hit accepts at once. */
+static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_rank)
+{
     size_t len = 0, token_len = 0;
     const char *header = http_header(r, "authorization", &len);
     const char *token = handlers_bearer_token(header, len, &token_len);
@@ -188,6 +193,7 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
     me_auth_t *a = me_auth_new(r, ok);
     if (a == NULL)
         return;
+    a->min_rank = min_rank;
     const handlers_app_t *app = r->app;
     auth_jwt_status_t st = auth_jwt_verify(&app->jwt, token, token_len, time(NULL), &a->claims);
     if (st != AUTH_JWT_OK) {
