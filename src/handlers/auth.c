@@ -187,7 +187,15 @@ static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, DB_COL_USER_CONFIRM_USER));
+    /* email_confirmed is in the User that /me shows from the principal cache. */
+    const char *user_json = PQgetvalue(reply->results[0], 0, DB_COL_USER_CONFIRM_USER);
+    json_t *user = json_loads(user_json, 0, NULL);
+    const char *id = json_string_value(json_object_get(user, "id"));
+    if (id != NULL)
+        handlers_principal_changed(r, id, 200, user_json);
+    else
+        handlers_respond_user(r, 200, user_json);
+    json_decref(user);
 }
 
 static void auth_confirm_token(http_request_t *r, const char *token, size_t len)

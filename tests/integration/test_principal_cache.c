@@ -236,24 +236,47 @@ static void test_password_change(void **state)
     assert_refused_everywhere(acc.auth, &a_srv);
 }
 
+/* A one-time token of the account as its emailed link would carry it (stored as its SHA-256),
+ * for purpose reset or confirm, into token. */
+static void email_token(const harness_account_t *acc, const char *purpose, char token[64])
+{
+    snprintf(token, 64, "principalcache%s%d%lld", purpose, (int)getpid(), harness_now_ms());
+    const char *values[] = {token, acc->id, purpose};
+    PQclear(harness_sql(
+        db,
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES "
+        "(encode(sha256(convert_to($1, 'UTF8')), 'hex'), $2::uuid, $3, now() + interval '1 hour')",
+        3, values));
+}
+
 static void test_password_reset(void **state)
 {
     harness_account_t acc;
     account(&acc, "pc-reset", "user");
     warm(acc.auth);
-    /* A reset token as the emailed link would carry it (stored as its SHA-256). */
-    char token[64];
-    snprintf(token, sizeof(token), "principalcachereset%d%lld", (int)getpid(), harness_now_ms());
-    const char *values[] = {token, acc.id};
-    PQclear(harness_sql(
-        db,
-        "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES "
-        "(encode(sha256(convert_to($1, 'UTF8')), 'hex'), $2::uuid, 'reset', now() + interval '1 hour')",
-        2, values));
-    char body[256];
+    char token[64], body[256];
+    email_token(&acc, "reset", token);
     snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":\"%s\"}", token, NEW_PASSWORD);
     assert_int_equal(request(&b_srv, "POST", "/api/v1/auth/password/reset", NULL, body, NULL, 0), 204);
     assert_refused_everywhere(acc.auth, &b_srv);
+}
+
+/* Confirming the email changes the User that /me shows. */
+static void test_email_confirmation(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-confirm", "user");
+    const char *values[] = {acc.id};
+    PQclear(harness_sql(db, "UPDATE users SET email_confirmed = false WHERE id = $1::uuid", 1, values));
+    expect(&a_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":false", 0);
+    expect(&b_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":false", 0);
+    warm(acc.auth);
+    char token[64], body[128];
+    email_token(&acc, "confirm", token);
+    snprintf(body, sizeof(body), "{\"token\":\"%s\"}", token);
+    assert_int_equal(request(&a_srv, "POST", "/api/v1/auth/confirm", NULL, body, NULL, 0), 200);
+    expect(&a_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":true", 1);
+    expect(&b_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":true", 0);
 }
 
 static void admin_patch(const harness_account_t *admin, const harness_account_t *target, const char *body)
@@ -408,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_logout_all),
         cmocka_unit_test(test_password_change),
         cmocka_unit_test(test_password_reset),
+        cmocka_unit_test(test_email_confirmation),
         cmocka_unit_test(test_disable_and_role_change),
         cmocka_unit_test(test_profile_update_and_deletion),
         cmocka_unit_test(test_change_by_sql),
