@@ -27,8 +27,10 @@
 #define PRINCIPAL_SLOTS     64   /* loops with counters of their own (more share the last) */
 #define PRINCIPAL_ECHO_MS   50   /* the longest a change's answer waits to hear its notification */
 
+/* One loop's, alone on its cache lines: each loop writes its own on every lookup. */
 typedef struct {
-    _Atomic uint64_t hits, misses, bypassed, invalidated, evictions, entries;
+    _Alignas(64) _Atomic uint64_t hits;
+    _Atomic uint64_t misses, bypassed, invalidated, evictions, entries;
 } principal_counters_t;
 
 struct handlers_principals {
