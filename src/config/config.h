@@ -54,6 +54,8 @@ typedef struct {
     int limit_login_per_address;          /* default 100 per 15 min */
     int limit_email_requests_per_address; /* default 30 per 15 min */
     int limit_emails_per_address;         /* default 1 per minute */
+    int principal_cache_entries;          /* per loop; 0 turns the cache off (default 10000) */
+    int principal_cache_ttl_ms;           /* an entry's longest life (default 30000) */
 } cfg_auth_t;
 
 typedef struct {
