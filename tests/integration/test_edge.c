@@ -42,6 +42,7 @@ static const char *const limited_env[] = {"HYDRANT_THREADS=1",
                                           "HYDRANT_MAX_CONNECTIONS_PER_ADDRESS=3",
                                           "HYDRANT_NEW_CONNECTIONS_PER_ADDRESS=1000",
                                           "HYDRANT_MAX_QUERIES_PER_CONNECTION=4",
+                                          "HYDRANT_PRINCIPAL_CACHE_ENTRIES=0", /* /me must query */
                                           "HYDRANT_ARGON2_MEMORY_KIB=1024",
                                           "HYDRANT_ARGON2_ITERATIONS=1",
                                           NULL};
