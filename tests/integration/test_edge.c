@@ -453,18 +453,11 @@ static void test_unread_answers_are_cut(void **state)
     h2raw_t *reader = h2raw_connect_window(bodies.tls_port, 1u << 30);
     assert_non_null(zero);
     assert_non_null(reader);
-    double open = metric_of(&bodies, "http_connections_open");
-    for (uint32_t stream = 1; stream <= 199; stream += 2)
+    for (uint32_t stream = 1; stream <= 99; stream += 2)
         h2raw_request(zero, stream, "/openapi.json", NULL, 0);
     assert_int_equal(h2raw_flush(zero), 0);
     assert_true(closed_within(zero, 15000));
     assert_true(metric_of(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
-    /* and the server let go of it, though the client has not closed its end */
-    double now_open = -1;
-    for (long long deadline = harness_now_ms() + 10000; now_open != open - 1 && harness_now_ms() < deadline;
-         usleep(50000))
-        now_open = metric_of(&bodies, "http_connections_open");
-    assert_true(now_open == open - 1);
     for (uint32_t stream = 1; stream <= 9; stream += 2)
         h2raw_request(reader, stream, "/openapi.json", NULL, 0);
     assert_int_equal(h2raw_flush(reader), 0);
