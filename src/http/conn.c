@@ -269,6 +269,13 @@ static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
     }
 }
 
+/* Does c still owe its client part of an answer? sock->bytes_written also counts heads and
+ * control frames, so owed bytes beyond it are bodies not yet written. */
+static int http_conn_sending(const http_conn_t *c)
+{
+    return c->answers_unsent > 0 || (c->sock != NULL && c->bytes_owed > c->sock->bytes_written);
+}
+
 /* libh2o 2.2 keeps an answer that its client does not read (a zero flow-control window, or a
  * full TCP window) for as long as the connection lives: its stream stays open, which also
  * keeps the connection out of the idle timeout. Writing nothing (or a trickle: PING answers,
@@ -276,7 +283,7 @@ static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
 static void http_conn_send_check(http_conn_t *c, uint64_t now_ms)
 {
     const http_server_t *server = c->loop->server;
-    if (c->answers_unsent == 0 || c->cut || c->trusted || c->sock == NULL || server->send_timeout_ms == 0)
+    if (c->cut || c->trusted || c->sock == NULL || server->send_timeout_ms == 0 || !http_conn_sending(c))
         return;
     uint64_t elapsed = now_ms - c->send_window_ms;
     if (elapsed < server->send_timeout_ms)
@@ -396,12 +403,14 @@ int http_conn_admit(http_conn_t *c)
     return 0;
 }
 
-void http_conn_answered(http_conn_t *c)
+void http_conn_answered(http_conn_t *c, size_t bytes)
 {
-    if (c->answers_unsent++ == 0 && c->sock != NULL) {
+    if (!http_conn_sending(c) && c->sock != NULL) {
         c->send_window_ms = uv_now(c->loop->h2o_ctx.loop);
         c->send_window_written = c->sock->bytes_written;
     }
+    c->answers_unsent++;
+    c->bytes_owed += bytes;
     if (!c->throttled && c->budget < HTTP_CONN_BUDGET)
         c->budget++;
 }

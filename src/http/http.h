@@ -371,9 +371,11 @@ typedef struct http_conn {
     uint64_t body_delivered;         /* bodies held by its requests in progress */
     struct http_body_frames *frames; /* HTTP/2 connections only */
     uint64_t handshake_deadline_ms;  /* a TLS handshake not over by then is closed; 0: over */
-    /* Answers given, not yet sent whole (their requests are disposed once they are): the
-     * client must read them at send_min_rate, judged over windows of send_timeout_ms. */
+    /* Answers given, not yet sent whole: the client must read them at send_min_rate, judged
+     * over windows of send_timeout_ms. libh2o may dispose a request whose whole body it took
+     * before the body is written, so the bytes owed count as well as the requests. */
     uint32_t answers_unsent;
+    uint64_t bytes_owed; /* body bytes of every answer so far, against sock->bytes_written */
     uint64_t send_window_ms;
     size_t send_window_written; /* sock->bytes_written (a total) when the window began */
     h2o_accept_ctx_t *accept;        /* TLS: its listener's, for the protocol's accept */
@@ -414,8 +416,8 @@ void http_conn_unregister(http_conn_t *c);
 http_conn_t *http_conn_of(http_loop_t *loop, h2o_req_t *req);
 /* A new request on c: 1 to serve it, 0 when c is throttled (answer 503 with no work). */
 int http_conn_admit(http_conn_t *c);
-/* A request of c got its answer. */
-void http_conn_answered(http_conn_t *c);
+/* A request of c got its answer, with a body of bytes. */
+void http_conn_answered(http_conn_t *c, size_t bytes);
 /* A request of c was disposed; answered says whether it had its answer by then. */
 void http_conn_disposed(http_conn_t *c, int answered);
 /* Closes c through libh2o's own path (shutdown of the socket); logged once, counted. */

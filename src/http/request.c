@@ -283,8 +283,11 @@ h2o_req_t *http_response_begin(http_request_t *r, int status, const char *conten
         [503] = "Service Unavailable",
         [507] = "Insufficient Storage",
     };
+    /* the body bytes it will write: none for HEAD, 204 or 304 */
+    int bodiless =
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || status == 204 || status == 304;
     if (r->conn != NULL)
-        http_conn_answered(r->conn);
+        http_conn_answered(r->conn, bodiless ? 0 : bytes);
     req->res.status = status;
     req->res.reason =
         (status >= 100 && status < 600 && reasons[status] != NULL) ? reasons[status] : "Unknown";
