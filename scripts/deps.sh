@@ -7,6 +7,7 @@
 #          the fuzz target, sslscan for the TLS profile test (integration.test_tls)
 #   bench  the load generators (make bench): h2load (nghttp2-client), wrk, python3-h2 (the
 #          HTTP/2 attacker of bench/attack)
+#   cluster the fleet of make cluster and its tests: HAProxy on top of run
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 run=(
@@ -15,8 +16,9 @@ run=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
-test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev sslscan)
+test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev sslscan haproxy)
 bench=(nghttp2-client wrk python3-h2)
+cluster=(haproxy)
 [ $# -gt 0 ] || set -- run test bench
 packages=()
 for set in "$@"; do
@@ -24,7 +26,8 @@ for set in "$@"; do
     run) packages+=("${run[@]}") ;;
     test) packages+=("${run[@]}" "${test[@]}") ;;
     bench) packages+=("${run[@]}" "${bench[@]}") ;;
-    *) echo "deps: unknown set $set (run, test or bench)" >&2; exit 2 ;;
+    cluster) packages+=("${run[@]}" "${cluster[@]}") ;;
+    *) echo "deps: unknown set $set (run, test, bench or cluster)" >&2; exit 2 ;;
   esac
 done
 missing=()
