@@ -228,7 +228,7 @@ def check_acknowledged(env, load):
     if emails:
         count = psql(env, "SELECT count(*) FROM users WHERE email IN (%s)" % emails)
         check(int(count) == len(load.signups), "sign-ups: %s of %d in the database" % (count, len(load.signups)))
-    client = Client(int(env["HYD_HTTPS_PORT"]))
+    client = Client(int(env["HYD_HTTPS_PORT"]), source="127.0.0.6")
     for token, file_id, body in load.uploads:
         status, doc, _ = client.request("GET", "/api/v1/files/%s/content" % file_id, token=token)
         check(status == 200 and doc == body, "upload %s: %s" % (file_id, status))
@@ -356,7 +356,8 @@ def test_sigkill(cluster_dir, env):
             failed_at_kill = len(load.failures)
             seen = load.requests
         wait_until("more load served", lambda: load.requests > seen + 50)
-    print("sigkill: %d requests, %d failures (at most %d allowed)" % (load.requests, len(load.failures), threads))
+    print("sigkill: %d requests, %d failures (at most %d allowed): %s"
+          % (load.requests, len(load.failures), threads, load.failures))
     check(failed_at_kill <= threads, "failures from the kill: %s" % load.failures)
     check(len(load.failures) == failed_at_kill, "failures after HAProxy took api2 out: %s" % load.failures)
     check_acknowledged(env, load)
@@ -365,6 +366,77 @@ def test_sigkill(cluster_dir, env):
                if i and not os.path.exists(os.path.join(cluster_dir, "uploads", i[:2], i[2:4], i))]
     check(not missing, "file rows without bytes: %s" % missing[:5])
     cluster(cluster_dir, "start-one", "api2")
+
+
+def upload_many(env, token, count, tag, threads=4):
+    """count small uploads through HAProxy, each of which queues a file.process job."""
+    done, errors = [], []
+
+    def run(i):
+        client = Client(int(env["HYD_HTTPS_PORT"]), source="127.0.0.%d" % (20 + i))
+        for n in range(i, count, threads):
+            status, doc, _ = client.request("POST", "/api/v1/files?name=%s-%d.txt" % (tag, n),
+                                            ("job %s %d\n" % (tag, n)).encode(), token=token,
+                                            content_type="text/plain")
+            (done if status == 201 else errors).append(status)
+        client.close()
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(120)
+    check(len(done) == count, "uploads: %d of %d (%s)" % (len(done), count, errors[:5]))
+
+
+def job_states(env, owner):
+    rows = psql(env, "SELECT id, state, attempt FROM jobs WHERE kind = 'file.process' AND owner_id = '%s'" % owner)
+    return [tuple(r.split("|")) for r in rows.split("\n") if r]
+
+
+def test_jobs(cluster_dir, env):
+    """Jobs across the 2 workers: none lost, none run twice while both live; when one is
+    SIGKILLed with jobs claimed, only those may run again, and every job still succeeds."""
+    client = Client(int(env["HYD_HTTPS_PORT"]), source="127.0.0.5")  # not client_address's
+    email, tokens = new_user(client, "jobs")
+    owner = client.request("GET", "/api/v1/me", token=tokens["access_token"])[1]["user"]["id"]
+    count = 150
+    upload_many(env, tokens["access_token"], count, "a")
+    wait_until("%d jobs done" % count,
+               lambda: sum(1 for _, st, _ in job_states(env, owner) if st == "succeeded") == count, 60)
+    runs = [int(a) for _, _, a in job_states(env, owner)]
+    check(len(runs) == count and set(runs) == {1}, "each job ran once: attempts %s" % sorted(set(runs)))
+
+    # Jobs held in flight: the SMTP sink stopped (SIGSTOP), each worker's short-queue threads
+    # claim a confirmation email each and wait for the sink's greeting. Then worker1 is killed
+    # and the sink resumed: the others finish, worker1's come back when their lease expires.
+    sink = int(open(os.path.join(cluster_dir, "services", "smtp", "pid")).read())
+    worker1 = int(open(os.path.join(cluster_dir, "worker1", "pid")).read())
+    tag = "kill-" + uuid.uuid4().hex[:8]
+    mail_jobs = "SELECT id, state, attempt, coalesce(lease_owner, '') FROM jobs " \
+                "WHERE kind = 'email.confirmation' AND payload::text LIKE '%%%s%%'" % tag
+
+    def jobs():
+        return [tuple(r.split("|")) for r in psql(env, mail_jobs).split("\n") if r]
+
+    os.kill(sink, 19)  # SIGSTOP
+    try:
+        for i in range(6):
+            status = signup(Client(int(env["HYD_HTTPS_PORT"]), source="127.0.1.%d" % (i + 1)),
+                            "%s-%d@example.com" % (tag, i))
+            check(status == 201, "sign-up %d: %s" % (i, status))
+        wait_until("both workers holding jobs", lambda: len({o.split(":")[1] for _, st, _, o in jobs()
+                                                             if st == "running"}) == 2, 30)
+        claimed = {i for i, st, _, o in jobs() if st == "running" and o.split(":")[1] == str(worker1)}
+        cluster(cluster_dir, "kill", "worker1")
+    finally:
+        os.kill(sink, 18)  # SIGCONT
+    wait_until("every email job done", lambda: all(st == "succeeded" for _, st, _, _ in jobs()), 90)
+    again = {i for i, _, a, _ in jobs() if int(a) > 1}
+    print("jobs: %d claimed by the killed worker, %d ran again, %d in all" % (len(claimed), len(again), len(jobs())))
+    check(claimed, "worker1 held no job when killed")
+    check(again <= claimed, "jobs run again that the killed worker had not claimed: %s" % (again - claimed))
+    cluster(cluster_dir, "start-one", "worker1")
 
 
 TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
