@@ -209,9 +209,11 @@ case "$cmd" in
     for p in haproxy "${APIS[@]}" "${WORKERS[@]}"; do
       if alive "$dir/$p/pid"; then echo "$p: running (pid $(cat "$dir/$p/pid"))"; else echo "$p: stopped"; fi
     done
-    for p in "${APIS[@]}"; do
-      echo "haproxy: $p $(server_state api "$p") (terminating), $(server_state api_tls "$p") (pass-through)"
-    done
+    if alive "$dir/haproxy/pid"; then
+      for p in "${APIS[@]}"; do
+        echo "haproxy: $p $(server_state api "$p") (terminating), $(server_state api_tls "$p") (pass-through)"
+      done
+    fi
     bash "$here/services.sh" status "$dir/services"
     ;;
   restart)
