@@ -165,6 +165,7 @@ class Load:
         self.lock = threading.Lock()
         self.failures, self.requests = [], 0
         self.signups, self.uploads = [], []  # acknowledged
+        self.users = []  # the clients' own accounts, owners of the uploads
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
     def _note(self, what, status=None):
@@ -185,6 +186,8 @@ class Load:
     def _run(self, i):
         client = Client(self.port, source="127.0.0.%d" % (10 + i))
         email = "%s-%d-%s@example.com" % (self.tag, i, uuid.uuid4().hex[:8])
+        with self.lock:
+            self.users.append(email)
         signup(client, email)
         tokens = login(client, email)
         n = 0
@@ -222,12 +225,21 @@ class Load:
 
 
 def check_acknowledged(env, load):
-    """Every acknowledged sign-up is in the database exactly once; every acknowledged upload can
-    be read back with its bytes."""
+    """Every acknowledged sign-up is in the database and every acknowledged upload can be read
+    back with its bytes; beyond them, only the failed requests may have left rows (a request
+    replayed after it took effect would leave one more)."""
     emails = ",".join("'%s'" % e for e in load.signups)
     if emails:
         count = psql(env, "SELECT count(*) FROM users WHERE email IN (%s)" % emails)
         check(int(count) == len(load.signups), "sign-ups: %s of %d in the database" % (count, len(load.signups)))
+    made = int(psql(env, "SELECT count(*) FROM users WHERE email LIKE '%s-s%%'" % load.tag))
+    check(len(load.signups) <= made <= len(load.signups) + len(load.failures),
+          "sign-up rows: %d for %d acknowledged, %d failed" % (made, len(load.signups), len(load.failures)))
+    owners = ",".join("'%s'" % e for e in load.users)
+    rows = int(psql(env, "SELECT count(*) FROM files f JOIN users u ON u.id = f.owner_id WHERE u.email IN (%s)"
+                    % owners))
+    check(len(load.uploads) <= rows <= len(load.uploads) + len(load.failures),
+          "file rows: %d for %d acknowledged uploads, %d failed" % (rows, len(load.uploads), len(load.failures)))
     client = Client(int(env["HYD_HTTPS_PORT"]), source="127.0.0.6")
     for token, file_id, body in load.uploads:
         status, doc, _ = client.request("GET", "/api/v1/files/%s/content" % file_id, token=token)
@@ -283,6 +295,12 @@ def test_client_address(cluster_dir, env):
     limit = int(os.environ.get("HYDRANT_LIMIT_LOGIN_PER_ADDRESS", "8"))
     refused_after(limit, lambda i: client.request("POST", "/api/v1/auth/login", {
         "email": "nobody-%d@example.com" % i, "password": "wrong password"})[0])
+    # The audit log (auth_events, written after the answer) has the failed logins under the
+    # client's address, and none under HAProxy's.
+    wait_until("the audit records of the failed logins", lambda: int(psql(
+        env, "SELECT count(*) FROM auth_events WHERE kind = 'login_failed' AND address = '127.0.0.2'")) >= limit)
+    check(psql(env, "SELECT count(*) FROM auth_events WHERE address = '127.0.0.1'") == "0",
+          "audit records under HAProxy's address")
     other = Client(int(env["HYD_HTTPS_PORT"]), source="127.0.0.3")
     status, _, _ = other.request("POST", "/api/v1/auth/login",
                                  {"email": "nobody-y@example.com", "password": "wrong password"})
