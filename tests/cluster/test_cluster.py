@@ -369,7 +369,9 @@ def test_sigkill(cluster_dir, env):
     with Load(env, "sigkill", threads=threads) as load:
         time.sleep(1)
         cluster(cluster_dir, "kill", "api2")
+        killed = time.monotonic()
         wait_until("api2 DOWN in HAProxy", lambda: server_state(env, "api", "api2") == "DOWN")
+        print("sigkill: HAProxy took api2 out after %.1f s" % (time.monotonic() - killed))
         with load.lock:
             failed_at_kill = len(load.failures)
             seen = load.requests
