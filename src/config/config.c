@@ -100,7 +100,14 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .max_connections_per_address = 1024,
                                  .new_connections_per_address = 500,
                                  .max_queries_per_connection = 256,
-                                 .max_cpu_jobs_per_connection = 4};
+                                 .max_cpu_jobs_per_connection = 4,
+                                 .max_body_bytes_per_connection = 128 * 1024 * 1024,
+                                 .max_body_bytes_per_address = 256 * 1024 * 1024,
+                                 .max_body_bytes_in_flight = 1024 * 1024 * 1024,
+                                 .body_timeout_ms = 10000,
+                                 .body_min_rate = 500,
+                                 .send_timeout_ms = 30000,
+                                 .send_min_rate = 500};
     cfg->tls.hsts_max_age = -1; /* by mode: cfg_default_by_mode */
 }
 

@@ -114,6 +114,15 @@ typedef struct {
     int new_connections_per_address; /* per second, default 500, 0: off */
     int max_queries_per_connection;  /* database queries in progress, default 256, 0: off */
     int max_cpu_jobs_per_connection; /* password hashing jobs in progress, default 4, 0: off */
+    /* Request bodies in flight (read, or held by a request in progress), 0: off. The first
+     * two are raised to the largest body a route accepts when lower. */
+    int64_t max_body_bytes_per_connection; /* default 128 MiB */
+    int64_t max_body_bytes_per_address;    /* default 256 MiB */
+    int64_t max_body_bytes_in_flight;      /* per process, default 1 GiB */
+    int body_timeout_ms;                   /* window of body_min_rate, default 10000, 0: off */
+    int64_t body_min_rate;                 /* HTTP/2 body bytes per second, default 500 */
+    int send_timeout_ms;                   /* window of send_min_rate, default 30000, 0: off */
+    int64_t send_min_rate;                 /* answer bytes a client reads per second, default 500 */
 } cfg_limits_t;
 
 /* What the TLS listeners add to their answers. */

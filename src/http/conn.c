@@ -28,6 +28,7 @@
  * recent, so that closing a connection does not reset the rate. */
 typedef struct http_address {
     struct http_address *next;
+    uint64_t body_bytes; /* request bodies in flight on its connections (conn_body.c) */
     uint32_t open;
     uint32_t opened; /* in the window starting at window_ms */
     uint64_t window_ms;
@@ -40,6 +41,8 @@ struct http_conns {
     http_conn_t **buckets;
     size_t mask;
     http_conn_t *cut_soon; /* connections to cut at the next tick, once their answer is out */
+    uint64_t body_bytes;   /* request bodies in flight on the loop (conn_body.c) */
+    uint64_t body_tick_ms; /* when stalled bodies were last looked for */
     http_address_t *addresses[HTTP_ADDRESS_BUCKETS];
 };
 
@@ -87,6 +90,8 @@ int http_conns_init(http_loop_t *loop, int expected)
     }
     t->mask = n - 1;
     loop->conns = t;
+    /* libh2o's read callbacks get a socket; its loop's data leads to hydrant's (conn_body.c). */
+    loop->h2o_ctx.loop->data = loop;
     return 0;
 }
 
@@ -122,6 +127,7 @@ void http_conn_register(http_conn_t *c, h2o_socket_t *sock, const char *address,
     c->counted = counted != 0;
     snprintf(c->address, sizeof(c->address), "%s", address);
     struct http_conns *t = c->loop->conns;
+    c->address_entry = c->counted ? http_address_find(t, address, 0) : NULL;
     size_t slot = http_conns_slot(t, sock);
     c->next_in_bucket = t->buckets[slot];
     t->buckets[slot] = c;
@@ -132,9 +138,11 @@ void http_conn_unregister(http_conn_t *c)
     struct http_conns *t = c->loop->conns;
     if (c->sock == NULL || t == NULL)
         return;
-    http_address_t *a = c->counted ? http_address_find(t, c->address, 0) : NULL;
+    http_conn_body_forget(c);
+    http_address_t *a = c->address_entry;
     if (a != NULL && a->open > 0)
         a->open--;
+    c->address_entry = NULL;
     for (http_conn_t **p = &t->cut_soon; c->cut_pending && *p != NULL; p = &(*p)->next_cut) {
         if (*p == c) {
             *p = c->next_cut;
@@ -150,18 +158,43 @@ void http_conn_unregister(http_conn_t *c)
     c->sock = NULL;
 }
 
-http_conn_t *http_conn_of(http_loop_t *loop, h2o_req_t *req)
+http_conn_t *http_conn_find(http_loop_t *loop, h2o_socket_t *sock)
 {
-    if (loop->conns == NULL || req->conn->callbacks->get_socket == NULL)
-        return NULL;
-    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    if (sock == NULL)
+    if (loop->conns == NULL || sock == NULL)
         return NULL;
     for (http_conn_t *c = loop->conns->buckets[http_conns_slot(loop->conns, sock)]; c != NULL;
          c = c->next_in_bucket)
         if (c->sock == sock)
             return c;
     return NULL;
+}
+
+http_conn_t *http_conn_of(http_loop_t *loop, h2o_req_t *req)
+{
+    if (req->conn->callbacks->get_socket == NULL)
+        return NULL;
+    return http_conn_find(loop, req->conn->callbacks->get_socket(req->conn));
+}
+
+void http_conns_each(http_loop_t *loop, void (*fn)(http_conn_t *c, void *arg), void *arg)
+{
+    struct http_conns *t = loop->conns;
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        for (http_conn_t *c = t->buckets[i], *next; c != NULL; c = next) {
+            next = c->next_in_bucket; /* fn may cut c, which never unlinks it at once */
+            fn(c, arg);
+        }
+    }
+}
+
+uint64_t *http_conns_body_total(http_loop_t *loop)
+{
+    return &loop->conns->body_bytes;
+}
+
+uint64_t *http_address_body_total(struct http_address *a)
+{
+    return &a->body_bytes;
 }
 
 /* One line per connection and event, through the requests' error log (never blocking). */
@@ -180,6 +213,7 @@ void http_conn_cut(http_conn_t *c, const char *why)
     if (c->cut)
         return;
     c->cut = 1;
+    http_conn_body_forget(c); /* libh2o frees them once it sees the socket fail */
     atomic_fetch_add_explicit(&c->loop->metrics->connections_cut, 1, memory_order_relaxed);
     http_conn_log(c, why);
     uv_os_fd_t fd;
@@ -235,11 +269,54 @@ static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
     }
 }
 
+/* libh2o 2.2 keeps an answer that its client does not read (a zero flow-control window, or a
+ * full TCP window) for as long as the connection lives: its stream stays open, which also
+ * keeps the connection out of the idle timeout. Writing nothing (or a trickle: PING answers,
+ * one-byte windows) while answers wait cuts the connection. */
+static void http_conn_send_check(http_conn_t *c, uint64_t now_ms)
+{
+    const http_server_t *server = c->loop->server;
+    if (c->answers_unsent == 0 || c->cut || c->trusted || c->sock == NULL || server->send_timeout_ms == 0)
+        return;
+    uint64_t elapsed = now_ms - c->send_window_ms;
+    if (elapsed < server->send_timeout_ms)
+        return;
+    size_t written = c->sock->bytes_written - c->send_window_written;
+    if (written == 0 || written * 1000 < server->send_min_rate * elapsed) {
+        atomic_fetch_add_explicit(&c->loop->metrics->answers_unread, 1, memory_order_relaxed);
+        http_conn_cut(c, "cut: its answers were read slower than limits.send-min-rate");
+        return;
+    }
+    c->send_window_ms = now_ms;
+    c->send_window_written = c->sock->bytes_written;
+}
+
+/* A TLS handshake past its deadline is closed quietly, as libh2o's own accept would; a
+ * stalled request body cuts its connection. */
+static void http_conn_check_deadlines(http_conn_t *c, void *arg)
+{
+    uint64_t now_ms = *(uint64_t *)arg;
+    uv_os_fd_t fd;
+    if (c->handshake_deadline_ms != 0 && now_ms >= c->handshake_deadline_ms) {
+        c->handshake_deadline_ms = 0;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            shutdown(fd, SHUT_RDWR);
+        return;
+    }
+    http_conn_body_check(c, now_ms);
+    http_conn_send_check(c, now_ms);
+}
+
 void http_conns_tick(http_loop_t *loop)
 {
     if (loop->conns == NULL)
         return;
-    http_conns_sweep_addresses(loop->conns, uv_now(loop->h2o_ctx.loop));
+    uint64_t now_ms = uv_now(loop->h2o_ctx.loop);
+    http_conns_sweep_addresses(loop->conns, now_ms);
+    if (now_ms - loop->conns->body_tick_ms >= 1000) {
+        loop->conns->body_tick_ms = now_ms;
+        http_conns_each(loop, http_conn_check_deadlines, &now_ms);
+    }
     http_conn_t *list = loop->conns->cut_soon;
     loop->conns->cut_soon = NULL;
     for (http_conn_t *c = list, *next; c != NULL; c = next) {
@@ -320,6 +397,10 @@ int http_conn_admit(http_conn_t *c)
 
 void http_conn_answered(http_conn_t *c)
 {
+    if (c->answers_unsent++ == 0 && c->sock != NULL) {
+        c->send_window_ms = uv_now(c->loop->h2o_ctx.loop);
+        c->send_window_written = c->sock->bytes_written;
+    }
     if (!c->throttled && c->budget < HTTP_CONN_BUDGET)
         c->budget++;
 }
@@ -327,8 +408,10 @@ void http_conn_answered(http_conn_t *c)
 void http_conn_disposed(http_conn_t *c, int answered)
 {
     c->active--;
-    if (answered)
+    if (answered) {
+        c->answers_unsent--;
         return;
+    }
     c->wasted++;
     atomic_fetch_add_explicit(&c->loop->metrics->requests_abandoned, 1, memory_order_relaxed);
     http_conn_spend(c);

@@ -142,6 +142,10 @@ typedef struct {
     atomic_uint_fast64_t connections_cut;         /* closed by hydrant */
     atomic_uint_fast64_t dropped_db, dropped_cpu; /* work of departed requests never started */
     atomic_uint_fast64_t connections_refused;     /* over a per-address limit */
+    atomic_int_fast64_t body_bytes;               /* request bodies in flight (conn_body.c) */
+    atomic_uint_fast64_t bodies_over_budget;      /* connections cut for their bodies' bytes */
+    atomic_uint_fast64_t bodies_stalled;          /* connections cut for a body that stopped */
+    atomic_uint_fast64_t answers_unread;          /* connections cut for answers left unread */
 } http_metrics_shard_t;
 
 #define HTTP_METRICS_ROUTE_UNMATCHED HTTP_MAX_ROUTES
@@ -236,6 +240,7 @@ typedef struct http_request {
     struct http_conn *conn;          /* the client's connection while the request lives, else NULL */
     struct http_cpu_job *cpu_job;    /* its droppable CPU job waiting or running (cpu.c), or NULL */
     uint32_t conn_queries, conn_cpu; /* what it holds of its connection's shares (conn.c) */
+    size_t conn_body;                /* its body's bytes, in its connection's bodies in flight */
     struct http_idem *idem;          /* the Idempotency-Key this request holds, or NULL (idempotency.c) */
 } http_request_t;
 
@@ -312,6 +317,14 @@ typedef struct {
     int conn_max_cpu_jobs;             /* per connection, 0: no limit */
     int address_max_connections;       /* per client address and loop, 0: no limit */
     int address_new_per_second;        /* per client address and loop, 0: no limit */
+    /* Request bodies in flight (received, or held by a request in progress), in bytes; 0: no
+     * limit. The loop's is its share of limits.max-body-bytes-in-flight. */
+    uint64_t body_max_per_connection, body_max_per_address, body_max_per_loop;
+    size_t max_entity;            /* libh2o's max_request_entity_size: it refuses a longer body */
+    uint64_t body_timeout_ms;     /* an HTTP/2 body slower than body_min_rate (bytes per second) */
+    uint64_t body_min_rate;       /* over this long cuts its connection; 0: off */
+    uint64_t send_timeout_ms;     /* answers read slower than send_min_rate (bytes per second) */
+    uint64_t send_min_rate;       /* over this long cut their connection; 0: off */
     unsigned char idempotency_key[32]; /* seals stored answers (they may carry tokens) */
     int idempotency_takeover_s;        /* a claim older than this may be taken over */
     /* Strict-Transport-Security for answers on TLS connections, formatted once at start-up
@@ -343,11 +356,28 @@ typedef struct http_loop {
  * and as many again before it is cut. */
 #define HTTP_CONN_BUDGET 100
 
+/* The HTTP/2 frames a connection has sent, as far as its request bodies go (conn_body.c). */
+struct http_body_frames;
+
 typedef struct http_conn {
     uv_tcp_t tcp; /* first: libuv's close callback gets this handle */
     h2o_socket_t *sock;
     http_loop_t *loop;
     struct http_conn *next_in_bucket;
+    struct http_address *address_entry; /* its address's counts on this loop (counted ones) */
+    /* Request bodies in flight (conn_body.c): hydrant's read callback runs before libh2o's. */
+    h2o_socket_cb h2o_read;          /* libh2o's read callback, which hydrant's wraps */
+    uint64_t body_receiving;         /* bytes of request bodies not complete yet */
+    uint64_t body_delivered;         /* bodies held by its requests in progress */
+    struct http_body_frames *frames; /* HTTP/2 connections only */
+    uint64_t handshake_deadline_ms;  /* a TLS handshake not over by then is closed; 0: over */
+    /* Answers given, not yet sent whole (their requests are disposed once they are): the
+     * client must read them at send_min_rate, judged over windows of send_timeout_ms. */
+    uint32_t answers_unsent;
+    uint64_t send_window_ms;
+    size_t send_window_written; /* sock->bytes_written (a total) when the window began */
+    h2o_accept_ctx_t *accept;        /* TLS: its listener's, for the protocol's accept */
+    struct timeval connected_at;
     uint32_t active; /* requests dispatched, not yet disposed */
     int budget;
     uint64_t wasted;   /* requests abandoned so far */
@@ -394,6 +424,32 @@ void http_conn_cut(http_conn_t *c, const char *why);
 void http_conn_cut_soon(http_conn_t *c, const char *why);
 /* The loop's periodic timer: cuts what is due. */
 void http_conns_tick(http_loop_t *loop);
+
+/* Request bodies in flight (conn_body.c). libh2o 2.2 reads a whole body into memory (or a
+ * spill file) before any handler runs, and says nothing of it meanwhile; hydrant's read
+ * callback runs before libh2o's, reads the HTTP/2 frame headers it passes on (and for
+ * HTTP/1.1 the bytes since the last request began), and cuts a connection whose bodies pass
+ * the per-connection, per-address or per-loop budget, or whose HTTP/2 body stalls. */
+/* Once the protocol is known, before libh2o's HTTP/2 or HTTP/1.1 reader takes the socket: an
+ * HTTP/2 connection's frames are read from the start (those that came with the TLS
+ * handshake's last step included). */
+void http_conn_body_start(http_conn_t *c, int http2);
+/* After libh2o's reader took the socket: hydrant's read callback in front of libh2o's. */
+void http_conn_body_watch(http_conn_t *c);
+/* A request of c begins with a body of len bytes, which it holds until it is disposed. */
+void http_conn_body_begin(http_conn_t *c, size_t len);
+void http_conn_body_end(http_conn_t *c, size_t len);
+/* From http_conn_unregister and http_conn_cut: c's bytes leave the totals. */
+void http_conn_body_forget(http_conn_t *c);
+/* Once a second: cuts c if one of its HTTP/2 bodies stalled. */
+void http_conn_body_check(http_conn_t *c, uint64_t now_ms);
+/* The loop's table and its total of body bytes, for conn_body.c. */
+uint64_t *http_conns_body_total(http_loop_t *loop);
+uint64_t *http_address_body_total(struct http_address *a);
+/* Calls fn for every connection of the loop. */
+void http_conns_each(http_loop_t *loop, void (*fn)(http_conn_t *c, void *arg), void *arg);
+/* The connection of a socket on its loop, or NULL. */
+http_conn_t *http_conn_find(http_loop_t *loop, h2o_socket_t *sock);
 
 /* Registers hydrant's request handler on a libh2o path configuration. */
 void http_install(h2o_pathconf_t *pathconf);

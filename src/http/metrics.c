@@ -158,7 +158,8 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
     free(totals);
     long long open = 0;
     unsigned long long total = 0, abandoned = 0, throttled = 0, cut = 0, dropped_db = 0, dropped_cpu = 0,
-                       refused = 0;
+                       refused = 0, over_budget = 0, stalled = 0, unread = 0;
+    long long body_bytes = 0;
     for (int s = 0; s < nshards; s++) {
         open += (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed);
         total +=
@@ -169,6 +170,10 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         dropped_db += atomic_load_explicit(&shards[s]->dropped_db, memory_order_relaxed);
         dropped_cpu += atomic_load_explicit(&shards[s]->dropped_cpu, memory_order_relaxed);
         refused += atomic_load_explicit(&shards[s]->connections_refused, memory_order_relaxed);
+        body_bytes += (long long)atomic_load_explicit(&shards[s]->body_bytes, memory_order_relaxed);
+        over_budget += atomic_load_explicit(&shards[s]->bodies_over_budget, memory_order_relaxed);
+        stalled += atomic_load_explicit(&shards[s]->bodies_stalled, memory_order_relaxed);
+        unread += atomic_load_explicit(&shards[s]->answers_unread, memory_order_relaxed);
     }
     util_buf_printf(
         out,
@@ -197,6 +202,20 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "# HELP hydrant_http_connections_refused_total Connections closed at once: their address was over "
         "its share.\n"
         "# TYPE hydrant_http_connections_refused_total counter\n"
-        "hydrant_http_connections_refused_total %llu\n",
-        open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused);
+        "hydrant_http_connections_refused_total %llu\n"
+        "# HELP hydrant_http_request_body_bytes Request bodies in flight: being read, or held by a "
+        "request in progress.\n"
+        "# TYPE hydrant_http_request_body_bytes gauge\n"
+        "hydrant_http_request_body_bytes %lld\n"
+        "# HELP hydrant_http_bodies_cut_total Connections cut for their request bodies (also counted in "
+        "hydrant_http_connections_cut_total).\n"
+        "# TYPE hydrant_http_bodies_cut_total counter\n"
+        "hydrant_http_bodies_cut_total{reason=\"budget\"} %llu\n"
+        "hydrant_http_bodies_cut_total{reason=\"stalled\"} %llu\n"
+        "# HELP hydrant_http_answers_unread_total Connections cut because they did not read their answers "
+        "(limits.send-min-rate over limits.send-timeout-ms).\n"
+        "# TYPE hydrant_http_answers_unread_total counter\n"
+        "hydrant_http_answers_unread_total %llu\n",
+        open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused, body_bytes, over_budget,
+        stalled, unread);
 }

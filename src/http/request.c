@@ -66,6 +66,7 @@ static void http_guard_dispose(void *p)
     if (r->conn != NULL) {
         r->conn->queries -= r->conn_queries;
         r->conn->cpu_jobs -= r->conn_cpu;
+        http_conn_body_end(r->conn, r->conn_body);
         http_conn_disposed(r->conn, r->responded);
         r->conn = NULL; /* the connection may be freed before r */
     }
@@ -743,6 +744,10 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     /* The dispatch may finish the request synchronously; keep r valid until it returns. */
     http_request_retain(r);
     r->conn = http_conn_of(loop, req);
+    if (r->conn != NULL) {
+        r->conn_body = req->entity.len;
+        http_conn_body_begin(r->conn, r->conn_body);
+    }
     http_dispatch(r, req, server);
     http_request_release(r);
     return 0;

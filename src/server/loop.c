@@ -6,6 +6,8 @@
  */
 #include "server/server.h"
 
+#include <h2o/http1.h>
+#include <h2o/http2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,43 @@ static void srv_on_refused_closed(uv_handle_t *handle)
     free(handle);
 }
 
+/* The TLS handshake is over: the protocol its ALPN chose reads the socket from now on, once
+ * hydrant has read the frames that came along (http/conn_body.c). */
+static void srv_on_handshake(h2o_socket_t *sock, const char *err)
+{
+    http_conn_t *c = sock->data;
+    sock->data = NULL;
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    c->handshake_deadline_ms = 0;
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+    int http2 = 0;
+    for (const h2o_iovec_t *p = h2o_http2_alpn_protocols; p->len != 0 && !http2; p++)
+        http2 = proto.len == p->len && memcmp(proto.base, p->base, p->len) == 0;
+    http_conn_body_start(c, http2);
+    h2o_accept_ctx_t *accept = c->accept;
+    if (http2)
+        h2o_http2_accept(accept, sock, c->connected_at);
+    else
+        h2o_http1_accept(accept, sock, c->connected_at);
+    http_conn_body_watch(c);
+}
+
+/* What h2o_accept does for TLS, with hydrant's own completion (srv_on_handshake) and its
+ * handshake deadline kept by the loop's tick (http_conns_tick). */
+static void srv_accept_tls(srv_listener_t *listener, http_conn_t *c, h2o_socket_t *sock)
+{
+    h2o_context_t *ctx = listener->accept.ctx;
+    c->accept = &listener->accept;
+    c->connected_at = *h2o_get_timestamp(ctx, NULL, NULL);
+    c->handshake_deadline_ms = uv_now(ctx->loop) + ctx->globalconf->handshake_timeout;
+    sock->data = c;
+    h2o_socket_ssl_handshake(sock, listener->accept.ssl_ctx, NULL, srv_on_handshake);
+    http_conn_body_watch(c);
+}
+
 static void srv_on_connection(uv_stream_t *server, int status)
 {
     srv_listener_t *listener = server->data;
@@ -88,7 +127,14 @@ static void srv_on_connection(uv_stream_t *server, int status)
     atomic_fetch_add_explicit(&loop->metrics.connections_total, 1, memory_order_relaxed);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, srv_on_socket_closed);
     http_conn_register(c, sock, address, trusted, !trusted);
+    /* (behind a PROXY line libh2o's own accept reads it first, and the first frames pass
+     * unseen) */
+    if (listener->accept.ssl_ctx != NULL && !listener->accept.expect_proxy_line) {
+        srv_accept_tls(listener, c, sock);
+        return;
+    }
     h2o_accept(&listener->accept, sock);
+    http_conn_body_watch(c);
 }
 
 /* ----------------------------------------------------------------- shutdown ---- */

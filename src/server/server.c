@@ -146,6 +146,26 @@ static int srv_share(int limit, int nloops)
     return limit <= 0 ? 0 : limit / nloops > 0 ? limit / nloops : 1;
 }
 
+/* Budgets of request bodies in flight (http/conn_body.c). A connection, and an address on
+ * one loop, must at least be able to send the largest body a route accepts; SO_REUSEPORT
+ * spreads an address's connections over the loops, so each loop has its share. */
+static void srv_body_limits_setup(srv_t *srv)
+{
+    const cfg_limits_t *limits = &srv->cfg->limits;
+    http_server_t *http = &srv->http;
+    uint64_t floor = srv->globalconf.max_request_entity_size;
+    uint64_t per_connection = (uint64_t)limits->max_body_bytes_per_connection;
+    uint64_t per_address = (uint64_t)limits->max_body_bytes_per_address / (uint64_t)srv->nloops;
+    http->max_entity = srv->globalconf.max_request_entity_size;
+    http->body_max_per_connection = per_connection > 0 && per_connection < floor ? floor : per_connection;
+    http->body_max_per_address = per_address > 0 && per_address < floor ? floor : per_address;
+    http->body_max_per_loop = (uint64_t)limits->max_body_bytes_in_flight / (uint64_t)srv->nloops;
+    http->body_timeout_ms = (uint64_t)limits->body_timeout_ms;
+    http->body_min_rate = (uint64_t)limits->body_min_rate;
+    http->send_timeout_ms = (uint64_t)limits->send_timeout_ms;
+    http->send_min_rate = (uint64_t)limits->send_min_rate;
+}
+
 /* The header's text once, so that answers only point at it. */
 static void srv_hsts_setup(http_server_t *http, int max_age)
 {
@@ -198,6 +218,7 @@ static int srv_build_shared(srv_t *srv, char *err, size_t errlen)
         return -1;
     }
     srv_configure_h2o(srv);
+    srv_body_limits_setup(srv);
     if (srv_configure_spill(cfg, err, errlen) != 0)
         return -1;
     for (int i = 0; i < cfg->nlisten; i++) {

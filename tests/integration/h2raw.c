@@ -93,7 +93,32 @@ static size_t hpack_literal(unsigned char *out, int name_index, const char *name
     return n + strlen(value);
 }
 
+static h2raw_t *h2raw_open(int port, const unsigned char *settings, size_t settings_len);
+
 h2raw_t *h2raw_connect(int port)
+{
+    return h2raw_open(port, NULL, 0);
+}
+
+h2raw_t *h2raw_connect_window(int port, uint32_t window)
+{
+    const unsigned char settings[6] = {0,
+                                       4,
+                                       (unsigned char)(window >> 24),
+                                       (unsigned char)(window >> 16),
+                                       (unsigned char)(window >> 8),
+                                       (unsigned char)window};
+    h2raw_t *h = h2raw_open(port, settings, sizeof(settings));
+    const unsigned char increment[4] = {0x40, 0, 0, 0};
+    if (h != NULL && window > 65535 &&
+        (h2raw_frame(h, H2_WINDOW_UPDATE, 0, 0, increment, sizeof(increment)) != 0 || h2raw_flush(h) != 0)) {
+        h2raw_close(h);
+        return NULL;
+    }
+    return h;
+}
+
+static h2raw_t *h2raw_open(int port, const unsigned char *settings, size_t settings_len)
 {
     h2raw_t *h = calloc(1, sizeof(*h));
     if (h == NULL)
@@ -112,22 +137,29 @@ h2raw_t *h2raw_connect(int port)
         return NULL;
     }
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    if (h2raw_put(h, preface, sizeof(preface) - 1) != 0 || h2raw_frame(h, H2_SETTINGS, 0, 0, NULL, 0) != 0 ||
-        h2raw_flush(h) != 0) {
+    if (h2raw_put(h, preface, sizeof(preface) - 1) != 0 ||
+        h2raw_frame(h, H2_SETTINGS, 0, 0, settings, settings_len) != 0 || h2raw_flush(h) != 0) {
         h2raw_close(h);
         return NULL;
     }
     return h;
 }
 
+/* The pseudo-headers of a request: :method (0x82 GET, 0x83 POST from the static table),
+ * :scheme https, :path, :authority. Returns the bytes written (path under 1 KiB). */
+static size_t hpack_request_line(unsigned char *block, unsigned char method, const char *path)
+{
+    size_t n = 0;
+    block[n++] = method;
+    block[n++] = 0x87;
+    n += hpack_literal(block + n, 4, NULL, path);
+    return n + hpack_literal(block + n, 1, NULL, "127.0.0.1");
+}
+
 int h2raw_request(h2raw_t *h, uint32_t stream, const char *path, const char *authorization, int reset)
 {
     unsigned char block[2048];
-    size_t n = 0;
-    block[n++] = 0x82; /* :method GET */
-    block[n++] = 0x87; /* :scheme https */
-    n += hpack_literal(block + n, 4, NULL, path);
-    n += hpack_literal(block + n, 1, NULL, "127.0.0.1");
+    size_t n = hpack_request_line(block, 0x82, path);
     if (authorization != NULL && strlen(authorization) < 1500)
         n += hpack_literal(block + n, 0, "authorization", authorization);
     if (h2raw_frame(h, H2_HEADERS, 0x1 | 0x4, stream, block, n) != 0) /* END_STREAM | END_HEADERS */
@@ -136,6 +168,27 @@ int h2raw_request(h2raw_t *h, uint32_t stream, const char *path, const char *aut
         return 0;
     static const unsigned char cancel[4] = {0, 0, 0, 8};
     return h2raw_frame(h, H2_RST_STREAM, 0, stream, cancel, sizeof(cancel));
+}
+
+int h2raw_post_head(h2raw_t *h, uint32_t stream, const char *path)
+{
+    unsigned char block[2048];
+    size_t n = hpack_request_line(block, 0x83, path);
+    n += hpack_literal(block + n, 31, NULL, "application/octet-stream"); /* content-type */
+    return h2raw_frame(h, H2_HEADERS, 0x4, stream, block, n);            /* END_HEADERS */
+}
+
+int h2raw_post_data(h2raw_t *h, uint32_t stream, size_t len, int end)
+{
+    static unsigned char chunk[16384];
+    memset(chunk, 'x', sizeof(chunk));
+    do {
+        size_t n = len < sizeof(chunk) ? len : sizeof(chunk);
+        len -= n;
+        if (h2raw_frame(h, H2_DATA, end && len == 0 ? 0x1 : 0, stream, chunk, n) != 0)
+            return -1;
+    } while (len > 0);
+    return 0;
 }
 
 int h2raw_flush(h2raw_t *h)

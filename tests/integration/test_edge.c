@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -43,6 +44,22 @@ static const char *const limited_env[] = {"HYDRANT_THREADS=1",
                                           "HYDRANT_ARGON2_ITERATIONS=1",
                                           NULL};
 
+/* A server with small body budgets: bodies up to 256 KiB + 64 KiB (uploads.max-size and the
+ * multipart slack), 600,000 bytes in flight per connection, 900,000 per address, and a body
+ * slower than 50 bytes a second over a second cut. */
+static harness_server_t bodies;
+static const char *const bodies_env[] = {"HYDRANT_THREADS=1",
+                                         "HYDRANT_UPLOAD_MAX_SIZE=262144",
+                                         "HYDRANT_MAX_BODY_BYTES_PER_CONNECTION=600000",
+                                         "HYDRANT_MAX_BODY_BYTES_PER_ADDRESS=900000",
+                                         "HYDRANT_BODY_TIMEOUT_MS=1000",
+                                         "HYDRANT_BODY_MIN_RATE=50",
+                                         "HYDRANT_SEND_TIMEOUT_MS=1000",
+                                         "HYDRANT_SEND_MIN_RATE=50",
+                                         "HYDRANT_ARGON2_MEMORY_KIB=1024",
+                                         "HYDRANT_ARGON2_ITERATIONS=1",
+                                         NULL};
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -58,6 +75,8 @@ static int group_teardown(void **state)
     (void)state;
     if (limited.pid > 0 && harness_server_alive(&limited))
         harness_server_stop(&limited);
+    if (bodies.pid > 0 && harness_server_alive(&bodies))
+        harness_server_stop(&bodies);
     PQfinish(db);
     return harness_server_stop(&server) == 0 ? 0 : -1;
 }
@@ -156,6 +175,54 @@ static void test_connections_per_address(void **state)
 
 /* One connection may hold at most 4 queries: of 40 requests sent at once on it, those beyond
  * its share are answered 503 at once; another connection is served meanwhile. */
+/* Lines of the limited server's stderr that contain text. */
+static int count_lines(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static int error_lines_written, error_lines_expected;
+
+/* Every 5xx writes an error line, up to 100 a second per loop; the others are only counted
+ * (hydrant_error_log_dropped_total). 320 requests on one connection whose share of queries
+ * is 4 give some 300 503s within a second or two: the lines written and the lines counted
+ * add up to them, and the lines stay within the cap. The lines are counted once the server
+ * stopped (its writer thread flushed them). */
+static void assert_error_lines_are_capped(const char *token)
+{
+    const char *busy = "http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"503\"}";
+    double refused = metric_of(&limited, busy),
+           dropped = metric_of(&limited, "hydrant_error_log_dropped_total");
+    int before = count_lines(limited.stderr_path, "/api/v1/me: 503");
+    h2raw_t *h = h2raw_connect(limited.tls_port);
+    assert_non_null(h);
+    long long start = harness_now_ms();
+    uint32_t stream = 1;
+    for (int batch = 1; batch <= 4; batch++) {
+        for (int i = 0; i < 80; i++, stream += 2)
+            h2raw_request(h, stream, "/api/v1/me", token, 0);
+        assert_int_equal(h2raw_flush(h), 0);
+        for (long long deadline = harness_now_ms() + 5000;
+             h2raw_responses(h) < batch * 80 && !h2raw_closed(h) && harness_now_ms() < deadline;)
+            h2raw_pump(h, 20);
+    }
+    long long seconds = (harness_now_ms() - start) / 1000 + 2; /* the seconds the burst touched */
+    assert_int_equal(h2raw_responses(h), 320);
+    h2raw_close(h);
+    int refusals = (int)(metric_of(&limited, busy) - refused);
+    int counted = (int)(metric_of(&limited, "hydrant_error_log_dropped_total") - dropped);
+    assert_true(counted > 0);
+    error_lines_expected = refusals - counted + before;
+    assert_true(refusals - counted <= 100 * seconds);
+}
+
 static void test_queries_per_connection(void **state)
 {
     (void)state;
@@ -186,7 +253,10 @@ static void test_queries_per_connection(void **state)
     harness_request(&res, HARNESS_HTTP2, "GET", url, headers, NULL, 0);
     assert_int_equal(res.status, 200);
     harness_response_free(&res);
+    assert_error_lines_are_capped(token);
     assert_int_equal(harness_server_stop(&limited), 0);
+    error_lines_written = count_lines(limited.stderr_path, "/api/v1/me: 503");
+    assert_int_equal(error_lines_written, error_lines_expected);
 }
 
 static void test_rapid_reset_is_throttled_then_cut(void **state)
@@ -259,13 +329,154 @@ static void test_a_few_cancels_are_served_as_ever(void **state)
     assert_true(metric("hydrant_http_connections_throttled_total") == throttled);
 }
 
+/* Pumps h until the server closes it or wait_ms pass; whether it closed. */
+static int closed_within(h2raw_t *h, int wait_ms)
+{
+    for (long long deadline = harness_now_ms() + wait_ms; !h2raw_closed(h) && harness_now_ms() < deadline;)
+        h2raw_pump(h, 100);
+    return h2raw_closed(h);
+}
+
+static void bodies_server(void)
+{
+    if (bodies.pid <= 0)
+        assert_int_equal(harness_server_start(&bodies, bodies_env), 0);
+}
+
+/* libh2o 2.2 keeps an HTTP/2 stream whose body stops coming, or trickles in, for as long as
+ * the connection lives; hydrant cuts the connection once the body came slower than
+ * limits.body-min-rate over limits.body-timeout-ms. A body that comes slowly but steadily
+ * enough is served. */
+static void test_stalled_body_is_cut(void **state)
+{
+    (void)state;
+    bodies_server();
+    double stalled = metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}");
+    h2raw_t *slow = h2raw_connect(bodies.tls_port);
+    h2raw_t *stuck = h2raw_connect(bodies.tls_port);
+    h2raw_t *trickle = h2raw_connect(bodies.tls_port);
+    assert_non_null(slow);
+    assert_non_null(stuck);
+    assert_non_null(trickle);
+    assert_int_equal(h2raw_post_head(trickle, 1, "/api/v1/auth/login") || h2raw_flush(trickle), 0);
+    assert_int_equal(h2raw_post_head(stuck, 1, "/api/v1/auth/login") || h2raw_post_data(stuck, 1, 1000, 0) ||
+                         h2raw_flush(stuck),
+                     0);
+    assert_int_equal(h2raw_post_head(slow, 1, "/api/v1/auth/login"), 0);
+    for (int i = 0; i < 10; i++) { /* 100 bytes every 300 ms: three seconds in all */
+        assert_int_equal(h2raw_post_data(slow, 1, 100, i == 9) || h2raw_flush(slow), 0);
+        h2raw_post_data(trickle, 1, 1, 0); /* and one byte */
+        h2raw_flush(trickle);
+        h2raw_pump(slow, 300);
+    }
+    assert_true(closed_within(stuck, 15000));
+    assert_true(closed_within(trickle, 15000));
+    for (long long deadline = harness_now_ms() + 5000;
+         h2raw_responses(slow) == 0 && !h2raw_closed(slow) && harness_now_ms() < deadline;)
+        h2raw_pump(slow, 100);
+    assert_false(h2raw_closed(slow));
+    assert_int_equal(h2raw_responses(slow), 1);
+    h2raw_close(slow);
+    h2raw_close(stuck);
+    h2raw_close(trickle);
+    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}") == stalled + 2);
+}
+
+/* Bodies parked unfinished count against their connection's and their address's budgets;
+ * passing one cuts the connection, and what was counted is given back. */
+static void test_bodies_in_flight_are_bounded(void **state)
+{
+    (void)state;
+    bodies_server();
+    double cut = metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}");
+    /* one connection: 2 x 300,000 bytes is its whole budget, a third body passes it */
+    h2raw_t *greedy = h2raw_connect(bodies.tls_port);
+    assert_non_null(greedy);
+    for (uint32_t stream = 1; stream <= 3; stream += 2)
+        assert_int_equal(h2raw_post_head(greedy, stream, "/api/v1/auth/login") ||
+                             h2raw_post_data(greedy, stream, 300000, 0) || h2raw_flush(greedy),
+                         0);
+    assert_false(closed_within(greedy, 500));
+    assert_int_equal(
+        h2raw_post_head(greedy, 5, "/api/v1/auth/login") || h2raw_post_data(greedy, 5, 100000, 0), 0);
+    h2raw_flush(greedy);
+    assert_true(closed_within(greedy, 10000));
+    h2raw_close(greedy);
+    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 1);
+
+    /* two connections of one address, each within its own budget, pass the address's */
+    h2raw_t *a = h2raw_connect(bodies.tls_port), *b = h2raw_connect(bodies.tls_port);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(h2raw_post_head(a, 1, "/api/v1/auth/login") || h2raw_post_data(a, 1, 300000, 0) ||
+                         h2raw_post_head(a, 3, "/api/v1/auth/login") || h2raw_post_data(a, 3, 200000, 0) ||
+                         h2raw_flush(a),
+                     0);
+    assert_false(closed_within(a, 500));
+    assert_int_equal(h2raw_post_head(b, 1, "/api/v1/auth/login") || h2raw_post_data(b, 1, 300000, 0) ||
+                         h2raw_post_head(b, 3, "/api/v1/auth/login") || h2raw_post_data(b, 3, 200000, 0),
+                     0);
+    h2raw_flush(b);
+    assert_true(closed_within(b, 10000));
+    assert_false(h2raw_closed(a));
+    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 2);
+
+    /* the survivor finishes one body: it is answered, and nothing stays counted at the end */
+    assert_int_equal(h2raw_post_data(a, 3, 1000, 1) || h2raw_flush(a), 0);
+    for (long long deadline = harness_now_ms() + 5000;
+         h2raw_responses(a) == 0 && !h2raw_closed(a) && harness_now_ms() < deadline;)
+        h2raw_pump(a, 100);
+    assert_int_equal(h2raw_responses(a), 1);
+    h2raw_close(a);
+    h2raw_close(b);
+    double left = -1;
+    for (long long deadline = harness_now_ms() + 5000; left != 0 && harness_now_ms() < deadline;
+         usleep(50000))
+        left = metric_of(&bodies, "hydrant_http_request_body_bytes");
+    assert_true(left == 0);
+}
+
+/* A client that lets its answers wait forever (a zero flow-control window) kept its streams
+ * and its connection in libh2o 2.2; hydrant cuts it once its answers were not read at
+ * limits.send-min-rate over limits.send-timeout-ms. One that reads is served as ever. */
+static void test_unread_answers_are_cut(void **state)
+{
+    (void)state;
+    bodies_server();
+    double unread = metric_of(&bodies, "hydrant_http_answers_unread_total");
+    h2raw_t *zero = h2raw_connect_window(bodies.tls_port, 0);
+    h2raw_t *reader = h2raw_connect_window(bodies.tls_port, 1u << 30);
+    assert_non_null(zero);
+    assert_non_null(reader);
+    for (uint32_t stream = 1; stream <= 9; stream += 2)
+        h2raw_request(zero, stream, "/openapi.json", NULL, 0);
+    assert_int_equal(h2raw_flush(zero), 0);
+    assert_true(closed_within(zero, 15000));
+    assert_true(metric_of(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
+    for (uint32_t stream = 1; stream <= 9; stream += 2)
+        h2raw_request(reader, stream, "/openapi.json", NULL, 0);
+    assert_int_equal(h2raw_flush(reader), 0);
+    for (long long deadline = harness_now_ms() + 5000;
+         h2raw_responses(reader) < 5 && !h2raw_closed(reader) && harness_now_ms() < deadline;)
+        h2raw_pump(reader, 100);
+    assert_false(closed_within(reader, 2500));
+    assert_int_equal(h2raw_responses(reader), 5);
+    h2raw_close(zero);
+    h2raw_close(reader);
+    assert_true(metric_of(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* writes to connections the server cut */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_few_cancels_are_served_as_ever),
         cmocka_unit_test(test_rapid_reset_is_throttled_then_cut),
         cmocka_unit_test(test_connections_per_address),
         cmocka_unit_test(test_queries_per_connection),
+        cmocka_unit_test(test_stalled_body_is_cut),
+        cmocka_unit_test(test_bodies_in_flight_are_bounded),
+        cmocka_unit_test(test_unread_answers_are_cut),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
