@@ -72,6 +72,7 @@ HYD_HTTPS_PORT=$https
 HYD_PASSTHROUGH_PORT=$passthrough
 HYD_STATS_PORT=$stats
 HYD_CERT=$dir/tls/combined.pem
+HYD_ADMIN_SOCKET=$dir/haproxy/admin.sock
 HYD_API1_HOST=127.0.0.1
 HYD_API1_HTTP=$a1h
 HYD_API1_TLS=$a1t
