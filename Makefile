@@ -12,7 +12,7 @@ MAKEFLAGS += --no-print-directory
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
-	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds"
+	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds; cluster tests (Release)"
 	@echo "make test-cluster the cluster tests: HAProxy, 3 instances, 2 workers, restarts and kills"
 	@echo "make cluster      HAProxy + 3 API instances + 2 workers on loopback (.run/cluster); make cluster-stop"
 	@echo "make build        Release build in build/"
