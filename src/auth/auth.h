@@ -106,4 +106,69 @@ typedef enum {
 auth_jwt_status_t auth_jwt_verify(const auth_jwt_config_t *config, const char *token, size_t len, time_t now,
                                   auth_claims_t *claims);
 
+/* ---------------------------------------------------------- principal cache ---- */
+
+/* What authenticating a user's access token and GET /api/v1/me need from the user's row. */
+typedef struct {
+    char user_id[40];
+    char role[16];
+    double tokens_valid_after; /* Unix seconds; NaN when never set */
+    const char *user_json;     /* the contract's User (the cache keeps its own copy) */
+} auth_principal_t;
+
+/* A bounded LRU of principals by user id, one per event loop (not thread-safe). Each entry
+ * also holds the jtis (at most AUTH_PCACHE_JTIS) that the database found not revoked: a jti
+ * is only answered from an entry that saw it verified, and every revocation of one of the
+ * user's jtis forgets the whole entry. */
+#define AUTH_PCACHE_JTIS 4
+
+typedef struct auth_pcache auth_pcache_t;
+
+/* max_entries >= 1. NULL when out of memory. */
+auth_pcache_t *auth_pcache_new(size_t max_entries);
+void auth_pcache_free(auth_pcache_t *cache);
+/* The principal of user_id if its entry has not expired at now_ms and saw jti verified; the
+ * pointer is valid until the next call on the cache. A hit makes the entry most recent. */
+const auth_principal_t *auth_pcache_get(auth_pcache_t *cache, const char *user_id, const char *jti,
+                                        uint64_t now_ms);
+/* Stores (or updates) the user's principal and adds jti to its verified set. An existing
+ * entry keeps its expiry when that is earlier (its older jtis were verified earlier). The
+ * least recently used entry goes when the cache is full. Returns 0, or -1 (nothing stored). */
+int auth_pcache_put(auth_pcache_t *cache, const auth_principal_t *principal, const char *jti,
+                    uint64_t expires_ms);
+/* Forgets the user's entry. Returns 1 when there was one. */
+int auth_pcache_forget(auth_pcache_t *cache, const char *user_id);
+/* Forgets everything; returns how many entries went. */
+size_t auth_pcache_clear(auth_pcache_t *cache);
+size_t auth_pcache_count(const auth_pcache_t *cache);
+/* Entries pushed out by the size bound since the cache was made. */
+uint64_t auth_pcache_evictions(const auth_pcache_t *cache);
+
+/* The process's invalidations, shared by its loops: a ring of user ids (AUTH_PCACHE_ALL for
+ * everyone) with a sequence number; each loop applies what was pushed since its own cursor
+ * before it answers from its cache. Pushing and applying take a mutex; asking whether
+ * anything is new is one atomic load. */
+#define AUTH_PCACHE_ALL "*"
+
+typedef struct auth_pcache_log auth_pcache_log_t;
+
+auth_pcache_log_t *auth_pcache_log_new(size_t slots);
+void auth_pcache_log_free(auth_pcache_log_t *log);
+/* heard: 1 for what the database's notification said, 0 for what this process did itself;
+ * at_ms: when (monotonic milliseconds). */
+void auth_pcache_log_push(auth_pcache_log_t *log, const char *user_id, int heard, uint64_t at_ms);
+/* The sequence number of the next push. */
+uint64_t auth_pcache_log_head(const auth_pcache_log_t *log);
+/* Forgets in cache every user pushed since *cursor (everyone when the ring has been
+ * overwritten since, or AUTH_PCACHE_ALL was pushed) and moves *cursor to the head. Returns
+ * the entries forgotten. */
+size_t auth_pcache_log_apply(auth_pcache_log_t *log, uint64_t *cursor, auth_pcache_t *cache);
+/* 1 when user_id (or everyone) was pushed at or after `since`, or when that part of the ring
+ * is overwritten already: a principal read from the database before `since` may be stale. */
+int auth_pcache_log_touched(auth_pcache_log_t *log, uint64_t since, const char *user_id);
+/* Waits (at most timeout_ms) until a heard push for user_id (or everyone) at or after
+ * since_ms is in the log. Returns 1 when there is one, 0 on timeout. Blocks: never on a loop. */
+int auth_pcache_log_wait_heard(auth_pcache_log_t *log, const char *user_id, uint64_t since_ms,
+                               int timeout_ms);
+
 #endif

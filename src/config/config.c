@@ -63,6 +63,8 @@ void cfg_init_defaults(cfg_t *cfg)
         .limit_login_per_address = 100,
         .limit_email_requests_per_address = 30,
         .limit_emails_per_address = 1,
+        .principal_cache_entries = 10000,
+        .principal_cache_ttl_ms = 30000,
     };
     cfg->smtp = (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"),
                              cfg_dup("hydrant <no-reply@localhost>"),
@@ -106,7 +108,7 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .max_body_bytes_in_flight = 1024 * 1024 * 1024,
                                  .body_timeout_ms = 10000,
                                  .body_min_rate = 500,
-                                 .send_timeout_ms = 30000,
+                                 .send_timeout_ms = 10000,
                                  .send_min_rate = 500};
     cfg->tls.hsts_max_age = -1; /* by mode: cfg_default_by_mode */
 }

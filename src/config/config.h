@@ -54,6 +54,8 @@ typedef struct {
     int limit_login_per_address;          /* default 100 per 15 min */
     int limit_email_requests_per_address; /* default 30 per 15 min */
     int limit_emails_per_address;         /* default 1 per minute */
+    int principal_cache_entries;          /* per loop; 0 turns the cache off (default 10000) */
+    int principal_cache_ttl_ms;           /* an entry's longest life (default 30000) */
 } cfg_auth_t;
 
 typedef struct {
@@ -121,7 +123,7 @@ typedef struct {
     int64_t max_body_bytes_in_flight;      /* per process, default 1 GiB */
     int body_timeout_ms;                   /* window of body_min_rate, default 10000, 0: off */
     int64_t body_min_rate;                 /* HTTP/2 body bytes per second, default 500 */
-    int send_timeout_ms;                   /* window of send_min_rate, default 30000, 0: off */
+    int send_timeout_ms;                   /* window of send_min_rate, default 10000, 0: off */
     int64_t send_min_rate;                 /* answer bytes a client reads per second, default 500 */
 } cfg_limits_t;
 

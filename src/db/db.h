@@ -226,4 +226,28 @@ int db_redis_command(db_redis_t *redis, db_redis_cb cb, void *data, int argc, co
 int db_redis_is_ready(const db_redis_t *redis);
 void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
 
+/* ---- LISTEN on a thread of its own (one per process and channel) ---- */
+
+typedef struct db_listener db_listener_t;
+
+typedef struct {
+    const char *conninfo;
+    const char *application_name; /* how pg_stat_activity shows the connection */
+    const char *channel;
+    int connect_timeout_ms;
+    /* Both run on the listener's thread. on_state(data, 1) once LISTEN is in place (after
+     * every reconnect: notifications sent meanwhile are lost), on_state(data, 0) as soon as
+     * the connection is found broken, before anything else is tried. */
+    void (*on_notify)(void *data, const char *payload);
+    void (*on_state)(void *data, int live);
+    void *data;
+} db_listener_options_t;
+
+/* Starts the thread; it connects (nonblocking libpq driven by poll), LISTENs, reconnects with
+ * backoff, and sends a keepalive query after 5 s of silence so that a connection that died
+ * without a word is noticed. NULL with a message when the thread cannot start. */
+db_listener_t *db_listener_start(const db_listener_options_t *options, char *err, size_t errlen);
+/* Stops and joins the thread (on_state(data, 0) comes first if it was live), then frees. */
+void db_listener_stop(db_listener_t *listener);
+
 #endif

@@ -129,6 +129,20 @@ static char *admin_event_detail(const char *actor, const json_t *role)
 /* The update and one audit record per change, as `hydrant user set-role|disable` writes
  * them (role_change {role, by}, disabled or enabled {by}) with the acting admin's id and
  * the client's address, in one batch: they commit together or not at all. */
+/* A role or disabled flag counts at the target's next request on this server too. */
+static void admin_user_updated(http_request_t *r, const db_reply_t *reply)
+{
+    const admin_patch_t *p = r->state;
+    handlers_principal_forget(r, p->id);
+    if (http_pg_failed(r, reply))
+        return;
+    if (PQntuples(reply->results[0]) != 1)
+        http_respond_error(r, 404, "not_found", "no such user", NULL);
+    else
+        handlers_principal_changed(r, p->id, 200,
+                                   PQgetvalue(reply->results[0], 0, DB_COL_ADMIN_USER_UPDATE_USER));
+}
+
 static void admin_patch_write(http_request_t *r, const json_t *role, const json_t *disabled)
 {
     const admin_patch_t *p = r->state;
@@ -150,7 +164,7 @@ static void admin_patch_write(http_request_t *r, const json_t *role, const json_
     if (role_detail == NULL || by_detail == NULL)
         http_respond_error(r, 500, "internal", "out of memory", NULL);
     else
-        http_pg(r, batch, n, admin_user_shown);
+        http_pg(r, batch, n, admin_user_updated);
     free(role_detail);
     free(by_detail);
 }

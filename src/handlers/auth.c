@@ -187,7 +187,15 @@ static void auth_confirmed(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, DB_COL_USER_CONFIRM_USER));
+    /* email_confirmed is in the User that /me shows from the principal cache. */
+    const char *user_json = PQgetvalue(reply->results[0], 0, DB_COL_USER_CONFIRM_USER);
+    json_t *user = json_loads(user_json, 0, NULL);
+    const char *id = json_string_value(json_object_get(user, "id"));
+    if (id != NULL)
+        handlers_principal_changed(r, id, 200, user_json);
+    else
+        handlers_respond_user(r, 200, user_json);
+    json_decref(user);
 }
 
 static void auth_confirm_token(http_request_t *r, const char *token, size_t len)
@@ -573,9 +581,15 @@ static void auth_refresh(http_request_t *r)
 
 static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
 {
+    const handlers_user_t *user = handlers_auth_user(r);
+    if (user != NULL)
+        handlers_principal_forget(r, user->id); /* also when in doubt: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
-    http_respond_empty(r, 204);
+    if (user != NULL)
+        handlers_principal_changed(r, user->id, 204, NULL);
+    else
+        http_respond_empty(r, 204);
 }
 
 /* This access token is revoked and this session's refresh family ended; with all, every
@@ -595,13 +609,17 @@ static void auth_logout_ok(http_request_t *r, handlers_user_t *user)
     const char *family[] = {user->claims.sid, user->id};
     const char *everything[] = {user->id};
     const char *event[] = {user->id, json_is_true(all) ? "logout_all" : "logout", r->client, NULL};
-    db_query_t batch[3] = {
+    /* A revoked jti is no change to the user's row, so no trigger tells the other servers'
+     * principal caches (migration 0007): the batch does, on commit. */
+    const char *notify[] = {"hydrant_principal", user->id};
+    db_query_t batch[4] = {
         {.stmt = DB_STMT_TOKEN_REVOKE, .nparams = 2, .values = revoke},
         {.stmt = DB_STMT_AUTH_EVENT, .nparams = 4, .values = event},
         json_is_true(all) ? (db_query_t){.stmt = DB_STMT_USER_REVOKE_ALL, .nparams = 1, .values = everything}
                           : (db_query_t){.stmt = DB_STMT_FAMILY_REVOKE, .nparams = 2, .values = family},
+        {.stmt = DB_STMT_NOTIFY, .nparams = 2, .values = notify},
     };
-    http_pg(r, batch, 3, auth_logged_out);
+    http_pg(r, batch, 4, auth_logged_out);
 }
 
 static void auth_logout(http_request_t *r)

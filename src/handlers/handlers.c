@@ -71,7 +71,9 @@ int handlers_app_init(handlers_app_t *app, const cfg_t *cfg, char *err, size_t e
         snprintf(err, errlen, "openapi-file %s: %s", cfg->openapi_file, why);
         return -1;
     }
-    return handlers_app_init_auth(app, cfg, err, errlen);
+    if (handlers_app_init_auth(app, cfg, err, errlen) != 0)
+        return -1;
+    return handlers_principals_start(app, err, errlen);
 }
 
 /* Access-token settings; without a configured secret (development only: production refuses
@@ -108,6 +110,7 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
 
 void handlers_app_free(handlers_app_t *app)
 {
+    handlers_principals_stop(app);
     free(app->openapi_json);
     app->openapi_json = NULL;
 }

@@ -16,6 +16,8 @@
 #include "jobs/jobs.h"
 #include "util/util.h"
 
+typedef struct handlers_principals handlers_principals_t; /* principal.c */
+
 typedef struct {
     const cfg_t *cfg;
     char hostname[256];
@@ -29,6 +31,7 @@ typedef struct {
     /* A hash, with argon2's parameters, of a password nobody has: a login for an unknown
      * email verifies against it. Made once here, before any thread reads it. */
     char dummy_hash[AUTH_HASH_MAX];
+    handlers_principals_t *principals; /* the principal cache's listener and log, or NULL when off */
     /* Set once by the main thread on SIGTERM/SIGINT: /health/ready answers "draining" from
      * then on, while the loops still serve for limits.drain-delay-ms. */
     atomic_int draining;
@@ -171,6 +174,10 @@ typedef struct {
     auth_claims_t claims; /* of the access token that authenticated the request */
 } handlers_user_t;
 
+/* The user that authenticated the request, while the request's state is still the
+ * authentication's (no handlers_state_replace since), else NULL. */
+const handlers_user_t *handlers_auth_user(const http_request_t *r);
+
 /* Checks `Authorization: Bearer <access token>`: signature, expiry, type, then the user's
  * row (exists, not disabled, token not issued before tokens_valid_after). On success calls
  * ok(r, user); otherwise answers 401 (or 503) itself. */
@@ -204,6 +211,37 @@ int handlers_role_rank(const char *role);
  * next ';'), its length returned (0 when absent) and *value set. */
 const char *handlers_bearer_token(const char *header, size_t len, size_t *token_len);
 size_t handlers_cookie_value(const char *cookie, size_t len, const char *name, const char **value);
+
+/* The principal cache (principal.c; docs/ARCHITECTURE.md, "The principal cache"): per loop,
+ * what a Bearer token's check reads from the database, kept while the process's listener
+ * on channel hydrant_principal is live. */
+typedef struct {
+    uint64_t gen, head, asked_ms; /* the listener's generation and the log's head when asked */
+    int usable;                   /* 0: the answer may not be kept (cache off or bypassed) */
+} handlers_principal_ticket_t;
+/* Starts the listener when auth.principal-cache-entries > 0. 0 or -1 with a message. */
+int handlers_principals_start(handlers_app_t *app, char *err, size_t errlen);
+void handlers_principals_stop(handlers_app_t *app);
+/* 1 on a hit: user is filled (user_json malloc'd). 0 on a miss or a bypass: the caller asks
+ * the database, then hands its answer to handlers_principal_fill with the ticket. */
+int handlers_principal_lookup(http_request_t *r, const auth_claims_t *claims, handlers_user_t *user,
+                              handlers_principal_ticket_t *ticket);
+/* Keeps an accepted principal read from the database, unless something about the user may
+ * have changed since the ticket was made. */
+void handlers_principal_fill(http_request_t *r, const handlers_principal_ticket_t *ticket,
+                             const auth_claims_t *claims, const char *role, double tokens_valid_after,
+                             const char *user_json);
+/* Every loop of this process forgets the user before its next lookup (other processes hear of
+ * it by notification). Harmless when nothing changed: for answers that leave it in doubt. */
+void handlers_principal_forget(http_request_t *r, const char *user_id);
+/* Once a change to what the cache holds committed: forgets the user here at once, then
+ * answers status ({"user": user_json}, or no body when NULL) when this process's listener
+ * has heard the change's notification, so that the other servers, signalled by PostgreSQL
+ * at the same moment, have almost surely heard it too before the client can ask them; at
+ * most 50 ms later (on the CPU pool: a blocked wait, never on the loop). */
+void handlers_principal_changed(http_request_t *r, const char *user_id, int status, const char *user_json);
+/* The cache's metrics in Prometheus text (malloc'd). */
+char *handlers_principal_metrics_text(const handlers_app_t *app);
 
 /* Converts a YAML document (the OpenAPI description) to compact JSON. Returns a malloc'd
  * string or NULL with a message. Scalars stay strings except plain true/false/null and

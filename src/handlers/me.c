@@ -15,7 +15,8 @@ typedef struct {
     auth_claims_t claims;
     handlers_auth_ok_fn ok;
     handlers_user_t user;
-    int min_rank; /* the least role the route needs (0: any signed-in user) */
+    int min_rank;                       /* the least role the route needs (0: any signed-in user) */
+    handlers_principal_ticket_t ticket; /* a miss of the principal cache, to fill it */
 } me_auth_t;
 
 int handlers_role_rank(const char *role)
@@ -55,6 +56,11 @@ static void me_auth_free(void *p)
     free(a);
 }
 
+const handlers_user_t *handlers_auth_user(const http_request_t *r)
+{
+    return r->state_free == me_auth_free ? &((const me_auth_t *)r->state)->user : NULL;
+}
+
 static void me_auth_refuse(http_request_t *r, const char *code, const char *message)
 {
     http_respond_error(r, 401, code, message, NULL);
@@ -90,6 +96,7 @@ static void me_auth_user_found(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
+    handlers_principal_fill(r, &a->ticket, &a->claims, a->user.role, valid_after, a->user.user_json);
     me_auth_accept(r, a);
 }
 
@@ -153,12 +160,11 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
         handlers_authenticate(r, ok);
 }
 
+static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_rank);
+
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok)
 {
-    handlers_authenticate(r, ok);
-    me_auth_t *a = r->state;
-    if (a != NULL && r->state_free == me_auth_free)
-        a->min_rank = handlers_role_rank(min_role);
+    me_authenticate(r, ok, handlers_role_rank(min_role));
 }
 
 const char *handlers_bearer_token(const char *header, size_t len, size_t *token_len)
@@ -171,6 +177,12 @@ const char *handlers_bearer_token(const char *header, size_t len, size_t *token_
 
 void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
 {
+    me_authenticate(r, ok, 0);
+}
+
+/* The route's least role is set before anything can accept: a cache hit accepts at once. */
+static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_rank)
+{
     size_t len = 0, token_len = 0;
     const char *header = http_header(r, "authorization", &len);
     const char *token = handlers_bearer_token(header, len, &token_len);
@@ -181,11 +193,18 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok)
     me_auth_t *a = me_auth_new(r, ok);
     if (a == NULL)
         return;
+    a->min_rank = min_rank;
     const handlers_app_t *app = r->app;
     auth_jwt_status_t st = auth_jwt_verify(&app->jwt, token, token_len, time(NULL), &a->claims);
     if (st != AUTH_JWT_OK) {
         me_auth_refuse(r, st == AUTH_JWT_EXPIRED ? "token_expired" : "unauthorized",
                        st == AUTH_JWT_EXPIRED ? "the token has expired" : "the token is not valid");
+        return;
+    }
+    /* Warm: this loop's principal cache answers (kept exact by notifications, see
+     * principal.c); cold, or while the cache is bypassed: the database. */
+    if (handlers_principal_lookup(r, &a->claims, &a->user, &a->ticket)) {
+        me_auth_accept(r, a);
         return;
     }
     const char *values[] = {a->claims.sub, a->claims.jti};

@@ -218,6 +218,10 @@ static void ops_metrics_answer(http_request_t *r, const db_reply_t *reply)
     if (jobs != NULL)
         util_buf_str(&out, jobs);
     free(jobs);
+    char *principals = handlers_principal_metrics_text(app);
+    if (principals != NULL)
+        util_buf_str(&out, principals);
+    free(principals);
     if (out.failed || out.data == NULL) {
         util_buf_free(&out);
         http_respond_error(r, 500, "internal", "out of memory", NULL);

@@ -151,7 +151,7 @@ static void password_reset_done(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    http_respond_empty(r, 204);
+    handlers_principal_changed(r, PQgetvalue(reply->results[0], 0, DB_COL_PASSWORD_RESET_ID), 204, NULL);
 }
 
 static void password_hash_new(void *arg)
@@ -201,13 +201,15 @@ static void password_reset(http_request_t *r)
 
 static void password_changed(http_request_t *r, const db_reply_t *reply)
 {
+    const password_state_t *s = r->state;
+    handlers_principal_forget(r, s->user_id); /* whatever the outcome: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
     if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 409, "conflict", "the password changed meanwhile; try again", NULL);
         return;
     }
-    http_respond_empty(r, 204);
+    handlers_principal_changed(r, s->user_id, 204, NULL);
 }
 
 static void password_change_verify(void *arg)

@@ -17,6 +17,9 @@
 
 static void profile_patched(http_request_t *r, const db_reply_t *reply)
 {
+    const handlers_user_t *user = handlers_auth_user(r);
+    if (user != NULL)
+        handlers_principal_forget(r, user->id); /* also when in doubt: forgetting is always safe */
     if (reply->status == DB_ERR_QUERY && strcmp(reply->sqlstate, "23505") == 0) {
         http_respond_error(r, 409, "username_taken", "that username is taken", NULL);
         return;
@@ -29,7 +32,11 @@ static void profile_patched(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 401, "unauthorized", "the account no longer exists", NULL);
         return;
     }
-    handlers_respond_user(r, 200, PQgetvalue(reply->results[0], 0, DB_COL_USER_PATCH_USER));
+    const char *json = PQgetvalue(reply->results[0], 0, DB_COL_USER_PATCH_USER);
+    if (user != NULL)
+        handlers_principal_changed(r, user->id, 200, json); /* /me shows it at the next request */
+    else
+        handlers_respond_user(r, 200, json);
 }
 
 /* Checks a text field's length in code points; adds a reason to details when wrong. */
@@ -116,9 +123,11 @@ static void profile_delete_free(void *p)
 
 static void profile_deleted(http_request_t *r, const db_reply_t *reply)
 {
+    const profile_delete_t *d = r->state;
+    handlers_principal_forget(r, d->user_id);
     if (http_pg_failed(r, reply))
         return;
-    http_respond_empty(r, 204);
+    handlers_principal_changed(r, d->user_id, 204, NULL);
 }
 
 static void profile_delete_verify(void *arg)

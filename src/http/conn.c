@@ -292,15 +292,16 @@ static void http_conn_send_check(http_conn_t *c, uint64_t now_ms)
 }
 
 /* A TLS handshake past its deadline is closed quietly, as libh2o's own accept would; a
- * stalled request body cuts its connection. */
+ * stalled request body or an unread answer cuts its connection. */
 static void http_conn_check_deadlines(http_conn_t *c, void *arg)
 {
     uint64_t now_ms = *(uint64_t *)arg;
-    uv_os_fd_t fd;
-    if (c->handshake_deadline_ms != 0 && now_ms >= c->handshake_deadline_ms) {
+    if (c->handshake_deadline_ms != 0 && now_ms >= c->handshake_deadline_ms && c->sock != NULL) {
+        /* The socket is still hydrant's (no protocol has it yet), and libh2o may not be
+         * watching it (a handshake write its peer never reads): closed as libh2o's own
+         * accept timeout does; its close callback frees c later. */
         c->handshake_deadline_ms = 0;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-            shutdown(fd, SHUT_RDWR);
+        h2o_socket_close(c->sock);
         return;
     }
     http_conn_body_check(c, now_ms);

@@ -7,3 +7,8 @@ add_dependencies(test_auth hydrant-test)
 # (test_auth_first.c); reads the document with libyaml.
 hydrant_add_integration_test(test_auth_first hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_auth_first.c)
 add_dependencies(test_auth_first hydrant-test)
+
+# The principal cache: warm hits, every revocation path on the same and on a second server,
+# a cut LISTEN connection (test_principal_cache.c).
+hydrant_add_integration_test(test_principal_cache hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_principal_cache.c)
+add_dependencies(test_principal_cache hydrant-test)

@@ -1,0 +1,442 @@
+/*
+ * The principal cache (docs/ARCHITECTURE.md, "The principal cache") against two real servers
+ * sharing one database: a warm token is answered from the cache (its hit counter moves, so a
+ * cache that did nothing fails here), and every way of revoking or changing what the cache
+ * holds counts at the very next request, on the server that made the change and on the
+ * other one; a listener connection cut by pg_terminate_backend never lets a revoked token
+ * through, and the cache comes back once the listener has reconnected.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PASSWORD     "principal-password-1"
+#define NEW_PASSWORD "principal-password-2"
+
+static harness_server_t a_srv, b_srv;
+static PGconn *db;
+/* Checks on the other server: how many, how many needed more than one request, the longest
+ * wait (printed at the end). */
+static int cross_checks, cross_late;
+static long long cross_max_ms;
+
+static const char *const server_env[] = {
+    "HYDRANT_ARGON2_MEMORY_KIB=1024",           "HYDRANT_ARGON2_ITERATIONS=1",
+    "HYDRANT_REQUIRE_EMAIL_CONFIRMATION=false", "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
+    "HYDRANT_LIMIT_LOGIN_PER_EMAIL=1000000",    NULL};
+
+/* ------------------------------------------------------------------ helpers ---- */
+
+static long request(const harness_server_t *s, const char *method, const char *path, const char *auth,
+                    const char *body, char *out, size_t outlen)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", s->https_base, path);
+    const char *headers[] = {"Content-Type: application/json", auth, NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, method, url, headers, body, body != NULL ? strlen(body) : 0);
+    if (out != NULL)
+        snprintf(out, outlen, "%s", res.body != NULL ? res.body : "");
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
+static long me(const harness_server_t *s, const char *auth, char *out, size_t outlen)
+{
+    return request(s, "GET", "/api/v1/me", auth, NULL, out, outlen);
+}
+
+/* A value of the server's /metrics (a metric without labels), or -1. */
+static double metric(const harness_server_t *s, const char *name)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", s->http_base);
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+    double v = -1;
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    const char *at = res.body != NULL ? strstr(res.body, needle) : NULL;
+    if (at != NULL)
+        v = atof(at + strlen(needle));
+    harness_response_free(&res);
+    return v;
+}
+
+static int wait_listening(const harness_server_t *s)
+{
+    long long deadline = harness_now_ms() + 10000;
+    while (harness_now_ms() < deadline) {
+        if (metric(s, "hydrant_principal_cache_listening") == 1)
+            return 0;
+        usleep(20000);
+    }
+    return -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (harness_server_start_with_db(&a_srv, server_env, &db) != 0 ||
+        harness_server_start(&b_srv, server_env) != 0)
+        return -1;
+    return wait_listening(&a_srv) == 0 && wait_listening(&b_srv) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    fprintf(
+        stderr,
+        "principal cache: %d checks on the other server, %d needed more than one request, longest %lld ms\n",
+        cross_checks, cross_late, cross_max_ms);
+    PQfinish(db);
+    int a = harness_server_stop(&a_srv), b = harness_server_stop(&b_srv);
+    return a == 0 && b == 0 ? 0 : -1;
+}
+
+static void account(harness_account_t *acc, const char *tag, const char *role)
+{
+    assert_int_equal(harness_account_create(acc, &a_srv, db, server_env, tag, role, PASSWORD), 0);
+}
+
+/* Another session of the account: a fresh "Authorization: Bearer ..." in auth. */
+static void login(const harness_account_t *acc, const char *password, char *auth, size_t len)
+{
+    char body[512], out[4096];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", acc->email, password);
+    assert_int_equal(request(&a_srv, "POST", "/api/v1/auth/login", NULL, body, out, sizeof(out)), 200);
+    const char *start = strstr(out, "\"access_token\":\"");
+    assert_non_null(start);
+    start += 16;
+    snprintf(auth, len, "Authorization: Bearer %.*s", (int)(strchr(start, '"') - start), start);
+}
+
+/* The token works on both servers, and is then answered from their caches: each request is a
+ * connection of its own, which the kernel gives to any of a server's loops (each loop has its
+ * own cache), so a few requests warm every loop, and at least one of them is a hit. */
+static void warm(const char *auth)
+{
+    const harness_server_t *servers[] = {&a_srv, &b_srv};
+    for (int i = 0; i < 2; i++) {
+        double hits = metric(servers[i], "hydrant_principal_cache_hits_total");
+        for (int n = 0; n < 8; n++)
+            assert_int_equal(me(servers[i], auth, NULL, 0), 200);
+        assert_true(metric(servers[i], "hydrant_principal_cache_hits_total") >= hits + 1);
+    }
+}
+
+/* GET path with auth on s until the answer has `status` (and `needle` in its body, when not
+ * NULL). On the server that made the change it must be the very next request: the change's
+ * answer was only sent once every loop there would miss. Elsewhere the change travels as a
+ * notification; that server's listener was signalled by PostgreSQL at the same moment as the
+ * changing server's, whose answer waited to hear it, so it is almost always there first too,
+ * but on a loaded machine it may come a few milliseconds after the client's next request
+ * (docs/ARCHITECTURE.md): a bound of 500 ms, and the lag is reported. */
+static void expect(const harness_server_t *s, const char *path, const char *auth, long status,
+                   const char *needle, int at_once)
+{
+    char out[4096];
+    long long start = harness_now_ms();
+    int tries = 0;
+    for (;;) {
+        long got = request(s, "GET", path, auth, NULL, out, sizeof(out));
+        if (got == status && (needle == NULL || strstr(out, needle) != NULL))
+            break;
+        tries++;
+        if (at_once || harness_now_ms() - start > 500) {
+            fprintf(stderr, "%s on %s: %ld %s after %d tries\n", path, s->https_base, got, out, tries);
+            fail();
+        }
+        usleep(1000);
+    }
+    if (!at_once) {
+        cross_checks++;
+        cross_late += tries > 0;
+        if (harness_now_ms() - start > cross_max_ms)
+            cross_max_ms = harness_now_ms() - start;
+    }
+}
+
+/* Refused on both servers; changed_on is the server that made the change (NULL: SQL). */
+/* A fresh account with two sessions (acc->auth and other), both warm on both servers. */
+static void two_sessions(harness_account_t *acc, const char *tag, char other[1100])
+{
+    account(acc, tag, "user");
+    login(acc, PASSWORD, other, 1100);
+    warm(acc->auth);
+    warm(other);
+}
+
+static void assert_refused_everywhere(const char *auth, const harness_server_t *changed_on)
+{
+    expect(&a_srv, "/api/v1/me", auth, 401, NULL, changed_on == &a_srv);
+    expect(&b_srv, "/api/v1/me", auth, 401, NULL, changed_on == &b_srv);
+}
+
+/* ------------------------------------------------------------------- tests ---- */
+
+static void test_warm_path_is_a_hit(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-warm", "user");
+    double hits = metric(&a_srv, "hydrant_principal_cache_hits_total");
+    double misses = metric(&a_srv, "hydrant_principal_cache_misses_total");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(me(&a_srv, acc.auth, NULL, 0), 200);
+    /* One miss per loop thread at most (each loop has its own cache), the rest hits. */
+    assert_true(metric(&a_srv, "hydrant_principal_cache_hits_total") >= hits + 10);
+    assert_true(metric(&a_srv, "hydrant_principal_cache_misses_total") <= misses + 4);
+    assert_true(metric(&a_srv, "hydrant_principal_cache_entries") >= 1);
+}
+
+static void test_logout(void **state)
+{
+    harness_account_t acc;
+    char other[1100];
+    two_sessions(&acc, "pc-logout", other);
+    assert_int_equal(request(&a_srv, "POST", "/api/v1/auth/logout", acc.auth, "{}", NULL, 0), 204);
+    assert_refused_everywhere(acc.auth, &a_srv);
+    /* The other session lives on. */
+    assert_int_equal(me(&a_srv, other, NULL, 0), 200);
+    assert_int_equal(me(&b_srv, other, NULL, 0), 200);
+}
+
+static void test_logout_all(void **state)
+{
+    harness_account_t acc;
+    char other[1100];
+    two_sessions(&acc, "pc-logout-all", other);
+    assert_int_equal(request(&b_srv, "POST", "/api/v1/auth/logout", acc.auth, "{\"all\":true}", NULL, 0),
+                     204);
+    assert_refused_everywhere(other, &b_srv);
+    assert_refused_everywhere(acc.auth, &b_srv);
+}
+
+static void test_password_change(void **state)
+{
+    harness_account_t acc;
+    char other[1100];
+    two_sessions(&acc, "pc-password", other);
+    assert_int_equal(request(&a_srv, "PUT", "/api/v1/me/password", acc.auth,
+                             "{\"current_password\":\"" PASSWORD "\",\"new_password\":\"" NEW_PASSWORD "\"}",
+                             NULL, 0),
+                     204);
+    assert_refused_everywhere(other, &a_srv);
+    assert_refused_everywhere(acc.auth, &a_srv);
+}
+
+/* A one-time token of the account as its emailed link would carry it (stored as its SHA-256),
+ * for purpose reset or confirm, into token. */
+static void email_token(const harness_account_t *acc, const char *purpose, char token[64])
+{
+    snprintf(token, 64, "principalcache%s%d%lld", purpose, (int)getpid(), harness_now_ms());
+    const char *values[] = {token, acc->id, purpose};
+    PQclear(harness_sql(
+        db,
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES "
+        "(encode(sha256(convert_to($1, 'UTF8')), 'hex'), $2::uuid, $3, now() + interval '1 hour')",
+        3, values));
+}
+
+static void test_password_reset(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-reset", "user");
+    warm(acc.auth);
+    char token[64], body[256];
+    email_token(&acc, "reset", token);
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":\"%s\"}", token, NEW_PASSWORD);
+    assert_int_equal(request(&b_srv, "POST", "/api/v1/auth/password/reset", NULL, body, NULL, 0), 204);
+    assert_refused_everywhere(acc.auth, &b_srv);
+}
+
+/* Confirming the email changes the User that /me shows. */
+static void test_email_confirmation(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-confirm", "user");
+    const char *values[] = {acc.id};
+    PQclear(harness_sql(db, "UPDATE users SET email_confirmed = false WHERE id = $1::uuid", 1, values));
+    expect(&a_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":false", 0);
+    expect(&b_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":false", 0);
+    warm(acc.auth);
+    char token[64], body[128];
+    email_token(&acc, "confirm", token);
+    snprintf(body, sizeof(body), "{\"token\":\"%s\"}", token);
+    assert_int_equal(request(&a_srv, "POST", "/api/v1/auth/confirm", NULL, body, NULL, 0), 200);
+    expect(&a_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":true", 1);
+    expect(&b_srv, "/api/v1/me", acc.auth, 200, "\"email_confirmed\":true", 0);
+}
+
+static void admin_patch(const harness_account_t *admin, const harness_account_t *target, const char *body)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/admin/users/%s", target->id);
+    assert_int_equal(request(&a_srv, "PATCH", path, admin->auth, body, NULL, 0), 200);
+}
+
+static void test_disable_and_role_change(void **state)
+{
+    harness_account_t admin, target;
+    account(&admin, "pc-admin", "admin");
+    account(&target, "pc-target", "user");
+    warm(target.auth);
+    admin_patch(&admin, &target, "{\"role\":\"superuser\"}");
+    expect(&a_srv, "/api/v1/me", target.auth, 200, "\"role\":\"superuser\"", 1);
+    expect(&b_srv, "/api/v1/me", target.auth, 200, "\"role\":\"superuser\"", 0);
+    /* A demotion counts at once for the routes that need the role. */
+    assert_int_equal(request(&b_srv, "GET", "/api/v1/admin/users", target.auth, NULL, NULL, 0), 200);
+    admin_patch(&admin, &target, "{\"role\":\"user\"}");
+    expect(&a_srv, "/api/v1/admin/users", target.auth, 403, NULL, 1);
+    expect(&b_srv, "/api/v1/admin/users", target.auth, 403, NULL, 0);
+    /* Warm, the role rule still holds (a hit accepts at once: the route's role must be known
+     * before the lookup). */
+    warm(target.auth);
+    for (int i = 0; i < 6; i++) {
+        expect(&a_srv, "/api/v1/admin/users", target.auth, 403, NULL, 1);
+        expect(&b_srv, "/api/v1/admin/users", target.auth, 403, NULL, 1);
+    }
+    warm(target.auth);
+    admin_patch(&admin, &target, "{\"disabled\":true}");
+    assert_refused_everywhere(target.auth, &a_srv);
+}
+
+static void test_profile_update_and_deletion(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-profile", "user");
+    warm(acc.auth);
+    assert_int_equal(
+        request(&a_srv, "PATCH", "/api/v1/me", acc.auth, "{\"display_name\":\"Cached No More\"}", NULL, 0),
+        200);
+    expect(&a_srv, "/api/v1/me", acc.auth, 200, "Cached No More", 1);
+    expect(&b_srv, "/api/v1/me", acc.auth, 200, "Cached No More", 0);
+    warm(acc.auth);
+    assert_int_equal(
+        request(&b_srv, "DELETE", "/api/v1/me", acc.auth, "{\"password\":\"" PASSWORD "\"}", NULL, 0), 204);
+    assert_refused_everywhere(acc.auth, &b_srv);
+}
+
+/* An operator's SQL reaches the caches too (the trigger of migration 0007). */
+static void test_change_by_sql(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-sql", "user");
+    warm(acc.auth);
+    const char *values[] = {acc.id};
+    PQclear(harness_sql(db, "UPDATE users SET disabled = true WHERE id = $1::uuid", 1, values));
+    assert_refused_everywhere(acc.auth, NULL);
+}
+
+/* The listener's backend of a server, by the application_name that names its process. */
+static void terminate_listener(const harness_server_t *s)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "hydrant-principals:%ld", (long)s->pid);
+    const char *values[] = {name};
+    PGresult *res =
+        harness_sql(db,
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                    "WHERE application_name = $1",
+                    1, values);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1");
+    PQclear(res);
+}
+
+/* ALTER DATABASE cannot run on a connection to the database it changes: from "postgres". */
+static void allow_connections(int allow)
+{
+    PGresult *res = harness_sql(db, "SELECT current_database()", 0, NULL);
+    char *name = PQescapeIdentifier(db, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+    PQclear(res);
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *values[] = {PQhost(db), PQport(db), PQuser(db), "postgres", NULL};
+    PGconn *admin = PQconnectdbParams(keys, values, 0);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", name, allow ? "true" : "false");
+    PQfreemem(name);
+    PQclear(harness_sql(admin, sql, 0, NULL));
+    PQfinish(admin);
+}
+
+/* A's listener is cut and kept from reconnecting (the database refuses new connections for a
+ * while; the servers' pipelined connections stay), then the user is revoked by SQL: the
+ * notification cannot reach A, whose caches must be emptied and bypassed. Once the listener
+ * is back the cache serves again. Three rounds. */
+static void test_cut_listener_fails_closed(void **state)
+{
+    for (int round = 0; round < 3; round++) {
+        harness_account_t acc;
+        char other[1100];
+        two_sessions(&acc, "pc-cut", other);
+        double bypassed = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
+        allow_connections(0);
+        terminate_listener(&a_srv);
+        long long deadline = harness_now_ms() + 5000;
+        while (metric(&a_srv, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
+            usleep(1000);
+        const char *values[] = {acc.id};
+        PQclear(
+            harness_sql(db, "UPDATE users SET tokens_valid_after = now() WHERE id = $1::uuid", 1, values));
+        long first = me(&a_srv, acc.auth, NULL, 0), second = me(&a_srv, other, NULL, 0);
+        long on_b = me(&b_srv, acc.auth, NULL, 0);
+        double listening = metric(&a_srv, "hydrant_principal_cache_listening");
+        double bypassed_after = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
+        allow_connections(1); /* before any assertion: the other tests need connections */
+        assert_int_equal(listening, 0);
+        assert_int_equal(first, 401);
+        assert_int_equal(second, 401);
+        assert_int_equal(on_b, 401);
+        assert_true(bypassed_after >= bypassed + 2);
+        /* The listener comes back (backoff), and with it the cache. */
+        assert_int_equal(wait_listening(&a_srv), 0);
+        harness_account_t next;
+        account(&next, "pc-cut-next", "user");
+        warm(next.auth);
+    }
+    assert_true(metric(&a_srv, "hydrant_principal_cache_bypass_seconds_total") > 0);
+}
+
+/* Revoked, then the listener cut before the use: the notification was heard, or the cut
+ * empties the cache; either way the token is refused. */
+static void test_revoke_then_cut(void **state)
+{
+    harness_account_t acc;
+    account(&acc, "pc-revoke-cut", "user");
+    warm(acc.auth);
+    const char *values[] = {acc.id};
+    PQclear(harness_sql(db, "UPDATE users SET disabled = true WHERE id = $1::uuid", 1, values));
+    terminate_listener(&b_srv);
+    assert_refused_everywhere(acc.auth, NULL);
+    assert_int_equal(wait_listening(&b_srv), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_warm_path_is_a_hit),
+        cmocka_unit_test(test_logout),
+        cmocka_unit_test(test_logout_all),
+        cmocka_unit_test(test_password_change),
+        cmocka_unit_test(test_password_reset),
+        cmocka_unit_test(test_email_confirmation),
+        cmocka_unit_test(test_disable_and_role_change),
+        cmocka_unit_test(test_profile_update_and_deletion),
+        cmocka_unit_test(test_change_by_sql),
+        cmocka_unit_test(test_cut_listener_fails_closed),
+        cmocka_unit_test(test_revoke_then_cut),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
