@@ -311,21 +311,41 @@ def test_client_address(cluster_dir, env):
     check(status == 401, "another client's login: %s" % status)
 
 
+LATE = []  # revocations whose very next request on another instance was still accepted
+
+
+def refused(client, token, what):
+    """The token is refused (401) on client's instance. With the principal cache another
+    instance learns of a revocation by PostgreSQL notification, which the changing instance
+    waits for (at most 50 ms) before it answers: "almost always" in time (docs/ARCHITECTURE.md,
+    "The principal cache"). So the first answer may still be 200: counted and reported, and
+    then the refusal must come within a bounded poll."""
+    status = client.request("GET", "/api/v1/me", token=token)[0]
+    if status == 200:
+        LATE.append(what)
+        end = time.monotonic() + 2
+        while status == 200 and time.monotonic() < end:
+            time.sleep(0.02)
+            status = client.request("GET", "/api/v1/me", token=token)[0]
+    check(status == 401, "%s: %s" % (what, status))
+
+
 def test_shared_revocation(cluster_dir, env):
     """Logout, password change and disabling on one instance make the access token fail on the
-    others at once; failed logins per email count across instances."""
+    others (at once but for the principal cache's notification lag, counted); failed logins
+    per email count across instances."""
     a, b, c = (Client(api_port(env, n), tls=False, source="127.0.0.4") for n in (1, 2, 3))
     email, tokens = new_user(a, "revoke")
     check(b.request("GET", "/api/v1/me", token=tokens["access_token"])[0] == 200, "token on B")
     check(a.request("POST", "/api/v1/auth/logout", {}, token=tokens["access_token"])[0] == 204, "logout on A")
-    check(b.request("GET", "/api/v1/me", token=tokens["access_token"])[0] == 401, "logged-out token on B")
-    check(c.request("GET", "/api/v1/me", token=tokens["access_token"])[0] == 401, "logged-out token on C")
+    refused(b, tokens["access_token"], "logged-out token on B")
+    refused(c, tokens["access_token"], "logged-out token on C")
 
     tokens = login(b, email)
     status = c.request("PUT", "/api/v1/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "x"},
                        token=tokens["access_token"])[0]
     check(status == 204, "password change on C: %s" % status)
-    check(a.request("GET", "/api/v1/me", token=tokens["access_token"])[0] == 401, "token on A after the change")
+    refused(a, tokens["access_token"], "token on A after the password change on C")
 
     admin_email = "admin-%s@example.com" % uuid.uuid4().hex[:8]
     subprocess.run([os.environ.get("HYDRANT_BIN", os.path.join(ROOT, "build", "hydrant")), "user", "create",
@@ -340,7 +360,7 @@ def test_shared_revocation(cluster_dir, env):
     status = a.request("PATCH", "/api/v1/admin/users/" + victim_id, {"disabled": True},
                        token=admin["access_token"])[0]
     check(status == 200, "disable on A: %s" % status)
-    check(c.request("GET", "/api/v1/me", token=victim["access_token"])[0] == 401, "disabled user's token on C")
+    refused(c, victim["access_token"], "disabled user's token on C")
 
     # Failed logins per email (fixture: 5), one instance after the other.
     email, _ = new_user(a, "limit")
@@ -348,6 +368,8 @@ def test_shared_revocation(cluster_dir, env):
     clients = (a, b, c)
     refused_after(limit, lambda i: clients[i % 3].request("POST", "/api/v1/auth/login", {
         "email": email, "password": "wrong"})[0])
+    print("shared revocation: %d of 4 revocations not yet seen by the very next request on another "
+          "instance: %s" % (len(LATE), LATE))
 
 
 def test_rolling_restart(cluster_dir, env):
