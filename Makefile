@@ -8,11 +8,13 @@ SMTP_PORT ?= 2525
 # Not make's "Entering directory" lines of the builds it runs.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: help deps build build-asan build-server run test test-release test-asan fuzz bench bench-quick bench-jobs bench-attack stop clean format format-check
+.PHONY: help deps build build-asan build-server run test test-release test-asan test-cluster cluster cluster-stop fuzz bench bench-quick bench-jobs bench-attack stop clean format format-check
 
 help:
 	@echo "make run          install packages, build, start private PostgreSQL/Redis, migrate, serve :8443 and :8080"
-	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds"
+	@echo "make test         everything: unit and integration tests, Release and ASan+UBSan builds; cluster tests (Release)"
+	@echo "make test-cluster the cluster tests: HAProxy, 3 instances, 2 workers, restarts and kills"
+	@echo "make cluster      HAProxy + 3 API instances + 2 workers on loopback (.run/cluster); make cluster-stop"
 	@echo "make build        Release build in build/"
 	@echo "make build-asan   Debug + AddressSanitizer + UBSan build in build-asan/"
 	@echo "make fuzz         every libFuzzer target for FUZZ_SECONDS (60) each; FUZZ_TARGETS=\"http_json ...\" for some"
@@ -66,6 +68,19 @@ test-asan: build-asan
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure
+
+# The cluster tests alone (tests/cluster; make test-release runs them too).
+test-cluster: build
+	ctest --test-dir build --output-on-failure -L cluster
+
+# The production topology natively (scripts/cluster.sh): HAProxy in both modes of deploy/haproxy,
+# 3 API instances and 2 workers over private services, every port free; state in .run/cluster.
+cluster: build-server
+	@bash scripts/deps.sh cluster
+	@bash scripts/cluster.sh start $(RUN_DIR)/cluster
+
+cluster-stop:
+	@bash scripts/cluster.sh stop $(RUN_DIR)/cluster
 
 # Every libFuzzer target (tests/fuzz) for FUZZ_SECONDS each, one after the other, built with
 # clang in build-fuzz/ (scripts/fuzz.sh); FUZZ_TARGETS names some (http_json, server_range, ...).

@@ -4,9 +4,11 @@
 #   run    build and run the server (make run): compiler, libraries, PostgreSQL, Redis, the
 #          SMTP sink's aiosmtpd
 #   test   the tests on top (make test): cmocka, the Python checks' jwt and argon2, clang for
-#          the fuzz target, sslscan for the TLS profile test (integration.test_tls)
+#          the fuzz target, sslscan for the TLS profile test (integration.test_tls), haproxy
+#          and python3-yaml for the cluster tests and deploy.compose
 #   bench  the load generators (make bench): h2load (nghttp2-client), wrk, python3-h2 (the
 #          HTTP/2 attacker of bench/attack)
+#   cluster the fleet of make cluster and its tests: HAProxy on top of run
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 run=(
@@ -15,8 +17,9 @@ run=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
-test=(libcmocka-dev python3-jwt python3-argon2 clang libclang-rt-14-dev sslscan)
+test=(libcmocka-dev python3-jwt python3-argon2 python3-yaml clang libclang-rt-14-dev sslscan haproxy)
 bench=(nghttp2-client wrk python3-h2)
+cluster=(haproxy)
 [ $# -gt 0 ] || set -- run test bench
 packages=()
 for set in "$@"; do
@@ -24,7 +27,8 @@ for set in "$@"; do
     run) packages+=("${run[@]}") ;;
     test) packages+=("${run[@]}" "${test[@]}") ;;
     bench) packages+=("${run[@]}" "${bench[@]}") ;;
-    *) echo "deps: unknown set $set (run, test or bench)" >&2; exit 2 ;;
+    cluster) packages+=("${run[@]}" "${cluster[@]}") ;;
+    *) echo "deps: unknown set $set (run, test, bench or cluster)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -97,6 +97,7 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .request_timeout_ms = 10000,
                                  .idle_timeout_ms = 60000,
                                  .shutdown_timeout_ms = 10000,
+                                 .drain_delay_ms = 0,
                                  .max_connections = 20000,
                                  .max_connections_per_address = 1024,
                                  .new_connections_per_address = 500,

@@ -110,6 +110,7 @@ typedef struct {
     int request_timeout_ms;          /* slow client / whole request, default 10000 */
     int idle_timeout_ms;             /* keep-alive idle, default 60000 */
     int shutdown_timeout_ms;         /* graceful drain bound, default 10000 */
+    int drain_delay_ms;              /* not ready but serving after SIGTERM, default 0 */
     int max_connections;             /* per process, default 20000 */
     int max_connections_per_address; /* default 1024, 0: off */
     int new_connections_per_address; /* per second, default 500, 0: off */

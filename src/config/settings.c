@@ -94,6 +94,8 @@ const cfg_setting_t cfg_settings[] = {
     {"limits.idle-timeout-ms", "HYDRANT_IDLE_TIMEOUT_MS", CFG_T_INT, F(limits.idle_timeout_ms), 1, 3600000},
     {"limits.shutdown-timeout-ms", "HYDRANT_SHUTDOWN_TIMEOUT_MS", CFG_T_INT, F(limits.shutdown_timeout_ms), 1,
      3600000},
+    /* Behind a load balancer: at least its checks' fall x inter plus a margin (README, "Deploying"). */
+    {"limits.drain-delay-ms", "HYDRANT_DRAIN_DELAY_MS", CFG_T_INT, F(limits.drain_delay_ms), 0, 600000},
     {"limits.max-connections", "HYDRANT_MAX_CONNECTIONS", CFG_T_INT, F(limits.max_connections), 1, 10000000},
     {"limits.max-connections-per-address", "HYDRANT_MAX_CONNECTIONS_PER_ADDRESS", CFG_T_INT,
      F(limits.max_connections_per_address), 0, 10000000},

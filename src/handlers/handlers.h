@@ -5,6 +5,7 @@
 #ifndef HYDRANT_HANDLERS_H
 #define HYDRANT_HANDLERS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -31,6 +32,9 @@ typedef struct {
      * email verifies against it. Made once here, before any thread reads it. */
     char dummy_hash[AUTH_HASH_MAX];
     handlers_principals_t *principals; /* the principal cache's listener and log, or NULL when off */
+    /* Set once by the main thread on SIGTERM/SIGINT: /health/ready answers "draining" from
+     * then on, while the loops still serve for limits.drain-delay-ms. */
+    atomic_int draining;
 } handlers_app_t;
 
 /* Loads what the handlers need (the OpenAPI document, the host name). */

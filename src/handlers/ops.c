@@ -13,6 +13,7 @@ typedef struct {
     int pending;
     int pg_ok;
     int redis_ok;
+    int ready; /* /health/ready: {"status":"ready"} alone when both are up */
 } ops_health_t;
 
 static void ops_health_answer(http_request_t *r)
@@ -21,6 +22,11 @@ static void ops_health_answer(http_request_t *r)
     if (--h->pending > 0)
         return;
     int ok = h->pg_ok && h->redis_ok;
+    if (ok && h->ready) {
+        static const char body[] = "{\"status\":\"ready\"}";
+        http_respond_raw(r, 200, "application/json; charset=utf-8", body, sizeof(body) - 1);
+        return;
+    }
     json_t *checks =
         json_pack("{s:s, s:s}", "postgres", h->pg_ok ? "ok" : "down", "redis", h->redis_ok ? "ok" : "down");
     json_t *body = json_pack("{s:s, s:o}", "status", ok ? "ok" : "degraded", "checks", checks);
@@ -48,13 +54,14 @@ static void ops_health_redis_done(void *data, db_status_t status, redisReply *re
 }
 
 /* Both checks run at once; a check that cannot even be submitted counts as down. */
-static void ops_health(http_request_t *r)
+static void ops_health_check(http_request_t *r, int ready)
 {
     ops_health_t *h = calloc(1, sizeof(*h));
     if (h == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
+    h->ready = ready;
     r->state = h;
     r->state_free = free;
     h->pending = 3; /* two checks, plus this function's own hold until both are sent */
@@ -72,6 +79,25 @@ static void ops_health(http_request_t *r)
         h->pending--;
     }
     ops_health_answer(r);
+}
+
+static void ops_health(http_request_t *r)
+{
+    ops_health_check(r, 0);
+}
+
+/* Load balancers stop sending new work on the first 503: from SIGTERM on (the instance still
+ * serves for limits.drain-delay-ms so that their checks notice), or while a backend is down. */
+static void ops_health_ready(http_request_t *r)
+{
+    const handlers_app_t *app = r->app;
+    if (atomic_load(&app->draining)) {
+        static const char body[] = "{\"status\":\"draining\"}";
+        http_add_header(r, "Retry-After", "1");
+        http_respond_raw(r, 503, "application/json; charset=utf-8", body, sizeof(body) - 1);
+        return;
+    }
+    ops_health_check(r, 1);
 }
 
 static void ops_health_live(http_request_t *r)
@@ -225,8 +251,11 @@ static void ops_metrics(http_request_t *r)
 int handlers_ops_register(http_router_t *router, char *err, size_t errlen)
 {
     static const http_route_t routes[] = {
-        {"GET", "/health", ops_health, 0, 0},        {"GET", "/health/live", ops_health_live, 0, 0},
-        {"GET", "/hostname", ops_hostname, 0, 0},    {"GET", "/metrics", ops_metrics, 0, 0},
+        {"GET", "/health", ops_health, 0, 0},
+        {"GET", "/health/live", ops_health_live, 0, 0},
+        {"GET", "/health/ready", ops_health_ready, 0, 0},
+        {"GET", "/hostname", ops_hostname, 0, 0},
+        {"GET", "/metrics", ops_metrics, 0, 0},
         {"GET", "/openapi.json", ops_openapi, 0, 0},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #define SRV_TICK_MS 200
 
@@ -181,6 +183,29 @@ static void srv_loop_finish(srv_loop_t *loop)
     }
 }
 
+/* libh2o 2.2 has no shutdown hook for HTTP/1: a keep-alive connection waiting for its next
+ * request would linger until the request timeout. One is idle when no request of it is
+ * dispatched, nothing of a next one has been read (libh2o keeps a partial request, body
+ * included, in the socket's input) or waits in the kernel, and nothing is being written.
+ * HTTP/2 connections that pass the same test have sent their GOAWAY and have no stream left.
+ * Closing is the same shutdown() as a cut (http_conn_t): libh2o closes through its own path. */
+static void srv_close_if_idle(uv_handle_t *handle, void *arg)
+{
+    srv_loop_t *loop = arg;
+    if (handle->type != UV_TCP || uv_is_closing(handle))
+        return;
+    for (int i = 0; i < loop->nlisteners; i++)
+        if (handle == (uv_handle_t *)&loop->listeners[i].handle)
+            return;
+    http_conn_t *c = (http_conn_t *)handle;
+    if (c->sock == NULL || c->active != 0 || c->sock->input->size != 0 || h2o_socket_is_writing(c->sock))
+        return;
+    int fd = -1, pending = 0;
+    if (uv_fileno(handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0 || pending != 0)
+        return;
+    shutdown(fd, SHUT_RDWR);
+}
+
 static void srv_loop_begin_shutdown(srv_loop_t *loop)
 {
     if (loop->shutting_down)
@@ -212,6 +237,7 @@ static void srv_on_tick(uv_timer_t *timer)
     http_conns_tick(&loop->http);
     if (!loop->shutting_down || loop->finished)
         return;
+    uv_walk(&loop->uv, srv_close_if_idle, loop);
     if (atomic_load(&loop->connections) == 0 || uv_now(&loop->uv) >= loop->shutdown_deadline)
         srv_loop_finish(loop);
 }

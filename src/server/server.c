@@ -36,6 +36,7 @@ typedef struct {
     db_pg_options_t pg_options;
     db_redis_options_t redis_options;
     uv_signal_t sigterm, sigint;
+    uv_timer_t drain_delay; /* from the signal to the loops' drain */
     jobs_pool_t *jobs;
     srv_routes_fn extra_routes;
 } srv_t;
@@ -299,15 +300,28 @@ static int srv_start_loops(srv_t *srv, char *err, size_t errlen)
     return 0;
 }
 
+static void srv_begin_drain(uv_timer_t *timer)
+{
+    srv_t *srv = timer->data;
+    fprintf(stderr, "hydrant: draining (at most %d ms)\n", srv->cfg->limits.shutdown_timeout_ms);
+    for (int t = 0; t < srv->nstarted; t++)
+        srv_loop_request_shutdown(&srv->loops[t]);
+    uv_close((uv_handle_t *)timer, NULL);
+}
+
+/* Not ready at once, so that load balancers stop sending new work, but still serving what
+ * they send until their checks have noticed (limits.drain-delay-ms); then the drain. */
 static void srv_on_signal(uv_signal_t *handle, int signum)
 {
     srv_t *srv = handle->data;
-    fprintf(stderr, "hydrant: signal %d, draining (at most %d ms)\n", signum,
-            srv->cfg->limits.shutdown_timeout_ms);
-    for (int t = 0; t < srv->nstarted; t++)
-        srv_loop_request_shutdown(&srv->loops[t]);
+    int delay = srv->cfg->limits.drain_delay_ms;
+    atomic_store(&srv->app.draining, 1);
+    fprintf(stderr, "hydrant: signal %d, not ready; draining in %d ms\n", signum, delay);
+    uv_timer_init(handle->loop, &srv->drain_delay);
+    srv->drain_delay.data = srv;
+    uv_timer_start(&srv->drain_delay, srv_begin_drain, (uint64_t)delay, 0);
     /* With no watcher left libuv restores the default action, so a second signal ends the
-     * process at once; closing the handles also lets the main loop return. */
+     * process at once; once the timer has run too, the main loop returns. */
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
 }

@@ -73,6 +73,33 @@ static long long wait_for_health(long want, const char *check, const char *check
     return -1;
 }
 
+/* /health/ready agrees with /health: 200 "ready" alone, or 503 "degraded" with the checks.
+ * Each loop thread reconnects on its own backoff and the request may reach another thread
+ * than /health's: polled, bounded. */
+static void assert_ready(long want, const char *check, const char *check_value)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/health/ready", server.http_base);
+    harness_response_t res;
+    for (long long start = harness_now_ms();; usleep(50 * 1000)) {
+        harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+        if (res.status == want || harness_now_ms() - start > 5000)
+            break;
+        harness_response_free(&res);
+    }
+    assert_int_equal(res.status, want);
+    json_error_t jerr;
+    json_t *doc = json_loads(res.body, 0, &jerr);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")),
+                        want == 200 ? "ready" : "degraded");
+    if (want != 200)
+        assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "checks"), check)),
+                            check_value);
+    json_decref(doc);
+    harness_response_free(&res);
+}
+
 static void assert_live(void)
 {
     assert_int_equal(harness_get_status(HARNESS_HTTP1, server.http_base, "/health/live"), 200);
@@ -86,12 +113,14 @@ static void test_postgres_outage(void **state)
     long long down_ms = wait_for_health(503, "postgres", "down", 2000);
     fprintf(stderr, "postgres stopped: /health 503 after %lld ms\n", down_ms);
     assert_true(down_ms >= 0);
+    assert_ready(503, "postgres", "down");
     assert_live();
     assert_true(harness_server_alive(&server));
     assert_int_equal(services("pg-start"), 0);
     long long up_ms = wait_for_health(200, "postgres", "ok", 5000);
     fprintf(stderr, "postgres started: /health 200 after %lld ms\n", up_ms);
     assert_true(up_ms >= 0);
+    assert_ready(200, NULL, NULL);
 }
 
 static void test_redis_outage(void **state)
@@ -102,11 +131,13 @@ static void test_redis_outage(void **state)
     long long down_ms = wait_for_health(503, "redis", "down", 2000);
     fprintf(stderr, "redis stopped: /health 503 after %lld ms\n", down_ms);
     assert_true(down_ms >= 0);
+    assert_ready(503, "redis", "down");
     assert_live();
     assert_int_equal(services("redis-start"), 0);
     long long up_ms = wait_for_health(200, "redis", "ok", 5000);
     fprintf(stderr, "redis started: /health 200 after %lld ms\n", up_ms);
     assert_true(up_ms >= 0);
+    assert_ready(200, NULL, NULL);
 }
 
 int main(void)

@@ -141,6 +141,60 @@ static void test_sigterm_finishes_in_flight_requests(void **state)
     assert_int_equal(harness_server_wait(&server), 0);
 }
 
+/* Status and body of GET path on a new HTTP/1.1 connection. */
+static long get_body(const char *path, char *body, size_t len)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s%s", server.http_base, path);
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
+    snprintf(body, len, "%s", res.body != NULL ? res.body : "");
+    long status = res.status;
+    harness_response_free(&res);
+    return status;
+}
+
+/* SIGTERM with limits.drain-delay-ms: /health/ready turns 503 "draining" at once while every
+ * request is still served (new connections and kept-alive ones); then the drain closes the
+ * idle keep-alive connection itself. Timeouts are set far beyond the harness's 30 s wait,
+ * so a keep-alive left open would keep the process from exiting in time. */
+static void test_sigterm_ready_then_drain(void **state)
+{
+    (void)state;
+    const char *const env[] = {"HYDRANT_DRAIN_DELAY_MS=1500", "HYDRANT_SHUTDOWN_TIMEOUT_MS=120000",
+                               "HYDRANT_REQUEST_TIMEOUT_MS=120000", "HYDRANT_IDLE_TIMEOUT_MS=120000", NULL};
+    assert_int_equal(harness_server_start(&server, env), 0);
+    char body[256], buf[4096];
+    assert_int_equal(get_body("/health/ready", body, sizeof(body)), 200);
+    assert_string_equal(body, "{\"status\":\"ready\"}");
+    int idle = raw_connect(server.http_port);
+    send_text(idle, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(read_some(idle, buf, sizeof(buf), 300) > 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+
+    kill(server.pid, SIGTERM);
+    usleep(200 * 1000);
+    assert_int_equal(get_body("/health/ready", body, sizeof(body)), 503);
+    assert_string_equal(body, "{\"status\":\"draining\"}");
+    assert_int_equal(get_body("/health/live", body, sizeof(body)), 200);
+    send_text(idle, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(read_some(idle, buf, sizeof(buf), 300) > 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+
+    /* After the delay the server closes the idle connection: the read ends with EOF. */
+    char rest[64];
+    long long start = harness_now_ms();
+    int got = -1;
+    while (got != 0 && harness_now_ms() - start < 20000) {
+        struct pollfd p = {.fd = idle, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0)
+            got = (int)read(idle, rest, sizeof(rest));
+    }
+    assert_int_equal(got, 0);
+    close(idle);
+    assert_int_equal(harness_server_wait(&server), 0);
+}
+
 /* X-Forwarded-For is believed from a trusted proxy only; the access log shows the client. */
 static void test_forwarded_for_from_trusted_proxy(void **state)
 {
@@ -196,6 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clients_that_leave_mid_query),
         cmocka_unit_test(test_sigterm_finishes_in_flight_requests),
+        cmocka_unit_test(test_sigterm_ready_then_drain),
         cmocka_unit_test(test_forwarded_for_from_trusted_proxy),
         cmocka_unit_test(test_tls_session_resumption),
     };
