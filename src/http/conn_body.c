@@ -113,15 +113,17 @@ static void http_body_enforce(http_conn_t *c)
 {
     const http_server_t *server = c->loop->server;
     atomic_uint_fast64_t *counter = &c->loop->metrics->bodies_over_budget;
-    if (c->cut || c->trusted)
+    if (c->cut)
         return;
-    if (server->body_max_per_connection > 0 &&
+    /* A trusted proxy's connection carries many clients: their limits live in the proxy, and
+     * only the loop's budget, which bounds the process's memory, applies to it. */
+    if (!c->trusted && server->body_max_per_connection > 0 &&
         c->body_receiving + c->body_delivered > server->body_max_per_connection) {
         http_body_cut(c, "cut: its request bodies in flight passed limits.max-body-bytes-per-connection",
                       counter);
         return;
     }
-    if (server->body_max_per_address > 0 && c->address_entry != NULL &&
+    if (!c->trusted && server->body_max_per_address > 0 && c->address_entry != NULL &&
         *http_address_body_total(c->address_entry) > server->body_max_per_address) {
         http_body_cut(c,
                       "cut: its address's request bodies in flight passed limits.max-body-bytes-per-address",
@@ -131,7 +133,7 @@ static void http_body_enforce(http_conn_t *c)
     if (server->body_max_per_loop > 0 && *http_conns_body_total(c->loop) > server->body_max_per_loop) {
         http_conn_t *largest = NULL;
         http_conns_each(c->loop, http_body_find_largest, &largest);
-        if (largest != NULL && !largest->trusted)
+        if (largest != NULL)
             http_body_cut(largest,
                           "cut: the largest request bodies in flight when the server's budget ran out",
                           counter);
