@@ -66,6 +66,7 @@ int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
 int handlers_admin_register(http_router_t *router, char *err, size_t errlen);
 int handlers_jobs_register(http_router_t *router, char *err, size_t errlen);
 int handlers_files_register(http_router_t *router, char *err, size_t errlen);
+int handlers_realtime_register(http_router_t *router, char *err, size_t errlen);
 /* POST /api/v1/files (files_upload.c) and GET /api/v1/files/{id}/content (files_content.c). */
 void handlers_files_upload(struct http_request *r);
 void handlers_files_content(struct http_request *r);
@@ -196,6 +197,21 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
  * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */
 void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
+/* Credentials checked once and held for a moment (a realtime ticket, realtime.c): an access
+ * token's verified claims, or when claims.jti is "" an API key's hash. */
+typedef struct {
+    auth_claims_t claims;
+    char key_hash[AUTH_TOKEN_HASH_LEN + 1];
+} handlers_credentials_t;
+/* Checks them again as their own route would now (the user, the revocations, the key), then
+ * ok(r, user) or 401. */
+void handlers_authenticate_credentials(http_request_t *r, const handlers_credentials_t *c,
+                                       handlers_auth_ok_fn ok);
+/* The stored hash of an `X-API-Key` value into out: 0, or -1 when it is no key of ours. */
+int handlers_api_key_hash(const char *key, size_t len, char out[AUTH_TOKEN_HASH_LEN + 1]);
+/* The realtime routes (realtime.c): `?ticket=` (single use) when sent, else as
+ * handlers_authenticate_or_key. */
+void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
 /* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
  * forbidden otherwise. */
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);
