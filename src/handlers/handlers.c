@@ -18,6 +18,7 @@ const handlers_family_t handlers_families[] = {
     {"jobs", handlers_jobs_register},
     {"files", handlers_files_register},
     {"realtime", handlers_realtime_register},
+    {"rooms", handlers_rooms_register},
     {NULL, NULL},
 };
 
