@@ -131,7 +131,7 @@
 #define DB_COLS_ROOM_MEMBER_ADD(X, s)                                                                        \
     X(s, MEMBER, "member") X(s, USER_EXISTS, "user_exists") X(s, ADDED, "added") X(s, ROOM, "room")
 #define DB_COLS_ROOM_MEMBER_LEAVE(X, s)   X(s, ROOM_ID, "room_id")
-#define DB_COLS_ROOM_MESSAGE_CREATE(X, s) X(s, MESSAGE, "message")
+#define DB_COLS_ROOM_MESSAGE_CREATE(X, s) X(s, MESSAGE, "message") X(s, MEMBERS, "members")
 #define DB_COLS_ROOM_MESSAGE_LIST(X, s)   X(s, MESSAGE, "message") X(s, SEQ, "seq")
 
 /* ---- Idempotency-Key ---- */

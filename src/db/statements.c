@@ -622,13 +622,16 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                    "RETURNING room_id",
                                    2},
 
-    /* $1 room, $2 author, $3 text. The Message JSON, no row when $2 is no member. Columns:
+    /* $1 room, $2 author, $3 text. The Message JSON and the room's members (a JSON array of
+     * ids, for room.message), no row when $2 is no member. Columns:
      * DB_COLS_ROOM_MESSAGE_CREATE. */
     [DB_STMT_ROOM_MESSAGE_CREATE] = {"room_message_create",
                                      "WITH m AS (INSERT INTO room_messages (room_id, user_id, text) SELECT "
                                      "$1::uuid, $2::uuid, $3 WHERE " ROOM_MEMBER_SQL " RETURNING *) "
-                                     "SELECT " MESSAGE_JSON " AS message FROM m LEFT JOIN users u ON u.id = "
-                                     "m.user_id",
+                                     "SELECT " MESSAGE_JSON
+                                     " AS message, (SELECT json_agg(user_id) FROM room_members "
+                                     "WHERE room_id = $1::uuid)::text AS members FROM m LEFT JOIN users u ON "
+                                     "u.id = m.user_id",
                                      3},
 
     /* $1 room, $2 member, $3 limit, $4 cursor (a seq) or NULL. Newest first; nothing for a

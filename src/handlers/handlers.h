@@ -213,6 +213,17 @@ int handlers_api_key_hash(const char *key, size_t len, char out[AUTH_TOKEN_HASH_
 /* The realtime routes (realtime.c): `?ticket=` (single use) when sent, else as
  * handlers_authenticate_or_key. */
 void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
+/* Notification events (events.c): each user's events get increasing ids and a backlog of at
+ * least HANDLERS_EVENTS_BACKLOG in Redis, and are published on HANDLERS_EVENTS_CHANNEL as
+ * "<user> <id> <event> <data>" for the streams of every instance. Call once the change they
+ * tell of has committed; fire and forget. data is one JSON object. */
+#define HANDLERS_EVENTS_BACKLOG 1000
+#define HANDLERS_EVENTS_CHANNEL "hydrant:rt:events"
+void handlers_events_publish(http_request_t *r, const char *event, const char *data, const char *const *users,
+                             int nusers);
+/* The same for users given as a JSON array of ids (as PostgreSQL's json_agg writes it). */
+void handlers_events_publish_json_users(http_request_t *r, const char *event, const char *data,
+                                        const char *users_json);
 /* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
  * forbidden otherwise. */
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);

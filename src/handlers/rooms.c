@@ -102,17 +102,37 @@ static void rooms_list(http_request_t *r)
 
 /* ---------------------------------------------------------------- members ---- */
 
+/* The user added (not a member before) hears of it: room.invited with {"room": Room}; also
+ * when the caller has left meanwhile (http_pg_always). */
+static void rooms_invited(http_request_t *r, PGresult *res)
+{
+    const char *user = ((const char *)r->state);
+    const char *room = PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_ROOM);
+    size_t len = strlen(room) + 16;
+    char *data = malloc(len);
+    if (data == NULL)
+        return;
+    snprintf(data, len, "{\"room\":%s}", room);
+    handlers_events_publish(r, "room.invited", data, &user, 1);
+    free(data);
+}
+
 static void rooms_member_added(http_request_t *r, const db_reply_t *reply)
 {
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
-    if (PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_MEMBER)[0] != 't')
+    if (PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_MEMBER)[0] != 't') {
         http_respond_error(r, 404, "not_found", ROOMS_NOT_FOUND, NULL);
-    else if (PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_USER_EXISTS)[0] != 't')
+        return;
+    }
+    if (PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_USER_EXISTS)[0] != 't') {
         handlers_respond_invalid(r, json_pack("{s:s}", "user_id", "no such user"));
-    else
-        http_respond_empty(r, 204);
+        return;
+    }
+    if (PQgetvalue(res, 0, DB_COL_ROOM_MEMBER_ADD_ADDED)[0] == 't')
+        rooms_invited(r, res);
+    http_respond_empty(r, 204);
 }
 
 static void rooms_member_add_ok(http_request_t *r, handlers_user_t *user)
@@ -129,9 +149,16 @@ static void rooms_member_add_ok(http_request_t *r, handlers_user_t *user)
         handlers_respond_invalid(r, details);
         return;
     }
-    const char *values[] = {id, user->id, json_string_value(added)};
+    /* The added user's id is the state: room.invited goes to them. */
+    char uid[64];
+    snprintf(uid, sizeof(uid), "%s", user->id);
+    char *target = handlers_state_replace(r, 37, free);
+    if (target == NULL)
+        return;
+    memcpy(target, json_string_value(added), 36);
+    const char *values[] = {id, uid, target};
     db_query_t q = {.stmt = DB_STMT_ROOM_MEMBER_ADD, .nparams = 3, .values = values};
-    http_pg(r, &q, 1, rooms_member_added);
+    http_pg_always(r, &q, 1, rooms_member_added);
 }
 
 static void rooms_member_add(http_request_t *r)
@@ -166,8 +193,14 @@ static void rooms_leave(http_request_t *r)
 
 /* --------------------------------------------------------------- messages ---- */
 
+/* Stored, then told: room.message to every member (the author's other streams too), also
+ * when the author has left meanwhile (http_pg_always): a stored message is always told. */
 static void rooms_message_created(http_request_t *r, const db_reply_t *reply)
 {
+    if (reply->status == DB_OK && PQntuples(reply->results[0]) == 1)
+        handlers_events_publish_json_users(
+            r, "room.message", PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE),
+            PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MEMBERS));
     handlers_respond_row(r, reply, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE, 201, "message", ROOMS_NOT_FOUND);
 }
 
@@ -181,7 +214,7 @@ static void rooms_message_create_ok(http_request_t *r, handlers_user_t *user)
         return;
     const char *values[] = {id, user->id, text};
     db_query_t q = {.stmt = DB_STMT_ROOM_MESSAGE_CREATE, .nparams = 3, .values = values};
-    http_pg(r, &q, 1, rooms_message_created);
+    http_pg_always(r, &q, 1, rooms_message_created);
 }
 
 static void rooms_message_create(http_request_t *r)

@@ -302,13 +302,94 @@ static void test_messages_newest_first(void **state)
     json_decref(doc);
 }
 
+/* The user's backlog in Redis as "event data" lines, oldest first, into out (n lines at most,
+ * 8 KiB each; events of up to 4 KiB); their ids (the stream entry ids' first part) into ids. Returns how
+ * many. */
+static int backlog(const char *user, char out[][8192], long long *ids, int n)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d --raw XRANGE hydrant:rt:log:%s - +",
+             harness_service_port("redis"), user);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char line[3][4096];
+    int count = 0;
+    /* each entry: its id, then "event", the event, "data", the data */
+    while (count < n && fgets(line[0], sizeof(line[0]), p) != NULL) {
+        char field[64];
+        assert_non_null(fgets(field, sizeof(field), p));
+        assert_non_null(fgets(line[1], sizeof(line[1]), p));
+        assert_non_null(fgets(field, sizeof(field), p));
+        assert_non_null(fgets(line[2], sizeof(line[2]), p));
+        line[1][strcspn(line[1], "\n")] = '\0';
+        line[2][strcspn(line[2], "\n")] = '\0';
+        ids[count] = atoll(line[0]);
+        snprintf(out[count++], 8192, "%s %s", line[1], line[2]);
+    }
+    pclose(p);
+    return count;
+}
+
+/* The "text" of the Message in an event line "room.message <Message>", or "". */
+static const char *event_text(const char *line, char *out, size_t outlen)
+{
+    json_t *m = json_loads(line + strlen("room.message "), 0, NULL);
+    snprintf(out, outlen, "%s",
+             json_string_value(json_object_get(m, "text")) ? json_string_value(json_object_get(m, "text"))
+                                                           : "");
+    json_decref(m);
+    return out;
+}
+
+static void test_events_published(void **state)
+{
+    (void)state;
+    harness_account_t dave, erin;
+    assert_int_equal(harness_account_create(&dave, &server, db, server_env, "rt-dave", "user", PASSWORD), 0);
+    assert_int_equal(harness_account_create(&erin, &server, db, server_env, "rt-erin", "user", PASSWORD), 0);
+    char room[40], path[128], body[128], events[8][8192];
+    long long ids[8];
+    json_t *doc = NULL;
+    make_room(&dave, "events", room);
+    snprintf(path, sizeof(path), "/api/v1/rooms/%s/members", room);
+    snprintf(body, sizeof(body), "{\"user_id\":\"%s\"}", erin.id);
+    assert_int_equal(call(HARNESS_HTTP2, "POST", path, dave.auth, body, NULL), 204);
+    assert_int_equal(call(HARNESS_HTTP1, "POST", path, dave.auth, body, NULL),
+                     204); /* no second invitation */
+    assert_int_equal(post_message(&dave, HARNESS_HTTP2, room, "one", &doc), 201);
+    char *first = json_dumps(json_object_get(doc, "message"), JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    assert_int_equal(post_message(&erin, HARNESS_HTTP1, room, "two", &doc), 201);
+    json_decref(doc);
+    /* erin: invited, then both messages, ids 1 2 3 */
+    assert_int_equal(backlog(erin.id, events, ids, 8), 3);
+    assert_true(strncmp(events[0], "room.invited {\"room\":", 21) == 0);
+    json_t *invited = json_loads(events[0] + 13, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(invited, "room"), "id")), room);
+    json_decref(invited);
+    assert_true(strncmp(events[1], "room.message ", 13) == 0);
+    json_t *told = json_loads(events[1] + 13, 0, NULL);
+    char *told_text = json_dumps(told, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(told_text, first); /* the bare Message, as the POST answered it */
+    free(told_text);
+    json_decref(told);
+    char text[64];
+    assert_string_equal(event_text(events[2], text, sizeof(text)), "two");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ids[i], i + 1);
+    /* dave: no invitation, both messages */
+    assert_int_equal(backlog(dave.id, events, ids, 8), 2);
+    assert_string_equal(event_text(events[0], text, sizeof(text)), "one");
+    assert_true(ids[0] == 1 && ids[1] == 2);
+    free(first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ticket_issued),
-        cmocka_unit_test(test_ticket_single_use),
-        cmocka_unit_test(test_rooms_and_members),
-        cmocka_unit_test(test_messages_newest_first),
+        cmocka_unit_test(test_ticket_issued),     cmocka_unit_test(test_ticket_single_use),
+        cmocka_unit_test(test_rooms_and_members), cmocka_unit_test(test_messages_newest_first),
+        cmocka_unit_test(test_events_published),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
