@@ -106,6 +106,14 @@ static void test_ticket_issued(void **state)
     snprintf(key, sizeof(key), "X-API-Key: %s", json_string_value(json_object_get(doc, "api_key")));
     json_decref(doc);
     ticket_for(key, HARNESS_HTTP2, a);
+    /* ... which stands for the key: bob's rooms, once */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/rooms?ticket=%s", a);
+    assert_int_equal(call(HARNESS_HTTP1, "GET", path, NULL, NULL, &doc), 200);
+    assert_non_null(json_object_get(doc, "items"));
+    json_decref(doc);
+    assert_int_equal(call(HARNESS_HTTP1, "GET", path, NULL, NULL, &doc), 401);
+    json_decref(doc);
 }
 
 /* A room of alice's; its id into out (40 bytes). */
