@@ -19,6 +19,7 @@ const handlers_family_t handlers_families[] = {
     {"files", handlers_files_register},
     {"realtime", handlers_realtime_register},
     {"rooms", handlers_rooms_register},
+    {"notifications", handlers_notifications_register},
     {NULL, NULL},
 };
 

@@ -68,6 +68,7 @@ int handlers_jobs_register(http_router_t *router, char *err, size_t errlen);
 int handlers_files_register(http_router_t *router, char *err, size_t errlen);
 int handlers_realtime_register(http_router_t *router, char *err, size_t errlen);
 int handlers_rooms_register(http_router_t *router, char *err, size_t errlen);
+int handlers_notifications_register(http_router_t *router, char *err, size_t errlen);
 /* POST /api/v1/files (files_upload.c) and GET /api/v1/files/{id}/content (files_content.c). */
 void handlers_files_upload(struct http_request *r);
 void handlers_files_content(struct http_request *r);

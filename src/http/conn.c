@@ -276,7 +276,8 @@ static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
 static void http_conn_send_check(http_conn_t *c, uint64_t now_ms)
 {
     const http_server_t *server = c->loop->server;
-    if (c->answers_unsent == 0 || c->cut || c->trusted || c->sock == NULL || server->send_timeout_ms == 0)
+    if (c->answers_unsent <= c->streams || c->cut || c->trusted || c->sock == NULL ||
+        server->send_timeout_ms == 0)
         return;
     uint64_t elapsed = now_ms - c->send_window_ms;
     if (elapsed < server->send_timeout_ms)
@@ -398,12 +399,18 @@ int http_conn_admit(http_conn_t *c)
 
 void http_conn_answered(http_conn_t *c)
 {
-    if (c->answers_unsent++ == 0 && c->sock != NULL) {
+    /* The first unsent answer beside c's event streams starts the window. */
+    if (c->answers_unsent++ == c->streams && c->sock != NULL) {
         c->send_window_ms = uv_now(c->loop->h2o_ctx.loop);
         c->send_window_written = c->sock->bytes_written;
     }
     if (!c->throttled && c->budget < HTTP_CONN_BUDGET)
         c->budget++;
+}
+
+void http_conn_stream(http_conn_t *c, int delta)
+{
+    c->streams = (uint32_t)((int)c->streams + delta);
 }
 
 void http_conn_disposed(http_conn_t *c, int answered)

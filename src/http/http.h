@@ -374,6 +374,7 @@ typedef struct http_conn {
     /* Answers given, not yet sent whole (their requests are disposed once they are): the
      * client must read them at send_min_rate, judged over windows of send_timeout_ms. */
     uint32_t answers_unsent;
+    uint32_t streams; /* of them, event streams (sse.c): open-ended, judged by their owners */
     uint64_t send_window_ms;
     size_t send_window_written; /* sock->bytes_written (a total) when the window began */
     h2o_accept_ctx_t *accept;        /* TLS: its listener's, for the protocol's accept */
@@ -418,6 +419,10 @@ int http_conn_admit(http_conn_t *c);
 void http_conn_answered(http_conn_t *c);
 /* A request of c was disposed; answered says whether it had its answer by then. */
 void http_conn_disposed(http_conn_t *c, int answered);
+/* An event stream of c began (+1) or ended (-1). While c's unsent answers are all streams,
+ * the unread-answer check leaves c alone: a quiet stream writes nothing for a while, and its
+ * owner bounds what an unread one holds (sse.c). */
+void http_conn_stream(http_conn_t *c, int delta);
 /* Closes c through libh2o's own path (shutdown of the socket); logged once, counted. */
 void http_conn_cut(http_conn_t *c, const char *why);
 /* The same at the loop's next tick, so that an answer written meanwhile leaves first. */
@@ -453,6 +458,22 @@ http_conn_t *http_conn_find(http_loop_t *loop, h2o_socket_t *sock);
 
 /* Registers hydrant's request handler on a libh2o path configuration. */
 void http_install(h2o_pathconf_t *pathconf);
+
+/* A text/event-stream answer (sse.c): 200 and its headers at once, then the body as the
+ * owner writes it, one h2o_send in flight, at most max_queued bytes waiting. gone(data) runs
+ * exactly once when the request is disposed (client gone, connection cut, or after
+ * http_sse_end); the stream must not be touched after. NULL when r was answered instead. */
+typedef struct http_sse http_sse_t;
+typedef void (*http_sse_gone_fn)(void *data);
+http_sse_t *http_sse_begin(http_request_t *r, size_t max_queued, http_sse_gone_fn gone, void *data);
+/* 0, or -1 when the bytes do not fit in the queue (or the stream is ending). */
+int http_sse_write(http_sse_t *s, const char *bytes, size_t len);
+/* Ends the body once what is queued has been sent. */
+void http_sse_end(http_sse_t *s);
+/* How long the send in flight has waited for the client (0 when none waits). */
+uint64_t http_sse_stalled_ms(const http_sse_t *s, uint64_t now_ms);
+/* Cuts the stream's connection (a client that stopped reading). */
+void http_sse_cut(http_sse_t *s, const char *why);
 
 /* Runs a pipelined batch for r. cb runs only if the client is still there; on a submit
  * failure r is answered with 503 at once and cb never runs. */
