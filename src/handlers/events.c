@@ -96,3 +96,13 @@ void handlers_events_publish_json_users(http_request_t *r, const char *event, co
     free(users);
     json_decref(list);
 }
+
+void handlers_events_session_revoked(http_request_t *r, const char *user_id, const char *sid)
+{
+    json_t *doc = json_pack("{s:s}", "session_id", sid != NULL ? sid : HANDLERS_EVENTS_ALL_SESSIONS);
+    char *data = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (data != NULL)
+        handlers_events_publish(r, "session.revoked", data, &user_id, 1);
+    free(data);
+    json_decref(doc);
+}

@@ -222,6 +222,11 @@ void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
 #define HANDLERS_EVENTS_CHANNEL "hydrant:rt:events"
 void handlers_events_publish(http_request_t *r, const char *event, const char *data, const char *const *users,
                              int nusers);
+/* session.revoked {"session_id": sid} to the user; sid NULL: every session ended (logout all,
+ * a password change or reset), written as HANDLERS_EVENTS_ALL_SESSIONS, which each stream
+ * opened with an access token shows as its own session. Streams of that session end. */
+#define HANDLERS_EVENTS_ALL_SESSIONS "*"
+void handlers_events_session_revoked(http_request_t *r, const char *user_id, const char *sid);
 /* The same for users given as a JSON array of ids (as PostgreSQL's json_agg writes it). */
 void handlers_events_publish_json_users(http_request_t *r, const char *event, const char *data,
                                         const char *users_json);

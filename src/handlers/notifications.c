@@ -16,7 +16,9 @@
  * connection of a stream whose send has waited for the client over two heartbeats or whose
  * queue (realtime.stream-queue) is full, ends streams older than realtime.max-stream-seconds
  * (the client reconnects with Last-Event-ID), and ends every stream once the server is asked
- * to shut down, so that the drain does not wait for them.
+ * to shut down, so that the drain does not wait for them. A stream opened with an access token
+ * (or a ticket of one) belongs to that token's session: session.revoked about it is written
+ * and the stream ends.
  */
 #include "handlers/handlers.h"
 
@@ -32,6 +34,7 @@ typedef struct notif_stream {
     struct notif_loop *home;
     http_sse_t *sse; /* NULL once the request is gone */
     char user[64];
+    char sid[64];   /* the session of the access token that opened it; "" for an API key */
     long long last; /* the last id written; -1: start from the newest */
     uint64_t opened_ms, written_ms;
     int reading; /* a backlog read in flight: the stream lives until it answers */
@@ -137,6 +140,30 @@ static int notif_event_name_ok(const redisReply *v)
     return 1;
 }
 
+/* A session.revoked event about this stream's session (its own, or every one: "*" then
+ * shows as its own): written with its session's id, and the stream ends. Other sessions'
+ * revocations pass as plain events. Returns 1 when it ended the stream. */
+static int notif_revoked(notif_stream_t *s, long long id, const char *data, size_t len)
+{
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    const char *sid = json_string_value(json_object_get(doc, "session_id"));
+    int mine = s->sid[0] != '\0' && sid != NULL &&
+               (strcmp(sid, s->sid) == 0 || strcmp(sid, HANDLERS_EVENTS_ALL_SESSIONS) == 0);
+    json_decref(doc);
+    if (!mine)
+        return 0;
+    json_t *own = json_pack("{s:s}", "session_id", s->sid);
+    char *text = own != NULL ? json_dumps(own, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        notif_event(s, id, "session.revoked", text, strlen(text));
+    free(text);
+    json_decref(own);
+    s->last = id;
+    s->ending = 1;
+    http_sse_end(s->sse); /* may dispose of the request: s->sse is then NULL */
+    return 1;
+}
+
 /* One backlog entry {"<id>-0", {"event", e, "data", d}}: written, and the stream's last. */
 static void notif_entry(notif_stream_t *s, const redisReply *entry)
 {
@@ -149,6 +176,9 @@ static void notif_entry(notif_stream_t *s, const redisReply *entry)
     if (id <= s->last || !notif_event_name_ok(fields->element[1]) ||
         fields->element[3]->type != REDIS_REPLY_STRING)
         return;
+    if (strcmp(fields->element[1]->str, "session.revoked") == 0 &&
+        notif_revoked(s, id, fields->element[3]->str, fields->element[3]->len))
+        return;
     notif_event(s, id, fields->element[1]->str, fields->element[3]->str, fields->element[3]->len);
     s->last = id;
 }
@@ -156,7 +186,8 @@ static void notif_entry(notif_stream_t *s, const redisReply *entry)
 static void notif_read_done(void *data, db_status_t status, redisReply *reply)
 {
     notif_stream_t *s = data;
-    s->reading = 0;
+    /* s->reading stays set while the entries are written: ending the stream may dispose of
+     * the request at once, and s must outlive that until the last line here. */
     if (s->sse != NULL && status == DB_OK && reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
         reply->elements == 3 && reply->element[0]->type == REDIS_REPLY_INTEGER &&
         reply->element[1]->type == REDIS_REPLY_INTEGER && reply->element[2]->type == REDIS_REPLY_ARRAY) {
@@ -169,9 +200,10 @@ static void notif_read_done(void *data, db_status_t status, redisReply *reply)
             notif_write(s, line, (size_t)n);
             s->last = newest;
         }
-        for (size_t i = 0; i < reply->element[2]->elements; i++)
+        for (size_t i = 0; i < reply->element[2]->elements && s->sse != NULL && !s->ending; i++)
             notif_entry(s, reply->element[2]->element[i]);
     }
+    s->reading = 0;
     notif_release(s);
 }
 
@@ -268,6 +300,7 @@ static void notif_open_ok(http_request_t *r, handlers_user_t *user)
     }
     s->home = home;
     snprintf(s->user, sizeof(s->user), "%s", user->id);
+    snprintf(s->sid, sizeof(s->sid), "%s", user->claims.sid);
     s->last = notif_last_event_id(r);
     s->opened_ms = s->written_ms = uv_now(home->ctx->loop);
     s->next = home->head;

@@ -121,13 +121,15 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Opens alice's stream on s with up to two extra headers; waits (bounded) for its first bytes. */
-static reader_t *reader_open(const harness_server_t *s, int protocol, const char *extra, int want)
+/* Opens a stream on s with the credentials header auth (alice's when NULL) and one extra
+ * header (or NULL); waits (bounded) for its first bytes. */
+static reader_t *reader_open_as(const harness_server_t *s, int protocol, const char *auth, const char *extra,
+                                int want)
 {
     reader_t *rd = calloc(1, sizeof(*rd));
     snprintf(rd->url, sizeof(rd->url), "%s/api/v1/notifications/stream",
              protocol == HARNESS_HTTP2 ? s->https_base : s->http_base);
-    rd->headers[0] = alice.auth;
+    rd->headers[0] = auth != NULL ? auth : alice.auth;
     rd->headers[1] = extra;
     rd->protocol = protocol;
     rd->want = want;
@@ -136,6 +138,11 @@ static reader_t *reader_open(const harness_server_t *s, int protocol, const char
         usleep(10000);
     assert_true(atomic_load(&rd->started));
     return rd;
+}
+
+static reader_t *reader_open(const harness_server_t *s, int protocol, const char *extra, int want)
+{
+    return reader_open_as(s, protocol, NULL, extra, want);
 }
 
 /* Waits for the reader's end (it stops itself at `want` events or after 10 s). */
@@ -259,6 +266,64 @@ static void test_reset_after_gap(void **state)
     free(rd);
 }
 
+/* A second session of alice's: its "Authorization: Bearer ..." header into out (1100 bytes). */
+static void second_session(char *out)
+{
+    harness_account_t again = alice;
+    char url[256], body[256];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/login", server.https_base);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", alice.email, PASSWORD);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, body, strlen(body));
+    assert_int_equal(res.status, 200);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    snprintf(again.auth, sizeof(again.auth), "Authorization: Bearer %s",
+             json_string_value(json_object_get(doc, "access_token")));
+    json_decref(doc);
+    harness_response_free(&res);
+    memcpy(out, again.auth, sizeof(again.auth));
+}
+
+static void test_revocation_ends_the_stream(void **state)
+{
+    (void)state;
+    char session[1100];
+    for (int protocol = HARNESS_HTTP1; protocol <= HARNESS_HTTP2; protocol++) {
+        second_session(session);
+        reader_t *revoked = reader_open_as(&server, protocol, session, NULL, MAX_EVENTS);
+        reader_t *kept = reader_open(&server, protocol, NULL, 1);
+        char url[256];
+        snprintf(url, sizeof(url), "%s/api/v1/auth/logout", server.https_base);
+        const char *headers[] = {session, NULL};
+        harness_response_t res;
+        harness_request(&res, HARNESS_HTTP2, "POST", url, headers, NULL, 0);
+        assert_int_equal(res.status, 204);
+        harness_response_free(&res);
+        /* the logged-out session's stream says so and ends by itself (not at want, not by
+         * its 10 s limit) */
+        reader_join(revoked);
+        assert_int_equal(revoked->curl_code, CURLE_OK);
+        assert_int_equal(revoked->nevents, 1);
+        assert_string_equal(revoked->names[0], "session.revoked");
+        json_t *data = json_loads(revoked->data[0], 0, NULL);
+        const char *sid = json_string_value(json_object_get(data, "session_id"));
+        assert_non_null(sid);
+        /* the other session's stream hears of it, naming the same session, and goes on */
+        reader_join(kept);
+        assert_int_equal(kept->nevents, 1);
+        assert_string_equal(kept->names[0], "session.revoked");
+        assert_int_equal(kept->ids[0], revoked->ids[0]);
+        json_t *told = json_loads(kept->data[0], 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(told, "session_id")), sid);
+        json_decref(told);
+        json_decref(data);
+        last_seen = kept->ids[0];
+        free(revoked);
+        free(kept);
+    }
+}
+
 static void test_other_instance_and_shutdown(void **state)
 {
     (void)state;
@@ -288,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_live_in_order),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_reset_after_gap),
+        cmocka_unit_test(test_revocation_ends_the_stream),
         cmocka_unit_test(test_other_instance_and_shutdown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
