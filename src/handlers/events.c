@@ -4,8 +4,10 @@
  * Each user has a backlog in Redis: a counter (hydrant:rt:seq:<user>) that gives the user's
  * events their increasing ids, and a stream (hydrant:rt:log:<user>) whose entry ids are those
  * ids ("<id>-0"), capped with MAXLEN ~ HANDLERS_EVENTS_BACKLOG (Redis trims whole nodes, so at
- * least that many stay), for Last-Event-ID resume. The same script PUBLISHes each event on
- * HANDLERS_EVENTS_CHANNEL for the streams held on every instance. Id, backlog entry and
+ * least that many stay), for Last-Event-ID resume; streams on every instance read it
+ * (notifications.c). The same script PUBLISHes each event on HANDLERS_EVENTS_CHANNEL, which
+ * nothing subscribes to yet: it is for the subscriber that is to wake only the streams an
+ * event concerns instead of their polling. Id, backlog entry and
  * publication are one script, so they happen atomically and in one order: a reader that sees
  * event N published has N in the backlog, and events of one user are published in id order.
  *
