@@ -111,6 +111,8 @@ void cfg_init_defaults(cfg_t *cfg)
                                  .send_timeout_ms = 10000,
                                  .send_min_rate = 500};
     cfg->tls.hsts_max_age = -1; /* by mode: cfg_default_by_mode */
+    cfg->realtime = (cfg_realtime_t){
+        .heartbeat_ms = 15000, .max_stream_s = 3600, .poll_ms = 50, .stream_queue = 64 * 1024};
 }
 
 void cfg_listen_clear(cfg_listen_t *l)

@@ -133,6 +133,14 @@ typedef struct {
                        * cfg_default_by_mode: 31536000 in production, 0 in development */
 } cfg_tls_t;
 
+/* Notification streams (src/handlers/notifications.c). */
+typedef struct {
+    int heartbeat_ms;     /* a comment line when nothing else was written this long, default 15000 */
+    int max_stream_s;     /* a stream ends after this long (the client reconnects), default 3600 */
+    int poll_ms;          /* how often a loop looks for its streams' new events, default 50 */
+    int64_t stream_queue; /* bytes a stream may hold unsent before it is dropped, default 64 KiB */
+} cfg_realtime_t;
+
 typedef struct {
     char *source; /* path of the file read, or "(defaults)" */
     cfg_mode_t mode;
@@ -153,6 +161,7 @@ typedef struct {
     cfg_jobs_t jobs;
     cfg_limits_t limits;
     cfg_tls_t tls;
+    cfg_realtime_t realtime;
 } cfg_t;
 
 /* The retry schedule of a job kind: its jobs.kinds entry, each field left 0 there taken from

@@ -117,6 +117,13 @@ const cfg_setting_t cfg_settings[] = {
     {"limits.send-min-rate", "HYDRANT_SEND_MIN_RATE", CFG_T_SIZE, F(limits.send_min_rate), 0, GIB},
     /* Up to two years, the value Mozilla's generated configurations use. */
     {"tls.hsts-max-age", "HYDRANT_TLS_HSTS_MAX_AGE", CFG_T_INT, F(tls.hsts_max_age), 0, 63072000},
+    {"realtime.heartbeat-ms", "HYDRANT_REALTIME_HEARTBEAT_MS", CFG_T_INT, F(realtime.heartbeat_ms), 10,
+     60000},
+    {"realtime.max-stream-seconds", "HYDRANT_REALTIME_MAX_STREAM_SECONDS", CFG_T_INT,
+     F(realtime.max_stream_s), 1, 86400},
+    {"realtime.poll-ms", "HYDRANT_REALTIME_POLL_MS", CFG_T_INT, F(realtime.poll_ms), 5, 10000},
+    {"realtime.stream-queue", "HYDRANT_REALTIME_STREAM_QUEUE", CFG_T_SIZE, F(realtime.stream_queue), 4 * KIB,
+     64 * 1024 * KIB},
     {NULL, NULL, 0, 0, 0, 0},
 };
 

@@ -124,6 +124,16 @@
 #define DB_COLS_FILES_REMOVE_QUEUE(X, s) X(s, ID, "id") X(s, NOTIFY, "pg_notify")
 #define DB_COLS_FILES_WITHOUT_ROW(X, s)  X(s, ID, "id")
 
+/* ---- rooms ---- */
+#define DB_COLS_ROOM_CREATE(X, s) X(s, ROOM, "room")
+#define DB_COLS_ROOM_LIST(X, s)   X(s, ROOM, "room") X(s, ID, "id")
+#define DB_COLS_ROOM_MEMBER(X, s) X(s, MEMBER, "member")
+#define DB_COLS_ROOM_MEMBER_ADD(X, s)                                                                        \
+    X(s, MEMBER, "member") X(s, USER_EXISTS, "user_exists") X(s, ADDED, "added") X(s, ROOM, "room")
+#define DB_COLS_ROOM_MEMBER_LEAVE(X, s)   X(s, ROOM_ID, "room_id")
+#define DB_COLS_ROOM_MESSAGE_CREATE(X, s) X(s, MESSAGE, "message") X(s, MEMBERS, "members")
+#define DB_COLS_ROOM_MESSAGE_LIST(X, s)   X(s, MESSAGE, "message") X(s, SEQ, "seq")
+
 /* ---- Idempotency-Key ---- */
 #define DB_COLS_IDEM_CLAIM(X, s)                                                                             \
     X(s, STATE, "state")                                                                                     \
@@ -178,6 +188,13 @@
     X(FILE_PROCESSED)                                                                                        \
     X(FILES_REMOVE_QUEUE)                                                                                    \
     X(FILES_WITHOUT_ROW)                                                                                     \
+    X(ROOM_CREATE)                                                                                           \
+    X(ROOM_LIST)                                                                                             \
+    X(ROOM_MEMBER)                                                                                           \
+    X(ROOM_MEMBER_ADD)                                                                                       \
+    X(ROOM_MEMBER_LEAVE)                                                                                     \
+    X(ROOM_MESSAGE_CREATE)                                                                                   \
+    X(ROOM_MESSAGE_LIST)                                                                                     \
     X(IDEM_CLAIM)                                                                                            \
     X(IDEM_FENCE)
 

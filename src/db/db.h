@@ -99,9 +99,17 @@ typedef enum {
     DB_STMT_FILE_PROCESSED,     /* a file's analysis and state */
     DB_STMT_FILES_REMOVE_QUEUE, /* a files.remove job for every file of a user (account deletion) */
     DB_STMT_FILES_WITHOUT_ROW,  /* which of some file ids have no row (files.sweep) */
-#ifdef HYDRANT_TEST_HOOKS       /* only in hydrant_db_testhooks, for test_pg_pool */
-    DB_STMT_ECHO_INT_SHARED,    /* SELECT $1::int, sharing segments */
-    DB_STMT_SLEEP_MS,           /* pg_sleep($1 ms): a slow statement */
+    /* rooms (src/handlers/rooms.c) */
+    DB_STMT_ROOM_CREATE,         /* a room and its creator as its first member */
+    DB_STMT_ROOM_LIST,           /* a page of the rooms a user is a member of, newest first */
+    DB_STMT_ROOM_MEMBER,         /* is a user a member of a room? */
+    DB_STMT_ROOM_MEMBER_ADD,     /* a member adds a user */
+    DB_STMT_ROOM_MEMBER_LEAVE,   /* a member leaves */
+    DB_STMT_ROOM_MESSAGE_CREATE, /* a member's message */
+    DB_STMT_ROOM_MESSAGE_LIST,   /* a page of a room's messages, newest first */
+#ifdef HYDRANT_TEST_HOOKS        /* only in hydrant_db_testhooks, for test_pg_pool */
+    DB_STMT_ECHO_INT_SHARED,     /* SELECT $1::int, sharing segments */
+    DB_STMT_SLEEP_MS,            /* pg_sleep($1 ms): a slow statement */
 #endif
     DB_STMT_DEADLINE, /* fails once $1 (Unix seconds) has passed: ends every batch that writes */
     /* Idempotency-Key (src/http/idempotency.c) */

@@ -35,6 +35,17 @@
     "sha256, 'state', state, 'job_id', job_id, 'analysis', analysis, 'created_at', " TS(                     \
         "created_at") ", 'updated_at', " TS("updated_at") ")::text"
 
+/* The contract's Room (of rooms r) and Message (of room_messages m, its author u joined). */
+#define ROOM_JSON                                                                                            \
+    "json_build_object('id', r.id, 'name', r.name, 'created_by', r.created_by, 'created_at', " TS(           \
+        "r.created_at") ")::text"
+#define MESSAGE_JSON                                                                                         \
+    "json_build_object('id', m.id, 'room_id', m.room_id, 'user', CASE WHEN u.id IS NULL THEN NULL ELSE "     \
+    "json_build_object('id', u.id, 'username', u.username) END, 'text', m.text, 'created_at', " TS(          \
+        "m.created_at") ")::text"
+/* Is $2 a member of room $1? */
+#define ROOM_MEMBER_SQL "EXISTS (SELECT 1 FROM room_members WHERE room_id = $1::uuid AND user_id = $2::uuid)"
+
 /* The User's fields as plain columns, for handlers_user_json_from_row: on the hottest path
  * the loop writes the JSON for less than PostgreSQL's json_build_object costs the backend.
  * Columns: DB_COLS_USER_ROW. */
@@ -571,6 +582,68 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                                    "SELECT t.id FROM unnest($1::text[]) AS t(id) WHERE NOT EXISTS "
                                    "(SELECT 1 FROM files f WHERE f.id = t.id::uuid)",
                                    1},
+
+    /* $1 name, $2 the creator. Returns the Room JSON. Columns: DB_COLS_ROOM_CREATE. */
+    [DB_STMT_ROOM_CREATE] =
+        {"room_create",
+         "WITH r AS (INSERT INTO rooms (name, created_by) VALUES ($1, $2::uuid) RETURNING *), "
+         "m AS (INSERT INTO room_members (room_id, user_id) SELECT id, created_by FROM r) "
+         "SELECT " ROOM_JSON " AS room FROM r",
+         2},
+
+    /* $1 user, $2 limit, $3 cursor (a room id) or NULL. Newest room first. Columns:
+     * DB_COLS_ROOM_LIST. */
+    [DB_STMT_ROOM_LIST] = {"room_list",
+                           "SELECT " ROOM_JSON " AS room, r.id FROM room_members rm JOIN rooms r ON r.id = "
+                           "rm.room_id WHERE rm.user_id = $1::uuid AND ($3::uuid IS NULL OR rm.room_id < "
+                           "$3::uuid) ORDER BY rm.room_id DESC LIMIT $2::int",
+                           3, .read_only = 1},
+
+    /* $1 room, $2 user. Columns: DB_COLS_ROOM_MEMBER. */
+    [DB_STMT_ROOM_MEMBER] = {"room_member", "SELECT " ROOM_MEMBER_SQL " AS member", 2, .read_only = 1},
+
+    /* $1 room, $2 the member adding, $3 the user added. Whether $2 is a member, whether $3
+     * exists, whether $3 was added now (not a member before), and the Room JSON. Columns:
+     * DB_COLS_ROOM_MEMBER_ADD. */
+    [DB_STMT_ROOM_MEMBER_ADD] =
+        {"room_member_add",
+         "WITH caller AS (SELECT " ROOM_MEMBER_SQL " AS member), "
+         "target AS (SELECT id FROM users WHERE id = $3::uuid), "
+         "ins AS (INSERT INTO room_members (room_id, user_id) SELECT $1::uuid, t.id FROM target t, caller c "
+         "WHERE c.member ON CONFLICT DO NOTHING RETURNING user_id) "
+         "SELECT (SELECT member FROM caller) AS member, EXISTS (SELECT 1 FROM target) AS user_exists, "
+         "EXISTS (SELECT 1 FROM ins) AS added, (SELECT " ROOM_JSON
+         " FROM rooms r WHERE r.id = $1::uuid) AS room",
+         3},
+
+    /* $1 room, $2 user. A row when $2 was a member. Columns: DB_COLS_ROOM_MEMBER_LEAVE. */
+    [DB_STMT_ROOM_MEMBER_LEAVE] = {"room_member_leave",
+                                   "DELETE FROM room_members WHERE room_id = $1::uuid AND user_id = $2::uuid "
+                                   "RETURNING room_id",
+                                   2},
+
+    /* $1 room, $2 author, $3 text. The Message JSON and the room's members (a JSON array of
+     * ids, for room.message), no row when $2 is no member. Columns:
+     * DB_COLS_ROOM_MESSAGE_CREATE. */
+    [DB_STMT_ROOM_MESSAGE_CREATE] = {"room_message_create",
+                                     "WITH m AS (INSERT INTO room_messages (room_id, user_id, text) SELECT "
+                                     "$1::uuid, $2::uuid, $3 WHERE " ROOM_MEMBER_SQL " RETURNING *) "
+                                     "SELECT " MESSAGE_JSON
+                                     " AS message, (SELECT json_agg(user_id) FROM room_members "
+                                     "WHERE room_id = $1::uuid)::text AS members FROM m LEFT JOIN users u ON "
+                                     "u.id = m.user_id",
+                                     3},
+
+    /* $1 room, $2 member, $3 limit, $4 cursor (a seq) or NULL. Newest first; nothing for a
+     * non-member (the caller asks DB_STMT_ROOM_MEMBER in the same batch to tell 404).
+     * Columns: DB_COLS_ROOM_MESSAGE_LIST. */
+    [DB_STMT_ROOM_MESSAGE_LIST] =
+        {"room_message_list",
+         "SELECT " MESSAGE_JSON " AS message, m.seq FROM room_messages m LEFT JOIN "
+         "users u ON u.id = m.user_id WHERE m.room_id = $1::uuid AND " ROOM_MEMBER_SQL
+         " AND ($4::bigint IS NULL OR m.seq < $4::bigint) ORDER BY m.seq DESC LIMIT "
+         "$3::int",
+         4, .read_only = 1},
 
     /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone.
      * Columns: DB_COLS_FILE_PROCESSED. */

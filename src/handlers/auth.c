@@ -586,10 +586,13 @@ static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
         handlers_principal_forget(r, user->id); /* also when in doubt: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
-    if (user != NULL)
-        handlers_principal_changed(r, user->id, 204, NULL);
-    else
+    if (user == NULL) {
         http_respond_empty(r, 204);
+        return;
+    }
+    json_t *all = r->body != NULL ? json_object_get(r->body, "all") : NULL;
+    handlers_events_session_revoked(r, user->id, json_is_true(all) ? NULL : user->claims.sid);
+    handlers_principal_changed(r, user->id, 204, NULL);
 }
 
 /* This access token is revoked and this session's refresh family ended; with all, every

@@ -17,6 +17,9 @@ const handlers_family_t handlers_families[] = {
     {"admin", handlers_admin_register},
     {"jobs", handlers_jobs_register},
     {"files", handlers_files_register},
+    {"realtime", handlers_realtime_register},
+    {"rooms", handlers_rooms_register},
+    {"notifications", handlers_notifications_register},
     {NULL, NULL},
 };
 

@@ -70,6 +70,9 @@ int handlers_profile_register(http_router_t *router, char *err, size_t errlen);
 int handlers_admin_register(http_router_t *router, char *err, size_t errlen);
 int handlers_jobs_register(http_router_t *router, char *err, size_t errlen);
 int handlers_files_register(http_router_t *router, char *err, size_t errlen);
+int handlers_realtime_register(http_router_t *router, char *err, size_t errlen);
+int handlers_rooms_register(http_router_t *router, char *err, size_t errlen);
+int handlers_notifications_register(http_router_t *router, char *err, size_t errlen);
 /* POST /api/v1/files (files_upload.c) and GET /api/v1/files/{id}/content (files_content.c). */
 void handlers_files_upload(struct http_request *r);
 void handlers_files_content(struct http_request *r);
@@ -200,6 +203,37 @@ void handlers_authenticate(http_request_t *r, handlers_auth_ok_fn ok);
 /* The same, or `X-API-Key: <key>` when no Authorization header is sent (the contract's /me,
  * /files and /jobs routes). A key carries no token claims (user->claims is zeroed). */
 void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok);
+/* Credentials checked once and held for a moment (a realtime ticket, realtime.c): an access
+ * token's verified claims, or when claims.jti is "" an API key's hash. */
+typedef struct {
+    auth_claims_t claims;
+    char key_hash[AUTH_TOKEN_HASH_LEN + 1];
+} handlers_credentials_t;
+/* Checks them again as their own route would now (the user, the revocations, the key), then
+ * ok(r, user) or 401. */
+void handlers_authenticate_credentials(http_request_t *r, const handlers_credentials_t *c,
+                                       handlers_auth_ok_fn ok);
+/* The stored hash of an `X-API-Key` value into out: 0, or -1 when it is no key of ours. */
+int handlers_api_key_hash(const char *key, size_t len, char out[AUTH_TOKEN_HASH_LEN + 1]);
+/* The realtime routes (realtime.c): `?ticket=` (single use) when sent, else as
+ * handlers_authenticate_or_key. */
+void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
+/* Notification events (events.c): each user's events get increasing ids and a backlog of at
+ * least HANDLERS_EVENTS_BACKLOG in Redis, and are published on HANDLERS_EVENTS_CHANNEL as
+ * "<user> <id> <event> <data>" for the streams of every instance. Call once the change they
+ * tell of has committed; fire and forget. data is one JSON object. */
+#define HANDLERS_EVENTS_BACKLOG 1000
+#define HANDLERS_EVENTS_CHANNEL "hydrant:rt:events"
+void handlers_events_publish(http_request_t *r, const char *event, const char *data, const char *const *users,
+                             int nusers);
+/* session.revoked {"session_id": sid} to the user; sid NULL: every session ended (logout all,
+ * a password change or reset), written as HANDLERS_EVENTS_ALL_SESSIONS, which each stream
+ * opened with an access token shows as its own session. Streams of that session end. */
+#define HANDLERS_EVENTS_ALL_SESSIONS "*"
+void handlers_events_session_revoked(http_request_t *r, const char *user_id, const char *sid);
+/* The same for users given as a JSON array of ids (as PostgreSQL's json_agg writes it). */
+void handlers_events_publish_json_users(http_request_t *r, const char *event, const char *data,
+                                        const char *users_json);
 /* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
  * forbidden otherwise. */
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);

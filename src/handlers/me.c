@@ -133,21 +133,31 @@ static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
     me_auth_accept(r, a);
 }
 
-/* X-API-Key: looked up by its hash (keys are stored only as hashes). */
-static void me_auth_by_key(http_request_t *r, const char *key, size_t len, handlers_auth_ok_fn ok)
+/* A key's user, by the key's hash (keys are stored only as hashes). */
+static void me_auth_key_hash(http_request_t *r, const char *hash)
 {
-    if (len < 16 || len > 256 || !auth_token_plausible(key + 3, len - 3) || strncmp(key, "hk_", 3) != 0) {
-        me_auth_refuse(r, "unauthorized", "the API key is not valid");
-        return;
-    }
-    me_auth_t *a = me_auth_new(r, ok);
-    if (a == NULL)
-        return;
-    char hash[AUTH_TOKEN_HASH_LEN + 1];
-    auth_token_hash(key, len, hash);
     const char *values[] = {hash};
     db_query_t q = {.stmt = DB_STMT_API_KEY_AUTH, .nparams = 1, .values = values};
     http_pg(r, &q, 1, me_auth_key_found);
+}
+
+int handlers_api_key_hash(const char *key, size_t len, char out[AUTH_TOKEN_HASH_LEN + 1])
+{
+    if (len < 16 || len > 256 || !auth_token_plausible(key + 3, len - 3) || strncmp(key, "hk_", 3) != 0)
+        return -1;
+    auth_token_hash(key, len, out);
+    return 0;
+}
+
+static void me_auth_by_key(http_request_t *r, const char *key, size_t len, handlers_auth_ok_fn ok)
+{
+    char hash[AUTH_TOKEN_HASH_LEN + 1];
+    if (handlers_api_key_hash(key, len, hash) != 0) {
+        me_auth_refuse(r, "unauthorized", "the API key is not valid");
+        return;
+    }
+    if (me_auth_new(r, ok) != NULL)
+        me_auth_key_hash(r, hash);
 }
 
 void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
@@ -161,6 +171,7 @@ void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
 }
 
 static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_rank);
+static void me_auth_claims(http_request_t *r, me_auth_t *a);
 
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok)
 {
@@ -201,8 +212,14 @@ static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_r
                        st == AUTH_JWT_EXPIRED ? "the token has expired" : "the token is not valid");
         return;
     }
-    /* Warm: this loop's principal cache answers (kept exact by notifications, see
-     * principal.c); cold, or while the cache is bypassed: the database. */
+    me_auth_claims(r, a);
+}
+
+/* Verified claims: is the token's user still allowed? Warm: this loop's principal cache
+ * answers (kept exact by notifications, see principal.c); cold, or while the cache is
+ * bypassed: the database. */
+static void me_auth_claims(http_request_t *r, me_auth_t *a)
+{
     if (handlers_principal_lookup(r, &a->claims, &a->user, &a->ticket)) {
         me_auth_accept(r, a);
         return;
@@ -210,6 +227,20 @@ static void me_authenticate(http_request_t *r, handlers_auth_ok_fn ok, int min_r
     const char *values[] = {a->claims.sub, a->claims.jti};
     db_query_t q = {.stmt = DB_STMT_USER_AUTH, .nparams = 2, .values = values};
     http_pg(r, &q, 1, me_auth_user_found);
+}
+
+void handlers_authenticate_credentials(http_request_t *r, const handlers_credentials_t *c,
+                                       handlers_auth_ok_fn ok)
+{
+    me_auth_t *a = me_auth_new(r, ok);
+    if (a == NULL)
+        return;
+    if (c->claims.jti[0] == '\0') {
+        me_auth_key_hash(r, c->key_hash);
+        return;
+    }
+    a->claims = c->claims;
+    me_auth_claims(r, a);
 }
 
 /* -------------------------------------------------------------------- /me ---- */

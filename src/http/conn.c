@@ -269,11 +269,12 @@ static void http_conns_sweep_addresses(struct http_conns *t, uint64_t now_ms)
     }
 }
 
-/* Does c still owe its client part of an answer? sock->bytes_written also counts heads and
- * control frames, so owed bytes beyond it are bodies not yet written. */
+/* Does c still owe its client part of an answer? Event streams are open-ended and judged by
+ * their owners (sse.c); sock->bytes_written also counts heads and control frames, so owed
+ * bytes beyond it are bodies not yet written. */
 static int http_conn_sending(const http_conn_t *c)
 {
-    return c->answers_unsent > 0 || (c->sock != NULL && c->bytes_owed > c->sock->bytes_written);
+    return c->answers_unsent > c->streams || (c->sock != NULL && c->bytes_owed > c->sock->bytes_written);
 }
 
 /* libh2o 2.2 keeps an answer that its client does not read (a zero flow-control window, or a
@@ -413,6 +414,11 @@ void http_conn_answered(http_conn_t *c, size_t bytes)
     c->bytes_owed += bytes;
     if (!c->throttled && c->budget < HTTP_CONN_BUDGET)
         c->budget++;
+}
+
+void http_conn_stream(http_conn_t *c, int delta)
+{
+    c->streams = (uint32_t)((int)c->streams + delta);
 }
 
 void http_conn_disposed(http_conn_t *c, int answered)

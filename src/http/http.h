@@ -313,18 +313,18 @@ typedef struct {
     void *app;                      /* the handlers' own start-up data */
     struct http_loop *const *loops; /* every loop, for process-wide views such as /metrics */
     int nloops;
-    int conn_max_queries;              /* per connection, 0: no limit */
-    int conn_max_cpu_jobs;             /* per connection, 0: no limit */
-    int address_max_connections;       /* per client address and loop, 0: no limit */
-    int address_new_per_second;        /* per client address and loop, 0: no limit */
+    int conn_max_queries;        /* per connection, 0: no limit */
+    int conn_max_cpu_jobs;       /* per connection, 0: no limit */
+    int address_max_connections; /* per client address and loop, 0: no limit */
+    int address_new_per_second;  /* per client address and loop, 0: no limit */
     /* Request bodies in flight (received, or held by a request in progress), in bytes; 0: no
      * limit. The loop's is its share of limits.max-body-bytes-in-flight. */
     uint64_t body_max_per_connection, body_max_per_address, body_max_per_loop;
-    size_t max_entity;            /* libh2o's max_request_entity_size: it refuses a longer body */
-    uint64_t body_timeout_ms;     /* an HTTP/2 body slower than body_min_rate (bytes per second) */
-    uint64_t body_min_rate;       /* over this long cuts its connection; 0: off */
-    uint64_t send_timeout_ms;     /* answers read slower than send_min_rate (bytes per second) */
-    uint64_t send_min_rate;       /* over this long cut their connection; 0: off */
+    size_t max_entity;                 /* libh2o's max_request_entity_size: it refuses a longer body */
+    uint64_t body_timeout_ms;          /* an HTTP/2 body slower than body_min_rate (bytes per second) */
+    uint64_t body_min_rate;            /* over this long cuts its connection; 0: off */
+    uint64_t send_timeout_ms;          /* answers read slower than send_min_rate (bytes per second) */
+    uint64_t send_min_rate;            /* over this long cut their connection; 0: off */
     unsigned char idempotency_key[32]; /* seals stored answers (they may carry tokens) */
     int idempotency_takeover_s;        /* a claim older than this may be taken over */
     /* Strict-Transport-Security for answers on TLS connections, formatted once at start-up
@@ -375,10 +375,11 @@ typedef struct http_conn {
      * over windows of send_timeout_ms. libh2o may dispose a request whose whole body it took
      * before the body is written, so the bytes owed count as well as the requests. */
     uint32_t answers_unsent;
+    uint32_t streams;    /* of them, event streams (sse.c): open-ended, judged by their owners */
     uint64_t bytes_owed; /* body bytes of every answer so far, against sock->bytes_written */
     uint64_t send_window_ms;
     size_t send_window_written; /* sock->bytes_written (a total) when the window began */
-    h2o_accept_ctx_t *accept;        /* TLS: its listener's, for the protocol's accept */
+    h2o_accept_ctx_t *accept;   /* TLS: its listener's, for the protocol's accept */
     struct timeval connected_at;
     uint32_t active; /* requests dispatched, not yet disposed */
     int budget;
@@ -420,6 +421,10 @@ int http_conn_admit(http_conn_t *c);
 void http_conn_answered(http_conn_t *c, size_t bytes);
 /* A request of c was disposed; answered says whether it had its answer by then. */
 void http_conn_disposed(http_conn_t *c, int answered);
+/* An event stream of c began (+1) or ended (-1). While c's unsent answers are all streams,
+ * the unread-answer check leaves c alone: a quiet stream writes nothing for a while, and its
+ * owner bounds what an unread one holds (sse.c). */
+void http_conn_stream(http_conn_t *c, int delta);
 /* Closes c through libh2o's own path (shutdown of the socket); logged once, counted. */
 void http_conn_cut(http_conn_t *c, const char *why);
 /* The same at the loop's next tick, so that an answer written meanwhile leaves first. */
@@ -455,6 +460,22 @@ http_conn_t *http_conn_find(http_loop_t *loop, h2o_socket_t *sock);
 
 /* Registers hydrant's request handler on a libh2o path configuration. */
 void http_install(h2o_pathconf_t *pathconf);
+
+/* A text/event-stream answer (sse.c): 200 and its headers at once, then the body as the
+ * owner writes it, one h2o_send in flight, at most max_queued bytes waiting. gone(data) runs
+ * exactly once when the request is disposed (client gone, connection cut, or after
+ * http_sse_end); the stream must not be touched after. NULL when r was answered instead. */
+typedef struct http_sse http_sse_t;
+typedef void (*http_sse_gone_fn)(void *data);
+http_sse_t *http_sse_begin(http_request_t *r, size_t max_queued, http_sse_gone_fn gone, void *data);
+/* 0, or -1 when the bytes do not fit in the queue (or the stream is ending). */
+int http_sse_write(http_sse_t *s, const char *bytes, size_t len);
+/* Ends the body once what is queued has been sent. */
+void http_sse_end(http_sse_t *s);
+/* How long the send in flight has waited for the client (0 when none waits). */
+uint64_t http_sse_stalled_ms(const http_sse_t *s, uint64_t now_ms);
+/* Cuts the stream's connection (a client that stopped reading). */
+void http_sse_cut(http_sse_t *s, const char *why);
 
 /* Runs a pipelined batch for r. cb runs only if the client is still there; on a submit
  * failure r is answered with 503 at once and cb never runs. */

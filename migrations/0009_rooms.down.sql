@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS room_messages, room_members, rooms;

@@ -1,0 +1,10 @@
+# Realtime (issue 15): tickets and rooms over HTTP/2 and HTTP/1.1 (test_realtime.c).
+hydrant_add_integration_test(test_realtime hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_realtime.c)
+add_dependencies(test_realtime hydrant-test)
+
+# The notification stream (SSE) over HTTP/2 and HTTP/1.1, on one and on two servers
+# (test_notifications.c).
+find_package(Threads REQUIRED)
+hydrant_add_integration_test(test_notifications hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_notifications.c)
+target_link_libraries(test_notifications PRIVATE Threads::Threads)
+add_dependencies(test_notifications hydrant-test)
