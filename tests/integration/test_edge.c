@@ -110,6 +110,14 @@ static double metric(const char *sample)
     return metric_of(&server, sample);
 }
 
+/* Pumps h until it has n response heads, the server closed it, or wait_ms passed. */
+static void responses_within(h2raw_t *h, int n, int wait_ms)
+{
+    for (long long deadline = harness_now_ms() + wait_ms;
+         h2raw_responses(h) < n && !h2raw_closed(h) && harness_now_ms() < deadline;)
+        h2raw_pump(h, 50);
+}
+
 /* A plain TCP connection to port from a loopback address of our choosing (127.0.0.N), or -1. */
 static int connect_from(const char *source, int port)
 {
@@ -212,9 +220,7 @@ static void assert_error_lines_are_capped(const char *token)
         for (int i = 0; i < 80; i++, stream += 2)
             h2raw_request(h, stream, "/api/v1/me", token, 0);
         assert_int_equal(h2raw_flush(h), 0);
-        for (long long deadline = harness_now_ms() + 5000;
-             h2raw_responses(h) < batch * 80 && !h2raw_closed(h) && harness_now_ms() < deadline;)
-            h2raw_pump(h, 20);
+        responses_within(h, batch * 80, 5000);
     }
     long long seconds = (harness_now_ms() - start) / 1000 + 2; /* the seconds the burst touched */
     assert_int_equal(h2raw_responses(h), 320);
@@ -245,9 +251,7 @@ static void test_queries_per_connection(void **state)
     for (uint32_t i = 0, stream = 1; i < 40; i++, stream += 2)
         h2raw_request(h, stream, "/api/v1/me", token, 0);
     assert_int_equal(h2raw_flush(h), 0);
-    for (long long deadline = harness_now_ms() + 5000;
-         h2raw_responses(h) < 40 && harness_now_ms() < deadline;)
-        h2raw_pump(h, 50);
+    responses_within(h, 40, 5000);
     assert_int_equal(h2raw_responses(h), 40); /* every one answered, none left hanging */
     h2raw_close(h);
     assert_true(metric_of(&limited, busy) - refused >= 1);
@@ -322,9 +326,7 @@ static void test_a_few_cancels_are_served_as_ever(void **state)
         for (int i = 0; i < 10; i++, stream += 2)
             h2raw_request(h, stream, "/api/v1/me", bearer, 0);
         assert_int_equal(h2raw_flush(h), 0);
-        for (long long deadline = harness_now_ms() + 5000;
-             h2raw_responses(h) < sent + 10 && !h2raw_closed(h) && harness_now_ms() < deadline;)
-            h2raw_pump(h, 50);
+        responses_within(h, sent + 10, 5000);
     }
     assert_false(h2raw_closed(h));
     assert_true(h2raw_responses(h) >= SERVED);
@@ -376,9 +378,7 @@ static void test_stalled_body_is_cut(void **state)
     }
     assert_true(closed_within(stuck, 15000));
     assert_true(closed_within(trickle, 15000));
-    for (long long deadline = harness_now_ms() + 5000;
-         h2raw_responses(slow) == 0 && !h2raw_closed(slow) && harness_now_ms() < deadline;)
-        h2raw_pump(slow, 100);
+    responses_within(slow, 1, 5000);
     assert_false(h2raw_closed(slow));
     assert_int_equal(h2raw_responses(slow), 1);
     h2raw_close(slow);
@@ -428,9 +428,7 @@ static void test_bodies_in_flight_are_bounded(void **state)
 
     /* the survivor finishes one body: it is answered, and nothing stays counted at the end */
     assert_int_equal(h2raw_post_data(a, 3, 1000, 1) || h2raw_flush(a), 0);
-    for (long long deadline = harness_now_ms() + 5000;
-         h2raw_responses(a) == 0 && !h2raw_closed(a) && harness_now_ms() < deadline;)
-        h2raw_pump(a, 100);
+    responses_within(a, 1, 5000);
     assert_int_equal(h2raw_responses(a), 1);
     h2raw_close(a);
     h2raw_close(b);
@@ -461,9 +459,7 @@ static void test_unread_answers_are_cut(void **state)
     for (uint32_t stream = 1; stream <= 9; stream += 2)
         h2raw_request(reader, stream, "/openapi.json", NULL, 0);
     assert_int_equal(h2raw_flush(reader), 0);
-    for (long long deadline = harness_now_ms() + 5000;
-         h2raw_responses(reader) < 5 && !h2raw_closed(reader) && harness_now_ms() < deadline;)
-        h2raw_pump(reader, 100);
+    responses_within(reader, 5, 5000);
     assert_false(closed_within(reader, 2500));
     assert_int_equal(h2raw_responses(reader), 5);
     h2raw_close(zero);
