@@ -5,6 +5,7 @@ add_dependencies(test_realtime hydrant-test)
 # The notification stream (SSE) over HTTP/2 and HTTP/1.1, on one and on two servers
 # (test_notifications.c).
 find_package(Threads REQUIRED)
-hydrant_add_integration_test(test_notifications hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_notifications.c)
+hydrant_add_integration_test(test_notifications hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_notifications.c
+                             ${CMAKE_CURRENT_SOURCE_DIR}/h2raw.c)
 target_link_libraries(test_notifications PRIVATE Threads::Threads)
 add_dependencies(test_notifications hydrant-test)

@@ -85,29 +85,9 @@ static int group_teardown(void **state)
     return harness_server_stop(&server) == 0 ? 0 : -1;
 }
 
-/* The value of one sample of /metrics ("name" or "name{labels}") of s, 0 when absent. */
-static double metric_of(const harness_server_t *s, const char *sample)
-{
-    char url[256];
-    snprintf(url, sizeof(url), "%s/metrics", s->http_base);
-    harness_response_t res;
-    harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
-    double value = 0;
-    size_t len = strlen(sample);
-    for (const char *p = res.body; p != NULL && *p != '\0';
-         p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, sample, len) == 0 && p[len] == ' ') {
-            value = atof(p + len + 1);
-            break;
-        }
-    }
-    harness_response_free(&res);
-    return value;
-}
-
 static double metric(const char *sample)
 {
-    return metric_of(&server, sample);
+    return harness_metric(&server, sample);
 }
 
 /* Pumps h until it has n response heads, the server closed it, or wait_ms passed. */
@@ -154,7 +134,7 @@ static void test_connections_per_address(void **state)
 {
     (void)state;
     assert_int_equal(harness_server_start(&limited, limited_env), 0);
-    double refused = metric_of(&limited, "hydrant_http_connections_refused_total");
+    double refused = harness_metric(&limited, "hydrant_http_connections_refused_total");
     int mine[4];
     for (int i = 0; i < 3; i++) {
         mine[i] = connect_from("127.0.0.3", limited.http_port);
@@ -167,7 +147,7 @@ static void test_connections_per_address(void **state)
     int other = connect_from("127.0.0.4", limited.http_port); /* another address is served */
     assert_true(other >= 0);
     assert_true(answers(other));
-    assert_true(metric_of(&limited, "hydrant_http_connections_refused_total") - refused >= 1);
+    assert_true(harness_metric(&limited, "hydrant_http_connections_refused_total") - refused >= 1);
     for (int i = 0; i < 4; i++)
         close(mine[i]);
     close(other);
@@ -210,8 +190,8 @@ static int error_lines_written, error_lines_expected;
 static void assert_error_lines_are_capped(const char *token)
 {
     const char *busy = "http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"503\"}";
-    double refused = metric_of(&limited, busy),
-           dropped = metric_of(&limited, "hydrant_error_log_dropped_total");
+    double refused = harness_metric(&limited, busy),
+           dropped = harness_metric(&limited, "hydrant_error_log_dropped_total");
     h2raw_t *h = h2raw_connect(limited.tls_port);
     assert_non_null(h);
     long long start = harness_now_ms();
@@ -225,8 +205,8 @@ static void assert_error_lines_are_capped(const char *token)
     long long seconds = (harness_now_ms() - start) / 1000 + 2; /* the seconds the burst touched */
     assert_int_equal(h2raw_responses(h), 320);
     h2raw_close(h);
-    double refused_all = metric_of(&limited, busy),
-           dropped_all = metric_of(&limited, "hydrant_error_log_dropped_total");
+    double refused_all = harness_metric(&limited, busy),
+           dropped_all = harness_metric(&limited, "hydrant_error_log_dropped_total");
     int refusals = (int)(refused_all - refused), counted = (int)(dropped_all - dropped);
     assert_true(counted > 0);
     assert_true(refusals - counted <= 100 * seconds);
@@ -244,7 +224,7 @@ static void test_queries_per_connection(void **state)
     PQfinish(conn);
     const char *token = a.auth + strlen("Authorization: ");
     const char *busy = "http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"503\"}";
-    double refused = metric_of(&limited, busy);
+    double refused = harness_metric(&limited, busy);
     h2raw_t *h = h2raw_connect(limited.tls_port);
     assert_non_null(h);
     h2raw_pump(h, 200);
@@ -254,7 +234,7 @@ static void test_queries_per_connection(void **state)
     responses_within(h, 40, 5000);
     assert_int_equal(h2raw_responses(h), 40); /* every one answered, none left hanging */
     h2raw_close(h);
-    assert_true(metric_of(&limited, busy) - refused >= 1);
+    assert_true(harness_metric(&limited, busy) - refused >= 1);
     harness_response_t res;
     char url[256];
     snprintf(url, sizeof(url), "%s/api/v1/me", limited.https_base);
@@ -358,7 +338,7 @@ static void test_stalled_body_is_cut(void **state)
 {
     (void)state;
     bodies_server();
-    double stalled = metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}");
+    double stalled = harness_metric(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}");
     h2raw_t *slow = h2raw_connect(bodies.tls_port);
     h2raw_t *stuck = h2raw_connect(bodies.tls_port);
     h2raw_t *trickle = h2raw_connect(bodies.tls_port);
@@ -384,7 +364,7 @@ static void test_stalled_body_is_cut(void **state)
     h2raw_close(slow);
     h2raw_close(stuck);
     h2raw_close(trickle);
-    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}") == stalled + 2);
+    assert_true(harness_metric(&bodies, "hydrant_http_bodies_cut_total{reason=\"stalled\"}") == stalled + 2);
 }
 
 /* Bodies parked unfinished count against their connection's and their address's budgets;
@@ -393,7 +373,7 @@ static void test_bodies_in_flight_are_bounded(void **state)
 {
     (void)state;
     bodies_server();
-    double cut = metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}");
+    double cut = harness_metric(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}");
     /* one connection: 2 x 300,000 bytes is its whole budget, a third body passes it */
     h2raw_t *greedy = h2raw_connect(bodies.tls_port);
     assert_non_null(greedy);
@@ -407,7 +387,7 @@ static void test_bodies_in_flight_are_bounded(void **state)
     h2raw_flush(greedy);
     assert_true(closed_within(greedy, 10000));
     h2raw_close(greedy);
-    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 1);
+    assert_true(harness_metric(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 1);
 
     /* two connections of one address, each within its own budget, pass the address's */
     h2raw_t *a = h2raw_connect(bodies.tls_port), *b = h2raw_connect(bodies.tls_port);
@@ -424,7 +404,7 @@ static void test_bodies_in_flight_are_bounded(void **state)
     h2raw_flush(b);
     assert_true(closed_within(b, 10000));
     assert_false(h2raw_closed(a));
-    assert_true(metric_of(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 2);
+    assert_true(harness_metric(&bodies, "hydrant_http_bodies_cut_total{reason=\"budget\"}") == cut + 2);
 
     /* the survivor finishes one body: it is answered, and nothing stays counted at the end */
     assert_int_equal(h2raw_post_data(a, 3, 1000, 1) || h2raw_flush(a), 0);
@@ -435,7 +415,7 @@ static void test_bodies_in_flight_are_bounded(void **state)
     double left = -1;
     for (long long deadline = harness_now_ms() + 5000; left != 0 && harness_now_ms() < deadline;
          usleep(50000))
-        left = metric_of(&bodies, "hydrant_http_request_body_bytes");
+        left = harness_metric(&bodies, "hydrant_http_request_body_bytes");
     assert_true(left == 0);
 }
 
@@ -446,7 +426,7 @@ static void test_unread_answers_are_cut(void **state)
 {
     (void)state;
     bodies_server();
-    double unread = metric_of(&bodies, "hydrant_http_answers_unread_total");
+    double unread = harness_metric(&bodies, "hydrant_http_answers_unread_total");
     h2raw_t *zero = h2raw_connect_window(bodies.tls_port, 0);
     h2raw_t *reader = h2raw_connect_window(bodies.tls_port, 1u << 30);
     assert_non_null(zero);
@@ -455,7 +435,7 @@ static void test_unread_answers_are_cut(void **state)
         h2raw_request(zero, stream, "/openapi.json", NULL, 0);
     assert_int_equal(h2raw_flush(zero), 0);
     assert_true(closed_within(zero, 15000));
-    assert_true(metric_of(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
+    assert_true(harness_metric(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
     for (uint32_t stream = 1; stream <= 9; stream += 2)
         h2raw_request(reader, stream, "/openapi.json", NULL, 0);
     assert_int_equal(h2raw_flush(reader), 0);
@@ -464,7 +444,7 @@ static void test_unread_answers_are_cut(void **state)
     assert_int_equal(h2raw_responses(reader), 5);
     h2raw_close(zero);
     h2raw_close(reader);
-    assert_true(metric_of(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
+    assert_true(harness_metric(&bodies, "hydrant_http_answers_unread_total") == unread + 1);
 }
 
 /* hydrant completes TLS connections itself (so as to read the first frames): a handshake
@@ -474,7 +454,7 @@ static void test_silent_handshake_is_closed(void **state)
 {
     (void)state;
     bodies_server();
-    double open = metric_of(&bodies, "http_connections_open");
+    double open = harness_metric(&bodies, "http_connections_open");
     int fd = connect_from("127.0.0.1", bodies.tls_port);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "\x16\x03\x01", 3), 3); /* the start of a ClientHello, then nothing */
@@ -486,7 +466,7 @@ static void test_silent_handshake_is_closed(void **state)
     double now_open = -1;
     for (long long deadline = harness_now_ms() + 5000; now_open != open && harness_now_ms() < deadline;
          usleep(50000))
-        now_open = metric_of(&bodies, "http_connections_open");
+        now_open = harness_metric(&bodies, "http_connections_open");
     assert_true(now_open == open);
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h2raw.h"
 #include "harness.h"
 
 #define PASSWORD   "correct horse battery staple"
@@ -346,15 +347,38 @@ static void test_other_instance_and_shutdown(void **state)
     free(h2);
 }
 
+/* A client that reads nothing (flow-control window 0) can hold no more than its stream's
+ * queue: once a send has waited more than two heartbeats its connection is cut, while the
+ * other streams are served. */
+static void test_non_reader_is_dropped(void **state)
+{
+    (void)state;
+    double cut = harness_metric(&server, "hydrant_http_connections_cut_total");
+    h2raw_t *h = h2raw_connect_window(server.tls_port, 0);
+    assert_non_null(h);
+    h2raw_request(h, 1, "/api/v1/notifications/stream", alice.auth + strlen("Authorization: "), 0);
+    assert_int_equal(h2raw_flush(h), 0);
+    reader_t *rd = reader_open(&server, HARNESS_HTTP2, NULL, 5);
+    for (int i = 0; i < 5; i++)
+        post_message(&server, "unread");
+    reader_join(rd);
+    assert_int_equal(rd->nevents, 5);
+    last_seen = rd->ids[4];
+    free(rd);
+    for (long long deadline = harness_now_ms() + 10000; !h2raw_closed(h) && harness_now_ms() < deadline;)
+        h2raw_pump(h, 100);
+    assert_true(h2raw_closed(h));
+    h2raw_close(h);
+    assert_true(harness_metric(&server, "hydrant_http_connections_cut_total") >= cut + 1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_in_order),
-        cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_reset_after_gap),
-        cmocka_unit_test(test_revocation_ends_the_stream),
-        cmocka_unit_test(test_other_instance_and_shutdown),
+        cmocka_unit_test(test_live_in_order),         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_reset_after_gap),       cmocka_unit_test(test_revocation_ends_the_stream),
+        cmocka_unit_test(test_non_reader_is_dropped), cmocka_unit_test(test_other_instance_and_shutdown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
