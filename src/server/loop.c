@@ -58,11 +58,12 @@ static void srv_on_handshake(h2o_socket_t *sock, const char *err)
 {
     http_conn_t *c = sock->data;
     sock->data = NULL;
+    /* Over either way: the loop's tick must not close a socket that is closing already. */
+    c->handshake_deadline_ms = 0;
     if (err != NULL) {
         h2o_socket_close(sock);
         return;
     }
-    c->handshake_deadline_ms = 0;
     h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
     int http2 = 0;
     for (const h2o_iovec_t *p = h2o_http2_alpn_protocols; p->len != 0 && !http2; p++)
