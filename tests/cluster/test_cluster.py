@@ -393,9 +393,11 @@ def test_rolling_restart(cluster_dir, env):
 
 
 def test_sigkill(cluster_dir, env):
-    """SIGKILL of one instance under load: only the requests in flight on it may fail (each
-    client has at most one in flight), HAProxy stops routing to it, the others carry on, and
-    no file row of the killed instance lacks its bytes."""
+    """SIGKILL of one instance under load: only requests sent to it before HAProxy noticed may
+    fail (each client has one in flight at the kill, and may send one more over a connection
+    HAProxy had kept open to it: a POST without Idempotency-Key is not replayed, by design),
+    HAProxy stops routing to it, the others carry on, and no file row of the killed instance
+    lacks its bytes."""
     threads = 4
     with Load(env, "sigkill", threads=threads) as load:
         time.sleep(1)
@@ -408,8 +410,8 @@ def test_sigkill(cluster_dir, env):
             seen = load.requests
         wait_until("more load served", lambda: load.requests > seen + 50)
     print("sigkill: %d requests, %d failures (at most %d allowed): %s"
-          % (load.requests, len(load.failures), threads, load.failures))
-    check(failed_at_kill <= threads, "failures from the kill: %s" % load.failures)
+          % (load.requests, len(load.failures), 2 * threads, load.failures))
+    check(failed_at_kill <= 2 * threads, "failures from the kill: %s" % load.failures)
     check(len(load.failures) == failed_at_kill, "failures after HAProxy took api2 out: %s" % load.failures)
     check_acknowledged(env, load)
     rows = psql(env, "SELECT id FROM files")
