@@ -591,7 +591,7 @@ static void auth_logged_out(http_request_t *r, const db_reply_t *reply)
         return;
     }
     json_t *all = r->body != NULL ? json_object_get(r->body, "all") : NULL;
-    handlers_events_session_revoked(r, user->id, json_is_true(all) ? NULL : user->claims.sid);
+    handlers_events_session_revoked(r->loop, user->id, json_is_true(all) ? NULL : user->claims.sid);
     handlers_principal_changed(r, user->id, 204, NULL);
 }
 

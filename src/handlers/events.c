@@ -73,18 +73,18 @@ static void events_eval(db_redis_t *redis, const char *event, const char *data, 
     db_redis_command(redis, events_published, NULL, argc, argv, NULL);
 }
 
-void handlers_events_publish(http_request_t *r, const char *event, const char *data, const char *const *users,
+void handlers_events_publish(http_loop_t *loop, const char *event, const char *data, const char *const *users,
                              int nusers)
 {
-    if (r->loop->redis == NULL)
+    if (loop->redis == NULL)
         return;
     for (int from = 0; from < nusers; from += EVENTS_PER_EVAL) {
         int n = nusers - from < EVENTS_PER_EVAL ? nusers - from : EVENTS_PER_EVAL;
-        events_eval(r->loop->redis, event, data, users + from, n);
+        events_eval(loop->redis, event, data, users + from, n);
     }
 }
 
-void handlers_events_publish_json_users(http_request_t *r, const char *event, const char *data,
+void handlers_events_publish_json_users(http_loop_t *loop, const char *event, const char *data,
                                         const char *users_json)
 {
     json_t *list = json_loads(users_json, 0, NULL);
@@ -94,17 +94,17 @@ void handlers_events_publish_json_users(http_request_t *r, const char *event, co
     for (size_t i = 0; users != NULL && i < n; i++)
         if (json_is_string(json_array_get(list, i)))
             users[count++] = json_string_value(json_array_get(list, i));
-    handlers_events_publish(r, event, data, users, count);
+    handlers_events_publish(loop, event, data, users, count);
     free(users);
     json_decref(list);
 }
 
-void handlers_events_session_revoked(http_request_t *r, const char *user_id, const char *sid)
+void handlers_events_session_revoked(http_loop_t *loop, const char *user_id, const char *sid)
 {
     json_t *doc = json_pack("{s:s}", "session_id", sid != NULL ? sid : HANDLERS_EVENTS_ALL_SESSIONS);
     char *data = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     if (data != NULL)
-        handlers_events_publish(r, "session.revoked", data, &user_id, 1);
+        handlers_events_publish(loop, "session.revoked", data, &user_id, 1);
     free(data);
     json_decref(doc);
 }

@@ -224,16 +224,43 @@ void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
  * tell of has committed; fire and forget. data is one JSON object. */
 #define HANDLERS_EVENTS_BACKLOG 1000
 #define HANDLERS_EVENTS_CHANNEL "hydrant:rt:events"
-void handlers_events_publish(http_request_t *r, const char *event, const char *data, const char *const *users,
+void handlers_events_publish(http_loop_t *loop, const char *event, const char *data, const char *const *users,
                              int nusers);
 /* session.revoked {"session_id": sid} to the user; sid NULL: every session ended (logout all,
  * a password change or reset), written as HANDLERS_EVENTS_ALL_SESSIONS, which each stream
  * opened with an access token shows as its own session. Streams of that session end. */
 #define HANDLERS_EVENTS_ALL_SESSIONS "*"
-void handlers_events_session_revoked(http_request_t *r, const char *user_id, const char *sid);
+void handlers_events_session_revoked(http_loop_t *loop, const char *user_id, const char *sid);
 /* The same for users given as a JSON array of ids (as PostgreSQL's json_agg writes it). */
-void handlers_events_publish_json_users(http_request_t *r, const char *event, const char *data,
+void handlers_events_publish_json_users(http_loop_t *loop, const char *event, const char *data,
                                         const char *users_json);
+/* The realtime bus (bus.c): each loop holds one Redis connection SUBSCRIBEd to
+ * HANDLERS_EVENTS_CHANNEL and hands every publication to the watchers of its key on that loop:
+ * a user's id for the user's events ("<user> <id> <event> <data>", as events.c publishes
+ * them), or HANDLERS_BUS_ROOM "<room id>" for what is broadcast to a room's sockets without a
+ * backlog (presence). Watchers live on the loop that made them; callbacks run on it. */
+#define HANDLERS_BUS_ROOM "room:"
+typedef struct handlers_bus_watch handlers_bus_watch_t;
+typedef struct {
+    long long id;      /* the user's event id; 0 for a room broadcast */
+    const char *event; /* the event's name, NUL-terminated ("" for a room broadcast) */
+    const char *data;  /* the JSON object, data_len bytes (not NUL-terminated) */
+    size_t data_len;
+} handlers_bus_msg_t;
+/* msg NULL: the subscription was (re)established and publications may have been missed
+ * meanwhile: a watcher with a backlog reads it again. */
+typedef void (*handlers_bus_fn)(void *data, const handlers_bus_msg_t *msg);
+/* Starts the loop's subscriber if it is not running. NULL when out of memory or without Redis.
+ * The watch must be ended with handlers_bus_unwatch (not from inside its own callback's
+ * caller chain is fine: unwatching during a dispatch is safe). */
+handlers_bus_watch_t *handlers_bus_watch(http_request_t *r, const char *key, handlers_bus_fn fn, void *data);
+void handlers_bus_unwatch(handlers_bus_watch_t *w);
+/* 1 while this loop's subscriber is subscribed: publications reach the watchers without
+ * polling. */
+int handlers_bus_live(http_request_t *r);
+/* Publishes a room broadcast (data: one JSON object) to the watchers of HANDLERS_BUS_ROOM
+ * room_id on every instance; fire and forget. */
+void handlers_bus_publish_room(http_loop_t *loop, const char *room_id, const char *data);
 /* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
  * forbidden otherwise. */
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);

@@ -113,7 +113,7 @@ static void rooms_invited(http_request_t *r, PGresult *res)
     if (data == NULL)
         return;
     snprintf(data, len, "{\"room\":%s}", room);
-    handlers_events_publish(r, "room.invited", data, &user, 1);
+    handlers_events_publish(r->loop, "room.invited", data, &user, 1);
     free(data);
 }
 
@@ -199,7 +199,7 @@ static void rooms_message_created(http_request_t *r, const db_reply_t *reply)
 {
     if (reply->status == DB_OK && PQntuples(reply->results[0]) == 1)
         handlers_events_publish_json_users(
-            r, "room.message", PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE),
+            r->loop, "room.message", PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE),
             PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MEMBERS));
     handlers_respond_row(r, reply, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE, 201, "message", ROOMS_NOT_FOUND);
 }
