@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load.h"
+
 #define MAX_PIDS        4
 #define CONNECT_WINDOW  256
 #define OPEN_TIMEOUT_NS (120ull * 1000000000ull)
@@ -57,11 +59,6 @@ typedef struct {
     long body_left; /* a poster's response body still to read */
 } conn_t;
 
-typedef struct {
-    char token[600];
-    char room[40];
-} account_t;
-
 static struct {
     int stream_port, publish_port, per_user, rate, seconds, posters;
     int pids[MAX_PIDS], npids;
@@ -69,113 +66,13 @@ static struct {
     const char *accounts_path;
 } opt = {.posters = 8};
 
-static account_t *accounts;
+static load_account_t *accounts;
 static int naccounts;
 static int epfd;
-static uint32_t *lat_us; /* delivery latencies, microseconds */
-static size_t nlat, lat_cap;
-static uint32_t *fanout_us; /* from the message's created_at (its write) to delivery */
-static size_t nfanout, fanout_cap;
-static uint32_t *post_us;
-static size_t npost, post_cap;
+static load_samples_t latency; /* from the POST's write to delivery */
+static load_samples_t fanout;  /* from the message's created_at (its write) to delivery */
+static load_samples_t posts;   /* the POSTs' own answer times */
 static long opened, failed, dropped, published, publish_errors, delivered, bad_events;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = atol(line + 6);
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
-
-static long rss_total(void)
-{
-    long sum = 0;
-    for (int i = 0; i < opt.npids; i++)
-        sum += rss_kib(opt.pids[i]);
-    return sum;
-}
-
-static void push(uint32_t **arr, size_t *n, size_t *cap, uint64_t value_ns)
-{
-    if (*n == *cap) {
-        size_t grown = *cap != 0 ? *cap * 2 : 65536;
-        uint32_t *more = realloc(*arr, grown * sizeof(**arr));
-        if (more == NULL)
-            return;
-        *arr = more;
-        *cap = grown;
-    }
-    uint64_t us = value_ns / 1000;
-    (*arr)[(*n)++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct_ms(uint32_t *arr, size_t n, double q)
-{
-    if (n == 0)
-        return -1;
-    size_t i = (size_t)(q * (double)n);
-    return (i >= n ? arr[n - 1] : arr[i]) / 1000.0;
-}
-
-static int load_accounts(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    int cap = 1024;
-    accounts = malloc((size_t)cap * sizeof(*accounts));
-    char line[1024];
-    while (accounts != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (naccounts == cap) {
-            cap *= 2;
-            account_t *more = realloc(accounts, (size_t)cap * sizeof(*accounts));
-            if (more == NULL)
-                break;
-            accounts = more;
-        }
-        account_t *a = &accounts[naccounts];
-        if (sscanf(line, "%599s %39s", a->token, a->room) == 2)
-            naccounts++;
-    }
-    fclose(f);
-    return naccounts > 0 ? 0 : -1;
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static void conn_fail(conn_t *c)
 {
@@ -195,7 +92,7 @@ static void conn_fail(conn_t *c)
 
 static int conn_open(conn_t *c, int kind, int port, int account)
 {
-    c->fd = connect_to(port);
+    c->fd = load_connect(port);
     c->kind = kind;
     c->account = account;
     c->len = c->req_off = 0;
@@ -233,41 +130,21 @@ static void conn_send(conn_t *c)
         c->state = HEADERS;
 }
 
-/* The Message's created_at ("YYYY-MM-DDTHH:MM:SS.mmmZ", the database's clock at the write,
- * truncated to the millisecond) in nanoseconds since the epoch; 0 when absent. */
-static uint64_t created_at_ns(const char *line, size_t len)
-{
-    static const char key[] = "\"created_at\"";
-    const char *at = memmem(line, len, key, sizeof(key) - 1);
-    const char *quote =
-        at != NULL ? memchr(at + sizeof(key) - 1, '"', len - (size_t)(at + sizeof(key) - 1 - line)) : NULL;
-    struct tm tm = {0};
-    int ms = 0;
-    if (quote == NULL || sscanf(quote + 1, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-                                &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (uint64_t)timegm(&tm) * 1000000000ull + (uint64_t)ms * 1000000ull;
-}
-
 /* An event's data line: the Message's text "t=<ns>" gives when its POST was written. */
 static void stream_line(const char *line, size_t len, uint64_t now)
 {
-    static const char marker[] = "\"t="; /* the text's start, however the JSON is spaced */
     if (len < 6 || memcmp(line, "data: ", 6) != 0)
         return;
-    const char *at = memmem(line, len, marker, sizeof(marker) - 1);
-    if (at == NULL) {
+    uint64_t sent = load_sent_ns(line, len);
+    if (sent == 0) {
         bad_events++;
         return;
     }
-    uint64_t sent = strtoull(at + sizeof(marker) - 1, NULL, 10);
     delivered++;
-    push(&lat_us, &nlat, &lat_cap, now > sent ? now - sent : 0);
-    uint64_t written = created_at_ns(line, len);
+    load_samples_push(&latency, now > sent ? now - sent : 0);
+    uint64_t written = load_created_at_ns(line, len);
     if (written != 0)
-        push(&fanout_us, &nfanout, &fanout_cap, now > written ? now - written : 0);
+        load_samples_push(&fanout, now > written ? now - written : 0);
 }
 
 static void stream_bytes(conn_t *c, uint64_t now)
@@ -325,7 +202,7 @@ static void poster_bytes(conn_t *c, uint64_t now)
         c->state = BODY;
         if (ok) {
             published++;
-            push(&post_us, &npost, &post_cap, now - c->post_sent_ns);
+            load_samples_push(&posts, now - c->post_sent_ns);
         } else {
             publish_errors++;
         }
@@ -351,7 +228,7 @@ static void conn_readable(conn_t *c)
             return;
         }
         c->len += (size_t)n;
-        uint64_t now = now_ns();
+        uint64_t now = load_now_ns();
         if (c->kind == STREAM)
             stream_bytes(c, now);
         else
@@ -386,7 +263,7 @@ static void poll_once(int timeout_ms)
 
 static void poster_post(conn_t *c, int account)
 {
-    uint64_t t = now_ns();
+    uint64_t t = load_now_ns();
     char body[64];
     int blen = snprintf(body, sizeof(body), "{\"text\":\"t=%llu\"}", (unsigned long long)t);
     c->req_len = (size_t)snprintf(c->req, sizeof(c->req),
@@ -440,7 +317,7 @@ static int parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (parse_args(argc, argv) != 0 || load_accounts(opt.accounts_path) != 0) {
+    if (parse_args(argc, argv) != 0 || (naccounts = load_accounts(opt.accounts_path, &accounts)) <= 0) {
         fprintf(stderr,
                 "usage: sse_load --stream-port P --publish-port Q --accounts FILE --streams-per-user K "
                 "--rate N --seconds S [--posters C] [--pid PID]...\n");
@@ -452,11 +329,11 @@ int main(int argc, char **argv)
     conn_t *posters = calloc((size_t)opt.posters, sizeof(*posters));
     if (streams == NULL || posters == NULL)
         return 1;
-    long rss_before = rss_total();
+    long rss_before = load_rss_kib(opt.pids, opt.npids);
 
-    uint64_t t0 = now_ns();
+    uint64_t t0 = load_now_ns();
     long next = 0;
-    while ((opened + failed < nstreams) && now_ns() - t0 < OPEN_TIMEOUT_NS) {
+    while ((opened + failed < nstreams) && load_now_ns() - t0 < OPEN_TIMEOUT_NS) {
         while (next < nstreams && next - opened - failed < CONNECT_WINDOW) {
             conn_open(&streams[next], STREAM, opt.stream_port, (int)(next % naccounts));
             if (streams[next].state == FAILED)
@@ -465,19 +342,19 @@ int main(int argc, char **argv)
         }
         poll_once(10);
     }
-    double open_s = (double)(now_ns() - t0) / 1e9;
-    for (uint64_t settle = now_ns(); now_ns() - settle < 1000000000ull;)
+    double open_s = (double)(load_now_ns() - t0) / 1e9;
+    for (uint64_t settle = load_now_ns(); load_now_ns() - settle < 1000000000ull;)
         poll_once(10);
-    long rss_open = rss_total();
+    long rss_open = load_rss_kib(opt.pids, opt.npids);
 
     for (int i = 0; i < opt.posters && !opt.idle; i++)
         conn_open(&posters[i], POSTER, opt.publish_port, 0);
-    for (uint64_t settle = now_ns(); now_ns() - settle < 200000000ull;)
+    for (uint64_t settle = load_now_ns(); load_now_ns() - settle < 200000000ull;)
         poll_once(10); /* the posters' connects complete */
-    uint64_t p0 = now_ns(), dur = opt.idle ? 0 : (uint64_t)opt.seconds * 1000000000ull;
+    uint64_t p0 = load_now_ns(), dur = opt.idle ? 0 : (uint64_t)opt.seconds * 1000000000ull;
     long sent = 0, behind = 0, account = 0;
-    while (now_ns() - p0 < dur) {
-        uint64_t elapsed = now_ns() - p0;
+    while (load_now_ns() - p0 < dur) {
+        uint64_t elapsed = load_now_ns() - p0;
         long due = (long)((double)elapsed / 1e9 * opt.rate) - sent;
         for (int i = 0; i < opt.posters && due > 0; i++) {
             if (posters[i].state != IDLE)
@@ -490,7 +367,7 @@ int main(int argc, char **argv)
             behind++;
         poll_once(1);
     }
-    for (uint64_t d0 = now_ns(); !opt.idle && now_ns() - d0 < DRAIN_NS;) {
+    for (uint64_t d0 = load_now_ns(); !opt.idle && load_now_ns() - d0 < DRAIN_NS;) {
         poll_once(10);
         int busy = 0;
         for (int i = 0; i < opt.posters; i++)
@@ -499,9 +376,9 @@ int main(int argc, char **argv)
             break;
     }
     long expected = published * opt.per_user;
-    qsort(lat_us, nlat, sizeof(*lat_us), cmp_u32);
-    qsort(post_us, npost, sizeof(*post_us), cmp_u32);
-    qsort(fanout_us, nfanout, sizeof(*fanout_us), cmp_u32);
+    load_samples_sort(&latency);
+    load_samples_sort(&posts);
+    load_samples_sort(&fanout);
     printf(
         "{\"streams\": %ld, \"opened\": %ld, \"failed\": %ld, \"dropped\": %ld, \"open_s\": %.2f, "
         "\"rss_before_kib\": %ld, \"rss_open_kib\": %ld, \"rss_per_stream_kib\": %.2f, "
@@ -512,10 +389,10 @@ int main(int argc, char **argv)
         nstreams, opened, failed, dropped, open_s, rss_before, rss_open,
         opened > 0 ? (double)(rss_open - rss_before) / (double)opened : 0.0, opt.rate, opt.seconds, sent,
         published, publish_errors, behind, expected, delivered,
-        expected > delivered ? expected - delivered : 0, bad_events, pct_ms(lat_us, nlat, 0.5),
-        pct_ms(lat_us, nlat, 0.9), pct_ms(lat_us, nlat, 0.99), pct_ms(lat_us, nlat, 0.999),
-        nlat > 0 ? lat_us[nlat - 1] / 1000.0 : -1, pct_ms(post_us, npost, 0.5), pct_ms(post_us, npost, 0.99),
-        pct_ms(fanout_us, nfanout, 0.5), pct_ms(fanout_us, nfanout, 0.99));
+        expected > delivered ? expected - delivered : 0, bad_events, load_samples_ms(&latency, 0.5),
+        load_samples_ms(&latency, 0.9), load_samples_ms(&latency, 0.99), load_samples_ms(&latency, 0.999),
+        load_samples_ms(&latency, 1.0), load_samples_ms(&posts, 0.5), load_samples_ms(&posts, 0.99),
+        load_samples_ms(&fanout, 0.5), load_samples_ms(&fanout, 0.99));
     for (long i = 0; i < nstreams; i++)
         if (streams[i].fd >= 0 && streams[i].state != FAILED)
             close(streams[i].fd);
@@ -525,8 +402,8 @@ int main(int argc, char **argv)
     free(streams);
     free(posters);
     free(accounts);
-    free(lat_us);
-    free(post_us);
-    free(fanout_us);
+    load_samples_free(&latency);
+    load_samples_free(&posts);
+    load_samples_free(&fanout);
     return 0;
 }
