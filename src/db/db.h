@@ -284,7 +284,8 @@ typedef struct db_events_pub db_events_pub_t;
 /* NULL when out of memory or url (redis.url, may be NULL: publishing is then off) is
  * malformed. timeout_ms bounds connecting and each command. who names it in logs. */
 db_events_pub_t *db_events_pub_new(const char *url, int timeout_ms, const char *who);
-/* Publishes to every user, DB_EVENTS_PER_EVAL per EVAL. Returns 0, or -1 when lost. */
+/* Publishes to every user, DB_EVENTS_PER_EVAL per EVAL. Returns 0; 1 when the ordering guard
+ * dropped it (a newer version of the object was published); -1 when lost. */
 int db_events_pub(db_events_pub_t *p, const char *event, const char *data, const char *object,
                   long long version, const char *const *users, int n);
 void db_events_pub_free(db_events_pub_t *p);

@@ -131,8 +131,8 @@ static void pub_down(db_events_pub_t *p, const char *why)
     p->next_ms = pub_now_ms() + (uint64_t)util_backoff_next(&UTIL_BACKOFF_RECONNECT, &p->failures);
 }
 
-/* One command; 0 when it got a reply that is no error. */
-static int pub_command(db_events_pub_t *p, int argc, const char **argv)
+/* One command; 0 when it got a reply that is no error, and then its integer in *value. */
+static int pub_command(db_events_pub_t *p, int argc, const char **argv, long long *value)
 {
     redisReply *reply = redisCommandArgv(p->c, argc, argv, NULL);
     if (reply == NULL) {
@@ -140,6 +140,8 @@ static int pub_command(db_events_pub_t *p, int argc, const char **argv)
         return -1;
     }
     int ok = reply->type != REDIS_REPLY_ERROR;
+    if (value != NULL)
+        *value = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
     if (!ok)
         fprintf(stderr, "hydrant: redis: %s: %.200s\n", p->who, reply->str);
     freeReplyObject(reply);
@@ -161,8 +163,9 @@ static int pub_connect(db_events_pub_t *p)
     redisSetTimeout(p->c, tv);
     char db[16];
     snprintf(db, sizeof(db), "%d", p->url.db);
-    if ((p->url.password[0] != '\0' && pub_command(p, 2, (const char *[]){"AUTH", p->url.password}) != 0) ||
-        (p->url.db != 0 && pub_command(p, 2, (const char *[]){"SELECT", db}) != 0)) {
+    if ((p->url.password[0] != '\0' &&
+         pub_command(p, 2, (const char *[]){"AUTH", p->url.password}, NULL) != 0) ||
+        (p->url.db != 0 && pub_command(p, 2, (const char *[]){"SELECT", db}, NULL) != 0)) {
         if (p->c != NULL)
             pub_down(p, "refused the handshake");
         return -1;
@@ -183,10 +186,12 @@ int db_events_pub(db_events_pub_t *p, const char *event, const char *data, const
     int rc = e != NULL && pub_connect(p) == 0 ? 0 : -1;
     for (int from = 0; rc == 0 && from < n; from += DB_EVENTS_PER_EVAL) {
         int count = n - from < DB_EVENTS_PER_EVAL ? n - from : DB_EVENTS_PER_EVAL;
-        rc = db_events_eval(e, event, data, object, version, users + from, count) == 0 &&
-                     pub_command(p, e->argc, e->argv) == 0
-                 ? 0
-                 : -1;
+        long long sent = 0;
+        if (db_events_eval(e, event, data, object, version, users + from, count) != 0 ||
+            pub_command(p, e->argc, e->argv, &sent) != 0)
+            rc = -1;
+        else if (sent < 0)
+            rc = 1; /* the guard: a newer version was published */
     }
     free(e);
     return rc;
