@@ -248,10 +248,11 @@ void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data
  *
  * Each user has a backlog in Redis: a counter (hydrant:rt:seq:<user>) that gives the user's
  * events their increasing ids, and a stream (hydrant:rt:log:<user>) whose entry ids are those
- * ids ("<id>-0"), capped with MAXLEN ~ DB_EVENTS_BACKLOG; every event is also PUBLISHed on
+ * ids ("<id>-0"), capped with MAXLEN ~ DB_EVENTS_BACKLOG (Redis trims whole nodes, so at least
+ * that many stay) for Last-Event-ID resume; every event is also PUBLISHed on
  * DB_EVENTS_CHANNEL as "<user> <id> <event> <data>". One script (events.c) does it, run by
  * the event loops (async, src/handlers/events.c) and by job workers and the command line
- * (blocking, db_events_pub_t): the script's text exists once.
+ * (blocking, db_events_pub_t, events_pub.c): the script's text exists once.
  *
  * Events about one object (a job, a file) carry the object's version, a counter its row
  * bumps in the very UPDATE that changes it: the script keeps the newest version published per

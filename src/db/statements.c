@@ -22,12 +22,13 @@
         t "started_at") ", 'finished_at', " TS(t "finished_at") ")::text"
 #define JOB_JSON JOB_JSON_OF("")
 
-/* What a job.updated event needs from a changed row of jobs t (src/jobs/events.c): its owner,
- * its version (bumped by the change) and, when it has an owner, its Job JSON. Columns:
+/* What a job.updated event needs from a changed row of jobs t (src/jobs/events.c): its id and
+ * owner, its version (bumped by the change) and, when it has an owner, its Job JSON. Columns:
  * DB_COLS_JOB_EVENT. */
 #define JOB_EVENT_OF(t)                                                                                      \
     t "id AS event_id, " t "owner_id AS event_owner, " t "version AS event_version, CASE WHEN " t            \
       "owner_id IS NOT NULL THEN " JOB_JSON_OF(t) " END AS event_job"
+#define JOB_EVENT_J JOB_EVENT_OF("j.") /* of `jobs j` */
 
 /* The contract's User object. */
 #define USER_JSON                                                                                            \
@@ -106,7 +107,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "lease_expires_at = now() + make_interval(secs => $4::int), started_at = now(), "
          "updated_at = now(), version = j.version + 1 FROM due WHERE j.id = due.id "
          "RETURNING j.id, j.kind, j.payload::text, j.attempt, j.max_attempts, "
-         "extract(epoch FROM now() - j.run_at)::float8 AS delay_s, " JOB_EVENT_OF("j."),
+         "extract(epoch FROM now() - j.run_at)::float8 AS delay_s, " JOB_EVENT_J,
          4},
 
     /* $1 lease owner, $2 a JSON array of {id, attempt, state, result, error, delay_ms}; state
@@ -128,7 +129,7 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "error text, delay_ms bigint) "
          "WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease_owner = $1 AND j.state = 'running' "
          "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END AS "
-         "notify, " JOB_EVENT_OF("j."),
+         "notify, " JOB_EVENT_J,
          2},
 
     /* $1 the live lease owners (text array), $2 lease seconds. */
@@ -137,7 +138,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                             "WHERE state = 'running' AND lease_owner = ANY($1::text[])",
                             2},
 
-    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts.
+    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts. A
+     * row per queue with its count, then one per moved job with an owner with its event.
      * Columns: DB_COLS_JOB_REAP. */
     [DB_STMT_JOB_REAP] =
         {"job_reap",
@@ -147,16 +149,13 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "ELSE 'retrying' END, error = 'lease expired: the worker running it was lost', "
          "finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END, run_at = now(), "
          "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), version = j.version + 1 FROM lost "
-         "WHERE j.id = lost.id RETURNING j.queue, " JOB_EVENT_OF(
-             "j.") "), "
-                   "n AS (SELECT queue, count(*) AS count, pg_notify('hydrant_jobs', queue)::text AS notify "
-                   "FROM moved "
-                   "GROUP BY queue) "
-                   "SELECT queue, count, notify, NULL::uuid AS event_id, NULL::uuid AS event_owner, "
-                   "NULL::bigint AS event_version, "
-                   "NULL::text AS event_job FROM n UNION ALL SELECT NULL, NULL, NULL, event_id, event_owner, "
-                   "event_version, "
-                   "event_job FROM moved WHERE event_owner IS NOT NULL",
+         "WHERE j.id = lost.id RETURNING j.queue, " JOB_EVENT_J "), "
+         "n AS (SELECT queue, count(*) AS count, pg_notify('hydrant_jobs', queue)::text AS notify FROM moved "
+         "GROUP BY queue) "
+         "SELECT queue, count, notify, NULL::uuid AS event_id, NULL::uuid AS event_owner, NULL::bigint AS "
+         "event_version, NULL::text AS event_job FROM n "
+         "UNION ALL SELECT NULL, NULL, NULL, event_id, event_owner, event_version, event_job FROM moved "
+         "WHERE event_owner IS NOT NULL",
          0},
 
     /* $1 queue. Milliseconds until the first waiting job in claim order is due (negative

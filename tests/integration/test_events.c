@@ -3,9 +3,9 @@
  * server over HTTP/2 and HTTP/1.1, with jobs run by a separate `hydrant worker` process (the
  * server runs none, so that the test decides when a job may start): an upload's file and job
  * seen from queued to succeeded with the data GET shows; a failing job, retried through the
- * API between the worker's runs; an admin's and the command line's disabling ending the
- * user's streams; the ordering guard dropping a late event; and a worker whose Redis is down
- * finishing its jobs, then publishing again (into the backlog) once Redis is back.
+ * API between the worker's runs; an admin's and the command line's disabling, and the
+ * account's deletion, ending the user's streams; the ordering guard dropping a late event; and a worker whose
+ * Redis is down finishing its jobs, then publishing again (into the backlog) once Redis is back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -245,7 +245,44 @@ static void test_failing_job(void **state)
     free(again);
 }
 
-/* The user's streams on both protocols end with session.revoked once they are disabled. */
+/* A job still running when its worker is told to stop goes back to the queue: running, then
+ * queued again. */
+static void test_released_on_shutdown(void **state)
+{
+    (void)state;
+    worker_stop();
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", "HYDRANT_JOBS_SHUTDOWN_TIMEOUT_MS=200", upload_env, NULL};
+    assert_int_equal(harness_worker_start(&worker, env), 0);
+    harness_sse_t *rd = stream(HARNESS_HTTP2, &alice, NULL, 2);
+    const char *values[] = {alice.id};
+    PGresult *res =
+        harness_sql(db,
+                    "INSERT INTO jobs (kind, queue, payload, owner_id) VALUES ('test.sleep', 'short', "
+                    "'{\"ms\": 20000}', $1::uuid) RETURNING id, pg_notify('hydrant_jobs', 'short')",
+                    1, values);
+    char job_id[40];
+    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *id[] = {job_id};
+    int running = 0;
+    for (long long deadline = harness_now_ms() + 10000; !running && harness_now_ms() < deadline;
+         usleep(20000)) {
+        res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, id);
+        running = strcmp(PQgetvalue(res, 0, 0), "running") == 0;
+        PQclear(res);
+    }
+    assert_true(running);
+    worker_stop();
+    harness_sse_join(rd);
+    assert_int_equal(rd->nevents, 2);
+    event_check(rd, 0, "job.updated", job_id, "running");
+    event_check(rd, 1, "job.updated", job_id, "queued");
+    free(rd);
+    PQclear(harness_sql(db, "DELETE FROM jobs WHERE id = $1::uuid", 1, id)); /* no later worker runs it */
+}
+
+/* The user's streams on both protocols end with session.revoked once they are disabled (by an
+ * admin, by an operator) or their account is deleted. */
 static void assert_streams_end(harness_sse_t *rd[2])
 {
     for (int p = 0; p < 2; p++) {
@@ -260,14 +297,16 @@ static void assert_streams_end(harness_sse_t *rd[2])
     }
 }
 
-static void test_disabling_ends_streams(void **state)
+static void test_revocations_end_streams(void **state)
 {
     (void)state;
-    harness_account_t bob, carol;
+    harness_account_t bob, carol, dave;
     assert_int_equal(harness_account_create(&bob, &server, db, server_env, "events-bob", "user", PASSWORD),
                      0);
     assert_int_equal(
         harness_account_create(&carol, &server, db, server_env, "events-carol", "user", PASSWORD), 0);
+    assert_int_equal(harness_account_create(&dave, &server, db, server_env, "events-dave", "user", PASSWORD),
+                     0);
     /* by an admin, through the API */
     harness_sse_t *rd[2] = {stream(HARNESS_HTTP1, &bob, NULL, HARNESS_SSE_MAX_EVENTS),
                             stream(HARNESS_HTTP2, &bob, NULL, HARNESS_SSE_MAX_EVENTS)};
@@ -281,6 +320,13 @@ static void test_disabling_ends_streams(void **state)
     char args[128], out[512];
     snprintf(args, sizeof(args), "user disable %s", carol.id);
     assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 0);
+    assert_streams_end(rd);
+    /* by the user, deleting the account */
+    rd[0] = stream(HARNESS_HTTP1, &dave, NULL, HARNESS_SSE_MAX_EVENTS);
+    rd[1] = stream(HARNESS_HTTP2, &dave, NULL, HARNESS_SSE_MAX_EVENTS);
+    assert_int_equal(
+        call(&dave, "DELETE", "/api/v1/me", "application/json", "{\"password\":\"" PASSWORD "\"}", NULL),
+        204);
     assert_streams_end(rd);
 }
 
@@ -382,8 +428,9 @@ static void test_redis_down(void **state)
         insert_noop(id);
         assert_true(job_succeeded(id, 10000));
         published =
-            harness_system("redis-cli -p %d XRANGE hydrant:rt:log:%s - + | grep -Eq '\"state\" ?: ?\"succeeded\"'",
-                           port, alice.id) == 0;
+            harness_system(
+                "redis-cli -p %d XRANGE hydrant:rt:log:%s - + | grep -Eq '\"state\" ?: ?\"succeeded\"'", port,
+                alice.id) == 0;
         if (!published)
             usleep(200000);
     }
@@ -397,11 +444,9 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upload_life),
-        cmocka_unit_test(test_failing_job),
-        cmocka_unit_test(test_disabling_ends_streams),
-        cmocka_unit_test(test_ordering_guard),
-        cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_upload_life),          cmocka_unit_test(test_failing_job),
+        cmocka_unit_test(test_released_on_shutdown), cmocka_unit_test(test_revocations_end_streams),
+        cmocka_unit_test(test_ordering_guard),       cmocka_unit_test(test_redis_down),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     curl_global_cleanup();
