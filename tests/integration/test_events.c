@@ -3,7 +3,8 @@
  * server over HTTP/2 and HTTP/1.1, with jobs run by a separate `hydrant worker` process (the
  * server runs none, so that the test decides when a job may start): an upload's file and job
  * seen from queued to succeeded with the data GET shows; a failing job, retried through the
- * API between the worker's runs; an admin's and the command line's disabling, and the
+ * API between the worker's runs; a job released at a worker's shutdown, and one whose worker
+ * died and whose lease ran out; an admin's and the command line's disabling, and the
  * account's deletion, ending the user's streams; the ordering guard dropping a late event; and a worker whose
  * Redis is down finishing its jobs, then publishing again (into the backlog) once Redis is back.
  */
@@ -281,6 +282,50 @@ static void test_released_on_shutdown(void **state)
     PQclear(harness_sql(db, "DELETE FROM jobs WHERE id = $1::uuid", 1, id)); /* no later worker runs it */
 }
 
+/* A job whose worker died: running; retrying once the lease keeper of another worker finds
+ * its lease expired; then running and succeeded on that worker. */
+static void test_lost_worker(void **state)
+{
+    (void)state;
+    worker_stop();
+    const char *env[] = {"HYDRANT_TEST_JOBS=1", "HYDRANT_JOBS_LEASE_SECONDS=1", upload_env, NULL};
+    assert_int_equal(harness_worker_start(&worker, env), 0);
+    harness_sse_t *rd = stream(HARNESS_HTTP1, &alice, NULL, 4);
+    const char *values[] = {alice.id};
+    PGresult *res =
+        harness_sql(db,
+                    "INSERT INTO jobs (kind, queue, payload, owner_id) VALUES ('test.sleep', 'short', "
+                    "'{\"ms\": 1500}', $1::uuid) RETURNING id, pg_notify('hydrant_jobs', 'short')",
+                    1, values);
+    char job_id[40];
+    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *id[] = {job_id};
+    int running = 0;
+    for (long long deadline = harness_now_ms() + 10000; !running && harness_now_ms() < deadline;
+         usleep(20000)) {
+        res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, id);
+        running = strcmp(PQgetvalue(res, 0, 0), "running") == 0;
+        PQclear(res);
+    }
+    assert_true(running);
+    kill(worker.pid, SIGKILL);
+    waitpid(worker.pid, NULL, 0);
+    worker.pid = 0;
+    assert_int_equal(harness_worker_start(&worker, env), 0);
+    harness_sse_join(rd);
+    assert_int_equal(rd->nevents, 4);
+    event_check(rd, 0, "job.updated", job_id, "running");
+    json_t *lost = event_is(rd, 1, "job.updated", job_id, "retrying");
+    assert_string_equal(json_string_value(json_object_get(lost, "error")),
+                        "lease expired: the worker running it was lost");
+    json_decref(lost);
+    event_check(rd, 2, "job.updated", job_id, "running");
+    event_check(rd, 3, "job.updated", job_id, "succeeded");
+    free(rd);
+    worker_stop();
+}
+
 /* The user's streams on both protocols end with session.revoked once they are disabled (by an
  * admin, by an operator) or their account is deleted. */
 static void assert_streams_end(harness_sse_t *rd[2])
@@ -444,9 +489,13 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upload_life),          cmocka_unit_test(test_failing_job),
-        cmocka_unit_test(test_released_on_shutdown), cmocka_unit_test(test_revocations_end_streams),
-        cmocka_unit_test(test_ordering_guard),       cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_upload_life),
+        cmocka_unit_test(test_failing_job),
+        cmocka_unit_test(test_released_on_shutdown),
+        cmocka_unit_test(test_lost_worker),
+        cmocka_unit_test(test_revocations_end_streams),
+        cmocka_unit_test(test_ordering_guard),
+        cmocka_unit_test(test_redis_down),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     curl_global_cleanup();
