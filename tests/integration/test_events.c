@@ -3,10 +3,11 @@
  * server over HTTP/2 and HTTP/1.1, with jobs run by a separate `hydrant worker` process (the
  * server runs none, so that the test decides when a job may start): an upload's file and job
  * seen from queued to succeeded with the data GET shows; a failing job, retried through the
- * API between the worker's runs; a job released at a worker's shutdown, and one whose worker
- * died and whose lease ran out; an admin's and the command line's disabling, and the
- * account's deletion, ending the user's streams; the ordering guard dropping a late event; and a worker whose
- * Redis is down finishing its jobs, then publishing again (into the backlog) once Redis is back.
+ * API between the worker's runs; jobs cancelled through the API and the command line; a job
+ * released at a worker's shutdown, and one whose worker died and whose lease ran out; an
+ * admin's and the command line's disabling, and the account's deletion, ending the user's
+ * streams; the ordering guard dropping a late event; and a worker whose Redis is down
+ * finishing its jobs, then publishing again (into the backlog) once Redis is back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -244,6 +245,40 @@ static void test_failing_job(void **state)
     event_check(again, 0, "job.updated", job_id, "running");
     event_check(again, 1, "job.updated", job_id, "dead");
     free(again);
+}
+
+/* A job of alice's scheduled for tomorrow (queued, not due): its id. */
+static void scheduled_job(char out[40])
+{
+    const char *values[] = {alice.id};
+    PGresult *res =
+        harness_sql(db,
+                    "INSERT INTO jobs (kind, queue, owner_id, run_at) VALUES ('test.noop', 'short', "
+                    "$1::uuid, now() + interval '1 day') RETURNING id",
+                    1, values);
+    snprintf(out, 40, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+/* Cancelled through the API by its owner, and by an operator with `hydrant jobs cancel`. */
+static void test_cancelled(void **state)
+{
+    (void)state;
+    char by_api[40], by_cli[40];
+    scheduled_job(by_api);
+    scheduled_job(by_cli);
+    harness_sse_t *rd = stream(HARNESS_HTTP1, &alice, NULL, 2);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/jobs/%s/cancel", by_api);
+    assert_int_equal(call(&alice, "POST", path, "application/json", NULL, NULL), 202);
+    char args[128], out[2048];
+    snprintf(args, sizeof(args), "jobs cancel %s", by_cli);
+    assert_int_equal(harness_run_hydrant(out, sizeof(out), server_env, args), 0);
+    harness_sse_join(rd);
+    assert_int_equal(rd->nevents, 2);
+    event_check(rd, 0, "job.updated", by_api, "cancelled");
+    event_check(rd, 1, "job.updated", by_cli, "cancelled");
+    free(rd);
 }
 
 /* A job still running when its worker is told to stop goes back to the queue: running, then
@@ -489,13 +524,10 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upload_life),
-        cmocka_unit_test(test_failing_job),
-        cmocka_unit_test(test_released_on_shutdown),
-        cmocka_unit_test(test_lost_worker),
-        cmocka_unit_test(test_revocations_end_streams),
-        cmocka_unit_test(test_ordering_guard),
-        cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_upload_life),    cmocka_unit_test(test_failing_job),
+        cmocka_unit_test(test_cancelled),      cmocka_unit_test(test_released_on_shutdown),
+        cmocka_unit_test(test_lost_worker),    cmocka_unit_test(test_revocations_end_streams),
+        cmocka_unit_test(test_ordering_guard), cmocka_unit_test(test_redis_down),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     curl_global_cleanup();
