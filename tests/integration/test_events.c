@@ -136,6 +136,35 @@ static int group_teardown(void **state)
     return rc;
 }
 
+/* A job of alice's of kind with payload (JSON), due after `delay` (an interval), its id into
+ * out; the workers are woken. */
+static void insert_job(char out[40], const char *kind, const char *payload, const char *delay)
+{
+    const char *values[] = {alice.id, kind, payload, delay};
+    PGresult *res =
+        harness_sql(db,
+                    "INSERT INTO jobs (kind, queue, payload, owner_id, max_attempts, run_at) VALUES "
+                    "($2, 'short', $3::jsonb, $1::uuid, 3, now() + $4::interval) "
+                    "RETURNING id, pg_notify('hydrant_jobs', 'short')",
+                    4, values);
+    snprintf(out, 40, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+/* Waits (bounded) until the job is in state; 1 when it got there. */
+static int job_reaches(const char *id, const char *state, int timeout_ms)
+{
+    const char *values[] = {id};
+    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline; usleep(20000)) {
+        PGresult *res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, values);
+        int there = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), state) == 0;
+        PQclear(res);
+        if (there)
+            return 1;
+    }
+    return 0;
+}
+
 /* An upload's file and its file.process job: file.updated (processing) and job.updated
  * (queued) from the API server; with a worker started then, job.updated (running),
  * file.updated (ready), job.updated (succeeded) from the worker, resumed by Last-Event-ID; on
@@ -202,17 +231,8 @@ static void test_failing_job(void **state)
     if (worker.pid <= 0)
         worker_start();
     harness_sse_t *rd[2] = {stream(HARNESS_HTTP1, &alice, NULL, 2), stream(HARNESS_HTTP2, &alice, NULL, 2)};
-    const char *values[] = {alice.id};
-    PGresult *res =
-        harness_sql(db,
-                    "INSERT INTO jobs (kind, queue, payload, owner_id, max_attempts) VALUES "
-                    "('test.fail', 'short', '{\"times\": 100, \"permanent\": true}', $1::uuid, 3) "
-                    "RETURNING id",
-                    1, values);
     char job_id[40];
-    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    PQclear(harness_sql(db, "SELECT pg_notify('hydrant_jobs', 'short')", 0, NULL)); /* wakes the worker */
+    insert_job(job_id, "test.fail", "{\"times\": 100, \"permanent\": true}", "0");
     long long last = 0;
     for (int p = 0; p < 2; p++) {
         harness_sse_join(rd[p]);
@@ -247,26 +267,13 @@ static void test_failing_job(void **state)
     free(again);
 }
 
-/* A job of alice's scheduled for tomorrow (queued, not due): its id. */
-static void scheduled_job(char out[40])
-{
-    const char *values[] = {alice.id};
-    PGresult *res =
-        harness_sql(db,
-                    "INSERT INTO jobs (kind, queue, owner_id, run_at) VALUES ('test.noop', 'short', "
-                    "$1::uuid, now() + interval '1 day') RETURNING id",
-                    1, values);
-    snprintf(out, 40, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-}
-
 /* Cancelled through the API by its owner, and by an operator with `hydrant jobs cancel`. */
 static void test_cancelled(void **state)
 {
     (void)state;
     char by_api[40], by_cli[40];
-    scheduled_job(by_api);
-    scheduled_job(by_cli);
+    insert_job(by_api, "test.noop", "{}", "1 day"); /* queued, not due */
+    insert_job(by_cli, "test.noop", "{}", "1 day");
     harness_sse_t *rd = stream(HARNESS_HTTP1, &alice, NULL, 2);
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/jobs/%s/cancel", by_api);
@@ -290,30 +297,16 @@ static void test_released_on_shutdown(void **state)
     const char *env[] = {"HYDRANT_TEST_JOBS=1", "HYDRANT_JOBS_SHUTDOWN_TIMEOUT_MS=200", upload_env, NULL};
     assert_int_equal(harness_worker_start(&worker, env), 0);
     harness_sse_t *rd = stream(HARNESS_HTTP2, &alice, NULL, 2);
-    const char *values[] = {alice.id};
-    PGresult *res =
-        harness_sql(db,
-                    "INSERT INTO jobs (kind, queue, payload, owner_id) VALUES ('test.sleep', 'short', "
-                    "'{\"ms\": 20000}', $1::uuid) RETURNING id, pg_notify('hydrant_jobs', 'short')",
-                    1, values);
     char job_id[40];
-    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    const char *id[] = {job_id};
-    int running = 0;
-    for (long long deadline = harness_now_ms() + 10000; !running && harness_now_ms() < deadline;
-         usleep(20000)) {
-        res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, id);
-        running = strcmp(PQgetvalue(res, 0, 0), "running") == 0;
-        PQclear(res);
-    }
-    assert_true(running);
+    insert_job(job_id, "test.sleep", "{\"ms\": 20000}", "0");
+    assert_true(job_reaches(job_id, "running", 10000));
     worker_stop();
     harness_sse_join(rd);
     assert_int_equal(rd->nevents, 2);
     event_check(rd, 0, "job.updated", job_id, "running");
     event_check(rd, 1, "job.updated", job_id, "queued");
     free(rd);
+    const char *id[] = {job_id};
     PQclear(harness_sql(db, "DELETE FROM jobs WHERE id = $1::uuid", 1, id)); /* no later worker runs it */
 }
 
@@ -326,24 +319,9 @@ static void test_lost_worker(void **state)
     const char *env[] = {"HYDRANT_TEST_JOBS=1", "HYDRANT_JOBS_LEASE_SECONDS=1", upload_env, NULL};
     assert_int_equal(harness_worker_start(&worker, env), 0);
     harness_sse_t *rd = stream(HARNESS_HTTP1, &alice, NULL, 4);
-    const char *values[] = {alice.id};
-    PGresult *res =
-        harness_sql(db,
-                    "INSERT INTO jobs (kind, queue, payload, owner_id) VALUES ('test.sleep', 'short', "
-                    "'{\"ms\": 1500}', $1::uuid) RETURNING id, pg_notify('hydrant_jobs', 'short')",
-                    1, values);
     char job_id[40];
-    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    const char *id[] = {job_id};
-    int running = 0;
-    for (long long deadline = harness_now_ms() + 10000; !running && harness_now_ms() < deadline;
-         usleep(20000)) {
-        res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, id);
-        running = strcmp(PQgetvalue(res, 0, 0), "running") == 0;
-        PQclear(res);
-    }
-    assert_true(running);
+    insert_job(job_id, "test.sleep", "{\"ms\": 1500}", "0");
+    assert_true(job_reaches(job_id, "running", 10000));
     kill(worker.pid, SIGKILL);
     waitpid(worker.pid, NULL, 0);
     worker.pid = 0;
@@ -448,30 +426,6 @@ static int file_count(const char *path, const char *text)
     return count;
 }
 
-static void insert_noop(char out[40])
-{
-    const char *values[] = {alice.id};
-    PGresult *res = harness_sql(db,
-                                "INSERT INTO jobs (kind, queue, owner_id) VALUES ('test.noop', 'short', "
-                                "$1::uuid) RETURNING id, pg_notify('hydrant_jobs', 'short')",
-                                1, values);
-    snprintf(out, 40, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-}
-
-static int job_succeeded(const char *id, int timeout_ms)
-{
-    const char *values[] = {id};
-    for (long long deadline = harness_now_ms() + timeout_ms; harness_now_ms() < deadline; usleep(20000)) {
-        PGresult *res = harness_sql(db, "SELECT state FROM jobs WHERE id = $1::uuid", 1, values);
-        int done = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "succeeded") == 0;
-        PQclear(res);
-        if (done)
-            return 1;
-    }
-    return 0;
-}
-
 /* A worker whose Redis is down runs its jobs all the same (their events are lost), says so
  * once per outage and thread, and publishes again once Redis is back. */
 static void test_redis_down(void **state)
@@ -488,11 +442,11 @@ static void test_redis_down(void **state)
     harness_server_t down;
     assert_int_equal(harness_worker_start(&down, env), 0);
     char id[40];
-    insert_noop(id);
-    assert_true(job_succeeded(id, 10000));
+    insert_job(id, "test.noop", "{}", "0");
+    assert_true(job_reaches(id, "succeeded", 10000));
     assert_true(file_count(down.stderr_path, "cannot publish events") >= 1);
-    insert_noop(id);
-    assert_true(job_succeeded(id, 10000));
+    insert_job(id, "test.noop", "{}", "0");
+    assert_true(job_reaches(id, "succeeded", 10000));
 
     /* Redis comes back on that port: the worker publishes again once its backoff lets it try
      * (a few seconds at most) */
@@ -505,8 +459,8 @@ static void test_redis_down(void **state)
     /* the worker's next events land in that Redis's backlog of alice's */
     int published = 0;
     for (int i = 0; i < 40 && !published; i++) {
-        insert_noop(id);
-        assert_true(job_succeeded(id, 10000));
+        insert_job(id, "test.noop", "{}", "0");
+        assert_true(job_reaches(id, "succeeded", 10000));
         published =
             harness_system(
                 "redis-cli -p %d XRANGE hydrant:rt:log:%s - + | grep -Eq '\"state\" ?: ?\"succeeded\"'", port,
