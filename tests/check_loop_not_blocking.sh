@@ -10,7 +10,7 @@ set -euo pipefail
 nm=$1
 shift
 blocking='redisConnect|redisConnectWithTimeout|redisCommand|redisCommandArgv|redisGetReply|PQconnectdb|PQconnectdbParams|PQsetdbLogin|PQexec|PQexecParams|PQexecPrepared|PQprepare|PQdescribePrepared|PQdescribePortal|PQreset|PQping|PQpingParams|PQfn'
-helpers='jobs_pg_connect|jobs_pg_exec|jobs_events_publish|jobs_events_publish_rows|db_events_pub|db_events_pub_new'
+helpers='jobs_pg_connect|jobs_pg_exec|jobs_events_publish|jobs_events_publish_rows|db_events_pub|db_events_pub_new|db_events_pub_add|db_events_pub_flush'
 status=0
 for lib in "$@"; do
   name=$(basename "$lib")

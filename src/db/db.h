@@ -289,6 +289,12 @@ db_events_pub_t *db_events_pub_new(const char *url, int timeout_ms, const char *
  * dropped it (a newer version of the object was published); -1 when lost. */
 int db_events_pub(db_events_pub_t *p, const char *event, const char *data, const char *object,
                   long long version, const char *const *users, int n);
+/* The same in two steps, for a batch in one round trip: add queues an event (sent with the
+ * next flush; -1 when it is lost already), flush sends what was added and reads the answers:
+ * -1 when any was lost, else 1 when the guard dropped any, else 0. */
+int db_events_pub_add(db_events_pub_t *p, const char *event, const char *data, const char *object,
+                      long long version, const char *const *users, int n);
+int db_events_pub_flush(db_events_pub_t *p);
 void db_events_pub_free(db_events_pub_t *p);
 
 /* ---- LISTEN on a thread of its own (one per process and channel) ---- */

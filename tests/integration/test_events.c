@@ -397,15 +397,23 @@ static void test_ordering_guard(void **state)
     char object[64];
     snprintf(object, sizeof(object), "job:guard-%d", (int)getpid());
     const char *user = alice.id;
-    harness_sse_t *rd = stream(HARNESS_HTTP2, &alice, NULL, 2);
+    harness_sse_t *rd = stream(HARNESS_HTTP2, &alice, NULL, 4);
     assert_int_equal(db_events_pub(pub, "job.updated", "{\"v\":5}", object, 5, &user, 1), 0);
     assert_int_equal(db_events_pub(pub, "job.updated", "{\"v\":3}", object, 3, &user, 1), 1);
     assert_int_equal(db_events_pub(pub, "job.updated", "{\"v\":6}", object, 6, &user, 1), 0);
+    /* the same pipelined, as a worker sends a batch's events */
+    assert_int_equal(db_events_pub_add(pub, "job.updated", "{\"v\":7}", object, 7, &user, 1), 0);
+    assert_int_equal(db_events_pub_add(pub, "job.updated", "{\"v\":4}", object, 4, &user, 1), 0);
+    assert_int_equal(db_events_pub_add(pub, "job.updated", "{\"v\":8}", object, 8, &user, 1), 0);
+    assert_int_equal(db_events_pub_flush(pub), 1);
     harness_sse_join(rd);
-    assert_int_equal(rd->nevents, 2);
-    assert_string_equal(rd->data[0], "{\"v\":5}");
-    assert_string_equal(rd->data[1], "{\"v\":6}");
-    assert_int_equal(rd->ids[1], rd->ids[0] + 1); /* the dropped one took no id */
+    assert_int_equal(rd->nevents, 4);
+    static const char *const sent[] = {"{\"v\":5}", "{\"v\":6}", "{\"v\":7}", "{\"v\":8}"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(rd->data[i], sent[i]);
+        if (i > 0)
+            assert_int_equal(rd->ids[i], rd->ids[i - 1] + 1); /* the dropped ones took no id */
+    }
     free(rd);
     db_events_pub_free(pub);
 }
