@@ -282,11 +282,12 @@ static int cmd_jobs(const cli_t *cli)
     if (list)
         rc = cli_jobs_list(cfg.database.url, cli->state, cli->queue, (int)limit, stdout, stderr);
     else if (matching)
-        rc = cli_jobs_retry_matching(cfg.database.url, cli->state, cli->kind, cli->queue, stdout, stderr);
+        rc = cli_jobs_retry_matching(cfg.database.url, cfg.redis.url, cli->state, cli->kind, cli->queue,
+                                     stdout, stderr);
     else if (strcmp(action, "retry") == 0)
-        rc = cli_jobs_retry(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_retry(cfg.database.url, cfg.redis.url, cli->args[1], stdout, stderr);
     else
-        rc = cli_jobs_cancel(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_jobs_cancel(cfg.database.url, cfg.redis.url, cli->args[1], stdout, stderr);
     cfg_free(&cfg);
     return rc;
 }
@@ -349,7 +350,7 @@ static int cmd_user(const cli_t *cli)
     } else if (strcmp(action, "set-role") == 0) {
         rc = cli_user_set_role(cfg.database.url, cli->args[1], cli->args[2], stdout, stderr);
     } else {
-        rc = cli_user_disable(cfg.database.url, cli->args[1], stdout, stderr);
+        rc = cli_user_disable(cfg.database.url, cfg.redis.url, cli->args[1], stdout, stderr);
     }
     cfg_free(&cfg);
     return rc;

@@ -50,7 +50,9 @@ int cli_migrate(const char *conninfo, const char *dir, cli_migrate_action_t acti
 int cli_user_create(const char *conninfo, const char *email, const char *role, int confirmed,
                     const auth_argon2_params_t *params, FILE *in, FILE *out, FILE *err);
 int cli_user_set_role(const char *conninfo, const char *id, const char *role, FILE *out, FILE *err);
-int cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err);
+/* disable also publishes session.revoked (every session) on redis_url (NULL: no Redis), so
+ * that the user's notification streams end. */
+int cli_user_disable(const char *conninfo, const char *redis_url, const char *id, FILE *out, FILE *err);
 /* Imports users from CSV (header row) or JSON lines; rejected rows are reported on err by
  * line number. 0 when every row went in; CLI_EXIT_INPUT when some were rejected (the rest
  * went in), the header is unusable or the file unreadable. */
@@ -63,11 +65,11 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
  * exist or is not in a state that allows the action). */
 int cli_jobs_list(const char *conninfo, const char *state, const char *queue, int limit, FILE *out,
                   FILE *err);
-int cli_jobs_retry(const char *conninfo, const char *id, FILE *out, FILE *err);
+int cli_jobs_retry(const char *conninfo, const char *redis_url, const char *id, FILE *out, FILE *err);
 /* Every job in `state` (failed or dead), of `kind` and `queue` when not NULL, queued again:
  * each printed, their count on err. 0 also when none matched; 3 for a bad state or queue. */
-int cli_jobs_retry_matching(const char *conninfo, const char *state, const char *kind, const char *queue,
-                            FILE *out, FILE *err);
-int cli_jobs_cancel(const char *conninfo, const char *id, FILE *out, FILE *err);
+int cli_jobs_retry_matching(const char *conninfo, const char *redis_url, const char *state, const char *kind,
+                            const char *queue, FILE *out, FILE *err);
+int cli_jobs_cancel(const char *conninfo, const char *redis_url, const char *id, FILE *out, FILE *err);
 
 #endif

@@ -3,6 +3,7 @@
  * and to act on accounts, over a blocking connection (the command line, never a loop).
  */
 #include "cli/cli.h"
+#include "db/db.h"
 #include "util/util.h"
 
 #include <libpq-fe.h>
@@ -129,14 +130,23 @@ int cli_user_set_role(const char *conninfo, const char *id, const char *role, FI
         values, 2, "set-role", out, err);
 }
 
-int cli_user_disable(const char *conninfo, const char *id, FILE *out, FILE *err)
+int cli_user_disable(const char *conninfo, const char *redis_url, const char *id, FILE *out, FILE *err)
 {
     const char *values[] = {id};
-    return auth_cli_update(
+    int rc = auth_cli_update(
         conninfo,
         "WITH f AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1::uuid AND "
         "revoked_at IS NULL), e AS (INSERT INTO auth_events (user_id, kind, detail) SELECT id, "
         "'disabled', '{\"by\": \"cli\"}' FROM users WHERE id = $1::uuid) UPDATE users SET disabled "
         "= true, tokens_valid_after = now(), updated_at = now() WHERE id = $1::uuid RETURNING id",
         values, 1, "disable", out, err);
+    if (rc == 0) {
+        /* the user's streams end, as when an admin disables them through the API; without
+         * Redis the event is lost, the disabling stands */
+        db_events_pub_t *pub = db_events_pub_new(redis_url, 1000, "hydrant user disable");
+        db_events_pub(pub, "session.revoked", "{\"session_id\":\"" DB_EVENTS_ALL_SESSIONS "\"}", NULL, 0, &id,
+                      1);
+        db_events_pub_free(pub);
+    }
+    return rc;
 }

@@ -44,6 +44,10 @@
 #define DB_COLS_NOTIFY(X, s)   X(s, NOTIFY, "pg_notify")
 
 /* ---- the job queue ---- */
+/* A job.updated event's columns, last in the statements that change a job in a worker
+ * (statements.c, JOB_EVENT_OF); DB_COL_<STMT>_EVENT_ID is the block's offset. */
+#define DB_COLS_JOB_EVENT(X, s)                                                                              \
+    X(s, ID, "event_id") X(s, OWNER, "event_owner") X(s, VERSION, "event_version") X(s, JOB, "event_job")
 #define DB_COLS_JOB_ENQUEUE(X, s) X(s, ID, "id") X(s, NOTIFY, "pg_notify")
 #define DB_COLS_JOB_CLAIM(X, s)                                                                              \
     X(s, ID, "id")                                                                                           \
@@ -51,18 +55,23 @@
     X(s, PAYLOAD, "payload")                                                                                 \
     X(s, ATTEMPT, "attempt")                                                                                 \
     X(s, MAX_ATTEMPTS, "max_attempts")                                                                       \
-    X(s, DELAY_S, "delay_s")
-#define DB_COLS_JOB_FINISH(X, s)         X(s, ID, "id") X(s, NOTIFY, "notify")
-#define DB_COLS_JOB_REAP(X, s)           X(s, QUEUE, "queue") X(s, COUNT, "count") X(s, NOTIFY, "pg_notify")
-#define DB_COLS_JOB_NEXT_DUE(X, s)       X(s, DUE_MS, "due_ms")
-#define DB_COLS_JOB_GET(X, s)            X(s, JOB, "job") X(s, OWNER_ID, "owner_id")
-#define DB_COLS_JOB_LIST(X, s)           X(s, JOB, "job") X(s, ID, "id")
-#define DB_COLS_JOB_CANCEL(X, s)         X(s, JOB, "job")
-#define DB_COLS_JOB_RETRY(X, s)          X(s, JOB, "job") X(s, NOTIFY, "pg_notify")
-#define DB_COLS_JOB_RETRY_MATCHING(X, s) X(s, JOB, "job") X(s, NOTIFY, "pg_notify")
-#define DB_COLS_JOB_RELEASE(X, s)        X(s, ID, "id") X(s, NOTIFY, "pg_notify")
-#define DB_COLS_JOB_DEPTH(X, s)          X(s, QUEUE, "queue") X(s, STATE, "state") X(s, COUNT, "count")
-#define DB_COLS_JOB_DEAD(X, s)           X(s, QUEUE, "queue") X(s, KIND, "kind") X(s, COUNT, "count")
+    X(s, DELAY_S, "delay_s")                                                                                 \
+    DB_COLS_JOB_EVENT(X, s##_EVENT)
+#define DB_COLS_JOB_FINISH(X, s) X(s, ID, "id") X(s, NOTIFY, "notify") DB_COLS_JOB_EVENT(X, s##_EVENT)
+/* Per queue a row with the count (no event), and per job with an owner one with the event. */
+#define DB_COLS_JOB_REAP(X, s)                                                                               \
+    X(s, QUEUE, "queue") X(s, COUNT, "count") X(s, NOTIFY, "notify") DB_COLS_JOB_EVENT(X, s##_EVENT)
+#define DB_COLS_JOB_NEXT_DUE(X, s) X(s, DUE_MS, "due_ms")
+#define DB_COLS_JOB_GET(X, s)      X(s, JOB, "job") X(s, OWNER_ID, "owner_id")
+#define DB_COLS_JOB_LIST(X, s)     X(s, JOB, "job") X(s, ID, "id")
+#define DB_COLS_JOB_CANCEL(X, s)   X(s, JOB, "job") X(s, OWNER_ID, "owner_id") X(s, VERSION, "version")
+#define DB_COLS_JOB_RETRY(X, s)                                                                              \
+    X(s, JOB, "job") X(s, OWNER_ID, "owner_id") X(s, VERSION, "version") X(s, NOTIFY, "pg_notify")
+#define DB_COLS_JOB_RETRY_MATCHING(X, s)                                                                     \
+    X(s, JOB, "job") X(s, OWNER_ID, "owner_id") X(s, VERSION, "version") X(s, NOTIFY, "pg_notify")
+#define DB_COLS_JOB_RELEASE(X, s) X(s, ID, "id") X(s, NOTIFY, "pg_notify") DB_COLS_JOB_EVENT(X, s##_EVENT)
+#define DB_COLS_JOB_DEPTH(X, s)   X(s, QUEUE, "queue") X(s, STATE, "state") X(s, COUNT, "count")
+#define DB_COLS_JOB_DEAD(X, s)    X(s, QUEUE, "queue") X(s, KIND, "kind") X(s, COUNT, "count")
 #define DB_COLS_AUTH_PURGE(X, s)                                                                             \
     X(s, REFRESH_TOKENS, "refresh_tokens")                                                                   \
     X(s, EMAIL_TOKENS, "email_tokens")                                                                       \
@@ -111,16 +120,19 @@
 #define DB_COLS_ADMIN_USER_UPDATE(X, s) X(s, USER, "user")
 
 /* ---- files ---- */
-#define DB_COLS_FILE_CREATE(X, s) X(s, FILE, "file")
+#define DB_COLS_FILE_CREATE(X, s)                                                                            \
+    X(s, FILE, "file")                                                                                       \
+    X(s, VERSION, "version") X(s, JOB_ID, "job_id") X(s, JOB, "job") X(s, JOB_VERSION, "job_version")
 #define DB_COLS_FILE_GET(X, s)                                                                               \
     X(s, FILE, "file")                                                                                       \
     X(s, NAME, "name")                                                                                       \
     X(s, CONTENT_TYPE, "content_type")                                                                       \
     X(s, SIZE, "size")                                                                                       \
     X(s, SHA256, "sha256")
-#define DB_COLS_FILE_LIST(X, s)          X(s, FILE, "file") X(s, CURSOR_US, "cursor_us") X(s, ID, "id")
-#define DB_COLS_FILE_DELETE(X, s)        X(s, ID, "id")
-#define DB_COLS_FILE_PROCESSED(X, s)     X(s, ID, "id")
+#define DB_COLS_FILE_LIST(X, s)   X(s, FILE, "file") X(s, CURSOR_US, "cursor_us") X(s, ID, "id")
+#define DB_COLS_FILE_DELETE(X, s) X(s, ID, "id")
+#define DB_COLS_FILE_PROCESSED(X, s)                                                                         \
+    X(s, ID, "id") X(s, FILE, "file") X(s, OWNER_ID, "owner_id") X(s, VERSION, "version")
 #define DB_COLS_FILES_REMOVE_QUEUE(X, s) X(s, ID, "id") X(s, NOTIFY, "pg_notify")
 #define DB_COLS_FILES_WITHOUT_ROW(X, s)  X(s, ID, "id")
 
@@ -202,6 +214,7 @@
 #define DB_COL_ENUM_(s)                    enum { DB_COLS_##s(DB_COL_ENUMERATOR_, s) DB_COL_##s##__COUNT };
 
 DB_COL_ENUM_(USER_ROW)
+DB_COL_ENUM_(JOB_EVENT)
 DB_COLUMN_STATEMENTS(DB_COL_ENUM_)
 
 #endif

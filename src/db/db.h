@@ -224,6 +224,16 @@ typedef struct {
     int max_pending; /* commands pending before DB_ERR_OVERLOADED */
 } db_redis_options_t;
 
+/* A redis:// URL's parts (db_redis_url_parse): both clients, async and blocking, read it. */
+typedef struct {
+    char host[256];
+    int port; /* 6379 when not given */
+    char password[256];
+    int db;
+} db_redis_url_t;
+/* redis://[[user]:password@]host[:port][/db] into out. Returns 0, or -1 when malformed. */
+int db_redis_url_parse(const char *url, db_redis_url_t *out);
+
 /* reply is NULL unless status is DB_OK; a Redis error reply arrives as DB_OK with
  * reply->type == REDIS_REPLY_ERROR. */
 typedef void (*db_redis_cb)(void *data, db_status_t status, redisReply *reply);
@@ -243,6 +253,59 @@ db_redis_t *db_redis_subscriber_new(uv_loop_t *loop, const db_redis_options_t *o
 /* Drops the connection (it reconnects with backoff): for an owner that finds it silent. */
 void db_redis_reconnect(db_redis_t *redis);
 void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
+
+/* ---- notification events (contract: Realtime), published on either side ----
+ *
+ * Each user has a backlog in Redis: a counter (hydrant:rt:seq:<user>) that gives the user's
+ * events their increasing ids, and a stream (hydrant:rt:log:<user>) whose entry ids are those
+ * ids ("<id>-0"), capped with MAXLEN ~ DB_EVENTS_BACKLOG (Redis trims whole nodes, so at least
+ * that many stay) for Last-Event-ID resume; every event is also PUBLISHed on
+ * DB_EVENTS_CHANNEL as "<user> <id> <event> <data>". One script (events.c) does it, run by
+ * the event loops (async, src/handlers/events.c) and by job workers and the command line
+ * (blocking, db_events_pub_t, events_pub.c): the script's text exists once.
+ *
+ * Events about one object (a job, a file) carry the object's version, a counter its row
+ * bumps in the very UPDATE that changes it: the script keeps the newest version published per
+ * object (hydrant:rt:ver:<object>, for an hour) and drops an event older than it, so that
+ * the API server and a worker publishing about one job at once cannot deliver its changes out
+ * of order. */
+#define DB_EVENTS_BACKLOG  1000
+#define DB_EVENTS_CHANNEL  "hydrant:rt:events"
+#define DB_EVENTS_PER_EVAL 64 /* users per EVAL: bounds one script's time on Redis */
+/* session.revoked's session_id when every session of the user ended */
+#define DB_EVENTS_ALL_SESSIONS "*"
+/* One EVAL's arguments, pointing into this struct and into the strings given. */
+typedef struct {
+    const char *argv[3 + 2 * DB_EVENTS_PER_EVAL + 1 + 4 + DB_EVENTS_PER_EVAL];
+    int argc;
+    char keys[2 * DB_EVENTS_PER_EVAL + 1][96];
+    char nkeys[16], cap[16], version[24];
+} db_events_eval_t;
+/* The EVAL of event (name) with data (one JSON object) for users[0..n), n <=
+ * DB_EVENTS_PER_EVAL; object (e.g. "job:<id>") NULL for no ordering guard, else its version
+ * (>= 0). Ids longer than the keys allow make the call return -1. */
+int db_events_eval(db_events_eval_t *e, const char *event, const char *data, const char *object,
+                   long long version, const char *const *users, int n);
+
+/* A blocking publisher for a thread that may block (a job worker, the command line): its own
+ * hiredis connection, made on first use. Without Redis an event is lost (what it tells of
+ * stands), the outage is logged once, and connecting is tried again with backoff, never more
+ * often. One per thread. */
+typedef struct db_events_pub db_events_pub_t;
+/* NULL when out of memory or url (redis.url, may be NULL: publishing is then off) is
+ * malformed. timeout_ms bounds connecting and each command. who names it in logs. */
+db_events_pub_t *db_events_pub_new(const char *url, int timeout_ms, const char *who);
+/* Publishes to every user, DB_EVENTS_PER_EVAL per EVAL. Returns 0; 1 when the ordering guard
+ * dropped it (a newer version of the object was published); -1 when lost. */
+int db_events_pub(db_events_pub_t *p, const char *event, const char *data, const char *object,
+                  long long version, const char *const *users, int n);
+/* The same in two steps, for a batch in one round trip: add queues an event (sent with the
+ * next flush; -1 when it is lost already), flush sends what was added and reads the answers:
+ * -1 when any was lost, else 1 when the guard dropped any, else 0. */
+int db_events_pub_add(db_events_pub_t *p, const char *event, const char *data, const char *object,
+                      long long version, const char *const *users, int n);
+int db_events_pub_flush(db_events_pub_t *p);
+void db_events_pub_free(db_events_pub_t *p);
 
 /* ---- LISTEN on a thread of its own (one per process and channel) ---- */
 

@@ -41,10 +41,7 @@ typedef enum { REDIS_DOWN, REDIS_RESOLVING, REDIS_CONNECTING, REDIS_HANDSHAKE, R
 struct db_redis {
     uv_loop_t *loop;
     db_redis_options_t options;
-    char host[256];
-    int port;
-    char password[256];
-    int db;
+    db_redis_url_t url;
     redisAsyncContext *ac;
     redis_state_t state;
     uv_poll_t *poll;
@@ -72,9 +69,10 @@ static void redis_request_drop(db_redis_t *r);
 
 /* --------------------------------------------------------------- URL ---- */
 
-static int redis_parse_url(db_redis_t *r, const char *url)
+int db_redis_url_parse(const char *url, db_redis_url_t *r)
 {
     static const char scheme[] = "redis://";
+    memset(r, 0, sizeof(*r));
     if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0 || strlen(url) > 1024)
         return -1;
     const char *p = url + sizeof(scheme) - 1;
@@ -380,12 +378,12 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     r->handshake_left = 0;
     redisEnableKeepAlive(&r->ac->c);
     char db[16];
-    snprintf(db, sizeof(db), "%d", r->db);
-    if (r->password[0] != '\0') {
+    snprintf(db, sizeof(db), "%d", r->url.db);
+    if (r->url.password[0] != '\0') {
         r->handshake_left++;
-        redis_send_internal(r, 1, 2, (const char *[]){"AUTH", r->password});
+        redis_send_internal(r, 1, 2, (const char *[]){"AUTH", r->url.password});
     }
-    if (r->db != 0) {
+    if (r->url.db != 0) {
         r->handshake_left++;
         redis_send_internal(r, 1, 2, (const char *[]){"SELECT", db});
     }
@@ -407,7 +405,7 @@ static void redis_on_disconnect(const redisAsyncContext *ac, int status)
 
 static void redis_connect(db_redis_t *r, const char *ip)
 {
-    redisAsyncContext *ac = redisAsyncConnect(ip, r->port);
+    redisAsyncContext *ac = redisAsyncConnect(ip, r->url.port);
     r->connect_started = uv_now(r->loop);
     if (ac == NULL || ac->err) {
         if (ac != NULL)
@@ -456,14 +454,14 @@ static void redis_start(db_redis_t *r)
     if (r->closing)
         return;
     r->connect_started = uv_now(r->loop);
-    if (inet_pton(AF_INET, r->host, buf) == 1 || inet_pton(AF_INET6, r->host, buf) == 1) {
-        redis_connect(r, r->host);
+    if (inet_pton(AF_INET, r->url.host, buf) == 1 || inet_pton(AF_INET6, r->url.host, buf) == 1) {
+        redis_connect(r, r->url.host);
         return;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     r->dns.data = r;
     r->state = REDIS_RESOLVING;
-    if (uv_getaddrinfo(r->loop, &r->dns, redis_on_resolved, r->host, NULL, &hints) != 0) {
+    if (uv_getaddrinfo(r->loop, &r->dns, redis_on_resolved, r->url.host, NULL, &hints) != 0) {
         r->state = REDIS_DOWN;
         redis_schedule_retry(r);
         return;
@@ -505,7 +503,7 @@ static db_redis_t *redis_new(uv_loop_t *loop, const db_redis_options_t *options,
     db_redis_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    if (redis_parse_url(r, options->url) != 0) {
+    if (db_redis_url_parse(options->url, &r->url) != 0) {
         fprintf(stderr, "hydrant: redis url is not redis://[:password@]host[:port][/db]\n");
         free(r);
         return NULL;

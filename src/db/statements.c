@@ -14,12 +14,21 @@
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* The contract's Job object, built by PostgreSQL so that handlers pass it through. */
-#define JOB_JSON                                                                                             \
-    "json_build_object('id', id, 'kind', kind, 'queue', queue, 'state', state, 'attempt', attempt, "         \
-    "'max_attempts', max_attempts, 'error', error, 'result', result, 'created_at', " TS(                     \
-        "created_at") ", "                                                                                   \
-                      "'run_at', " TS("run_at") ", 'started_at', " TS("started_at") ", 'finished_at', " TS(  \
-                          "finished_at") ")::text"
+#define JOB_JSON_OF(t)                                                                                       \
+    "json_build_object('id', " t "id, 'kind', " t "kind, 'queue', " t "queue, 'state', " t "state, "         \
+    "'attempt', " t "attempt, 'max_attempts', " t "max_attempts, 'error', " t "error, 'result', " t          \
+    "result, "                                                                                               \
+    "'created_at', " TS(t "created_at") ", 'run_at', " TS(t "run_at") ", 'started_at', " TS(                 \
+        t "started_at") ", 'finished_at', " TS(t "finished_at") ")::text"
+#define JOB_JSON JOB_JSON_OF("")
+
+/* What a job.updated event needs from a changed row of jobs t (src/jobs/events.c): its id and
+ * owner, its version (bumped by the change) and, when it has an owner, its Job JSON. Columns:
+ * DB_COLS_JOB_EVENT. */
+#define JOB_EVENT_OF(t)                                                                                      \
+    t "id AS event_id, " t "owner_id AS event_owner, " t "version AS event_version, CASE WHEN " t            \
+      "owner_id IS NOT NULL THEN " JOB_JSON_OF(t) " END AS event_job"
+#define JOB_EVENT_J JOB_EVENT_OF("j.") /* of `jobs j` */
 
 /* The contract's User object. */
 #define USER_JSON                                                                                            \
@@ -96,9 +105,9 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
          "UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, lease_owner = $3, "
          "lease_expires_at = now() + make_interval(secs => $4::int), started_at = now(), "
-         "updated_at = now() FROM due WHERE j.id = due.id "
+         "updated_at = now(), version = j.version + 1 FROM due WHERE j.id = due.id "
          "RETURNING j.id, j.kind, j.payload::text, j.attempt, j.max_attempts, "
-         "extract(epoch FROM now() - j.run_at)::float8 AS delay_s",
+         "extract(epoch FROM now() - j.run_at)::float8 AS delay_s, " JOB_EVENT_J,
          4},
 
     /* $1 lease owner, $2 a JSON array of {id, attempt, state, result, error, delay_ms}; state
@@ -115,11 +124,12 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "finished_at = CASE WHEN r.state IN ('succeeded', 'dead', 'failed') THEN now() END, "
          "attempt = CASE WHEN r.state = 'queued' THEN j.attempt - 1 ELSE j.attempt END, "
          "payload = CASE WHEN r.state = 'succeeded' THEN j.payload - 'token' ELSE j.payload END, "
-         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
+         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), version = j.version + 1 "
          "FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, attempt int, state text, result jsonb, "
          "error text, delay_ms bigint) "
          "WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease_owner = $1 AND j.state = 'running' "
-         "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END AS notify",
+         "RETURNING j.id, CASE WHEN r.state = 'queued' THEN pg_notify('hydrant_jobs', j.queue) END AS "
+         "notify, " JOB_EVENT_J,
          2},
 
     /* $1 the live lease owners (text array), $2 lease seconds. */
@@ -128,7 +138,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                             "WHERE state = 'running' AND lease_owner = ANY($1::text[])",
                             2},
 
-    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts.
+    /* Jobs whose worker stopped renewing its lease: retried, or dead when out of attempts. A
+     * row per queue with its count, then one per moved job with an owner with its event.
      * Columns: DB_COLS_JOB_REAP. */
     [DB_STMT_JOB_REAP] =
         {"job_reap",
@@ -137,10 +148,14 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "moved AS (UPDATE jobs j SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' "
          "ELSE 'retrying' END, error = 'lease expired: the worker running it was lost', "
          "finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END, run_at = now(), "
-         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() FROM lost "
-         "WHERE j.id = lost.id RETURNING j.queue) "
-         "SELECT q AS queue, count, pg_notify('hydrant_jobs', q) FROM (SELECT queue AS q, count(*) AS count "
-         "FROM moved GROUP BY queue) s",
+         "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), version = j.version + 1 FROM lost "
+         "WHERE j.id = lost.id RETURNING j.queue, " JOB_EVENT_J "), "
+         "n AS (SELECT queue, count(*) AS count, pg_notify('hydrant_jobs', queue)::text AS notify FROM moved "
+         "GROUP BY queue) "
+         "SELECT queue, count, notify, NULL::uuid AS event_id, NULL::uuid AS event_owner, NULL::bigint AS "
+         "event_version, NULL::text AS event_job FROM n "
+         "UNION ALL SELECT NULL, NULL, NULL, event_id, event_owner, event_version, event_job FROM moved "
+         "WHERE event_owner IS NOT NULL",
          0},
 
     /* $1 queue. Milliseconds until the first waiting job in claim order is due (negative
@@ -236,17 +251,19 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 id, $2 owner or NULL. No row when the job is not cancellable (or not theirs).
      * Columns: DB_COLS_JOB_CANCEL. */
     [DB_STMT_JOB_CANCEL] = {"job_cancel",
-                            "UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now() "
-                            "WHERE id = $1::uuid AND state IN ('queued', 'retrying') "
-                            "AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING " JOB_JSON " AS job",
+                            "UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), "
+                            "version = version + 1 WHERE id = $1::uuid AND state IN ('queued', 'retrying') "
+                            "AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING " JOB_JSON
+                            " AS job, owner_id, version",
                             2},
 
     /* $1 id. No row unless the job is failed or dead. Columns: DB_COLS_JOB_RETRY. */
     [DB_STMT_JOB_RETRY] = {"job_retry",
                            "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, "
-                           "result = NULL, started_at = NULL, finished_at = NULL, updated_at = now() "
-                           "WHERE id = $1::uuid AND state IN ('failed', 'dead') "
-                           "RETURNING " JOB_JSON " AS job, pg_notify('hydrant_jobs', queue)",
+                           "result = NULL, started_at = NULL, finished_at = NULL, updated_at = now(), "
+                           "version = version + 1 WHERE id = $1::uuid AND state IN ('failed', 'dead') "
+                           "RETURNING " JOB_JSON
+                           " AS job, owner_id, version, pg_notify('hydrant_jobs', queue)",
                            1},
 
     /* $1 state (failed or dead), $2 kind or NULL, $3 queue or NULL: every such job queued
@@ -255,19 +272,19 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     [DB_STMT_JOB_RETRY_MATCHING] =
         {"job_retry_matching",
          "UPDATE jobs SET state = 'queued', attempt = 0, run_at = now(), error = NULL, result = NULL, "
-         "started_at = NULL, finished_at = NULL, updated_at = now() WHERE state = $1 "
+         "started_at = NULL, finished_at = NULL, updated_at = now(), version = version + 1 WHERE state = $1 "
          "AND state IN ('failed', 'dead') AND ($2::text IS NULL OR kind = $2) "
          "AND ($3::text IS NULL OR queue = $3) RETURNING " JOB_JSON
-         " AS job, pg_notify('hydrant_jobs', queue)",
+         " AS job, owner_id, version, pg_notify('hydrant_jobs', queue)",
          3},
 
     /* $1 a lease owner prefix (one process): a stopping process gives its unfinished jobs
      * back (attempt returned). Columns: DB_COLS_JOB_RELEASE. */
     [DB_STMT_JOB_RELEASE] = {"job_release",
                              "UPDATE jobs SET state = 'queued', attempt = greatest(attempt - 1, 0), "
-                             "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
-                             "WHERE state = 'running' AND starts_with(lease_owner, $1) "
-                             "RETURNING id, pg_notify('hydrant_jobs', queue)",
+                             "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+                             "version = version + 1 WHERE state = 'running' AND starts_with(lease_owner, $1) "
+                             "RETURNING id, pg_notify('hydrant_jobs', queue), " JOB_EVENT_OF(""),
                              1},
 
     /* Two parts so that each is read through its partial index, never the whole table.
@@ -526,7 +543,8 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
     /* $1 id, $2 owner, $3 name, $4 content type, $5 size, $6 SHA-256 (hex), $7 the owner's
      * quota in bytes (0: none). The row and its file.process job together, or no row when
      * the upload would take the owner past the quota (the owner's row is locked, so two
-     * uploads cannot both squeeze in). Returns the File JSON. Columns: DB_COLS_FILE_CREATE. */
+     * uploads cannot both squeeze in). Returns the File JSON and version, and the job's JSON and
+     * version (their file.updated and job.updated). Columns: DB_COLS_FILE_CREATE. */
     [DB_STMT_FILE_CREATE] =
         {"file_create",
          "WITH owner AS (SELECT id FROM users WHERE id = $2::uuid FOR UPDATE), "
@@ -534,11 +552,11 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "(SELECT coalesce(sum(size), 0) FROM files WHERE owner_id = o.id) + $5::bigint <= $7::bigint), "
          "j AS (INSERT INTO jobs (kind, queue, payload, owner_id, max_attempts) SELECT 'file.process', "
          "'long', "
-         "jsonb_build_object('file_id', $1::text), id, 3 FROM ok RETURNING id, pg_notify('hydrant_jobs', "
-         "queue)), "
+         "jsonb_build_object('file_id', $1::text), id, 3 FROM ok RETURNING id, version, " JOB_JSON
+         " AS job, pg_notify('hydrant_jobs', queue)), "
          "f AS (INSERT INTO files (id, owner_id, name, content_type, size, sha256, job_id) SELECT $1::uuid, "
-         "$2::uuid, $3, $4, $5::bigint, $6, j.id FROM j RETURNING *) "
-         "SELECT " FILE_JSON " AS file FROM f",
+         "$2::uuid, $3, $4, $5::bigint, $6, j.id FROM j RETURNING " FILE_JSON " AS file, version) "
+         "SELECT f.file, f.version, j.id AS job_id, j.job, j.version AS job_version FROM f CROSS JOIN j",
          7},
 
     /* $1 id, $2 owner or NULL (anybody's). The File JSON, then name, content type, size and
@@ -645,11 +663,13 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
          "$3::int",
          4, .read_only = 1},
 
-    /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone.
-     * Columns: DB_COLS_FILE_PROCESSED. */
+    /* $1 id, $2 state (ready or failed), $3 the analysis JSON. No row when the file is gone;
+     * else the File JSON, its owner and version (its file.updated). Columns:
+     * DB_COLS_FILE_PROCESSED. */
     [DB_STMT_FILE_PROCESSED] = {"file_processed",
-                                "UPDATE files SET state = $2, analysis = $3::jsonb, updated_at = now() "
-                                "WHERE id = $1::uuid RETURNING id",
+                                "UPDATE files SET state = $2, analysis = $3::jsonb, updated_at = now(), "
+                                "version = version + 1 WHERE id = $1::uuid RETURNING id, " FILE_JSON
+                                " AS file, owner_id, version",
                                 3},
 };
 

@@ -113,6 +113,7 @@ typedef struct {
     char id[37];
     char actor[64];
     int actor_rank;
+    int disabling; /* the change disables the user: session.revoked once committed */
 } admin_patch_t;
 
 /* An audit record's detail: {"by": actor} and the new role when given (malloc'd, or NULL). */
@@ -136,16 +137,22 @@ static void admin_user_updated(http_request_t *r, const db_reply_t *reply)
     handlers_principal_forget(r, p->id);
     if (http_pg_failed(r, reply))
         return;
-    if (PQntuples(reply->results[0]) != 1)
+    if (PQntuples(reply->results[0]) != 1) {
         http_respond_error(r, 404, "not_found", "no such user", NULL);
-    else
-        handlers_principal_changed(r, p->id, 200,
-                                   PQgetvalue(reply->results[0], 0, DB_COL_ADMIN_USER_UPDATE_USER));
+        return;
+    }
+    /* Disabling ends every session (a role change ends none: the new role counts at the next
+     * request): the user's streams end too. */
+    if (p->disabling)
+        handlers_events_session_revoked(r->loop, p->id, NULL);
+    handlers_principal_changed(r, p->id, 200,
+                               PQgetvalue(reply->results[0], 0, DB_COL_ADMIN_USER_UPDATE_USER));
 }
 
 static void admin_patch_write(http_request_t *r, const json_t *role, const json_t *disabled)
 {
-    const admin_patch_t *p = r->state;
+    admin_patch_t *p = r->state;
+    p->disabling = json_is_true(disabled);
     const char *values[] = {p->id, json_string_value(role),
                             disabled == NULL         ? NULL
                             : json_is_true(disabled) ? "true"

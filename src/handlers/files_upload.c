@@ -8,7 +8,8 @@
  *   2. loop:  the body copied (raw) or parsed (multipart) into the mapping, 256 KiB per loop
  *             iteration, checking between slices that the client is still there;
  *   3. pool:  hashed, fsynced, renamed into place, directory fsynced (src/files);
- *   4. db:    the row and its file.process job in one statement (within the owner's quota);
+ *   4. db:    the row and its file.process job in one statement (within the owner's quota),
+ *             then their file.updated and job.updated;
  *   5. 201.
  * A failure at any step removes the bytes; once the row is committed the file is kept even if
  * the client is gone by then.
@@ -251,7 +252,15 @@ static void files_committed(http_request_t *r, const db_reply_t *reply)
         files_refuse(r, u, 413, "payload_too_large", "the upload would exceed your storage quota");
         return;
     }
-    handlers_respond_wrapped(r, 201, "file", PQgetvalue(reply->results[0], 0, DB_COL_FILE_CREATE_FILE));
+    const PGresult *row = reply->results[0];
+    char object[64];
+    snprintf(object, sizeof(object), "file:%s", u->id);
+    handlers_events_publish_object(r->loop, "file.updated", PQgetvalue(row, 0, DB_COL_FILE_CREATE_FILE),
+                                   object, atoll(PQgetvalue(row, 0, DB_COL_FILE_CREATE_VERSION)), u->owner);
+    snprintf(object, sizeof(object), "job:%s", PQgetvalue(row, 0, DB_COL_FILE_CREATE_JOB_ID));
+    handlers_events_publish_object(r->loop, "job.updated", PQgetvalue(row, 0, DB_COL_FILE_CREATE_JOB), object,
+                                   atoll(PQgetvalue(row, 0, DB_COL_FILE_CREATE_JOB_VERSION)), u->owner);
+    handlers_respond_wrapped(r, 201, "file", PQgetvalue(row, 0, DB_COL_FILE_CREATE_FILE));
 }
 
 /* After the last slice: a parsed multipart body must have ended well with its one file. */

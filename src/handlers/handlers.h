@@ -222,14 +222,19 @@ void handlers_authenticate_realtime(http_request_t *r, handlers_auth_ok_fn ok);
  * least HANDLERS_EVENTS_BACKLOG in Redis, and are published on HANDLERS_EVENTS_CHANNEL as
  * "<user> <id> <event> <data>" for the streams of every instance. Call once the change they
  * tell of has committed; fire and forget. data is one JSON object. */
-#define HANDLERS_EVENTS_BACKLOG 1000
-#define HANDLERS_EVENTS_CHANNEL "hydrant:rt:events"
+#define HANDLERS_EVENTS_BACKLOG DB_EVENTS_BACKLOG
+#define HANDLERS_EVENTS_CHANNEL DB_EVENTS_CHANNEL
 void handlers_events_publish(http_loop_t *loop, const char *event, const char *data, const char *const *users,
                              int nusers);
+/* An event about one object ("job:<id>", "file:<id>") at the version its row has after the
+ * change, to its owner (NULL or "": nobody): dropped if a newer version of it was published
+ * already (db.h). */
+void handlers_events_publish_object(http_loop_t *loop, const char *event, const char *data,
+                                    const char *object, long long version, const char *user);
 /* session.revoked {"session_id": sid} to the user; sid NULL: every session ended (logout all,
  * a password change or reset), written as HANDLERS_EVENTS_ALL_SESSIONS, which each stream
  * opened with an access token shows as its own session. Streams of that session end. */
-#define HANDLERS_EVENTS_ALL_SESSIONS "*"
+#define HANDLERS_EVENTS_ALL_SESSIONS DB_EVENTS_ALL_SESSIONS
 void handlers_events_session_revoked(http_loop_t *loop, const char *user_id, const char *sid);
 /* The same for users given as a JSON array of ids (as PostgreSQL's json_agg writes it). */
 void handlers_events_publish_json_users(http_loop_t *loop, const char *event, const char *data,

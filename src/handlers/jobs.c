@@ -144,18 +144,31 @@ static void jobs_get(http_request_t *r)
 
 /* The job's JSON in a change's row: one column for both changes, so that one callback reads
  * either. */
-enum { JOBS_CHANGED_JOB = DB_COL_JOB_CANCEL_JOB };
+enum {
+    JOBS_CHANGED_JOB = DB_COL_JOB_CANCEL_JOB,
+    JOBS_CHANGED_OWNER = DB_COL_JOB_CANCEL_OWNER_ID,
+    JOBS_CHANGED_VERSION = DB_COL_JOB_CANCEL_VERSION,
+};
 _Static_assert((int)DB_COL_JOB_RETRY_JOB == (int)JOBS_CHANGED_JOB,
                "job_cancel and job_retry return the job alike");
+_Static_assert((int)DB_COL_JOB_RETRY_OWNER_ID == (int)DB_COL_JOB_CANCEL_OWNER_ID &&
+                   (int)DB_COL_JOB_RETRY_VERSION == (int)DB_COL_JOB_CANCEL_VERSION,
+               "job_cancel and job_retry return the owner and version alike");
 
 /* A change (cancel, retry) and the job as it then is, in one batch: the change's row means
- * 202; otherwise the job exists in a state that does not allow it (409) or not at all (404). */
+ * 202 and job.updated to the job's owner; otherwise the job exists in a state that does not allow it (409) or
+ * not at all (404). */
 static void jobs_changed(http_request_t *r, const db_reply_t *reply)
 {
     if (http_pg_failed(r, reply))
         return;
     PGresult *changed = reply->results[0], *now = reply->results[1];
     if (PQntuples(changed) == 1) {
+        char object[64];
+        snprintf(object, sizeof(object), "job:%s", (const char *)r->state);
+        handlers_events_publish_object(r->loop, "job.updated", PQgetvalue(changed, 0, JOBS_CHANGED_JOB),
+                                       object, atoll(PQgetvalue(changed, 0, JOBS_CHANGED_VERSION)),
+                                       PQgetvalue(changed, 0, JOBS_CHANGED_OWNER));
         handlers_respond_wrapped(r, 202, "job", PQgetvalue(changed, 0, JOBS_CHANGED_JOB));
         return;
     }
@@ -172,10 +185,15 @@ static void jobs_changed(http_request_t *r, const db_reply_t *reply)
 
 static void jobs_change(http_request_t *r, db_stmt_id_t stmt, int nparams, const char *owner)
 {
-    char id[37];
+    char id[37], filter[64];
     if (jobs_target(r, id) != 0)
         return;
-    const char *values[] = {id, owner};
+    snprintf(filter, sizeof(filter), "%s", owner != NULL ? owner : ""); /* owner is in the state replaced */
+    char *kept = handlers_state_replace(r, sizeof(id), free); /* the job.updated's object, once committed */
+    if (kept == NULL)
+        return;
+    memcpy(kept, id, sizeof(id));
+    const char *values[] = {id, owner != NULL ? filter : NULL};
     db_query_t batch[2] = {
         {.stmt = stmt, .nparams = nparams, .values = values},
         {.stmt = DB_STMT_JOB_GET, .nparams = 2, .values = values},

@@ -127,6 +127,7 @@ static void profile_deleted(http_request_t *r, const db_reply_t *reply)
     handlers_principal_forget(r, d->user_id);
     if (http_pg_failed(r, reply))
         return;
+    handlers_events_session_revoked(r->loop, d->user_id, NULL); /* its streams end */
     handlers_principal_changed(r, d->user_id, 204, NULL);
 }
 

@@ -1,7 +1,7 @@
 /*
  * file.process (queue long): the analysis of an uploaded file (file_analysis.c), stored on its
- * row, which then turns ready. A file deleted before or while it is processed is no failure:
- * the job ends with nothing to do. A row whose bytes are missing turns failed. When the bytes
+ * row, which then turns ready (file.updated to its owner). A file deleted before or while it is processed is
+ * no failure: the job ends with nothing to do. A row whose bytes are missing turns failed. When the bytes
  * cannot be read, the job is retried; after its last attempt the file turns failed, so that it
  * does not stay "processing" for ever.
  */
@@ -33,6 +33,13 @@ static jobs_outcome_t file_process_store(jobs_run_t *run, const char *id, const 
         return JOBS_RETRY;
     }
     int stored = PQntuples(res) == 1;
+    if (stored) {
+        char object[64];
+        snprintf(object, sizeof(object), "file:%s", id);
+        const char *owner = PQgetvalue(res, 0, DB_COL_FILE_PROCESSED_OWNER_ID);
+        db_events_pub(run->events, "file.updated", PQgetvalue(res, 0, DB_COL_FILE_PROCESSED_FILE), object,
+                      atoll(PQgetvalue(res, 0, DB_COL_FILE_PROCESSED_VERSION)), &owner, 1);
+    }
     PQclear(res);
     if (!stored)
         return file_process_gone(run, id);

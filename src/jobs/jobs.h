@@ -77,7 +77,8 @@ typedef struct {
     int attempt; /* 1 for the first run */
     int max_attempts;
     const cfg_t *cfg;
-    PGconn *conn; /* the worker's own blocking connection, for handlers that need the database */
+    PGconn *conn;            /* the worker's own blocking connection, for handlers that need the database */
+    db_events_pub_t *events; /* the worker's publisher, for events about what a handler changed */
     void *kind_data;
     const atomic_int *stopping; /* read through jobs_stopping() */
     json_t *result;             /* set by the handler (a reference it gives away), or NULL */
@@ -185,5 +186,15 @@ PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char
 /* Runs a prepared registry statement. Always returns a result (PQclear it); NULL values are
  * SQL NULL. */
 PGresult *jobs_pg_exec(PGconn *conn, db_stmt_id_t id, const char *const *values);
+
+/* ------------------------------------------------------- job.updated events ---- */
+
+/* job.updated with the Job JSON job to the owner (NULL or "": nobody), guarded by the row's
+ * version (text, as PostgreSQL returns it). Lost without Redis. */
+void jobs_events_publish(db_events_pub_t *pub, const char *id, const char *owner, const char *version,
+                         const char *job);
+/* The same for each row of a statement's result that changed jobs, reading the event's
+ * columns (DB_COLS_JOB_EVENT) from column `at` on. */
+void jobs_events_publish_rows(db_events_pub_t *pub, const PGresult *res, int at);
 
 #endif

@@ -73,6 +73,7 @@ typedef struct {
     PGconn *conn;
     uint64_t next_maintenance_ms;
     uint64_t next_purge_ms;
+    db_events_pub_t *events; /* job.updated of the jobs it requeues */
 } listener_t;
 
 static int listener_connect(listener_t *l)
@@ -136,8 +137,10 @@ static int listener_maintain(listener_t *l)
     res = jobs_pg_exec(l->conn, DB_STMT_JOB_REAP, NULL);
     ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
     for (int i = 0; ok && i < PQntuples(res); i++)
-        fprintf(stderr, "hydrant: jobs: %s job(s) of queue %s had an expired lease and were requeued\n",
-                PQgetvalue(res, i, DB_COL_JOB_REAP_COUNT), PQgetvalue(res, i, DB_COL_JOB_REAP_QUEUE));
+        if (!PQgetisnull(res, i, DB_COL_JOB_REAP_QUEUE))
+            fprintf(stderr, "hydrant: jobs: %s job(s) of queue %s had an expired lease and were requeued\n",
+                    PQgetvalue(res, i, DB_COL_JOB_REAP_COUNT), PQgetvalue(res, i, DB_COL_JOB_REAP_QUEUE));
+    jobs_events_publish_rows(l->events, res, DB_COL_JOB_REAP_EVENT_ID);
     PQclear(res);
     listener_drain_notifications(l);
     return ok ? 0 : -1;
@@ -210,6 +213,8 @@ static int listener_wait(listener_t *l)
 void *jobs_listener_main(void *arg)
 {
     listener_t l = {.pool = arg};
+    l.events = db_events_pub_new(l.pool->cfg->redis.url, l.pool->cfg->redis.command_timeout_ms,
+                                 "the jobs lease keeper");
     int failures = 0;
     while (!atomic_load(&l.pool->stopping)) {
         if (l.conn == NULL && listener_connect(&l) != 0) {
@@ -234,6 +239,7 @@ void *jobs_listener_main(void *arg)
         }
     }
     PQfinish(l.conn);
+    db_events_pub_free(l.events);
     jobs_pool_thread_done(l.pool);
     return NULL;
 }
@@ -354,6 +360,12 @@ static int jobs_pool_release_all(jobs_pool_t *pool)
     const char *values[] = {prefix};
     PGresult *res = jobs_pg_exec(conn, DB_STMT_JOB_RELEASE, values);
     int released = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
+    db_events_pub_t *events =
+        released > 0
+            ? db_events_pub_new(pool->cfg->redis.url, pool->cfg->redis.command_timeout_ms, "the jobs release")
+            : NULL;
+    jobs_events_publish_rows(events, res, DB_COL_JOB_RELEASE_EVENT_ID);
+    db_events_pub_free(events);
     PQclear(res);
     PQfinish(conn);
     return released;

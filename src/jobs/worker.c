@@ -31,6 +31,7 @@ typedef struct {
     int batch;
     json_t *pending; /* outcomes not yet recorded, claimed under w->owner */
     uint64_t last_flush_ms;
+    db_events_pub_t *events; /* job.updated of what this worker changes */
 } worker_t;
 
 static void worker_log(const worker_t *st, const char *fmt, const char *detail)
@@ -97,6 +98,7 @@ static int worker_flush(worker_t *st)
     const char *values[] = {st->w->owner, outcomes};
     PGresult *res = jobs_pg_exec(st->conn, DB_STMT_JOB_FINISH, values);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    jobs_events_publish_rows(st->events, res, DB_COL_JOB_FINISH_EVENT_ID);
     if (ok && (size_t)PQntuples(res) < n)
         worker_log(st, "%s",
                    "some outcomes were not recorded: their lease had expired and they will run again");
@@ -160,6 +162,7 @@ static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
         .max_attempts = atoi(PQgetvalue(res, row, DB_COL_JOB_CLAIM_MAX_ATTEMPTS)),
         .cfg = st->pool->cfg,
         .conn = st->conn,
+        .events = st->events,
         .stopping = &st->pool->releasing,
     };
     json_t *outcome = json_pack("{s:s, s:i}", "id", run.id, "attempt", run.attempt);
@@ -240,6 +243,7 @@ static int worker_round(worker_t *st)
         return -1;
     }
     int n = PQntuples(res);
+    jobs_events_publish_rows(st->events, res, DB_COL_JOB_CLAIM_EVENT_ID);
     if (n == 0) {
         PQclear(res);
         st->batch = WORKER_FIRST_BATCH;
@@ -289,12 +293,15 @@ void *jobs_worker_main(void *arg)
         .pool = w->pool,
         .batch = WORKER_FIRST_BATCH,
         .pending = json_array(),
+        .events = db_events_pub_new(w->pool->cfg->redis.url, w->pool->cfg->redis.command_timeout_ms,
+                                    "the jobs worker"),
     };
     if (st.batch > st.pool->cfg->jobs.batch_size)
         st.batch = st.pool->cfg->jobs.batch_size;
     if (st.pending != NULL)
         worker_loop(&st);
     worker_disconnect(&st);
+    db_events_pub_free(st.events);
     json_decref(st.pending);
     jobs_pool_thread_done(w->pool);
     return NULL;

@@ -12,8 +12,6 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +19,10 @@
 
 #include "h2raw.h"
 #include "harness.h"
+#include "harness_sse.h"
 
 #define PASSWORD   "correct horse battery staple"
-#define MAX_EVENTS 16
+#define MAX_EVENTS HARNESS_SSE_MAX_EVENTS
 
 static harness_server_t server, other;
 static PGconn *db;
@@ -39,105 +38,15 @@ static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
 static harness_account_t alice;
 static char room[40];
 
-/* One stream read on a thread of its own until it has `want` events, ends, or 10 s pass. */
-typedef struct {
-    pthread_t thread;
-    char url[512];
-    const char *headers[3];
-    int protocol, want;
-    char buf[65536];
-    size_t len;
-    atomic_int started, finished;
-    int nevents;
-    long long ids[MAX_EVENTS];
-    char names[MAX_EVENTS][32];
-    char data[MAX_EVENTS][1024];
-    int curl_code;
-    long status;
-} reader_t;
-
-/* Parses the complete events in buf (blocks ending with a blank line; comments skipped). */
-static void reader_parse(reader_t *rd)
-{
-    rd->nevents = 0;
-    char *copy = strndup(rd->buf, rd->len), *save = NULL;
-    char *end = strstr(copy, "\n\n");
-    for (char *block = copy; end != NULL && rd->nevents < MAX_EVENTS;
-         block = end + 2, end = strstr(block, "\n\n")) {
-        *end = '\0';
-        long long id = -1;
-        char name[32] = "", data[1024] = "";
-        for (char *line = strtok_r(block, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-            if (strncmp(line, "id: ", 4) == 0)
-                id = atoll(line + 4);
-            else if (strncmp(line, "event: ", 7) == 0)
-                snprintf(name, sizeof(name), "%s", line + 7);
-            else if (strncmp(line, "data: ", 6) == 0)
-                snprintf(data, sizeof(data), "%s", line + 6);
-        }
-        if (name[0] == '\0')
-            continue; /* a comment (heartbeat) */
-        rd->ids[rd->nevents] = id;
-        snprintf(rd->names[rd->nevents], 32, "%s", name);
-        snprintf(rd->data[rd->nevents++], 1024, "%s", data);
-    }
-    free(copy);
-}
-
-static size_t reader_write(char *ptr, size_t size, size_t n, void *arg)
-{
-    reader_t *rd = arg;
-    size_t len = size * n;
-    if (rd->len + len >= sizeof(rd->buf))
-        return 0;
-    memcpy(rd->buf + rd->len, ptr, len);
-    rd->len += len;
-    atomic_store(&rd->started, 1);
-    reader_parse(rd);
-    return rd->nevents >= rd->want ? 0 : len; /* 0 ends the transfer */
-}
-
-static void *reader_main(void *arg)
-{
-    reader_t *rd = arg;
-    CURL *curl = curl_easy_init();
-    struct curl_slist *list = NULL;
-    for (int i = 0; rd->headers[i] != NULL; i++)
-        list = curl_slist_append(list, rd->headers[i]);
-    curl_easy_setopt(curl, CURLOPT_URL, rd->url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-                     rd->protocol == HARNESS_HTTP2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, reader_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, rd);
-    rd->curl_code = (int)curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &rd->status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(curl);
-    atomic_store(&rd->finished, 1);
-    return NULL;
-}
+typedef harness_sse_t reader_t;
 
 /* Opens a stream on s with the credentials header auth (alice's when NULL) and one extra
  * header (or NULL); waits (bounded) for its first bytes. */
 static reader_t *reader_open_as(const harness_server_t *s, int protocol, const char *auth, const char *extra,
                                 int want)
 {
-    reader_t *rd = calloc(1, sizeof(*rd));
-    snprintf(rd->url, sizeof(rd->url), "%s/api/v1/notifications/stream",
-             protocol == HARNESS_HTTP2 ? s->https_base : s->http_base);
-    rd->headers[0] = auth != NULL ? auth : alice.auth;
-    rd->headers[1] = extra;
-    rd->protocol = protocol;
-    rd->want = want;
-    assert_int_equal(pthread_create(&rd->thread, NULL, reader_main, rd), 0);
-    for (int i = 0; i < 500 && !atomic_load(&rd->started) && !atomic_load(&rd->finished); i++)
-        usleep(10000);
-    assert_true(atomic_load(&rd->started));
+    reader_t *rd = harness_sse_open(s, protocol, auth != NULL ? auth : alice.auth, extra, want);
+    assert_non_null(rd);
     return rd;
 }
 
@@ -146,10 +55,9 @@ static reader_t *reader_open(const harness_server_t *s, int protocol, const char
     return reader_open_as(s, protocol, NULL, extra, want);
 }
 
-/* Waits for the reader's end (it stops itself at `want` events or after 10 s). */
 static void reader_join(reader_t *rd)
 {
-    pthread_join(rd->thread, NULL);
+    harness_sse_join(rd);
 }
 
 static void post_message(const harness_server_t *s, const char *text)

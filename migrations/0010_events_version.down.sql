@@ -1,0 +1,2 @@
+ALTER TABLE files DROP COLUMN version;
+ALTER TABLE jobs DROP COLUMN version;
