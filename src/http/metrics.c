@@ -109,6 +109,36 @@ static void http_render_counters(util_buf_t *out, const char *method, const char
     }
 }
 
+/* WebSockets (ws.c): open sockets, messages each way, closes by code. */
+static void http_render_ws(util_buf_t *out, http_metrics_shard_t *const *shards, int nshards)
+{
+    static const char *const codes[HTTP_WS_CLOSE_SLOTS] = {"1000", "1001", "1008", "1009", "1006", "other"};
+    long long open = 0;
+    unsigned long long in = 0, sent = 0, closes[HTTP_WS_CLOSE_SLOTS] = {0};
+    for (int s = 0; s < nshards; s++) {
+        open += (long long)atomic_load_explicit(&shards[s]->ws_open, memory_order_relaxed);
+        in += atomic_load_explicit(&shards[s]->ws_messages_in, memory_order_relaxed);
+        sent += atomic_load_explicit(&shards[s]->ws_messages_out, memory_order_relaxed);
+        for (int i = 0; i < HTTP_WS_CLOSE_SLOTS; i++)
+            closes[i] += atomic_load_explicit(&shards[s]->ws_closes[i], memory_order_relaxed);
+    }
+    util_buf_printf(out,
+                    "# HELP hydrant_ws_open WebSockets currently open.\n"
+                    "# TYPE hydrant_ws_open gauge\n"
+                    "hydrant_ws_open %lld\n"
+                    "# HELP hydrant_ws_messages_total WebSocket messages received from clients (in) and "
+                    "queued to them (out).\n"
+                    "# TYPE hydrant_ws_messages_total counter\n"
+                    "hydrant_ws_messages_total{direction=\"in\"} %llu\n"
+                    "hydrant_ws_messages_total{direction=\"out\"} %llu\n"
+                    "# HELP hydrant_ws_closes_total WebSockets ended, by close code (1006: without a closing "
+                    "handshake).\n"
+                    "# TYPE hydrant_ws_closes_total counter\n",
+                    open, in, sent);
+    for (int i = 0; i < HTTP_WS_CLOSE_SLOTS; i++)
+        util_buf_printf(out, "hydrant_ws_closes_total{code=\"%s\"} %llu\n", codes[i], closes[i]);
+}
+
 static void http_render_histogram(util_buf_t *out, const char *pattern, const http_route_totals_t *t)
 {
     uint64_t cumulative = 0;
@@ -218,4 +248,5 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "hydrant_http_answers_unread_total %llu\n",
         open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused, body_bytes, over_budget,
         stalled, unread);
+    http_render_ws(out, shards, nshards);
 }

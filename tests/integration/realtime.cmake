@@ -9,3 +9,9 @@ hydrant_add_integration_test(test_notifications hydrant_config ${CMAKE_CURRENT_S
                              ${CMAKE_CURRENT_SOURCE_DIR}/h2raw.c)
 target_link_libraries(test_notifications PRIVATE Threads::Threads)
 add_dependencies(test_notifications hydrant-test)
+
+# A room's WebSocket, on one and on two servers, with the tests' own client (test_websocket.c,
+# wsclient.c).
+hydrant_add_integration_test(test_websocket hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_websocket.c
+                             ${CMAKE_CURRENT_SOURCE_DIR}/wsclient.c)
+add_dependencies(test_websocket hydrant-test)
