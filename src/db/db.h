@@ -231,7 +231,17 @@ typedef void (*db_redis_cb)(void *data, db_status_t status, redisReply *reply);
 db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options);
 int db_redis_command(db_redis_t *redis, db_redis_cb cb, void *data, int argc, const char **argv,
                      const size_t *argvlen);
+/* For a subscriber: 1 once its SUBSCRIBE is confirmed on the current connection. */
 int db_redis_is_ready(const db_redis_t *redis);
+/* A connection SUBSCRIBEd to one channel (and reconnected, and subscribed again, as the
+ * others): on_message gets each publication's payload (len bytes, not NUL-terminated), and
+ * (NULL, 0) whenever the subscription is (re)established: publications made while it was
+ * not were missed. It takes no commands (db_redis_command returns -1). */
+typedef void (*db_redis_message_fn)(void *data, const char *payload, size_t len);
+db_redis_t *db_redis_subscriber_new(uv_loop_t *loop, const db_redis_options_t *options, const char *channel,
+                                    db_redis_message_fn on_message, void *data);
+/* Drops the connection (it reconnects with backoff): for an owner that finds it silent. */
+void db_redis_reconnect(db_redis_t *redis);
 void db_redis_close(db_redis_t *redis, void (*on_closed)(void *data), void *data);
 
 /* ---- LISTEN on a thread of its own (one per process and channel) ---- */

@@ -7,6 +7,12 @@
  * the connection. A dropped or refused connection is retried with backoff. hiredis frees
  * its context after the disconnect callback (or, for a failed connect, after the connect
  * callback, without calling the disconnect one): both paths clear r->ac.
+ *
+ * A subscriber (db_redis_subscriber_new) is the same connection that, once ready, SUBSCRIBEs
+ * to one channel and takes no commands. hiredis 0.14 hands a reply in subscribed mode to the
+ * oldest pending command before it looks at subscriptions, so a PING would swallow a
+ * publication: a subscriber is never pinged; its owner proves it alive by what it hears
+ * (and TCP keepalive finds a dead peer).
  */
 #include "db/db.h"
 #include "util/util.h"
@@ -54,6 +60,10 @@ struct db_redis {
     int open_handles, pending_dns, closing;
     void (*on_closed)(void *data);
     void *closed_data;
+    char *channel; /* a subscriber's channel, else NULL */
+    db_redis_message_fn on_message;
+    void *message_data;
+    int subscribed; /* the SUBSCRIBE was confirmed on the current connection */
 };
 
 static void redis_connect(db_redis_t *r, const char *ip);
@@ -122,6 +132,7 @@ static void redis_finish_if_closed(db_redis_t *r)
         return;
     void (*on_closed)(void *) = r->on_closed;
     void *data = r->closed_data;
+    free(r->channel);
     free(r);
     if (on_closed != NULL)
         on_closed(data);
@@ -227,6 +238,7 @@ static void redis_drop(db_redis_t *r)
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     r->state = REDIS_DOWN;
+    r->subscribed = 0;
     r->drop_requested = 0;
     if (ac != NULL)
         redisAsyncFree(ac);
@@ -276,6 +288,36 @@ static redis_cmd_t *redis_pop(db_redis_t *r)
     return cmd;
 }
 
+/* A subscriber's every publication, and the SUBSCRIBE's confirmation (which tells its owner
+ * that what was published while it was away is lost to it). NULL when the context is freed. */
+static void redis_on_publication(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    db_redis_t *r = privdata;
+    redisReply *rep = reply;
+    if (rep == NULL || r->ac != ac || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    r->last_activity = uv_now(r->loop);
+    const char *kind = rep->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0) {
+        r->subscribed = 1;
+        r->on_message(r->message_data, NULL, 0);
+    } else if (strcmp(kind, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING) {
+        r->on_message(r->message_data, rep->element[2]->str, rep->element[2]->len);
+    }
+}
+
+static void redis_ready(db_redis_t *r)
+{
+    r->state = REDIS_READY;
+    r->failures = 0;
+    if (r->channel == NULL)
+        return;
+    const char *argv[] = {"SUBSCRIBE", r->channel};
+    if (redisAsyncCommandArgv(r->ac, redis_on_publication, r, 2, argv, NULL) != REDIS_OK)
+        redis_request_drop(r);
+}
+
 /* hiredis calls this once per command, with NULL when the connection failed. */
 static void redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -290,8 +332,7 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             fprintf(stderr, "hydrant: redis: handshake refused: %s\n", rep != NULL ? rep->str : "no reply");
             redis_request_drop(r);
         } else if (--r->handshake_left == 0 && r->state == REDIS_HANDSHAKE) {
-            r->state = REDIS_READY;
-            r->failures = 0;
+            redis_ready(r);
         }
     } else if (cmd->cb != NULL && !cmd->answered) {
         cmd->cb(cmd->data, rep != NULL ? DB_OK : (r->closing ? DB_ERR_CLOSED : DB_ERR_UNAVAILABLE), rep);
@@ -337,6 +378,7 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     }
     r->state = REDIS_HANDSHAKE;
     r->handshake_left = 0;
+    redisEnableKeepAlive(&r->ac->c);
     char db[16];
     snprintf(db, sizeof(db), "%d", r->db);
     if (r->password[0] != '\0') {
@@ -347,10 +389,8 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
         r->handshake_left++;
         redis_send_internal(r, 1, 2, (const char *[]){"SELECT", db});
     }
-    if (r->handshake_left == 0) {
-        r->state = REDIS_READY;
-        r->failures = 0;
-    }
+    if (r->handshake_left == 0)
+        redis_ready(r);
 }
 
 static void redis_on_disconnect(const redisAsyncContext *ac, int status)
@@ -361,6 +401,7 @@ static void redis_on_disconnect(const redisAsyncContext *ac, int status)
         return; /* we dropped it ourselves */
     r->ac = NULL;
     r->state = REDIS_DOWN;
+    r->subscribed = 0;
     redis_schedule_retry(r);
 }
 
@@ -449,7 +490,8 @@ static void redis_on_watchdog(uv_timer_t *timer)
         redis_drop(r);
         return;
     }
-    if (r->state == REDIS_READY && r->head == NULL && now - r->last_activity > REDIS_IDLE_PING_MS) {
+    if (r->channel == NULL && r->state == REDIS_READY && r->head == NULL &&
+        now - r->last_activity > REDIS_IDLE_PING_MS) {
         r->last_activity = now;
         redis_send_internal(r, 0, 1, (const char *[]){"PING"});
     }
@@ -457,7 +499,8 @@ static void redis_on_watchdog(uv_timer_t *timer)
 
 /* ------------------------------------------------------------- public ---- */
 
-db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options)
+static db_redis_t *redis_new(uv_loop_t *loop, const db_redis_options_t *options, const char *channel,
+                             db_redis_message_fn on_message, void *data)
 {
     db_redis_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -467,6 +510,12 @@ db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options)
         free(r);
         return NULL;
     }
+    if (channel != NULL && (r->channel = strdup(channel)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->on_message = on_message;
+    r->message_data = data;
     r->loop = loop;
     r->options = *options;
     r->options.url = NULL; /* not kept: the parts are */
@@ -483,10 +532,28 @@ db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options)
     return r;
 }
 
+db_redis_t *db_redis_new(uv_loop_t *loop, const db_redis_options_t *options)
+{
+    return redis_new(loop, options, NULL, NULL, NULL);
+}
+
+db_redis_t *db_redis_subscriber_new(uv_loop_t *loop, const db_redis_options_t *options, const char *channel,
+                                    db_redis_message_fn on_message, void *data)
+{
+    return redis_new(loop, options, channel, on_message, data);
+}
+
+void db_redis_reconnect(db_redis_t *r)
+{
+    if (r->ac != NULL && !r->closing)
+        redis_request_drop(r);
+}
+
 int db_redis_command(db_redis_t *r, db_redis_cb cb, void *data, int argc, const char **argv,
                      const size_t *argvlen)
 {
-    if (r->state != REDIS_READY || r->ac == NULL || r->closing || r->pending >= r->options.max_pending)
+    if (r->state != REDIS_READY || r->ac == NULL || r->closing || r->channel != NULL ||
+        r->pending >= r->options.max_pending)
         return -1;
     redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -502,7 +569,7 @@ int db_redis_command(db_redis_t *r, db_redis_cb cb, void *data, int argc, const 
 
 int db_redis_is_ready(const db_redis_t *r)
 {
-    return r->state == REDIS_READY;
+    return r->state == REDIS_READY && (r->channel == NULL || r->subscribed);
 }
 
 void db_redis_close(db_redis_t *r, void (*on_closed)(void *data), void *data)

@@ -257,7 +257,7 @@ handlers_bus_watch_t *handlers_bus_watch(http_request_t *r, const char *key, han
 void handlers_bus_unwatch(handlers_bus_watch_t *w);
 /* 1 while this loop's subscriber is subscribed: publications reach the watchers without
  * polling. */
-int handlers_bus_live(http_request_t *r);
+int handlers_bus_live(const http_loop_t *loop);
 /* Publishes a room broadcast (data: one JSON object) to the watchers of HANDLERS_BUS_ROOM
  * room_id on every instance; fire and forget. */
 void handlers_bus_publish_room(http_loop_t *loop, const char *room_id, const char *data);

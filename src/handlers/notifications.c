@@ -3,13 +3,15 @@
  * server-sent events over HTTP/2 or HTTP/1.1.
  *
  * Each loop keeps its open streams in a list (thread-local: only the loop's thread touches
- * them) and, every realtime.poll-ms, reads for each stream the events after the last one it
- * wrote from the user's Redis backlog, with one script that also tells a gap: the stream then
- * gets `event: reset` with the newest id and goes on from there. Reading the backlog rather
- * than listening to the publications makes events from every instance arrive, in id order,
- * with no loss between a resume and the live events (they are the same read), at the cost of
- * one Redis command per stream and poll (a subscriber per loop that only wakes the streams
- * it concerns is the next step, issue 15).
+ * them). A stream watches its user on the realtime bus (bus.c): an event published with the
+ * id after the last one the stream wrote is written at once from the publication; any other
+ * id, a publication that comes while a read is in flight, and a bus that (re)subscribed make
+ * the stream read its user's Redis backlog: the events after the last one it wrote, with one
+ * script that also tells a gap (the stream then gets `event: reset` with the newest id and
+ * goes on from there). The backlog is the truth and the bus only says when to look, so
+ * events from every instance arrive in id order, with no loss between a resume and the live
+ * events. While the loop's subscriber is not subscribed (Redis away, the bus starting) every
+ * stream reads its backlog each realtime.poll-ms instead.
  *
  * The same tick writes a comment line to a stream quiet for realtime.heartbeat-ms (so that a
  * departed HTTP/1.1 client shows: libh2o stops reading it after the request), cuts the
@@ -27,7 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOTIF_READ_COUNT "100" /* events per read of a backlog */
+#define NOTIF_READ_PAGE  100 /* events per read of a backlog */
+#define NOTIF_READ_COUNT "100"
 
 typedef struct notif_stream {
     struct notif_stream *next, *prev;
@@ -38,15 +41,21 @@ typedef struct notif_stream {
     long long last; /* the last id written; -1: start from the newest */
     uint64_t opened_ms, written_ms;
     int reading; /* a backlog read in flight: the stream lives until it answers */
+    int reread;  /* something was published during that read: read again after it */
+    int stale;   /* a read could not be sent: the next tick reads */
+    int held;    /* inside a callback that may end the request: freed only after it */
     int ending;
+    handlers_bus_watch_t *watch;
 } notif_stream_t;
 
 typedef struct notif_loop {
     uv_timer_t timer;
     notif_stream_t *head;
     db_redis_t *redis;
+    http_loop_t *loop;
     h2o_context_t *ctx;
     cfg_realtime_t cfg;
+    int ticking; /* a tick walks the list: streams it lets go are freed after it */
 } notif_loop_t;
 
 static _Thread_local notif_loop_t *notif_here;
@@ -73,9 +82,10 @@ static void notif_timer_closed(uv_handle_t *handle)
 /* Frees s once nothing refers to it any more; the loop's state goes with its last stream. */
 static void notif_release(notif_stream_t *s)
 {
-    if (s->sse != NULL || s->reading)
+    if (s->sse != NULL || s->reading || s->held || s->home->ticking)
         return;
     notif_loop_t *home = s->home;
+    handlers_bus_unwatch(s->watch);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -95,6 +105,7 @@ static void notif_gone(void *data)
 {
     notif_stream_t *s = data;
     s->sse = NULL;
+    HTTP_METRIC_ADD(s->home->loop->metrics->realtime.streams_open, -1);
     notif_release(s);
 }
 
@@ -104,6 +115,7 @@ static void notif_write(notif_stream_t *s, const char *bytes, size_t len)
     if (s->sse == NULL || s->ending)
         return;
     if (http_sse_write(s->sse, bytes, len) != 0) {
+        HTTP_METRIC_ADD(s->home->loop->metrics->realtime.streams_cut, 1);
         http_sse_cut(s->sse, "cut: its event stream's queue was full (realtime.stream-queue)");
         return;
     }
@@ -130,12 +142,12 @@ static void notif_event(notif_stream_t *s, long long id, const char *event, cons
 }
 
 /* An event name as events.c writes them: [a-z.], 1..32. */
-static int notif_event_name_ok(const redisReply *v)
+static int notif_event_name_ok(const char *name, size_t len)
 {
-    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 32)
+    if (len == 0 || len > 32)
         return 0;
-    for (size_t i = 0; i < v->len; i++)
-        if (!islower((unsigned char)v->str[i]) && v->str[i] != '.')
+    for (size_t i = 0; i < len; i++)
+        if (!islower((unsigned char)name[i]) && name[i] != '.')
             return 0;
     return 1;
 }
@@ -164,7 +176,18 @@ static int notif_revoked(notif_stream_t *s, long long id, const char *data, size
     return 1;
 }
 
-/* One backlog entry {"<id>-0", {"event", e, "data", d}}: written, and the stream's last. */
+/* Event id of the user's: written, and the stream's last. Returns 1 when written. */
+static int notif_deliver(notif_stream_t *s, long long id, const char *event, const char *data, size_t len)
+{
+    if (id <= s->last || !notif_event_name_ok(event, strlen(event)))
+        return 0;
+    if (strcmp(event, "session.revoked") != 0 || !notif_revoked(s, id, data, len))
+        notif_event(s, id, event, data, len);
+    s->last = id;
+    return 1;
+}
+
+/* One backlog entry {"<id>-0", {"event", e, "data", d}}. */
 static void notif_entry(notif_stream_t *s, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -172,16 +195,14 @@ static void notif_entry(notif_stream_t *s, const redisReply *entry)
         entry->element[1]->elements != 4)
         return;
     const redisReply *fields = entry->element[1];
-    long long id = atoll(entry->element[0]->str);
-    if (id <= s->last || !notif_event_name_ok(fields->element[1]) ||
-        fields->element[3]->type != REDIS_REPLY_STRING)
+    if (fields->element[1]->type != REDIS_REPLY_STRING || fields->element[3]->type != REDIS_REPLY_STRING)
         return;
-    if (strcmp(fields->element[1]->str, "session.revoked") == 0 &&
-        notif_revoked(s, id, fields->element[3]->str, fields->element[3]->len))
-        return;
-    notif_event(s, id, fields->element[1]->str, fields->element[3]->str, fields->element[3]->len);
-    s->last = id;
+    if (notif_deliver(s, atoll(entry->element[0]->str), fields->element[1]->str, fields->element[3]->str,
+                      fields->element[3]->len))
+        HTTP_METRIC_ADD(s->home->loop->metrics->realtime.events_from_backlog, 1);
 }
+
+static void notif_read(notif_stream_t *s);
 
 static void notif_read_done(void *data, db_status_t status, redisReply *reply)
 {
@@ -202,8 +223,17 @@ static void notif_read_done(void *data, db_status_t status, redisReply *reply)
         }
         for (size_t i = 0; i < reply->element[2]->elements && s->sse != NULL && !s->ending; i++)
             notif_entry(s, reply->element[2]->element[i]);
+        /* A full page: there may be more (a long resume). */
+        if (reply->element[2]->elements == NOTIF_READ_PAGE)
+            s->reread = 1;
+    } else {
+        s->stale = 1;
     }
     s->reading = 0;
+    if (s->reread && s->sse != NULL && !s->ending) {
+        s->reread = 0;
+        notif_read(s);
+    }
     notif_release(s);
 }
 
@@ -215,8 +245,29 @@ static void notif_read(notif_stream_t *s)
     if (s->last >= 0)
         snprintf(last, sizeof(last), "%lld", s->last);
     const char *argv[] = {"EVAL", notif_script, "2", seq_key, log_key, last, NOTIF_READ_COUNT};
-    if (db_redis_command(s->home->redis, notif_read_done, s, 7, argv, NULL) == 0)
-        s->reading = 1;
+    s->stale = db_redis_command(s->home->redis, notif_read_done, s, 7, argv, NULL) != 0;
+    s->reading = !s->stale;
+    if (s->reading)
+        HTTP_METRIC_ADD(s->home->loop->metrics->realtime.backlog_reads, 1);
+}
+
+/* A publication of the stream's user's, or (msg NULL) the bus subscribed anew. */
+static void notif_on_bus(void *data, const handlers_bus_msg_t *msg)
+{
+    notif_stream_t *s = data;
+    if (s->sse == NULL || s->ending)
+        return;
+    s->held = 1;
+    if (s->reading) {
+        s->reread = 1;
+    } else if (msg != NULL && s->last >= 0 && msg->id == s->last + 1) {
+        if (notif_deliver(s, msg->id, msg->event, msg->data, msg->data_len))
+            HTTP_METRIC_ADD(s->home->loop->metrics->realtime.events_from_bus, 1);
+    } else if (msg == NULL || msg->id > s->last) {
+        notif_read(s);
+    }
+    s->held = 0;
+    notif_release(s);
 }
 
 /* What one tick does to one stream (see the top of the file). */
@@ -231,12 +282,13 @@ static void notif_check(notif_stream_t *s, uint64_t now)
         return;
     }
     if (http_sse_stalled_ms(s->sse, now) > 2 * (uint64_t)cfg->heartbeat_ms) {
+        HTTP_METRIC_ADD(s->home->loop->metrics->realtime.streams_cut, 1);
         http_sse_cut(s->sse, "cut: its event stream was not read");
         return;
     }
     if (now - s->written_ms >= (uint64_t)cfg->heartbeat_ms)
         notif_write(s, ":\n\n", 3);
-    if (!s->reading && s->sse != NULL)
+    if (!s->reading && s->sse != NULL && (s->stale || !handlers_bus_live(s->home->loop)))
         notif_read(s);
 }
 
@@ -244,11 +296,16 @@ static void notif_tick(uv_timer_t *timer)
 {
     notif_loop_t *home = timer->data;
     uint64_t now = uv_now(timer->loop);
-    /* A stream may be freed during its check (its request disposed): take next first. The
-     * loop's state itself outlives the tick (its timer closes, and frees it, later). */
+    /* A check may end requests (cutting a connection ends all its streams): nothing is
+     * freed during the walk, and what was let go is freed after it. The loop's state itself
+     * outlives the tick (its timer closes, and frees it, later). */
+    home->ticking = 1;
+    for (notif_stream_t *s = home->head; s != NULL; s = s->next)
+        notif_check(s, now);
+    home->ticking = 0;
     for (notif_stream_t *s = home->head, *next; s != NULL; s = next) {
         next = s->next;
-        notif_check(s, now);
+        notif_release(s);
     }
 }
 
@@ -261,6 +318,7 @@ static notif_loop_t *notif_loop_get(http_request_t *r)
     if (home == NULL)
         return NULL;
     home->redis = r->loop->redis;
+    home->loop = r->loop;
     home->ctx = &r->loop->h2o_ctx;
     home->cfg = app->cfg->realtime;
     uv_timer_init(home->ctx->loop, &home->timer);
@@ -312,6 +370,9 @@ static void notif_open_ok(http_request_t *r, handlers_user_t *user)
         notif_release(s);
         return;
     }
+    HTTP_METRIC_ADD(home->loop->metrics->realtime.streams_open, 1);
+    /* Watched before the first read, so that what is published meanwhile reads again. */
+    s->watch = handlers_bus_watch(r, s->user, notif_on_bus, s);
     notif_write(s, ": hydrant\n\n", 11); /* the headers and a first line leave at once */
     notif_read(s);
 }

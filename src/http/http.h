@@ -137,6 +137,17 @@ typedef enum {
     HTTP_WS_CLOSE_OTHER,
     HTTP_WS_CLOSE_SLOTS
 } http_ws_close_slot_t;
+/* Notification streams and the realtime bus (src/handlers: notifications.c, bus.c). */
+typedef struct {
+    atomic_int_fast64_t streams_open;
+    atomic_int_fast64_t events_from_bus;     /* written straight from a publication */
+    atomic_int_fast64_t events_from_backlog; /* written from a backlog read */
+    atomic_int_fast64_t backlog_reads;
+    atomic_int_fast64_t streams_cut; /* clients that did not read (queue full, send stalled) */
+    atomic_int_fast64_t publications_heard;
+    atomic_int_fast64_t bus_subscribed; /* subscriptions (re)established: each one a resync */
+    atomic_int_fast64_t bus_live;       /* 1 while this loop's subscriber is subscribed */
+} http_metrics_realtime_t;
 
 /* Per-loop-thread shard; written by its own thread only (relaxed atomics), summed on scrape. */
 typedef struct {
@@ -160,7 +171,11 @@ typedef struct {
     atomic_int_fast64_t ws_open;                  /* WebSockets (ws.c) */
     atomic_uint_fast64_t ws_messages_in, ws_messages_out;
     atomic_uint_fast64_t ws_closes[HTTP_WS_CLOSE_SLOTS]; /* by code, see http_ws_close_slot_t */
+    http_metrics_realtime_t realtime;
 } http_metrics_shard_t;
+
+/* Adds n to a counter of the calling loop's own shard (relaxed: only its thread writes). */
+#define HTTP_METRIC_ADD(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
 
 #define HTTP_METRICS_ROUTE_UNMATCHED HTTP_MAX_ROUTES
 #define HTTP_METRICS_ROUTE_OTHER     (HTTP_MAX_ROUTES + 1)
@@ -354,6 +369,7 @@ typedef struct http_loop {
     const http_server_t *server;
     db_pg_pool_t *pg;
     db_redis_t *redis;
+    const db_redis_options_t *redis_options; /* for connections of its own (the realtime bus) */
     http_metrics_shard_t *metrics;
     http_log_ring_t *access_log; /* this loop's access-log lines (NULL: no access log) */
     http_log_ring_t *error_log;  /* this loop's requests' error lines, for stderr */

@@ -5,6 +5,7 @@
 #include "http/http.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,50 @@ static void http_render_histogram(util_buf_t *out, const char *pattern, const ht
                     (unsigned long long)t->count);
 }
 
+/* The sum over the shards of the atomic 64-bit counter at offset in each. */
+static long long http_sum(http_metrics_shard_t *const *shards, int nshards, size_t offset)
+{
+    long long sum = 0;
+    for (int i = 0; i < nshards; i++)
+        sum += (long long)atomic_load_explicit((atomic_int_fast64_t *)((char *)shards[i] + offset),
+                                               memory_order_relaxed);
+    return sum;
+}
+#define HTTP_SUM(field) http_sum(shards, nshards, offsetof(http_metrics_shard_t, field))
+
+static void http_render_realtime(util_buf_t *out, http_metrics_shard_t *const *shards, int nshards)
+{
+    util_buf_printf(
+        out,
+        "# HELP hydrant_realtime_streams_open Notification streams open.\n"
+        "# TYPE hydrant_realtime_streams_open gauge\n"
+        "hydrant_realtime_streams_open %lld\n"
+        "# HELP hydrant_realtime_events_delivered_total Events written to streams, by where they were read: "
+        "straight from the bus's publication, or from the user's backlog.\n"
+        "# TYPE hydrant_realtime_events_delivered_total counter\n"
+        "hydrant_realtime_events_delivered_total{source=\"bus\"} %lld\n"
+        "hydrant_realtime_events_delivered_total{source=\"backlog\"} %lld\n"
+        "# HELP hydrant_realtime_backlog_reads_total Reads of users' backlogs (resumes, gaps, polling).\n"
+        "# TYPE hydrant_realtime_backlog_reads_total counter\n"
+        "hydrant_realtime_backlog_reads_total %lld\n"
+        "# HELP hydrant_realtime_streams_cut_total Streams cut because their client did not read them.\n"
+        "# TYPE hydrant_realtime_streams_cut_total counter\n"
+        "hydrant_realtime_streams_cut_total %lld\n"
+        "# HELP hydrant_realtime_publications_total Publications the loops' subscribers heard.\n"
+        "# TYPE hydrant_realtime_publications_total counter\n"
+        "hydrant_realtime_publications_total %lld\n"
+        "# HELP hydrant_realtime_bus_subscriptions_total Times a loop's subscriber (re)subscribed.\n"
+        "# TYPE hydrant_realtime_bus_subscriptions_total counter\n"
+        "hydrant_realtime_bus_subscriptions_total %lld\n"
+        "# HELP hydrant_realtime_bus_live Loops whose subscriber is subscribed (the others poll).\n"
+        "# TYPE hydrant_realtime_bus_live gauge\n"
+        "hydrant_realtime_bus_live %lld\n",
+        HTTP_SUM(realtime.streams_open), HTTP_SUM(realtime.events_from_bus),
+        HTTP_SUM(realtime.events_from_backlog), HTTP_SUM(realtime.backlog_reads),
+        HTTP_SUM(realtime.streams_cut), HTTP_SUM(realtime.publications_heard),
+        HTTP_SUM(realtime.bus_subscribed), HTTP_SUM(realtime.bus_live));
+}
+
 void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
                          int nshards)
 {
@@ -248,5 +293,6 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "hydrant_http_answers_unread_total %llu\n",
         open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused, body_bytes, over_budget,
         stalled, unread);
+    http_render_realtime(out, shards, nshards);
     http_render_ws(out, shards, nshards);
 }

@@ -268,6 +268,7 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
     }
     loop->http.pg = db_pg_pool_new(&loop->uv, config->pg_options);
     loop->http.redis = db_redis_new(&loop->uv, config->redis_options);
+    loop->http.redis_options = config->redis_options;
     if (loop->http.pg == NULL || loop->http.redis == NULL) {
         snprintf(err, errlen, "thread %d: cannot create the database clients (check the URLs)", loop->index);
         return -1;

@@ -372,13 +372,72 @@ static void test_non_reader_is_dropped(void **state)
     assert_true(harness_metric(&server, "hydrant_http_connections_cut_total") >= cut + 1);
 }
 
+/* Waits (bounded) until the server's metric sample is at least want; returns its value. */
+static double metric_at_least(const harness_server_t *s, const char *sample, double want)
+{
+    double v = harness_metric(s, sample);
+    for (long long deadline = harness_now_ms() + 10000; v < want && harness_now_ms() < deadline;) {
+        usleep(20000);
+        v = harness_metric(s, sample);
+    }
+    return v;
+}
+
+#define BUS_DELIVERED  "hydrant_realtime_events_delivered_total{source=\"bus\"}"
+#define BUS_SUBSCRIBED "hydrant_realtime_bus_subscriptions_total"
+
+/* With polling all but off (realtime.poll-ms 10 s), events reach a stream through its loop's
+ * subscriber, straight from the publication; when the subscriber is cut off (Redis's CLIENT
+ * KILL TYPE pubsub), what was published meanwhile arrives once it has subscribed again, read
+ * from the backlog, in order and once. */
+static void test_bus_wakes_streams(void **state)
+{
+    (void)state;
+    const char *env[16];
+    int n = 0;
+    for (; server_env[n] != NULL; n++)
+        env[n] = strcmp(server_env[n], "HYDRANT_REALTIME_POLL_MS=20") == 0 ? "HYDRANT_REALTIME_POLL_MS=10000"
+                                                                           : server_env[n];
+    env[n] = NULL;
+    harness_server_t quiet;
+    assert_int_equal(harness_server_start(&quiet, env), 0);
+    reader_t *rd = reader_open(&quiet, HARNESS_HTTP2, NULL, 4);
+    assert_true(metric_at_least(&quiet, BUS_SUBSCRIBED, 1) >= 1);
+    assert_true(metric_at_least(&quiet, "hydrant_realtime_backlog_reads_total", 1) >= 1);
+    static const char *const texts[] = {"bus-1", "bus-2", "bus-3", "bus-4"};
+    for (int i = 0; i < 2; i++) {
+        post_message(&server, texts[i]);
+        assert_true(metric_at_least(&quiet, BUS_DELIVERED, i + 1) >= i + 1);
+    }
+    /* cut the subscriber off, publish while it is away, and it catches up */
+    double subscribed = harness_metric(&quiet, BUS_SUBSCRIBED);
+    assert_int_equal(
+        harness_system("redis-cli -p %d CLIENT KILL TYPE pubsub >/dev/null", harness_service_port("redis")),
+        0);
+    post_message(&server, texts[2]);
+    post_message(&server, texts[3]);
+    reader_join(rd);
+    assert_int_equal(rd->nevents, 4);
+    for (int i = 0; i < 4; i++)
+        assert_message(rd, i, texts[i]);
+    assert_true(rd->ids[3] == rd->ids[0] + 3);
+    last_seen = rd->ids[3];
+    free(rd);
+    assert_true(harness_metric(&quiet, BUS_SUBSCRIBED) >= subscribed + 1);
+    assert_int_equal(harness_server_stop(&quiet), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_in_order),         cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_reset_after_gap),       cmocka_unit_test(test_revocation_ends_the_stream),
-        cmocka_unit_test(test_non_reader_is_dropped), cmocka_unit_test(test_other_instance_and_shutdown),
+        cmocka_unit_test(test_live_in_order),
+        cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_reset_after_gap),
+        cmocka_unit_test(test_revocation_ends_the_stream),
+        cmocka_unit_test(test_non_reader_is_dropped),
+        cmocka_unit_test(test_bus_wakes_streams),
+        cmocka_unit_test(test_other_instance_and_shutdown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
