@@ -36,6 +36,7 @@ typedef struct {
     rooms_ws_waiting_t *head, *tail;
     int nwaiting;
     int storing; /* a message's store in flight: the state outlives the socket until it answers */
+    int joined;  /* "joined" told: once the bus is subscribed, so that the socket hears it too */
 } rooms_ws_t;
 
 /* ------------------------------------------------------------ client messages (pure) ---- */
@@ -256,11 +257,24 @@ static void rooms_ws_user_event(void *data, const handlers_bus_msg_t *msg)
     util_buf_free(&b);
 }
 
-/* The room's broadcasts (presence) are frames already. */
+static void rooms_ws_join(rooms_ws_t *s)
+{
+    if (s->joined)
+        return;
+    s->joined = 1;
+    rooms_ws_presence(s, "joined");
+}
+
+/* The room's broadcasts (presence) are frames already. The bus's (re)subscription (msg NULL)
+ * is when a socket opened meanwhile is told as joined. */
 static void rooms_ws_room_event(void *data, const handlers_bus_msg_t *msg)
 {
     rooms_ws_t *s = data;
-    if (msg != NULL && s->ws != NULL)
+    if (s->ws == NULL)
+        return;
+    if (msg == NULL)
+        rooms_ws_join(s);
+    else
         http_ws_send_text(s->ws, msg->data, msg->data_len);
 }
 
@@ -308,7 +322,8 @@ static void rooms_ws_member(http_request_t *r, const db_reply_t *reply)
         return;
     }
     *holder = NULL; /* the socket's now: freed once it is gone */
-    rooms_ws_presence(s, "joined");
+    if (handlers_bus_live(r->loop))
+        rooms_ws_join(s);
 }
 
 /* {"id","username"} of the user's JSON, malloc'd, or NULL. */

@@ -231,7 +231,9 @@ static void receive_messages(wsc_t *c, int n, char texts[][32], char ids[][40])
         assert_non_null(m);
         json_t *msg = json_object_get(m, "message");
         assert_string_equal(json_string_value(json_object_get(msg, "room_id")), room);
-        assert_non_null(json_string_value(json_object_get(json_object_get(msg, "user"), "username")));
+        const char *author = json_string_value(json_object_get(json_object_get(msg, "user"), "id"));
+        assert_non_null(author);
+        assert_true(strcmp(author, alice.id) == 0 || strcmp(author, bob.id) == 0);
         snprintf(texts[i], 32, "%s", json_string_value(json_object_get(msg, "text")));
         snprintf(ids[i], 40, "%s", json_string_value(json_object_get(msg, "id")));
         json_decref(m);
