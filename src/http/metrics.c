@@ -14,9 +14,9 @@ const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS] = {
 
 /* The statuses the contract uses get their own slot; anything else shares slot 0 and is
  * rendered by class ("2xx", ...) would lose information, so it renders as "other". */
-static const int http_status_slots[] = {0,   200, 201, 202, 204, 206, 301, 302, 304, 400,
-                                        401, 403, 404, 405, 408, 409, 411, 413, 414, 415,
-                                        416, 422, 429, 431, 500, 501, 502, 503, 504, 507};
+static const int http_status_slots[] = {0,   101, 200, 201, 202, 204, 206, 301, 302, 304, 400,
+                                        401, 403, 404, 405, 408, 409, 411, 413, 414, 415, 416,
+                                        422, 426, 429, 431, 500, 501, 502, 503, 504, 507};
 #define HTTP_STATUS_SLOT_COUNT (sizeof(http_status_slots) / sizeof(http_status_slots[0]))
 
 static int http_metrics_status_slot(int status)
