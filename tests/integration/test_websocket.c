@@ -388,6 +388,38 @@ static void test_pings(void **state)
     wsc_close(&live, 1000);
 }
 
+/* A socket belongs to the session that opened it: logging that session out closes it (1008);
+ * a socket of another session of the same user stays. */
+static void test_session_revoked(void **state)
+{
+    (void)state;
+    char url[256], body[256];
+    snprintf(url, sizeof(url), "%s/api/v1/auth/login", server.https_base);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", alice.email, PASSWORD);
+    const char *login_headers[] = {"Content-Type: application/json", NULL};
+    harness_response_t res;
+    harness_request(&res, HARNESS_HTTP2, "POST", url, login_headers, body, strlen(body));
+    assert_int_equal(res.status, 200);
+    json_t *doc = json_loads(res.body, 0, NULL);
+    harness_account_t session = alice;
+    snprintf(session.auth, sizeof(session.auth), "Authorization: Bearer %s",
+             json_string_value(json_object_get(doc, "access_token")));
+    json_decref(doc);
+    harness_response_free(&res);
+    wsc_t revoked, kept;
+    open_member(&revoked, &other, &session);
+    open_member(&kept, &server, &alice);
+    snprintf(url, sizeof(url), "%s/api/v1/auth/logout", server.https_base);
+    const char *headers[] = {session.auth, NULL};
+    harness_request(&res, HARNESS_HTTP2, "POST", url, headers, NULL, 0);
+    assert_int_equal(res.status, 204);
+    harness_response_free(&res);
+    assert_int_equal(wsc_wait_close(&revoked, WAIT_MS), 1008);
+    wsc_close(&revoked, 0);
+    expect_error(&kept, "still here?", 0, "invalid_json");
+    wsc_close(&kept, 1000);
+}
+
 /* SIGTERM: every socket gets 1001, and the server still exits 0 (the drain does not wait for
  * a client that never answers the close). */
 static void test_shutdown_closes(void **state)
@@ -415,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_message_too_big),
         cmocka_unit_test(test_pings),
+        cmocka_unit_test(test_session_revoked),
         cmocka_unit_test(test_shutdown_closes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
