@@ -197,6 +197,27 @@ static void expect_error(wsc_t *c, const char *sent, int binary, const char *cod
     json_decref(e);
 }
 
+/* Over TLS (ALPN http/1.1, as a browser's wss://): the same socket. */
+static void test_tls(void **state)
+{
+    (void)state;
+    wsc_t c;
+    char path[128];
+    assert_int_equal(wsc_open_tls(&c, server.tls_port, ws_path(room, NULL, path, sizeof(path)), alice.auth),
+                     101);
+    json_t *p = wsc_next(&c, "presence", WAIT_MS, NULL);
+    assert_non_null(p);
+    json_decref(p);
+    assert_int_equal(wsc_send_text(&c, "{\"type\":\"message\",\"text\":\"over tls\"}"), 0);
+    json_t *m = wsc_next(&c, "message", WAIT_MS, NULL);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "message"), "text")),
+                        "over tls");
+    json_decref(m);
+    expect_error(&c, "not json", 0, "invalid_json");
+    wsc_close(&c, 1000);
+}
+
 static void test_invalid_messages(void **state)
 {
     (void)state;
@@ -440,15 +461,11 @@ static void test_shutdown_closes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_ticket_once),
-        cmocka_unit_test(test_invalid_messages),
-        cmocka_unit_test(test_two_instances),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_message_too_big),
-        cmocka_unit_test(test_pings),
-        cmocka_unit_test(test_session_revoked),
-        cmocka_unit_test(test_shutdown_closes),
+        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_ticket_once),
+        cmocka_unit_test(test_invalid_messages), cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_two_instances),    cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_message_too_big),  cmocka_unit_test(test_pings),
+        cmocka_unit_test(test_session_revoked),  cmocka_unit_test(test_shutdown_closes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+static int wsc_handshake(wsc_t *c, int port, const char *path, const char *header);
+
 static long long wsc_now_ms(void)
 {
     struct timespec ts;
@@ -22,11 +26,11 @@ static long long wsc_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int wsc_write_all(int fd, const void *data, size_t len)
+static int wsc_write_all(wsc_t *c, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = c->ssl != NULL ? SSL_write(c->ssl, p, (int)len) : send(c->fd, p, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -44,7 +48,7 @@ static int wsc_fill(wsc_t *c, long long deadline)
     if (left <= 0)
         return -1;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (poll(&p, 1, (int)left) <= 0)
+    if ((c->ssl == NULL || SSL_pending(c->ssl) == 0) && poll(&p, 1, (int)left) <= 0)
         return -1;
     if (c->in_cap - c->in_len < 65536) {
         size_t cap = c->in_cap * 2 + 65536;
@@ -54,7 +58,14 @@ static int wsc_fill(wsc_t *c, long long deadline)
         c->in = grown;
         c->in_cap = cap;
     }
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    ssize_t n;
+    if (c->ssl != NULL) {
+        n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+        if (n <= 0 && SSL_get_error(c->ssl, (int)n) == SSL_ERROR_WANT_READ)
+            return 0; /* a TLS record not complete yet (or a session ticket): read on */
+    } else {
+        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    }
     if (n <= 0)
         return -1;
     c->in_len += (size_t)n;
@@ -67,7 +78,7 @@ static void wsc_consume(wsc_t *c, size_t n)
     c->in_len -= n;
 }
 
-int wsc_open(wsc_t *c, int port, const char *path, const char *header)
+static int wsc_connect(wsc_t *c, int port, int tls)
 {
     memset(c, 0, sizeof(*c));
     c->answer_pings = 1;
@@ -76,12 +87,43 @@ int wsc_open(wsc_t *c, int port, const char *path, const char *header)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
         return -1;
+    if (!tls)
+        return 0;
+    signal(SIGPIPE, SIG_IGN); /* SSL_write to a closed socket */
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    c->ssl_ctx = ctx;
+    if (ctx == NULL || SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0)
+        return -1;
+    SSL *ssl = SSL_new(ctx);
+    c->ssl = ssl;
+    if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1 || SSL_connect(ssl) != 1)
+        return -1;
+    return 0;
+}
+
+int wsc_open_tls(wsc_t *c, int port, const char *path, const char *header)
+{
+    if (wsc_connect(c, port, 1) != 0)
+        return -1;
+    return wsc_handshake(c, port, path, header);
+}
+
+int wsc_open(wsc_t *c, int port, const char *path, const char *header)
+{
+    if (wsc_connect(c, port, 0) != 0)
+        return -1;
+    return wsc_handshake(c, port, path, header);
+}
+
+static int wsc_handshake(wsc_t *c, int port, const char *path, const char *header)
+{
     char req[4096];
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
                      path, port, header != NULL ? header : "", header != NULL ? "\r\n" : "");
-    if (wsc_write_all(c->fd, req, (size_t)n) != 0)
+    if (wsc_write_all(c, req, (size_t)n) != 0)
         return -1;
     long long deadline = wsc_now_ms() + 10000;
     unsigned char *end = NULL;
@@ -130,7 +172,7 @@ int wsc_send_frame(wsc_t *c, int opcode, int fin, const void *data, size_t len)
     memcpy(frame, head, h);
     for (size_t i = 0; i < len; i++)
         frame[h + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
-    int rc = wsc_write_all(c->fd, frame, h + len);
+    int rc = wsc_write_all(c, frame, h + len);
     free(frame);
     return rc;
 }
@@ -226,6 +268,9 @@ void wsc_close(wsc_t *c, int code)
         wsc_send_frame(c, WSC_CLOSE, 1, payload, code > 0 ? 2 : 0);
         close(c->fd);
     }
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ssl_ctx);
+    c->ssl = c->ssl_ctx = NULL;
     c->fd = -1;
     free(c->in);
     c->in = NULL;

@@ -17,6 +17,8 @@ typedef struct {
     char body[4096];   /* the answer's body when the status is not 101 */
     unsigned char *in; /* bytes read, not consumed yet */
     size_t in_len, in_cap;
+    void *ssl; /* an SSL * over TLS, else NULL */
+    void *ssl_ctx;
     int answer_pings; /* default 1 */
     int pings_seen;
 } wsc_t;
@@ -24,6 +26,9 @@ typedef struct {
 /* Connects to 127.0.0.1:port and asks to upgrade path; header is one more "Name: value" line
  * or NULL. Returns the HTTP status (101 when upgraded), or -1 when the connection failed. */
 int wsc_open(wsc_t *c, int port, const char *path, const char *header);
+/* The same over TLS (ALPN http/1.1, as browsers open WebSockets; the certificate is not
+ * checked). */
+int wsc_open_tls(wsc_t *c, int port, const char *path, const char *header);
 /* One frame (masked), fin set or not: 0 or -1. */
 int wsc_send_frame(wsc_t *c, int opcode, int fin, const void *data, size_t len);
 int wsc_send_text(wsc_t *c, const char *text);
