@@ -10,7 +10,7 @@
  * The subscriber is made for the first watch and closed with the last one. While it is not
  * subscribed, watchers poll (notifications.c); when it subscribes again every watcher is told
  * (msg NULL) that it may have missed publications. A connection that died without a word is
- * found by the loop's own heartbeat: every BUS_HEARTBEAT_MS the loop publishes "hb" on the
+ * found by the loop's own heartbeat: every BUS_HEARTBEAT_MS the loop publishes "hb <time>" on the
  * channel with its command connection, so a subscriber that heard nothing at all for
  * BUS_SILENCE_MS is reconnected.
  *
@@ -169,8 +169,21 @@ static long bus_field(const char *p, size_t len)
     return space != NULL ? space - p : -1;
 }
 
-/* "<user> <id> <event> <data>" or "room:<id> <data>"; anything else ("hb") only proves
- * the subscriber alive. */
+/* A loop's heartbeat, "hb <microseconds since the epoch when it was sent>": the way through
+ * Redis to this loop is the fan-out's lag (hosts' clocks apart add to it). */
+static void bus_heard_heartbeat(bus_loop_t *bus, const char *payload, size_t len)
+{
+    char text[24];
+    if (len - 3 >= sizeof(text))
+        return;
+    memcpy(text, payload + 3, len - 3);
+    text[len - 3] = '\0';
+    long long sent = atoll(text), now = (long long)util_now_us();
+    atomic_store_explicit(&bus->loop->metrics->realtime.bus_lag_us, now > sent ? now - sent : 0,
+                          memory_order_relaxed);
+}
+
+/* "<user> <id> <event> <data>", "room:<id> <data>", or a heartbeat "hb <time>". */
 static void bus_on_publication(void *data, const char *payload, size_t len)
 {
     bus_loop_t *bus = data;
@@ -183,6 +196,10 @@ static void bus_on_publication(void *data, const char *payload, size_t len)
         return;
     }
     HTTP_METRIC_ADD(m->publications_heard, 1);
+    if (len > 3 && memcmp(payload, "hb ", 3) == 0) {
+        bus_heard_heartbeat(bus, payload, len);
+        return;
+    }
     long key_len = bus_field(payload, len);
     if (key_len <= 0 || key_len >= BUS_KEY_MAX)
         return;
@@ -237,7 +254,9 @@ static void bus_on_heartbeat(uv_timer_t *timer)
         db_redis_reconnect(bus->subscriber);
     }
     if (bus->loop->redis != NULL) {
-        const char *argv[] = {"PUBLISH", HANDLERS_EVENTS_CHANNEL, "hb"};
+        char beat[32];
+        snprintf(beat, sizeof(beat), "hb %lld", (long long)util_now_us());
+        const char *argv[] = {"PUBLISH", HANDLERS_EVENTS_CHANNEL, beat};
         db_redis_command(bus->loop->redis, bus_published, NULL, 3, argv, NULL);
     }
 }

@@ -147,6 +147,7 @@ typedef struct {
     atomic_int_fast64_t publications_heard;
     atomic_int_fast64_t bus_subscribed; /* subscriptions (re)established: each one a resync */
     atomic_int_fast64_t bus_live;       /* 1 while this loop's subscriber is subscribed */
+    atomic_int_fast64_t bus_lag_us;     /* the last heartbeat's way through Redis to this loop */
 } http_metrics_realtime_t;
 
 /* Per-loop-thread shard; written by its own thread only (relaxed atomics), summed on scrape. */

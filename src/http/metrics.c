@@ -165,6 +165,17 @@ static long long http_sum(http_metrics_shard_t *const *shards, int nshards, size
                                                memory_order_relaxed);
     return sum;
 }
+/* The largest over the shards of the atomic 64-bit gauge at offset in each. */
+static long long http_max(http_metrics_shard_t *const *shards, int nshards, size_t offset)
+{
+    long long max = 0;
+    for (int i = 0; i < nshards; i++) {
+        long long v = (long long)atomic_load_explicit((atomic_int_fast64_t *)((char *)shards[i] + offset),
+                                                      memory_order_relaxed);
+        max = v > max ? v : max;
+    }
+    return max;
+}
 #define HTTP_SUM(field) http_sum(shards, nshards, offsetof(http_metrics_shard_t, field))
 
 static void http_render_realtime(util_buf_t *out, http_metrics_shard_t *const *shards, int nshards)
@@ -193,11 +204,17 @@ static void http_render_realtime(util_buf_t *out, http_metrics_shard_t *const *s
         "hydrant_realtime_bus_subscriptions_total %lld\n"
         "# HELP hydrant_realtime_bus_live Loops whose subscriber is subscribed (the others poll).\n"
         "# TYPE hydrant_realtime_bus_live gauge\n"
-        "hydrant_realtime_bus_live %lld\n",
+        "hydrant_realtime_bus_live %lld\n"
+        "# HELP hydrant_realtime_bus_lag_seconds The slowest loop's last heartbeat through Redis "
+        "(publication "
+        "to its subscriber: the fan-out's lag).\n"
+        "# TYPE hydrant_realtime_bus_lag_seconds gauge\n"
+        "hydrant_realtime_bus_lag_seconds %.6f\n",
         HTTP_SUM(realtime.streams_open), HTTP_SUM(realtime.events_from_bus),
         HTTP_SUM(realtime.events_from_backlog), HTTP_SUM(realtime.backlog_reads),
         HTTP_SUM(realtime.streams_cut), HTTP_SUM(realtime.publications_heard),
-        HTTP_SUM(realtime.bus_subscribed), HTTP_SUM(realtime.bus_live));
+        HTTP_SUM(realtime.bus_subscribed), HTTP_SUM(realtime.bus_live),
+        (double)http_max(shards, nshards, offsetof(http_metrics_shard_t, realtime.bus_lag_us)) / 1e6);
 }
 
 void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,

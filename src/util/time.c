@@ -1,5 +1,6 @@
 /*
- * Deadlines for the threads that wait on condition variables (the log writer, job workers).
+ * Deadlines for the threads that wait on condition variables (the log writer, job workers),
+ * and the wall clock.
  */
 #include "util/util.h"
 
@@ -14,4 +15,11 @@ struct timespec util_deadline_after_ms(int ms)
         ts.tv_nsec -= 1000000000L;
     }
     return ts;
+}
+
+int64_t util_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

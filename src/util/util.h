@@ -183,5 +183,7 @@ double util_random_unit(void);
 /* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait on a condition variable whose
  * clock is CLOCK_MONOTONIC. */
 struct timespec util_deadline_after_ms(int ms);
+/* Wall-clock microseconds since the epoch: for times compared across processes and hosts. */
+int64_t util_now_us(void);
 
 #endif

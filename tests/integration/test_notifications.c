@@ -404,6 +404,8 @@ static void test_bus_wakes_streams(void **state)
     reader_t *rd = reader_open(&quiet, HARNESS_HTTP2, NULL, 4);
     assert_true(metric_at_least(&quiet, BUS_SUBSCRIBED, 1) >= 1);
     assert_true(metric_at_least(&quiet, "hydrant_realtime_backlog_reads_total", 1) >= 1);
+    /* the loop's heartbeat went through Redis (every 2 s): the fan-out's lag is measured */
+    assert_true(metric_at_least(&quiet, "hydrant_realtime_bus_lag_seconds", 1e-6) > 0);
     static const char *const texts[] = {"bus-1", "bus-2", "bus-3", "bus-4"};
     for (int i = 0; i < 2; i++) {
         post_message(&server, texts[i]);
