@@ -13,7 +13,7 @@
 set -euo pipefail
 run=(
   build-essential cmake pkg-config git ca-certificates curl openssl
-  libh2o-dev libuv1-dev libjwt-dev libargon2-dev libpq-dev libhiredis-dev
+  libh2o-dev libwslay-dev libuv1-dev libjwt-dev libargon2-dev libpq-dev libhiredis-dev
   libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )

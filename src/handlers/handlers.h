@@ -266,6 +266,26 @@ int handlers_bus_live(const http_loop_t *loop);
 /* Publishes a room broadcast (data: one JSON object) to the watchers of HANDLERS_BUS_ROOM
  * room_id on every instance; fire and forget. */
 void handlers_bus_publish_room(http_loop_t *loop, const char *room_id, const char *data);
+/* Rooms (rooms.c, rooms_ws.c). A value that is a string of 1..max characters (the rule of a
+ * room's name and a message's text). */
+#define HANDLERS_ROOM_TEXT_MAX 4000
+int handlers_text_within(const json_t *value, long max);
+/* The statement that stores a message (values: room, author, text; nothing for a
+ * non-member), and what follows it once stored: room.message to every member. Returns the
+ * stored Message as JSON (in the reply), or NULL when nothing was stored. */
+db_query_t handlers_room_message_query(const char *const values[3]);
+const char *handlers_room_message_stored(http_loop_t *loop, const db_reply_t *reply);
+/* GET /api/v1/rooms/{id}/ws (rooms_ws.c). */
+void handlers_rooms_ws(http_request_t *r);
+/* A client's WebSocket message, as the room socket reads it (pure; fuzzed): 0 with *text (a
+ * malloc'd copy) for {"type":"message","text":"..."} within the rules of POST .../messages;
+ * -1 with *error (malloc'd: the error frame to send) otherwise. */
+#define HANDLERS_WS_MESSAGE_MAX (16 * 1024)
+int handlers_room_ws_parse(const char *bytes, size_t len, int binary, char **text, char **error);
+/* The error frame {"type":"error","error":{"code","message"[,"details"]}} (malloc'd), or NULL
+ * when out of memory; details (may be NULL) is consumed. */
+char *handlers_ws_error_frame(const char *code, const char *message, json_t *details);
+
 /* Bearer, and the user's current role at least min_role (admin > superuser > user); 403
  * forbidden otherwise. */
 void handlers_authenticate_role(http_request_t *r, const char *min_role, handlers_auth_ok_fn ok);

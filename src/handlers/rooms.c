@@ -13,13 +13,20 @@
 
 #define ROOMS_NOT_FOUND    "no such room"
 #define ROOMS_NAME_MAX     100
-#define ROOMS_TEXT_MAX     4000
 #define ROOMS_CURSOR_RANGE 18 /* digits of a message cursor: within bigint */
 
 /* The room's id from the path, or 404 answered. */
 static int rooms_target(http_request_t *r, char out[37])
 {
     return handlers_path_id(r, ROOMS_NOT_FOUND, out);
+}
+
+int handlers_text_within(const json_t *value, long max)
+{
+    if (!json_is_string(value))
+        return 0;
+    long n = auth_utf8_length(json_string_value(value), json_string_length(value));
+    return n >= 1 && n <= max;
 }
 
 /* The body's one string field `name`, 1..max characters: its value, or NULL with 422
@@ -29,8 +36,7 @@ static const char *rooms_text_field(http_request_t *r, const char *name, long ma
     const handlers_field_t fields[] = {{name, JSON_STRING, 1, 0}};
     json_t *details = handlers_check_fields(r->body, fields, 1);
     const json_t *value = json_object_get(r->body, name);
-    long n = details == NULL ? auth_utf8_length(json_string_value(value), json_string_length(value)) : 0;
-    if (details == NULL && (n < 1 || n > max)) {
+    if (details == NULL && !handlers_text_within(value, max)) {
         char why[64];
         snprintf(why, sizeof(why), "must be 1 to %ld characters", max);
         details = json_pack("{s:s}", name, why);
@@ -193,14 +199,26 @@ static void rooms_leave(http_request_t *r)
 
 /* --------------------------------------------------------------- messages ---- */
 
+db_query_t handlers_room_message_query(const char *const values[3])
+{
+    return (db_query_t){.stmt = DB_STMT_ROOM_MESSAGE_CREATE, .nparams = 3, .values = values};
+}
+
+const char *handlers_room_message_stored(http_loop_t *loop, const db_reply_t *reply)
+{
+    if (reply->status != DB_OK || PQntuples(reply->results[0]) != 1)
+        return NULL;
+    const char *message = PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE);
+    handlers_events_publish_json_users(loop, "room.message", message,
+                                       PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MEMBERS));
+    return message;
+}
+
 /* Stored, then told: room.message to every member (the author's other streams too), also
  * when the author has left meanwhile (http_pg_always): a stored message is always told. */
 static void rooms_message_created(http_request_t *r, const db_reply_t *reply)
 {
-    if (reply->status == DB_OK && PQntuples(reply->results[0]) == 1)
-        handlers_events_publish_json_users(
-            r->loop, "room.message", PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE),
-            PQgetvalue(reply->results[0], 0, DB_COL_ROOM_MESSAGE_CREATE_MEMBERS));
+    handlers_room_message_stored(r->loop, reply);
     handlers_respond_row(r, reply, DB_COL_ROOM_MESSAGE_CREATE_MESSAGE, 201, "message", ROOMS_NOT_FOUND);
 }
 
@@ -209,11 +227,11 @@ static void rooms_message_create_ok(http_request_t *r, handlers_user_t *user)
     char id[37];
     if (rooms_target(r, id) != 0)
         return;
-    const char *text = rooms_text_field(r, "text", ROOMS_TEXT_MAX);
+    const char *text = rooms_text_field(r, "text", HANDLERS_ROOM_TEXT_MAX);
     if (text == NULL)
         return;
     const char *values[] = {id, user->id, text};
-    db_query_t q = {.stmt = DB_STMT_ROOM_MESSAGE_CREATE, .nparams = 3, .values = values};
+    db_query_t q = handlers_room_message_query(values);
     http_pg_always(r, &q, 1, rooms_message_created);
 }
 
@@ -294,6 +312,7 @@ int handlers_rooms_register(http_router_t *router, char *err, size_t errlen)
         {"GET", "/api/v1/rooms/{id}/messages", rooms_messages, 0, HTTP_ROUTE_AUTHENTICATED},
         {"POST", "/api/v1/rooms/{id}/messages", rooms_message_create, 0,
          HTTP_ROUTE_AUTHENTICATED | HTTP_ROUTE_JSON_BODY},
+        {"GET", "/api/v1/rooms/{id}/ws", handlers_rooms_ws, 0, HTTP_ROUTE_AUTHENTICATED},
     };
     return handlers_add_routes(router, routes, sizeof(routes) / sizeof(routes[0]), err, errlen);
 }

@@ -221,6 +221,12 @@ void http_conn_cut(http_conn_t *c, const char *why)
         shutdown(fd, SHUT_RDWR);
 }
 
+void http_conn_upgraded(http_conn_t *c)
+{
+    c->upgraded = 1;
+    http_conn_body_forget(c);
+}
+
 void http_conn_cut_soon(http_conn_t *c, const char *why)
 {
     if (c->cut || c->cut_pending)

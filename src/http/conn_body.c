@@ -305,6 +305,8 @@ static void http_body_observe(http_conn_t *c, h2o_socket_t *sock, uint64_t now_m
 /* Puts hydrant's read callback back in front of libh2o's, which libh2o may have replaced. */
 static void http_body_rewrap(http_conn_t *c, h2o_socket_t *sock)
 {
+    if (c->upgraded) /* a WebSocket's frames are no request body (ws.c bounds them) */
+        return;
     if (sock->_cb.read != NULL && sock->_cb.read != http_body_on_read) {
         c->h2o_read = sock->_cb.read;
         sock->_cb.read = http_body_on_read;
@@ -316,7 +318,7 @@ static void http_body_on_read(h2o_socket_t *sock, const char *err)
     http_conn_t *c = http_body_conn_of(sock);
     /* Registered from accept until libuv's close callback, after which nothing reads. */
     h2o_socket_cb h2o_read = c->h2o_read;
-    if (err == NULL && !c->cut) {
+    if (err == NULL && !c->cut && !c->upgraded) {
         uint64_t before = c->body_receiving;
         http_body_observe(c, sock, uv_now(c->loop->h2o_ctx.loop));
         if (c->body_receiving > before)

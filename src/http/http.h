@@ -127,6 +127,16 @@ int http_address_is_trusted(const char *text, char *const *trusted, int ntrusted
 #define HTTP_METRICS_BUCKETS        14
 #define HTTP_METRICS_STATUS_CLASSES 64
 
+/* WebSocket closes by code, for the metrics (ws.c). */
+typedef enum {
+    HTTP_WS_CLOSE_NORMAL,     /* 1000 */
+    HTTP_WS_CLOSE_GOING_AWAY, /* 1001 */
+    HTTP_WS_CLOSE_POLICY,     /* 1008 */
+    HTTP_WS_CLOSE_TOO_BIG,    /* 1009 */
+    HTTP_WS_CLOSE_ABNORMAL,   /* 1006: no closing handshake (cut, or the client left) */
+    HTTP_WS_CLOSE_OTHER,
+    HTTP_WS_CLOSE_SLOTS
+} http_ws_close_slot_t;
 /* Notification streams and the realtime bus (src/handlers: notifications.c, bus.c). */
 typedef struct {
     atomic_int_fast64_t streams_open;
@@ -159,6 +169,9 @@ typedef struct {
     atomic_uint_fast64_t bodies_over_budget;      /* connections cut for their bodies' bytes */
     atomic_uint_fast64_t bodies_stalled;          /* connections cut for a body that stopped */
     atomic_uint_fast64_t answers_unread;          /* connections cut for answers left unread */
+    atomic_int_fast64_t ws_open;                  /* WebSockets (ws.c) */
+    atomic_uint_fast64_t ws_messages_in, ws_messages_out;
+    atomic_uint_fast64_t ws_closes[HTTP_WS_CLOSE_SLOTS]; /* by code, see http_ws_close_slot_t */
     http_metrics_realtime_t realtime;
 } http_metrics_shard_t;
 
@@ -364,6 +377,7 @@ typedef struct http_loop {
     struct http_conns *conns;    /* this loop's client connections by socket (conn.c) */
     uint64_t error_second;       /* requests' error lines: the current second, and how many */
     uint32_t error_lines;        /* were written in it (HTTP_ERROR_LINES_PER_SECOND) */
+    struct http_ws *ws_head;     /* this loop's WebSockets (ws.c) */
     /* Published by the loop's own timer so that other threads may read them. */
     atomic_int pg_ready, pg_total, redis_ready;
 } http_loop_t;
@@ -405,6 +419,7 @@ typedef struct http_conn {
     uint32_t queries;  /* database queries of its requests, queued or in flight */
     uint32_t cpu_jobs; /* CPU-pool jobs of its requests, waiting or running */
     unsigned trusted : 1, throttled : 1, cut : 1, cut_pending : 1, counted : 1;
+    unsigned upgraded : 1; /* a WebSocket now (ws.c): no more requests or bodies */
     const char *cut_why;
     struct http_conn *next_cut;
     char address[46]; /* the peer */
@@ -443,6 +458,9 @@ void http_conn_disposed(http_conn_t *c, int answered);
  * the unread-answer check leaves c alone: a quiet stream writes nothing for a while, and its
  * owner bounds what an unread one holds (sse.c). */
 void http_conn_stream(http_conn_t *c, int delta);
+/* c becomes a WebSocket: what it sends from now on is no request body, and the shutdown's
+ * idle sweep leaves it to http_ws_shutdown. */
+void http_conn_upgraded(http_conn_t *c);
 /* Closes c through libh2o's own path (shutdown of the socket); logged once, counted. */
 void http_conn_cut(http_conn_t *c, const char *why);
 /* The same at the loop's next tick, so that an answer written meanwhile leaves first. */
@@ -494,6 +512,40 @@ void http_sse_end(http_sse_t *s);
 uint64_t http_sse_stalled_ms(const http_sse_t *s, uint64_t now_ms);
 /* Cuts the stream's connection (a client that stopped reading). */
 void http_sse_cut(http_sse_t *s, const char *why);
+
+/* WebSockets (ws.c), HTTP/1.1 only (libh2o 2.2). A socket belongs to the loop that accepted
+ * it; every call below runs on that loop. */
+#define HTTP_WS_MAX_RATE 64 /* the largest max_per_second */
+typedef struct http_ws http_ws_t;
+typedef struct {
+    size_t max_message;      /* a received message (fragments joined) over this closes with 1009 */
+    unsigned max_per_second; /* more messages within any one second close with 1008 (<= HTTP_WS_MAX_RATE) */
+    size_t max_queued;       /* bytes waiting to be sent; past it the socket is cut */
+    uint64_t ping_ms;        /* a client silent this long is pinged, twice this long closed */
+} http_ws_limits_t;
+typedef struct {
+    /* One whole message from the client (binary: not a text frame). Calls to http_ws_send_text
+     * and http_ws_close from here are fine. */
+    void (*message)(void *data, int binary, const char *bytes, size_t len);
+    /* The socket is over (closed, cut, or the client left): exactly once, a loop iteration
+     * after the end; ws must not be used any more. */
+    void (*gone)(void *data);
+} http_ws_callbacks_t;
+/* 1 when r is an HTTP/1.1 WebSocket handshake (GET, Upgrade: websocket, a key), 0 when it is
+ * not (HTTP/2 never is), -1 when it tries and is malformed. */
+int http_ws_is_handshake(http_request_t *r);
+/* Answers 101 and takes the connection; NULL when r was answered instead (400, or 503 while
+ * shutting down). */
+http_ws_t *http_ws_accept(http_request_t *r, const http_ws_limits_t *limits, const http_ws_callbacks_t *cb,
+                          void *data);
+/* Queues a text message: 0, or -1 when closing or gone, or when the queue is full (the
+ * socket is then cut). */
+int http_ws_send_text(http_ws_t *ws, const char *text, size_t len);
+/* The closing handshake with code and reason (<= 123 bytes); cut if the client does not
+ * finish it within a second. Messages received meanwhile are dropped. */
+void http_ws_close(http_ws_t *ws, uint16_t code, const char *reason);
+/* Closes every WebSocket of the loop with 1001 (the server's shutdown). */
+void http_ws_shutdown(http_loop_t *loop);
 
 /* Runs a pipelined batch for r. cb runs only if the client is still there; on a submit
  * failure r is answered with 503 at once and cb never runs. */

@@ -14,9 +14,9 @@ const double http_metrics_bucket_bounds[HTTP_METRICS_BUCKETS] = {
 
 /* The statuses the contract uses get their own slot; anything else shares slot 0 and is
  * rendered by class ("2xx", ...) would lose information, so it renders as "other". */
-static const int http_status_slots[] = {0,   200, 201, 202, 204, 206, 301, 302, 304, 400,
-                                        401, 403, 404, 405, 408, 409, 411, 413, 414, 415,
-                                        416, 422, 429, 431, 500, 501, 502, 503, 504, 507};
+static const int http_status_slots[] = {0,   101, 200, 201, 202, 204, 206, 301, 302, 304, 400,
+                                        401, 403, 404, 405, 408, 409, 411, 413, 414, 415, 416,
+                                        422, 426, 429, 431, 500, 501, 502, 503, 504, 507};
 #define HTTP_STATUS_SLOT_COUNT (sizeof(http_status_slots) / sizeof(http_status_slots[0]))
 
 static int http_metrics_status_slot(int status)
@@ -108,6 +108,36 @@ static void http_render_counters(util_buf_t *out, const char *method, const char
         util_buf_printf(out, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n", method,
                         pattern, status, (unsigned long long)t->by_status[i]);
     }
+}
+
+/* WebSockets (ws.c): open sockets, messages each way, closes by code. */
+static void http_render_ws(util_buf_t *out, http_metrics_shard_t *const *shards, int nshards)
+{
+    static const char *const codes[HTTP_WS_CLOSE_SLOTS] = {"1000", "1001", "1008", "1009", "1006", "other"};
+    long long open = 0;
+    unsigned long long in = 0, sent = 0, closes[HTTP_WS_CLOSE_SLOTS] = {0};
+    for (int s = 0; s < nshards; s++) {
+        open += (long long)atomic_load_explicit(&shards[s]->ws_open, memory_order_relaxed);
+        in += atomic_load_explicit(&shards[s]->ws_messages_in, memory_order_relaxed);
+        sent += atomic_load_explicit(&shards[s]->ws_messages_out, memory_order_relaxed);
+        for (int i = 0; i < HTTP_WS_CLOSE_SLOTS; i++)
+            closes[i] += atomic_load_explicit(&shards[s]->ws_closes[i], memory_order_relaxed);
+    }
+    util_buf_printf(out,
+                    "# HELP hydrant_ws_open WebSockets currently open.\n"
+                    "# TYPE hydrant_ws_open gauge\n"
+                    "hydrant_ws_open %lld\n"
+                    "# HELP hydrant_ws_messages_total WebSocket messages received from clients (in) and "
+                    "queued to them (out).\n"
+                    "# TYPE hydrant_ws_messages_total counter\n"
+                    "hydrant_ws_messages_total{direction=\"in\"} %llu\n"
+                    "hydrant_ws_messages_total{direction=\"out\"} %llu\n"
+                    "# HELP hydrant_ws_closes_total WebSockets ended, by close code (1006: without a closing "
+                    "handshake).\n"
+                    "# TYPE hydrant_ws_closes_total counter\n",
+                    open, in, sent);
+    for (int i = 0; i < HTTP_WS_CLOSE_SLOTS; i++)
+        util_buf_printf(out, "hydrant_ws_closes_total{code=\"%s\"} %llu\n", codes[i], closes[i]);
 }
 
 static void http_render_histogram(util_buf_t *out, const char *pattern, const http_route_totals_t *t)
@@ -281,4 +311,5 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused, body_bytes, over_budget,
         stalled, unread);
     http_render_realtime(out, shards, nshards);
+    http_render_ws(out, shards, nshards);
 }

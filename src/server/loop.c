@@ -184,12 +184,12 @@ static void srv_loop_finish(srv_loop_t *loop)
     }
 }
 
-/* libh2o 2.2 has no shutdown hook for HTTP/1: a keep-alive connection waiting for its next
- * request would linger until the request timeout. One is idle when no request of it is
- * dispatched, nothing of a next one has been read (libh2o keeps a partial request, body
- * included, in the socket's input) or waits in the kernel, and nothing is being written.
- * HTTP/2 connections that pass the same test have sent their GOAWAY and have no stream left.
- * Closing is the same shutdown() as a cut (http_conn_t): libh2o closes through its own path. */
+/* libh2o 2.2 has no shutdown hook for HTTP/1 (WebSockets have their own, http_ws_shutdown): a keep-alive
+ * connection waiting for its next request would linger until the request timeout. One is idle when no request
+ * of it is dispatched, nothing of a next one has been read (libh2o keeps a partial request, body included, in
+ * the socket's input) or waits in the kernel, and nothing is being written. HTTP/2 connections that pass the
+ * same test have sent their GOAWAY and have no stream left. Closing is the same shutdown() as a cut
+ * (http_conn_t): libh2o closes through its own path. */
 static void srv_close_if_idle(uv_handle_t *handle, void *arg)
 {
     srv_loop_t *loop = arg;
@@ -199,7 +199,8 @@ static void srv_close_if_idle(uv_handle_t *handle, void *arg)
         if (handle == (uv_handle_t *)&loop->listeners[i].handle)
             return;
     http_conn_t *c = (http_conn_t *)handle;
-    if (c->sock == NULL || c->active != 0 || c->sock->input->size != 0 || h2o_socket_is_writing(c->sock))
+    if (c->sock == NULL || c->upgraded || c->active != 0 || c->sock->input->size != 0 ||
+        h2o_socket_is_writing(c->sock))
         return;
     int fd = -1, pending = 0;
     if (uv_fileno(handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0 || pending != 0)
@@ -216,6 +217,7 @@ static void srv_loop_begin_shutdown(srv_loop_t *loop)
     for (int i = 0; i < loop->nlisteners; i++)
         uv_close((uv_handle_t *)&loop->listeners[i].handle, srv_on_handle_closed);
     h2o_context_request_shutdown(&loop->http.h2o_ctx);
+    http_ws_shutdown(&loop->http); /* 1001, then their closing handshakes end them */
 }
 
 static void srv_on_wakeup(uv_async_t *async)

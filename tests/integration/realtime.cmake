@@ -15,3 +15,9 @@ hydrant_add_integration_test(test_events hydrant_db ${CMAKE_CURRENT_SOURCE_DIR}/
                              ${CMAKE_CURRENT_SOURCE_DIR}/harness_sse.c)
 target_link_libraries(test_events PRIVATE Threads::Threads)
 add_dependencies(test_events hydrant-test)
+
+# A room's WebSocket, on one and on two servers, with the tests' own client (test_websocket.c,
+# wsclient.c).
+hydrant_add_integration_test(test_websocket hydrant_config ${CMAKE_CURRENT_SOURCE_DIR}/test_websocket.c
+                             ${CMAKE_CURRENT_SOURCE_DIR}/wsclient.c)
+add_dependencies(test_websocket hydrant-test)
