@@ -18,6 +18,8 @@
 #define CEILING_MAX_THREADS 64
 
 static const char ceiling_body[] = "{\"status\":\"ok\"}";
+/* GET /bulk: 64 KiB, for the TLS suites' bulk cost (bench/api/tls_suites). */
+static char ceiling_bulk[64 * 1024];
 
 typedef struct {
     uv_loop_t uv;
@@ -31,6 +33,12 @@ static int ceiling_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     req->res.status = 200;
     req->res.reason = "OK";
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/bulk"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/octet-stream"));
+        h2o_send_inline(req, ceiling_bulk, sizeof(ceiling_bulk));
+        return 0;
+    }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json; charset=utf-8"));
     h2o_send_inline(req, ceiling_body, sizeof(ceiling_body) - 1);
@@ -91,6 +99,7 @@ int main(int argc, char **argv)
     if (nthreads < 1 || nthreads > CEILING_MAX_THREADS)
         return 2;
     signal(SIGPIPE, SIG_IGN);
+    memset(ceiling_bulk, 'x', sizeof(ceiling_bulk));
     char err[256];
     SSL_CTX *ssl = srv_tls_context_new(argv[4], argv[5], err, sizeof(err));
     if (ssl == NULL) {

@@ -164,8 +164,12 @@ int handlers_principal_lookup(http_request_t *r, const auth_claims_t *claims, ha
     if (hit != NULL &&
         !(isfinite(hit->tokens_valid_after) && (double)claims->iat <= floor(hit->tokens_valid_after)) &&
         (user->user_json = strdup(hit->user_json)) != NULL) {
-        snprintf(user->id, sizeof(user->id), "%s", hit->user_id);
-        snprintf(user->role, sizeof(user->role), "%s", hit->role);
+        /* Whole arrays, NUL-terminated by the cache: no printf on a hit (it showed in /me's
+         * profile). */
+        _Static_assert(sizeof(user->id) >= sizeof(hit->user_id) && sizeof(user->role) >= sizeof(hit->role),
+                       "the cache's fields fit the user's");
+        memcpy(user->id, hit->user_id, sizeof(hit->user_id));
+        memcpy(user->role, hit->role, sizeof(hit->role));
         user->claims = *claims;
         principal_count(&pl->counters->hits, 1);
         return 1;

@@ -112,6 +112,7 @@ static void log_writer_free(http_log_writer_t *w);
 static void *log_writer_main(void *arg)
 {
     http_log_writer_t *w = arg;
+    pthread_setname_np(pthread_self(), "hydrant-log");
     pthread_mutex_lock(&w->lock);
     for (;;) {
         int stopping = w->stopping;

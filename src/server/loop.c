@@ -300,6 +300,7 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
 static void *srv_loop_main(void *arg)
 {
     srv_loop_t *loop = arg;
+    pthread_setname_np(pthread_self(), "hydrant-loop"); /* for top -H and perf's per-thread split */
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     return NULL;
 }

@@ -96,6 +96,41 @@ static void test_time_matches_gmtime(void **state)
     }
 }
 
+/* The date-time is kept per second: lines of one second share it, and any other second
+ * (later or earlier: clocks step) gets its own. */
+static void test_time_across_seconds(void **state)
+{
+    (void)state;
+    const struct {
+        int64_t ms;
+        const char *want;
+    } lines[] = {
+        {1795345348123LL, "{\"time\":\"2026-11-22T11:02:28.123Z\""},
+        {1795345348999LL, "{\"time\":\"2026-11-22T11:02:28.999Z\""},
+        {1795345349000LL, "{\"time\":\"2026-11-22T11:02:29.000Z\""},
+        {1795345348001LL, "{\"time\":\"2026-11-22T11:02:28.001Z\""},
+        {1795345348001LL + 86400000LL, "{\"time\":\"2026-11-23T11:02:28.001Z\""},
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        http_log_entry_t e = entry();
+        e.unix_ms = lines[i].ms;
+        char buf[512];
+        assert_true(http_log_format(&e, buf, sizeof(buf)) > 0);
+        assert_memory_equal(buf, lines[i].want, strlen(lines[i].want));
+    }
+}
+
+/* Plain runs and escapes interleaved: each escape lands where its byte was. */
+static void test_runs_and_escapes(void **state)
+{
+    (void)state;
+    char buf[512];
+    http_log_entry_t e = entry();
+    e.method = "ab\"cd\\ef\tgh\x7fij\xc3\xa9kl";
+    assert_true(http_log_format(&e, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"method\":\"ab\\\"cd\\\\ef\\u0009gh\\u007fij\xc3\xa9kl\","));
+}
+
 static void test_error_line(void **state)
 {
     (void)state;
@@ -109,8 +144,9 @@ static void test_error_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_line), cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_too_small),  cmocka_unit_test(test_time_matches_gmtime),
+        cmocka_unit_test(test_exact_line),          cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_too_small),           cmocka_unit_test(test_time_matches_gmtime),
+        cmocka_unit_test(test_time_across_seconds), cmocka_unit_test(test_runs_and_escapes),
         cmocka_unit_test(test_error_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
