@@ -9,7 +9,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libh2o-dev libuv1-dev libjwt-dev libargon2-dev libpq-dev libhiredis-dev \
-      libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev \
+      libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libcrypt-dev libwslay-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libh2o0.13 libuv1 libpq5 libhiredis0.14 libjansson4 libyaml-0-2 libssl3 libcurl4 \
-      libjwt0 libargon2-1 libcrypt1 \
+      libjwt0 libargon2-1 libcrypt1 libwslay1 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /opt/hydrant --shell /usr/sbin/nologin hydrant
