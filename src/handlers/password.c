@@ -151,7 +151,8 @@ static void password_reset_done(http_request_t *r, const db_reply_t *reply)
         http_respond_error(r, 400, "invalid_token", "the token is unknown, used or expired", NULL);
         return;
     }
-    handlers_events_session_revoked(r->loop, PQgetvalue(reply->results[0], 0, DB_COL_PASSWORD_RESET_ID), NULL);
+    handlers_events_session_revoked(r->loop, PQgetvalue(reply->results[0], 0, DB_COL_PASSWORD_RESET_ID),
+                                    NULL);
     handlers_principal_changed(r, PQgetvalue(reply->results[0], 0, DB_COL_PASSWORD_RESET_ID), 204, NULL);
 }
 
