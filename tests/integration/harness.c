@@ -609,3 +609,23 @@ double harness_metric(const harness_server_t *s, const char *sample)
     harness_response_free(&res);
     return value;
 }
+
+long harness_call(const harness_server_t *s, int protocol, const char *method, const char *path,
+                  const char *auth_header, const char *body, json_t **doc)
+{
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", protocol == HARNESS_HTTP2 ? s->https_base : s->http_base, path);
+    const char *headers[] = {"Content-Type: application/json", auth_header, NULL};
+    harness_response_t res;
+    harness_request(&res, protocol, method, url, headers, body, body != NULL ? strlen(body) : 0);
+    long status = res.status;
+    if (doc != NULL)
+        *doc = json_loads(res.body, 0, NULL);
+    harness_response_free(&res);
+    return status;
+}
+
+const char *harness_error_code(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+}

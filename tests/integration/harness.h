@@ -5,6 +5,7 @@
 #ifndef HYDRANT_TEST_HARNESS_H
 #define HYDRANT_TEST_HARNESS_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -102,6 +103,13 @@ typedef struct {
     char *headers; /* raw header block(s) as received */
     int curl_code;
 } harness_response_t;
+
+/* A request to s with one credentials header (or none, when NULL) and an optional JSON body;
+ * *doc gets the answer's JSON when doc is not NULL (json_decref it). Returns the status. */
+long harness_call(const harness_server_t *s, int protocol, const char *method, const char *path,
+                  const char *auth_header, const char *body, json_t **doc);
+/* The contract's error envelope's code in doc, or NULL. */
+const char *harness_error_code(const json_t *doc);
 
 /* method: "GET", "POST", ...; headers: NULL-terminated "Name: value" list (may be NULL);
  * body may be NULL. Times out after 10 s. */

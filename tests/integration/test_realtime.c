@@ -28,27 +28,11 @@ static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024", "HYDR
 
 static harness_account_t alice, bob, carol;
 
-/* A request with one credentials header (or none) and an optional JSON body; *doc gets the
- * answer's JSON when doc is not NULL. Returns the status. */
+/* harness_call on the test's server. */
 static long call(int protocol, const char *method, const char *path, const char *auth_header,
                  const char *body, json_t **doc)
 {
-    char url[1024];
-    snprintf(url, sizeof(url), "%s%s", protocol == HARNESS_HTTP2 ? server.https_base : server.http_base,
-             path);
-    const char *headers[] = {"Content-Type: application/json", auth_header, NULL};
-    harness_response_t res;
-    harness_request(&res, protocol, method, url, headers, body, body != NULL ? strlen(body) : 0);
-    long status = res.status;
-    if (doc != NULL)
-        *doc = json_loads(res.body, 0, NULL);
-    harness_response_free(&res);
-    return status;
-}
-
-static const char *error_code(const json_t *doc)
-{
-    return json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+    return harness_call(&server, protocol, method, path, auth_header, body, doc);
 }
 
 /* A fresh ticket for the credentials header into out (64 bytes). */
@@ -94,7 +78,7 @@ static void test_ticket_issued(void **state)
     }
     json_t *doc = NULL;
     assert_int_equal(call(HARNESS_HTTP2, "POST", "/api/v1/realtime/ticket", NULL, NULL, &doc), 401);
-    assert_string_equal(error_code(doc), "unauthorized");
+    assert_string_equal(harness_error_code(doc), "unauthorized");
     json_decref(doc);
     assert_int_equal(
         call(HARNESS_HTTP2, "POST", "/api/v1/realtime/ticket", "Authorization: Bearer nope", NULL, &doc),
@@ -168,7 +152,7 @@ static void test_ticket_single_use(void **state)
             assert_string_equal(ids[0], room);
         } else {
             assert_int_equal(status, 401);
-            assert_string_equal(error_code(doc), "unauthorized");
+            assert_string_equal(harness_error_code(doc), "unauthorized");
         }
         json_decref(doc);
     }
@@ -222,7 +206,7 @@ static void test_rooms_and_members(void **state)
     json_decref(doc);
     snprintf(path, sizeof(path), "/api/v1/rooms/%s/messages", room);
     assert_int_equal(call(HARNESS_HTTP2, "GET", path, bob.auth, NULL, &doc), 404);
-    assert_string_equal(error_code(doc), "not_found");
+    assert_string_equal(harness_error_code(doc), "not_found");
     json_decref(doc);
     assert_int_equal(post_message(&bob, HARNESS_HTTP2, room, "hi", &doc), 404);
     json_decref(doc);
@@ -243,7 +227,7 @@ static void test_rooms_and_members(void **state)
     assert_int_equal(call(HARNESS_HTTP2, "POST", path, bob.auth,
                           "{\"user_id\":\"00000000-0000-7000-8000-000000000000\"}", &doc),
                      422);
-    assert_string_equal(error_code(doc), "validation_failed");
+    assert_string_equal(harness_error_code(doc), "validation_failed");
     json_decref(doc);
     assert_int_equal(call(HARNESS_HTTP2, "POST", path, bob.auth, "{\"user_id\":42}", &doc), 422);
     json_decref(doc);
@@ -309,7 +293,7 @@ static void test_messages_newest_first(void **state)
     json_decref(doc);
     strcat(long_text, "x");
     assert_int_equal(post_message(&bob, HARNESS_HTTP2, room, long_text, &doc), 422);
-    assert_string_equal(error_code(doc), "validation_failed");
+    assert_string_equal(harness_error_code(doc), "validation_failed");
     json_decref(doc);
     assert_int_equal(post_message(&bob, HARNESS_HTTP2, room, "", &doc), 422);
     json_decref(doc);

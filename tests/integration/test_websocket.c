@@ -39,26 +39,6 @@ static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
 static harness_account_t alice, bob, carol;
 static char room[40];
 
-static long call(const harness_server_t *s, int protocol, const char *method, const char *path,
-                 const char *auth_header, const char *body, json_t **doc)
-{
-    char url[1024];
-    snprintf(url, sizeof(url), "%s%s", protocol == HARNESS_HTTP2 ? s->https_base : s->http_base, path);
-    const char *headers[] = {"Content-Type: application/json", auth_header, NULL};
-    harness_response_t res;
-    harness_request(&res, protocol, method, url, headers, body, body != NULL ? strlen(body) : 0);
-    long status = res.status;
-    if (doc != NULL)
-        *doc = json_loads(res.body, 0, NULL);
-    harness_response_free(&res);
-    return status;
-}
-
-static const char *error_code(const json_t *doc)
-{
-    return json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
-}
-
 /* The room's socket path into out (with ?ticket= when ticket is not NULL). */
 static const char *ws_path(const char *room_id, const char *ticket, char *out, size_t len)
 {
@@ -96,7 +76,8 @@ static int group_setup(void **state)
         harness_account_create(&carol, &server, db, server_env, "ws-carol", "user", PASSWORD) != 0)
         return -1;
     json_t *doc = NULL;
-    if (call(&server, HARNESS_HTTP2, "POST", "/api/v1/rooms", alice.auth, "{\"name\":\"ws\"}", &doc) != 201)
+    if (harness_call(&server, HARNESS_HTTP2, "POST", "/api/v1/rooms", alice.auth, "{\"name\":\"ws\"}",
+                     &doc) != 201)
         return -1;
     snprintf(room, sizeof(room), "%s",
              json_string_value(json_object_get(json_object_get(doc, "room"), "id")));
@@ -104,7 +85,7 @@ static int group_setup(void **state)
     char path[128], body[128];
     snprintf(path, sizeof(path), "/api/v1/rooms/%s/members", room);
     snprintf(body, sizeof(body), "{\"user_id\":\"%s\"}", bob.id);
-    return call(&server, HARNESS_HTTP2, "POST", path, alice.auth, body, NULL) == 204 ? 0 : -1;
+    return harness_call(&server, HARNESS_HTTP2, "POST", path, alice.auth, body, NULL) == 204 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -125,7 +106,7 @@ static void test_refusals(void **state)
     /* no credentials, or bad ones: 401 before anything else */
     assert_int_equal(wsc_open(&c, server.http_port, ws_path(room, NULL, path, sizeof(path)), NULL), 401);
     json_t *doc = json_loads(c.body, 0, NULL);
-    assert_string_equal(error_code(doc), "unauthorized");
+    assert_string_equal(harness_error_code(doc), "unauthorized");
     json_decref(doc);
     wsc_close(&c, 0);
     assert_int_equal(wsc_open(&c, server.http_port, path, "Authorization: Bearer nope"), 401);
@@ -133,7 +114,7 @@ static void test_refusals(void **state)
     /* a non-member, and a room that does not exist: 404 */
     assert_int_equal(wsc_open(&c, server.http_port, path, carol.auth), 404);
     doc = json_loads(c.body, 0, NULL);
-    assert_string_equal(error_code(doc), "not_found");
+    assert_string_equal(harness_error_code(doc), "not_found");
     json_decref(doc);
     wsc_close(&c, 0);
     assert_int_equal(wsc_open(&c, server.http_port,
@@ -151,11 +132,11 @@ static void test_refusals(void **state)
     assert_int_equal(res.version, 2);
     assert_int_equal(res.status, 426);
     doc = json_loads(res.body, 0, NULL);
-    assert_string_equal(error_code(doc), "upgrade_required");
+    assert_string_equal(harness_error_code(doc), "upgrade_required");
     json_decref(doc);
     assert_null(harness_header(&res, "upgrade", buf, sizeof(buf)));
     harness_response_free(&res);
-    assert_int_equal(call(&server, HARNESS_HTTP2, "GET", path, NULL, NULL, NULL), 401);
+    assert_int_equal(harness_call(&server, HARNESS_HTTP2, "GET", path, NULL, NULL, NULL), 401);
     /* a plain HTTP/1.1 GET: 426, naming the protocol to upgrade to */
     snprintf(url, sizeof(url), "%s%s", server.http_base, path);
     harness_request(&res, HARNESS_HTTP1, "GET", url, headers, NULL, 0);
@@ -169,8 +150,8 @@ static void test_ticket_once(void **state)
 {
     (void)state;
     json_t *doc = NULL;
-    assert_int_equal(call(&server, HARNESS_HTTP2, "POST", "/api/v1/realtime/ticket", bob.auth, NULL, &doc),
-                     201);
+    assert_int_equal(
+        harness_call(&server, HARNESS_HTTP2, "POST", "/api/v1/realtime/ticket", bob.auth, NULL, &doc), 201);
     char ticket[64], path[192];
     snprintf(ticket, sizeof(ticket), "%s", json_string_value(json_object_get(doc, "ticket")));
     json_decref(doc);
@@ -309,7 +290,7 @@ static void test_two_instances(void **state)
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/rooms/%s/messages?limit=6", room);
     json_t *doc = NULL;
-    assert_int_equal(call(&other, HARNESS_HTTP2, "GET", path, bob.auth, NULL, &doc), 200);
+    assert_int_equal(harness_call(&other, HARNESS_HTTP2, "GET", path, bob.auth, NULL, &doc), 200);
     json_t *items = json_object_get(doc, "items");
     assert_int_equal(json_array_size(items), 6);
     for (size_t i = 0; i < 6; i++) {
