@@ -5,6 +5,11 @@
  * hydrant's GET /health/live reaches is reported as a ratio of what this reaches in the same
  * run: the difference is hydrant's own request handling.
  *
+ * GET /same-headers answers with the headers hydrant sends on every answer (a fresh
+ * X-Request-Id, the security headers, Cache-Control; no HSTS, as bench/ runs hydrant in
+ * development mode): against it, hydrant's own work is measured apart from what libh2o's
+ * HPACK encoder spends on those headers.
+ *
  * usage: ceiling TLS_PORT HTTP_PORT THREADS CERT KEY    (listens on 127.0.0.1; SIGTERM stops)
  */
 #include <pthread.h>
@@ -13,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http.h"
 #include "server/server.h"
+#include "util/util.h"
 
 #define CEILING_MAX_THREADS 64
 
@@ -29,6 +36,23 @@ typedef struct {
     pthread_t thread;
 } ceiling_loop_t;
 
+/* The headers hydrant's http_response_begin adds, in its order, with its values. */
+static void ceiling_add_hydrant_headers(h2o_req_t *req)
+{
+    char *id = h2o_mem_alloc_pool(&req->pool, 33);
+    uint64_t bits[2] = {util_random_u64(), util_random_u64()};
+    util_hex_encode(bits, sizeof(bits), id, 0);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, 32);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json; charset=utf-8"));
+    for (size_t i = 0; i < HTTP_NSECURITY_HEADERS; i++) {
+        const http_fixed_header_t *h = &http_security_headers[i];
+        h2o_add_header_by_str(&req->pool, &req->res.headers, h->name.base, h->name.len, 0, NULL,
+                              h->value.base, h->value.len);
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+}
+
 static int ceiling_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     req->res.status = 200;
@@ -37,6 +61,11 @@ static int ceiling_on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/octet-stream"));
         h2o_send_inline(req, ceiling_bulk, sizeof(ceiling_bulk));
+        return 0;
+    }
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/same-headers"))) {
+        ceiling_add_hydrant_headers(req);
+        h2o_send_inline(req, ceiling_body, sizeof(ceiling_body) - 1);
         return 0;
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

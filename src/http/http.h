@@ -311,6 +311,13 @@ void http_respond_static(http_request_t *r, int status, const char *content_type
  * with http_add_header before are sent. */
 void http_respond_file(http_request_t *r, int status, const char *content_type, int fd, uint64_t offset,
                        uint64_t len);
+/* The security headers every answer carries, after X-Request-Id and Content-Type (then
+ * Cache-Control and, over TLS when configured, HSTS). bench/ceiling sends the same. */
+typedef struct {
+    h2o_iovec_t name, value;
+} http_fixed_header_t;
+#define HTTP_NSECURITY_HEADERS 4
+extern const http_fixed_header_t http_security_headers[HTTP_NSECURITY_HEADERS];
 /* For the http module's own senders: status, reason, X-Request-Id and Content-Type set, the
  * metrics and the access log recorded. Returns libh2o's request, or NULL when there is nobody
  * to answer or it was answered already. */

@@ -226,21 +226,21 @@ static int http_over_tls(h2o_req_t *req)
  * chose its own Cache-Control first (file bytes revalidated by ETag, public documents); HSTS
  * on TLS connections. Static strings that libh2o points at, no formatting: HPACK sends each
  * as an index after a connection's first answer. */
+const http_fixed_header_t http_security_headers[HTTP_NSECURITY_HEADERS] = {
+    {{H2O_STRLIT("x-content-type-options")}, {H2O_STRLIT("nosniff")}},
+    {{H2O_STRLIT("content-security-policy")}, {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")}},
+    {{H2O_STRLIT("x-frame-options")}, {H2O_STRLIT("DENY")}}, /* frame-ancestors for older browsers */
+    {{H2O_STRLIT("referrer-policy")}, {H2O_STRLIT("no-referrer")}},
+};
+
 static void http_add_security_headers(const http_request_t *r, h2o_req_t *req)
 {
-    static const struct {
-        h2o_iovec_t name, value;
-    } fixed[] = {
-        {{H2O_STRLIT("x-content-type-options")}, {H2O_STRLIT("nosniff")}},
-        {{H2O_STRLIT("content-security-policy")}, {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")}},
-        {{H2O_STRLIT("x-frame-options")}, {H2O_STRLIT("DENY")}}, /* frame-ancestors for older browsers */
-        {{H2O_STRLIT("referrer-policy")}, {H2O_STRLIT("no-referrer")}},
-    };
-    const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
-    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + nfixed + 2); /* one growth */
-    for (size_t i = 0; i < nfixed; i++)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, fixed[i].name.base, fixed[i].name.len, 0, NULL,
-                              fixed[i].value.base, fixed[i].value.len);
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + HTTP_NSECURITY_HEADERS + 2);
+    for (size_t i = 0; i < HTTP_NSECURITY_HEADERS; i++) {
+        const http_fixed_header_t *h = &http_security_headers[i];
+        h2o_add_header_by_str(&req->pool, &req->res.headers, h->name.base, h->name.len, 0, NULL,
+                              h->value.base, h->value.len);
+    }
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) < 0)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     const http_server_t *server = r->loop->server;
