@@ -505,14 +505,15 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                              1, .read_only = 1},
     [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
 
-    /* $1 key hash, $2 the least seconds between two writes of its last use. Returns role,
-     * disabled, the User JSON, the id and tokens_valid_after (for the principal cache, whose
-     * entry a key's answer refreshes for the user's tokens too). Columns: DB_COLS_API_KEY_AUTH. */
+    /* $1 key hash, $2 the least seconds between two writes of its last use. Returns disabled,
+     * tokens_valid_after and the User's columns, as user_auth does (a key's answer fills the
+     * principal cache entry that the user's tokens are answered from too). Columns:
+     * DB_COLS_API_KEY_AUTH. */
     [DB_STMT_API_KEY_AUTH] =
         {"api_key_auth",
          "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (" API_KEY_TOUCH
-         ") SELECT u.role, u.disabled, " USER_JSON " AS user, u.id, extract(epoch FROM "
-         "u.tokens_valid_after)::float8 AS tokens_valid_after FROM k JOIN users u ON u.id = k.user_id",
+         ") SELECT disabled, extract(epoch FROM tokens_valid_after)::float8 AS "
+         "tokens_valid_after, " USER_COLUMNS " FROM k JOIN users ON users.id = k.user_id",
          2},
     /* $1 key hash, $2 as for api_key_auth. */
     [DB_STMT_API_KEY_TOUCH] = {"api_key_touch", API_KEY_TOUCH, 2},

@@ -124,9 +124,9 @@ static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
         me_auth_refuse(r, "unauthorized", "the API key is not valid");
         return;
     }
-    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ROLE));
-    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ID));
-    a->user.user_json = strdup(PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER));
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER_ROLE));
+    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER_ID));
+    a->user.user_json = handlers_user_json_from_row(res, 0, DB_COL_API_KEY_AUTH_USER_ID);
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;

@@ -382,9 +382,11 @@ static void test_api_key_is_a_hit(void **state)
     assert_true(metric(&a_srv, "hydrant_principal_cache_hits_total") >= hits + 10);
     assert_true(metric(&a_srv, "hydrant_principal_cache_misses_total") <= misses + 4);
     assert_true(metric(&a_srv, "hydrant_principal_cache_keys") >= 1);
-    /* The key's entry is the user's: the token is answered along with it, and a key that was
-     * never made is refused, warm or not. */
-    assert_int_equal(me(&a_srv, acc.auth, NULL, 0), 200);
+    /* The key's entry is the user's: the token is answered along with it, with the same User,
+     * and a key that was never made is refused, warm or not. */
+    char by_token[4096];
+    assert_int_equal(me(&a_srv, acc.auth, by_token, sizeof(by_token)), 200);
+    assert_string_equal(by_token, out);
     assert_int_equal(me(&a_srv, "X-API-Key: hk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, 0), 401);
 }
 
