@@ -117,9 +117,10 @@ typedef struct {
 } auth_principal_t;
 
 /* A bounded LRU of principals by user id, one per event loop (not thread-safe). Each entry
- * also holds the jtis (at most AUTH_PCACHE_JTIS) that the database found not revoked: a jti
- * is only answered from an entry that saw it verified, and every revocation of one of the
- * user's jtis forgets the whole entry. */
+ * also holds the credentials (at most AUTH_PCACHE_JTIS) that the database found valid: the
+ * jtis of access tokens not revoked, and API keys' hashes (AUTH_TOKEN_HASH_LEN characters, a
+ * length no jti of ours has). A credential is only answered from an entry that saw it
+ * verified, and every invalidation of the user forgets the whole entry. */
 #define AUTH_PCACHE_JTIS 4
 
 typedef struct auth_pcache auth_pcache_t;
@@ -136,6 +137,21 @@ const auth_principal_t *auth_pcache_get(auth_pcache_t *cache, const char *user_i
  * least recently used entry goes when the cache is full. Returns 0, or -1 (nothing stored). */
 int auth_pcache_put(auth_pcache_t *cache, const auth_principal_t *principal, const char *jti,
                     uint64_t expires_ms);
+/* API keys name no user: a map, bounded by max_entries, from a key's hash to the user whose
+ * entry holds it (and when this loop last had the key's last use written). The map needs no
+ * invalidation of its own: it only says where to look, and a stale pair leads to an entry
+ * without the hash (a miss). The principal of the key if the map names a user whose entry has
+ * not expired and holds the hash; *touch is then 1 when this loop has not had the key's last
+ * use written for touch_every_ms (the map now counts it as written at now_ms), else 0. */
+const auth_principal_t *auth_pcache_get_key(auth_pcache_t *cache, const char *key_hash, uint64_t now_ms,
+                                            uint64_t touch_every_ms, int *touch);
+/* auth_pcache_put with the key's hash as the credential, and the map pointed at the user;
+ * touched_ms: when the key's last use was written (or found recent). Returns 0, or -1. */
+int auth_pcache_put_key(auth_pcache_t *cache, const auth_principal_t *principal, const char *key_hash,
+                        uint64_t expires_ms, uint64_t touched_ms);
+/* Keys the map holds, and pairs pushed out of it by another key (the bound) since made. */
+size_t auth_pcache_key_count(const auth_pcache_t *cache);
+uint64_t auth_pcache_key_evictions(const auth_pcache_t *cache);
 /* Forgets the user's entry. Returns 1 when there was one. */
 int auth_pcache_forget(auth_pcache_t *cache, const char *user_id);
 /* Forgets everything; returns how many entries went. */

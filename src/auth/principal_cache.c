@@ -4,6 +4,10 @@
  *
  * Ownership: an entry owns its copy of the User JSON; auth_pcache_get hands out a pointer
  * into the entry, valid until the cache is next changed.
+ *
+ * The API-key map is direct-mapped (a key's slot is fixed by its hash, a newcomer pushes out
+ * whoever held the slot): the hashes are SHA-256 of random keys, so slots fill evenly, and
+ * a pushed-out key costs one database round trip, after which it is back.
  */
 #include "auth/auth.h"
 
@@ -12,13 +16,19 @@
 
 typedef struct pcache_entry {
     auth_principal_t p;
-    char *json; /* p.user_json points here */
-    char jtis[AUTH_PCACHE_JTIS][64];
+    char *json;                                           /* p.user_json points here */
+    char jtis[AUTH_PCACHE_JTIS][AUTH_TOKEN_HASH_LEN + 1]; /* jtis and API keys' hashes */
     int njtis, next_jti; /* the verified set, replaced round-robin when full */
     uint64_t expires_ms;
     struct pcache_entry *chain;         /* the next of its bucket */
     struct pcache_entry *newer, *older; /* use order */
 } pcache_entry_t;
+
+typedef struct {
+    char hash[AUTH_TOKEN_HASH_LEN + 1];
+    char user_id[sizeof(((auth_principal_t *)0)->user_id)];
+    uint64_t touched_ms; /* when this loop last had the key's last use written */
+} pcache_key_t;
 
 struct auth_pcache {
     pcache_entry_t **buckets;
@@ -26,6 +36,9 @@ struct auth_pcache {
     size_t count, max;
     uint64_t evictions;
     pcache_entry_t *newest, *oldest;
+    pcache_key_t **keys; /* max slots, made on the first key (most loops may never see one) */
+    size_t nkeys;
+    uint64_t key_evictions;
 };
 
 /* FNV-1a: user ids are UUIDs the server issued, so no adversary picks colliding keys. */
@@ -119,6 +132,26 @@ const auth_principal_t *auth_pcache_get(auth_pcache_t *c, const char *user_id, c
     return NULL;
 }
 
+static pcache_key_t **pcache_key_slot(auth_pcache_t *c, const char *key_hash)
+{
+    return &c->keys[pcache_hash(key_hash) % c->max];
+}
+
+const auth_principal_t *auth_pcache_get_key(auth_pcache_t *c, const char *key_hash, uint64_t now_ms,
+                                            uint64_t touch_every_ms, int *touch)
+{
+    *touch = 0;
+    pcache_key_t *k = c->keys != NULL ? *pcache_key_slot(c, key_hash) : NULL;
+    if (k == NULL || strcmp(k->hash, key_hash) != 0)
+        return NULL;
+    const auth_principal_t *p = auth_pcache_get(c, k->user_id, key_hash, now_ms);
+    if (p != NULL && now_ms - k->touched_ms >= touch_every_ms) {
+        k->touched_ms = now_ms;
+        *touch = 1;
+    }
+    return p;
+}
+
 static void pcache_add_jti(pcache_entry_t *e, const char *jti)
 {
     for (int i = 0; i < e->njtis; i++)
@@ -166,6 +199,37 @@ int auth_pcache_put(auth_pcache_t *c, const auth_principal_t *principal, const c
     return 0;
 }
 
+int auth_pcache_put_key(auth_pcache_t *c, const auth_principal_t *principal, const char *key_hash,
+                        uint64_t expires_ms, uint64_t touched_ms)
+{
+    if (strlen(key_hash) != AUTH_TOKEN_HASH_LEN || strlen(principal->user_id) >= sizeof(c->keys[0]->user_id))
+        return -1;
+    if (c->keys == NULL && (c->keys = calloc(c->max, sizeof(*c->keys))) == NULL)
+        return -1;
+    pcache_key_t **slot = pcache_key_slot(c, key_hash);
+    if (*slot == NULL) {
+        if ((*slot = calloc(1, sizeof(**slot))) == NULL)
+            return -1;
+        c->nkeys++;
+    } else if (strcmp((*slot)->hash, key_hash) != 0) {
+        c->key_evictions++;
+    }
+    memcpy((*slot)->hash, key_hash, AUTH_TOKEN_HASH_LEN + 1);
+    memcpy((*slot)->user_id, principal->user_id, strlen(principal->user_id) + 1);
+    (*slot)->touched_ms = touched_ms;
+    return auth_pcache_put(c, principal, key_hash, expires_ms);
+}
+
+size_t auth_pcache_key_count(const auth_pcache_t *c)
+{
+    return c->nkeys;
+}
+
+uint64_t auth_pcache_key_evictions(const auth_pcache_t *c)
+{
+    return c->key_evictions;
+}
+
 int auth_pcache_forget(auth_pcache_t *c, const char *user_id)
 {
     pcache_entry_t **slot = pcache_slot(c, user_id);
@@ -198,6 +262,9 @@ void auth_pcache_free(auth_pcache_t *c)
     if (c == NULL)
         return;
     auth_pcache_clear(c);
+    for (size_t i = 0; c->keys != NULL && i < c->max; i++)
+        free(c->keys[i]);
+    free(c->keys);
     free(c->buckets);
     free(c);
 }

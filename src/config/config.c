@@ -65,6 +65,7 @@ void cfg_init_defaults(cfg_t *cfg)
         .limit_emails_per_address = 1,
         .principal_cache_entries = 10000,
         .principal_cache_ttl_ms = 30000,
+        .api_key_last_used_interval_s = 60,
     };
     cfg->smtp = (cfg_smtp_t){cfg_dup("smtp://127.0.0.1:2525"),
                              cfg_dup("hydrant <no-reply@localhost>"),

@@ -56,6 +56,7 @@ typedef struct {
     int limit_emails_per_address;         /* default 1 per minute */
     int principal_cache_entries;          /* per loop; 0 turns the cache off (default 10000) */
     int principal_cache_ttl_ms;           /* an entry's longest life (default 30000) */
+    int api_key_last_used_interval_s;     /* an API key's last_used_at is written at most this often */
 } cfg_auth_t;
 
 typedef struct {

@@ -50,6 +50,8 @@ const cfg_setting_t cfg_settings[] = {
      F(auth.principal_cache_entries), 0, 10000000},
     {"auth.principal-cache-ttl-ms", "HYDRANT_PRINCIPAL_CACHE_TTL_MS", CFG_T_INT,
      F(auth.principal_cache_ttl_ms), 1, 3600000},
+    {"auth.api-key-last-used-interval", "HYDRANT_API_KEY_LAST_USED_INTERVAL", CFG_T_INT,
+     F(auth.api_key_last_used_interval_s), 1, 86400},
     {"auth.limits.login-per-email", "HYDRANT_LIMIT_LOGIN_PER_EMAIL", CFG_T_INT, F(auth.limit_login_per_email),
      0, 1000000},
     {"auth.limits.login-per-address", "HYDRANT_LIMIT_LOGIN_PER_ADDRESS", CFG_T_INT,

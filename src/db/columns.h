@@ -113,8 +113,12 @@
 #define DB_COLS_API_KEY_SET(X, s)       X(s, PREFIX, "prefix") X(s, CREATED_AT, "created_at")
 #define DB_COLS_API_KEY_GET(X, s)                                                                            \
     X(s, PREFIX, "prefix") X(s, CREATED_AT, "created_at") X(s, LAST_USED_AT, "last_used_at")
+/* The User's columns from DB_COL_API_KEY_AUTH_USER_ID on (as for DB_COLS_USER_AUTH: one
+ * principal cache entry answers both). */
 #define DB_COLS_API_KEY_AUTH(X, s)                                                                           \
-    X(s, ROLE, "role") X(s, DISABLED, "disabled") X(s, USER, "user") X(s, ID, "id")
+    X(s, DISABLED, "disabled")                                                                               \
+    X(s, TOKENS_VALID_AFTER, "tokens_valid_after")                                                           \
+    DB_COLS_USER_ROW(X, s##_USER)
 #define DB_COLS_ADMIN_USER_LIST(X, s)   X(s, USER, "user") X(s, CURSOR_US, "cursor_us") X(s, ID, "id")
 #define DB_COLS_ADMIN_USER_GET(X, s)    X(s, USER, "user") X(s, ROLE, "role")
 #define DB_COLS_ADMIN_USER_UPDATE(X, s) X(s, USER, "user")

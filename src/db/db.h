@@ -87,7 +87,8 @@ typedef enum {
     DB_STMT_API_KEY_SET,        /* make or replace a user's key */
     DB_STMT_API_KEY_GET,
     DB_STMT_API_KEY_DELETE,
-    DB_STMT_API_KEY_AUTH,      /* the user of a key (and its last use, at most once a minute) */
+    DB_STMT_API_KEY_AUTH,      /* the user of a key (and its last use, at most once an interval) */
+    DB_STMT_API_KEY_TOUCH,     /* a key's last use, for a key answered from the principal cache */
     DB_STMT_ADMIN_USER_LIST,   /* a page of users, newest first, by email or username prefix */
     DB_STMT_ADMIN_USER_GET,    /* one user and its role */
     DB_STMT_ADMIN_USER_UPDATE, /* role and disabled; disabling ends every session */

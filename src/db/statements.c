@@ -38,6 +38,12 @@
         "created_at") ", "                                                                                   \
                       "'updated_at', " TS("updated_at") ")::text"
 
+/* An API key's last use ($1 its hash), written at most once every $2 seconds: a key used by
+ * every request does not rewrite its row on every request. */
+#define API_KEY_TOUCH                                                                                        \
+    "UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "             \
+    "last_used_at < now() - $2::int * interval '1 second')"
+
 /* The contract's File object. */
 #define FILE_JSON                                                                                            \
     "json_build_object('id', id, 'name', name, 'content_type', content_type, 'size', size, 'sha256', "       \
@@ -499,15 +505,18 @@ static const db_stmt_def_t db_statements[DB_STMT__COUNT] = {
                              1, .read_only = 1},
     [DB_STMT_API_KEY_DELETE] = {"api_key_delete", "DELETE FROM api_keys WHERE user_id = $1::uuid", 1},
 
-    /* $1 key hash. Returns role, disabled, the User JSON and the id. Columns:
+    /* $1 key hash, $2 the least seconds between two writes of its last use. Returns disabled,
+     * tokens_valid_after and the User's columns, as user_auth does (a key's answer fills the
+     * principal cache entry that the user's tokens are answered from too). Columns:
      * DB_COLS_API_KEY_AUTH. */
     [DB_STMT_API_KEY_AUTH] =
         {"api_key_auth",
-         "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (UPDATE "
-         "api_keys SET last_used_at = now() WHERE key_hash = $1 AND (last_used_at IS NULL OR "
-         "last_used_at < now() - interval '1 minute')) SELECT u.role, u.disabled, " USER_JSON
-         " AS user, u.id FROM k JOIN users u ON u.id = k.user_id",
-         1},
+         "WITH k AS (SELECT user_id FROM api_keys WHERE key_hash = $1), touch AS (" API_KEY_TOUCH
+         ") SELECT disabled, extract(epoch FROM tokens_valid_after)::float8 AS "
+         "tokens_valid_after, " USER_COLUMNS " FROM k JOIN users ON users.id = k.user_id",
+         2},
+    /* $1 key hash, $2 as for api_key_auth. */
+    [DB_STMT_API_KEY_TOUCH] = {"api_key_touch", API_KEY_TOUCH, 2},
 
     /* $1 lower-cased prefix with LIKE's metacharacters escaped, or NULL; $2 limit; $3 and $4
      * the cursor (created_at in Unix microseconds, id) or NULL. Returns the JSON and the

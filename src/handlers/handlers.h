@@ -299,7 +299,7 @@ const char *handlers_bearer_token(const char *header, size_t len, size_t *token_
 size_t handlers_cookie_value(const char *cookie, size_t len, const char *name, const char **value);
 
 /* The principal cache (principal.c; docs/ARCHITECTURE.md, "The principal cache"): per loop,
- * what a Bearer token's check reads from the database, kept while the process's listener
+ * what a Bearer token's or an API key's check reads from the database, kept while the process's listener
  * on channel hydrant_principal is live. */
 typedef struct {
     uint64_t gen, head, asked_ms; /* the listener's generation and the log's head when asked */
@@ -317,6 +317,14 @@ int handlers_principal_lookup(http_request_t *r, const auth_claims_t *claims, ha
 void handlers_principal_fill(http_request_t *r, const handlers_principal_ticket_t *ticket,
                              const auth_claims_t *claims, const char *role, double tokens_valid_after,
                              const char *user_json);
+/* The same for an API key by its hash (user->claims zeroed); a hit also sends the key's
+ * last use to be written when this loop has not for auth.api-key-last-used-interval. */
+int handlers_principal_lookup_key(http_request_t *r, const char *key_hash, handlers_user_t *user,
+                                  handlers_principal_ticket_t *ticket);
+/* handlers_principal_fill for the key whose user the database named. */
+void handlers_principal_fill_key(http_request_t *r, const handlers_principal_ticket_t *ticket,
+                                 const char *key_hash, const char *user_id, const char *role,
+                                 double tokens_valid_after, const char *user_json);
 /* Every loop of this process forgets the user before its next lookup (other processes hear of
  * it by notification). Harmless when nothing changed: for answers that leave it in doubt. */
 void handlers_principal_forget(http_request_t *r, const char *user_id);
@@ -326,6 +334,8 @@ void handlers_principal_forget(http_request_t *r, const char *user_id);
  * at the same moment, have almost surely heard it too before the client can ask them; at
  * most 50 ms later (on the CPU pool: a blocked wait, never on the loop). */
 void handlers_principal_changed(http_request_t *r, const char *user_id, int status, const char *user_json);
+/* The same answering body (stolen; NULL: no body). */
+void handlers_principal_changed_json(http_request_t *r, const char *user_id, int status, json_t *body);
 /* The cache's metrics in Prometheus text (malloc'd). */
 char *handlers_principal_metrics_text(const handlers_app_t *app);
 

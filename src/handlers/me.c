@@ -15,8 +15,9 @@ typedef struct {
     auth_claims_t claims;
     handlers_auth_ok_fn ok;
     handlers_user_t user;
-    int min_rank;                       /* the least role the route needs (0: any signed-in user) */
-    handlers_principal_ticket_t ticket; /* a miss of the principal cache, to fill it */
+    int min_rank;                           /* the least role the route needs (0: any signed-in user) */
+    handlers_principal_ticket_t ticket;     /* a miss of the principal cache, to fill it */
+    char key_hash[AUTH_TOKEN_HASH_LEN + 1]; /* for an API key */
 } me_auth_t;
 
 int handlers_role_rank(const char *role)
@@ -123,21 +124,33 @@ static void me_auth_key_found(http_request_t *r, const db_reply_t *reply)
         me_auth_refuse(r, "unauthorized", "the API key is not valid");
         return;
     }
-    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ROLE));
-    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_ID));
-    a->user.user_json = strdup(PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER));
+    snprintf(a->user.role, sizeof(a->user.role), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER_ROLE));
+    snprintf(a->user.id, sizeof(a->user.id), "%s", PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_USER_ID));
+    a->user.user_json = handlers_user_json_from_row(res, 0, DB_COL_API_KEY_AUTH_USER_ID);
     if (a->user.user_json == NULL) {
         http_respond_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
+    handlers_principal_fill_key(r, &a->ticket, a->key_hash, a->user.id, a->user.role,
+                                atof(PQgetvalue(res, 0, DB_COL_API_KEY_AUTH_TOKENS_VALID_AFTER)),
+                                a->user.user_json);
     me_auth_accept(r, a);
 }
 
-/* A key's user, by the key's hash (keys are stored only as hashes). */
-static void me_auth_key_hash(http_request_t *r, const char *hash)
+/* A key's user, by the key's hash (keys are stored only as hashes): this loop's principal
+ * cache when warm, else the database. */
+static void me_auth_key_hash(http_request_t *r, me_auth_t *a, const char *hash)
 {
-    const char *values[] = {hash};
-    db_query_t q = {.stmt = DB_STMT_API_KEY_AUTH, .nparams = 1, .values = values};
+    snprintf(a->key_hash, sizeof(a->key_hash), "%s", hash);
+    if (handlers_principal_lookup_key(r, a->key_hash, &a->user, &a->ticket)) {
+        me_auth_accept(r, a);
+        return;
+    }
+    char interval[24];
+    snprintf(interval, sizeof(interval), "%d",
+             ((const handlers_app_t *)r->app)->cfg->auth.api_key_last_used_interval_s);
+    const char *values[] = {a->key_hash, interval};
+    db_query_t q = {.stmt = DB_STMT_API_KEY_AUTH, .nparams = 2, .values = values};
     http_pg(r, &q, 1, me_auth_key_found);
 }
 
@@ -156,8 +169,9 @@ static void me_auth_by_key(http_request_t *r, const char *key, size_t len, handl
         me_auth_refuse(r, "unauthorized", "the API key is not valid");
         return;
     }
-    if (me_auth_new(r, ok) != NULL)
-        me_auth_key_hash(r, hash);
+    me_auth_t *a = me_auth_new(r, ok);
+    if (a != NULL)
+        me_auth_key_hash(r, a, hash);
 }
 
 void handlers_authenticate_or_key(http_request_t *r, handlers_auth_ok_fn ok)
@@ -236,7 +250,7 @@ void handlers_authenticate_credentials(http_request_t *r, const handlers_credent
     if (a == NULL)
         return;
     if (c->claims.jti[0] == '\0') {
-        me_auth_key_hash(r, c->key_hash);
+        me_auth_key_hash(r, a, c->key_hash);
         return;
     }
     a->claims = c->claims;

@@ -212,46 +212,53 @@ static void profile_delete(http_request_t *r)
 
 /* ----------------------------------------------------------- /me/api-key ---- */
 
+/* The key is shown this once; only its hash is stored. A replaced key is refused from the
+ * next request on, here and (by migration 0011's notification) on every server. */
+typedef struct {
+    char user_id[64];
+    char key[sizeof(PROFILE_KEY_PREFIX) + AUTH_TOKEN_LEN];
+} profile_key_t;
+
 static void profile_key_made(http_request_t *r, const db_reply_t *reply)
 {
+    const profile_key_t *k = r->state;
+    handlers_principal_forget(r, k->user_id); /* also when in doubt: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
-    const char *key = r->state; /* shown this once; only its hash is stored */
     PGresult *res = reply->results[0];
     http_add_header(r, "Cache-Control", "no-store");
-    http_respond_json(r, 201,
-                      json_pack("{s:s, s:s, s:s}", "api_key", key, "prefix",
-                                PQgetvalue(res, 0, DB_COL_API_KEY_SET_PREFIX), "created_at",
-                                PQgetvalue(res, 0, DB_COL_API_KEY_SET_CREATED_AT)));
+    handlers_principal_changed_json(r, k->user_id, 201,
+                                    json_pack("{s:s, s:s, s:s}", "api_key", k->key, "prefix",
+                                              PQgetvalue(res, 0, DB_COL_API_KEY_SET_PREFIX), "created_at",
+                                              PQgetvalue(res, 0, DB_COL_API_KEY_SET_CREATED_AT)));
 }
 
 static void profile_key_free(void *p)
 {
-    char *key = p;
-    OPENSSL_cleanse(key, strlen(key));
-    free(key);
+    OPENSSL_cleanse(p, sizeof(profile_key_t));
+    free(p);
 }
 
 static void profile_key_create_ok(http_request_t *r, handlers_user_t *user)
 {
     char token[AUTH_TOKEN_LEN + 1];
-    char *key = malloc(sizeof(PROFILE_KEY_PREFIX) + AUTH_TOKEN_LEN);
-    if (key == NULL || auth_token_new(token) != 0) {
-        free(key);
+    profile_key_t *k = calloc(1, sizeof(*k));
+    if (k == NULL || auth_token_new(token) != 0) {
+        free(k);
         http_respond_error(r, 500, "internal", "could not make a key", NULL);
         return;
     }
-    snprintf(key, sizeof(PROFILE_KEY_PREFIX) + AUTH_TOKEN_LEN, PROFILE_KEY_PREFIX "%s", token);
+    snprintf(k->key, sizeof(k->key), PROFILE_KEY_PREFIX "%s", token);
+    OPENSSL_cleanse(token, sizeof(token));
     char hash[AUTH_TOKEN_HASH_LEN + 1], prefix[9];
-    auth_token_hash(key, strlen(key), hash);
-    snprintf(prefix, sizeof(prefix), "%.8s", key);
-    char user_id[64];
-    snprintf(user_id, sizeof(user_id), "%s", user->id);
+    auth_token_hash(k->key, strlen(k->key), hash);
+    snprintf(prefix, sizeof(prefix), "%.8s", k->key);
+    snprintf(k->user_id, sizeof(k->user_id), "%s", user->id);
     if (r->state_free != NULL)
         r->state_free(r->state);
-    r->state = key;
+    r->state = k;
     r->state_free = profile_key_free;
-    const char *values[] = {user_id, hash, prefix};
+    const char *values[] = {k->user_id, hash, prefix};
     db_query_t q = {.stmt = DB_STMT_API_KEY_SET, .nparams = 3, .values = values};
     http_pg(r, &q, 1, profile_key_made);
 }
@@ -281,11 +288,20 @@ static void profile_key_get_ok(http_request_t *r, handlers_user_t *user)
     http_pg(r, &q, 1, profile_key_shown);
 }
 
+/* The key is refused from the next request on, here and (by migration 0011's notification)
+ * on every server. */
 static void profile_key_deleted(http_request_t *r, const db_reply_t *reply)
 {
+    const handlers_user_t *user = handlers_auth_user(r);
+    if (user != NULL)
+        handlers_principal_forget(r, user->id); /* also when in doubt: forgetting is always safe */
     if (http_pg_failed(r, reply))
         return;
-    http_respond_empty(r, 204);
+    /* No key, no notification to wait for. */
+    if (user != NULL && strcmp(PQcmdTuples(reply->results[0]), "0") != 0)
+        handlers_principal_changed(r, user->id, 204, NULL);
+    else
+        http_respond_empty(r, 204);
 }
 
 static void profile_key_delete_ok(http_request_t *r, handlers_user_t *user)

@@ -4,7 +4,10 @@
  * cache that did nothing fails here), and every way of revoking or changing what the cache
  * holds counts at the very next request, on the server that made the change and on the
  * other one; a listener connection cut by pg_terminate_backend never lets a revoked token
- * through, and the cache comes back once the listener has reconnected.
+ * through, and the cache comes back once the listener has reconnected. API keys take the same
+ * path (docs/PERFORMANCE.md, section 6): answered from the cache, refused at once when deleted,
+ * replaced or their user disabled, their last use still written under cache hits, never
+ * accepted after a deletion the cut listener could not hear of.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,10 +32,13 @@ static PGconn *db;
 static int cross_checks, cross_late;
 static long long cross_max_ms;
 
-static const char *const server_env[] = {
-    "HYDRANT_ARGON2_MEMORY_KIB=1024",           "HYDRANT_ARGON2_ITERATIONS=1",
-    "HYDRANT_REQUIRE_EMAIL_CONFIRMATION=false", "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
-    "HYDRANT_LIMIT_LOGIN_PER_EMAIL=1000000",    NULL};
+static const char *const server_env[] = {"HYDRANT_ARGON2_MEMORY_KIB=1024",
+                                         "HYDRANT_ARGON2_ITERATIONS=1",
+                                         "HYDRANT_REQUIRE_EMAIL_CONFIRMATION=false",
+                                         "HYDRANT_LIMIT_LOGIN_PER_ADDRESS=1000000",
+                                         "HYDRANT_LIMIT_LOGIN_PER_EMAIL=1000000",
+                                         "HYDRANT_API_KEY_LAST_USED_INTERVAL=1",
+                                         NULL};
 
 /* ------------------------------------------------------------------ helpers ---- */
 
@@ -339,6 +345,136 @@ static void test_change_by_sql(void **state)
     assert_refused_everywhere(acc.auth, NULL);
 }
 
+/* ---------------------------------------------------------------- API keys ---- */
+
+/* A new API key of the account, made on s: "X-API-Key: hk_..." into header. */
+static void api_key(const harness_account_t *acc, const harness_server_t *s, char header[128])
+{
+    char out[1024];
+    assert_int_equal(request(s, "POST", "/api/v1/me/api-key", acc->auth, NULL, out, sizeof(out)), 201);
+    const char *start = strstr(out, "\"api_key\":\"");
+    assert_non_null(start);
+    start += 11;
+    snprintf(header, 128, "X-API-Key: %.*s", (int)(strchr(start, '"') - start), start);
+}
+
+/* A fresh account with a key (made on a), warm on both servers. */
+static void keyed_account(harness_account_t *acc, const char *tag, const char *role, char key[128])
+{
+    account(acc, tag, role);
+    api_key(acc, &a_srv, key);
+    warm(key);
+}
+
+static void test_api_key_is_a_hit(void **state)
+{
+    harness_account_t acc;
+    char key[128];
+    account(&acc, "pc-key-warm", "user");
+    api_key(&acc, &a_srv, key);
+    double hits = metric(&a_srv, "hydrant_principal_cache_hits_total");
+    double misses = metric(&a_srv, "hydrant_principal_cache_misses_total");
+    char out[4096];
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(me(&a_srv, key, out, sizeof(out)), 200);
+        assert_non_null(strstr(out, acc.id));
+    }
+    assert_true(metric(&a_srv, "hydrant_principal_cache_hits_total") >= hits + 10);
+    assert_true(metric(&a_srv, "hydrant_principal_cache_misses_total") <= misses + 4);
+    assert_true(metric(&a_srv, "hydrant_principal_cache_keys") >= 1);
+    /* The key's entry is the user's: the token is answered along with it, with the same User,
+     * and a key that was never made is refused, warm or not. */
+    char by_token[4096];
+    assert_int_equal(me(&a_srv, acc.auth, by_token, sizeof(by_token)), 200);
+    assert_string_equal(by_token, out);
+    assert_int_equal(me(&a_srv, "X-API-Key: hk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, 0), 401);
+}
+
+static void test_api_key_deleted(void **state)
+{
+    harness_account_t acc;
+    char key[128];
+    keyed_account(&acc, "pc-key-delete", "user", key);
+    assert_int_equal(request(&a_srv, "DELETE", "/api/v1/me/api-key", key, NULL, NULL, 0), 204);
+    assert_refused_everywhere(key, &a_srv);
+    /* The user's token is untouched. */
+    assert_int_equal(me(&a_srv, acc.auth, NULL, 0), 200);
+    assert_int_equal(me(&b_srv, acc.auth, NULL, 0), 200);
+    /* Deleted on the other server this time. */
+    api_key(&acc, &a_srv, key);
+    warm(key);
+    assert_int_equal(request(&b_srv, "DELETE", "/api/v1/me/api-key", acc.auth, NULL, NULL, 0), 204);
+    assert_refused_everywhere(key, &b_srv);
+}
+
+static void test_api_key_rotated(void **state)
+{
+    harness_account_t acc;
+    char key[128], next[128];
+    keyed_account(&acc, "pc-key-rotate", "user", key);
+    api_key(&acc, &b_srv, next);
+    assert_refused_everywhere(key, &b_srv);
+    expect(&a_srv, "/api/v1/me", next, 200, acc.id, 1);
+    expect(&b_srv, "/api/v1/me", next, 200, acc.id, 1);
+    warm(next);
+    api_key(&acc, &a_srv, key);
+    assert_refused_everywhere(next, &a_srv);
+}
+
+static void test_api_key_user_disabled(void **state)
+{
+    harness_account_t admin, target;
+    char key[128];
+    account(&admin, "pc-key-admin", "admin");
+    keyed_account(&target, "pc-key-target", "user", key);
+    admin_patch(&admin, &target, "{\"disabled\":true}");
+    assert_refused_everywhere(key, &a_srv);
+}
+
+/* A key's last use, in Unix seconds, or -1 when never. */
+static double key_last_used(const harness_account_t *acc)
+{
+    const char *values[] = {acc->id};
+    PGresult *res = harness_sql(
+        db, "SELECT coalesce(extract(epoch FROM last_used_at), -1) FROM api_keys WHERE user_id = $1::uuid", 1,
+        values);
+    double at = atof(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return at;
+}
+
+/* A hit skips the statement that writes the key's last use, so it writes it itself (at most
+ * once a second here: HYDRANT_API_KEY_LAST_USED_INTERVAL=1). A round counts only when all its
+ * requests were hits; and the write must not invalidate anything (no notification). */
+static void test_api_key_last_used_under_hits(void **state)
+{
+    harness_account_t acc;
+    char key[128];
+    keyed_account(&acc, "pc-key-used", "user", key);
+    double first = key_last_used(&acc);
+    assert_true(first > 0);
+    int advanced = 0;
+    for (int round = 0; round < 5 && !advanced; round++) {
+        usleep(1100 * 1000);
+        double misses = metric(&a_srv, "hydrant_principal_cache_misses_total");
+        double notified = metric(&a_srv, "hydrant_principal_cache_notifications_total");
+        double touches = metric(&a_srv, "hydrant_principal_cache_key_touches_total");
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(me(&a_srv, key, NULL, 0), 200);
+        if (metric(&a_srv, "hydrant_principal_cache_misses_total") != misses)
+            continue; /* a loop that had not seen the key yet asked the database itself */
+        assert_true(metric(&a_srv, "hydrant_principal_cache_key_touches_total") >= touches + 1);
+        for (int tries = 0; tries < 200 && !advanced; tries++) {
+            advanced = key_last_used(&acc) > first;
+            if (!advanced)
+                usleep(10000);
+        }
+        assert_true(advanced);
+        assert_true(metric(&a_srv, "hydrant_principal_cache_notifications_total") == notified);
+    }
+    assert_true(advanced);
+}
+
 /* The listener's backend of a server, by the application_name that names its process. */
 static void terminate_listener(const harness_server_t *s)
 {
@@ -391,14 +527,14 @@ static void test_cut_listener_fails_closed(void **state)
         PQclear(
             harness_sql(db, "UPDATE users SET tokens_valid_after = now() WHERE id = $1::uuid", 1, values));
         long first = me(&a_srv, acc.auth, NULL, 0), second = me(&a_srv, other, NULL, 0);
-        long on_b = me(&b_srv, acc.auth, NULL, 0);
         double listening = metric(&a_srv, "hydrant_principal_cache_listening");
         double bypassed_after = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
         allow_connections(1); /* before any assertion: the other tests need connections */
         assert_int_equal(listening, 0);
         assert_int_equal(first, 401);
         assert_int_equal(second, 401);
-        assert_int_equal(on_b, 401);
+        /* B heard it (on a loaded machine a few milliseconds after the client's next request). */
+        expect(&b_srv, "/api/v1/me", acc.auth, 401, NULL, 0);
         assert_true(bypassed_after >= bypassed + 2);
         /* The listener comes back (backoff), and with it the cache. */
         assert_int_equal(wait_listening(&a_srv), 0);
@@ -423,6 +559,42 @@ static void test_revoke_then_cut(void **state)
     assert_int_equal(wait_listening(&b_srv), 0);
 }
 
+/* A's listener is cut and kept from reconnecting, then a warm key is deleted by SQL: A never
+ * accepts it (its cache is bypassed), nor does B (which heard it). */
+static void test_api_key_cut_listener_fails_closed(void **state)
+{
+    harness_account_t acc;
+    char key[128];
+    keyed_account(&acc, "pc-key-cut", "user", key);
+    double bypassed = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
+    allow_connections(0);
+    terminate_listener(&a_srv);
+    long long deadline = harness_now_ms() + 5000;
+    while (metric(&a_srv, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
+        usleep(1000);
+    const char *values[] = {acc.id};
+    PQclear(harness_sql(db, "DELETE FROM api_keys WHERE user_id = $1::uuid", 1, values));
+    long on_a[4];
+    for (int i = 0; i < 4; i++)
+        on_a[i] = me(&a_srv, key, NULL, 0);
+    double listening = metric(&a_srv, "hydrant_principal_cache_listening");
+    double bypassed_after = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
+    allow_connections(1); /* before any assertion: the other tests need connections */
+    assert_int_equal(listening, 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(on_a[i], 401);
+    expect(&b_srv, "/api/v1/me", key, 401, NULL, 0);
+    assert_true(bypassed_after >= bypassed + 4);
+    assert_int_equal(wait_listening(&a_srv), 0);
+    /* Deleted, then the listener cut before the use. */
+    api_key(&acc, &a_srv, key);
+    warm(key);
+    PQclear(harness_sql(db, "DELETE FROM api_keys WHERE user_id = $1::uuid", 1, values));
+    terminate_listener(&b_srv);
+    assert_refused_everywhere(key, NULL);
+    assert_int_equal(wait_listening(&b_srv), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +609,12 @@ int main(void)
         cmocka_unit_test(test_change_by_sql),
         cmocka_unit_test(test_cut_listener_fails_closed),
         cmocka_unit_test(test_revoke_then_cut),
+        cmocka_unit_test(test_api_key_is_a_hit),
+        cmocka_unit_test(test_api_key_deleted),
+        cmocka_unit_test(test_api_key_rotated),
+        cmocka_unit_test(test_api_key_user_disabled),
+        cmocka_unit_test(test_api_key_last_used_under_hits),
+        cmocka_unit_test(test_api_key_cut_listener_fails_closed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,7 +1,8 @@
 /*
  * The principal cache (src/auth/principal_cache.c) and the invalidation log
  * (principal_log.c): hits need a verified jti, entries expire, the LRU bound holds under many
- * distinct users, and the log forgets what was pushed (everything once it has wrapped).
+ * distinct users, API keys are found through their map only while the user's entry holds
+ * them, and the log forgets what was pushed (everything once it has wrapped).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,12 +162,69 @@ static void test_log_wait_heard(void **state)
     auth_pcache_log_free(log);
 }
 
+/* A key's hash as SHA-256 hex of a made-up key. */
+static void key_hash(int n, char out[AUTH_TOKEN_HASH_LEN + 1])
+{
+    char key[32];
+    snprintf(key, sizeof(key), "hk_key-number-%d", n);
+    auth_token_hash(key, strlen(key), out);
+}
+
+static void test_key_map(void **state)
+{
+    auth_pcache_t *c = auth_pcache_new(8);
+    auth_principal_t p = principal(1);
+    char k1[AUTH_TOKEN_HASH_LEN + 1], k2[AUTH_TOKEN_HASH_LEN + 1];
+    key_hash(1, k1);
+    key_hash(2, k2);
+    int touch = -1;
+    assert_null(auth_pcache_get_key(c, k1, 0, 100, &touch));
+    assert_int_equal(touch, 0);
+    assert_int_equal(auth_pcache_put_key(c, &p, k1, 1000, 10), 0);
+    const auth_principal_t *got = auth_pcache_get_key(c, k1, 20, 100, &touch);
+    assert_non_null(got);
+    assert_string_equal(got->user_id, p.user_id);
+    assert_int_equal(touch, 0); /* written at 10, not yet due */
+    assert_non_null(auth_pcache_get_key(c, k1, 110, 100, &touch));
+    assert_int_equal(touch, 1); /* due: and counted as written now */
+    assert_non_null(auth_pcache_get_key(c, k1, 120, 100, &touch));
+    assert_int_equal(touch, 0);
+    assert_null(auth_pcache_get_key(c, k2, 20, 100, &touch)); /* never verified */
+    /* Forgetting the user makes the map's pair stale: a miss, and a token fill of the same
+     * user does not bring the key back. */
+    assert_int_equal(auth_pcache_forget(c, p.user_id), 1);
+    assert_null(auth_pcache_get_key(c, k1, 20, 100, &touch));
+    assert_int_equal(auth_pcache_put(c, &p, "j1", 1000), 0);
+    assert_null(auth_pcache_get_key(c, k1, 20, 100, &touch));
+    assert_non_null(auth_pcache_get(c, p.user_id, "j1", 20));
+    /* The key's entry expires like any other. */
+    assert_int_equal(auth_pcache_put_key(c, &p, k2, 1000, 10), 0);
+    assert_non_null(auth_pcache_get_key(c, k2, 20, 100, &touch));
+    assert_null(auth_pcache_get_key(c, k2, 1000, 100, &touch));
+    /* Bounded: many keys never hold more than max_entries pairs. */
+    for (int i = 0; i < 1000; i++) {
+        auth_principal_t q = principal(i);
+        char k[AUTH_TOKEN_HASH_LEN + 1];
+        key_hash(100 + i, k);
+        assert_int_equal(auth_pcache_put_key(c, &q, k, 5000, 0), 0);
+        assert_non_null(auth_pcache_get_key(c, k, 1, 100, &touch));
+    }
+    assert_true(auth_pcache_key_count(c) <= 8);
+    assert_true(auth_pcache_key_evictions(c) >= 1000 - 8);
+    assert_int_equal(auth_pcache_put_key(c, &p, "short", 1000, 0), -1);
+    auth_pcache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hit_needs_verified_jti), cmocka_unit_test(test_jti_set_is_bounded),
-        cmocka_unit_test(test_forget_and_clear),       cmocka_unit_test(test_lru_bound_many_users),
-        cmocka_unit_test(test_log_apply_and_touched),  cmocka_unit_test(test_log_wait_heard),
+        cmocka_unit_test(test_hit_needs_verified_jti),
+        cmocka_unit_test(test_jti_set_is_bounded),
+        cmocka_unit_test(test_forget_and_clear),
+        cmocka_unit_test(test_lru_bound_many_users),
+        cmocka_unit_test(test_log_apply_and_touched),
+        cmocka_unit_test(test_log_wait_heard),
+        cmocka_unit_test(test_key_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
