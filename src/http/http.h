@@ -207,10 +207,12 @@ typedef struct {
 /* One JSON line, newline-terminated, into buf. Returns the length or -1 if it does not fit.
  * No printf and no gmtime: it runs for every request on the loops. */
 int http_log_format(const http_log_entry_t *entry, char *buf, size_t buflen);
-/* A request's error line for stderr: "hydrant: request ID ROUTE: STATUS CODE: MESSAGE\n".
- * Returns the length or -1 if it does not fit. */
-int http_log_format_error(char *buf, size_t buflen, const char *request_id, const char *route, int status,
-                          const char *code, const char *message);
+/* A request's error line for stderr, util_log's line (level error, component http) for the
+ * message "request ID ROUTE: STATUS CODE: MESSAGE" (cut to fit buflen, as util_log_format_line
+ * does). Returns the length, or -1 when buflen is less than UTIL_LOG_LINE_MIN. */
+int http_log_format_error(char *buf, size_t buflen, util_log_encoding_t encoding, int64_t unix_ms,
+                          const char *request_id, const char *route, int status, const char *code,
+                          const char *message);
 
 /* ------------------------------------------------------------- the log writer ---- */
 /*

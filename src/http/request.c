@@ -379,20 +379,22 @@ static void http_log_error(http_request_t *r, int status, const char *code, cons
     /* An outage or a flood gives every request an error: past a rate, lines are only counted
      * (hydrant_error_log_dropped_total), so stderr carries the pattern, not a copy per request. */
     http_loop_t *loop = r->loop;
+    if (loop->error_log == NULL || !util_log_enabled(UTIL_LOG_ERROR))
+        return;
     uint64_t second = r->start_us / 1000000; /* the request's own start: no clock read */
     if (second != loop->error_second) {
         loop->error_second = second;
         loop->error_lines = 0;
     }
-    if (loop->error_log != NULL && ++loop->error_lines > HTTP_ERROR_LINES_PER_SECOND) {
+    if (++loop->error_lines > HTTP_ERROR_LINES_PER_SECOND) {
         http_log_ring_drop(loop->error_log);
         return;
     }
-    char line[512];
-    int n = http_log_format_error(line, sizeof(line), r->request_id,
+    char line[1024];
+    int n = http_log_format_error(line, sizeof(line), util_log_encoding(), http_wall_ms(), r->request_id,
                                   r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
-    if (n > 0 && r->loop->error_log != NULL)
-        http_log_ring_append(r->loop->error_log, line, (size_t)n);
+    if (n > 0)
+        http_log_ring_append(loop->error_log, line, (size_t)n);
 }
 
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details)

@@ -135,10 +135,20 @@ static void test_error_line(void **state)
 {
     (void)state;
     char buf[256];
-    int n = http_log_format_error(buf, sizeof(buf), "abc", "/api/v1/me", 503, "unavailable", "retry shortly");
-    assert_string_equal(buf, "hydrant: request abc /api/v1/me: 503 unavailable: retry shortly\n");
+    /* 2026-11-22T11:02:28.123Z */
+    int n = http_log_format_error(buf, sizeof(buf), UTIL_LOG_TEXT, 1795345348123LL, "abc", "/api/v1/me", 503,
+                                  "unavailable", "retry \"shortly\"\n");
+    assert_string_equal(
+        buf, "ts=2026-11-22T11:02:28.123Z level=error component=http msg=\"request abc /api/v1/me: "
+             "503 unavailable: retry \\\"shortly\\\"\\u000a\"\n");
     assert_int_equal(n, (int)strlen(buf));
-    assert_int_equal(http_log_format_error(buf, 20, "abc", "/api/v1/me", 503, "unavailable", "x"), -1);
+    n = http_log_format_error(buf, sizeof(buf), UTIL_LOG_JSON, 1795345348123LL, "abc", "/api/v1/me", 500,
+                              "internal", "x");
+    assert_string_equal(buf,
+                        "{\"ts\":\"2026-11-22T11:02:28.123Z\",\"level\":\"error\",\"component\":\"http\","
+                        "\"msg\":\"request abc /api/v1/me: 500 internal: x\"}\n");
+    assert_int_equal(
+        http_log_format_error(buf, 20, UTIL_LOG_TEXT, 0, "abc", "/api/v1/me", 503, "unavailable", "x"), -1);
 }
 
 int main(void)
