@@ -162,12 +162,12 @@ static void *listen_main(void *arg)
             listen_serve(l);
             l->o.on_state(l->o.data, 0);
             if (!atomic_load(&l->stopping))
-                fprintf(stderr, "hydrant: postgres: the %s listener lost its connection, reconnecting\n",
-                        l->channel);
+                util_log(UTIL_LOG_WARN, "postgres", "the %s listener lost its connection, reconnecting",
+                         l->channel);
         } else if (!atomic_load(&l->stopping) && failures == 0) {
             const char *msg = l->conn != NULL ? PQerrorMessage(l->conn) : "out of memory";
-            fprintf(stderr, "hydrant: postgres: the %s listener cannot connect: %.*s\n", l->channel,
-                    (int)strcspn(msg, "\n"), msg);
+            util_log(UTIL_LOG_WARN, "postgres", "the %s listener cannot connect: %.*s", l->channel,
+                     (int)strcspn(msg, "\n"), msg);
         }
         PQfreemem(channel);
         PQfinish(l->conn);
