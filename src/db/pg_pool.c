@@ -558,10 +558,8 @@ static util_log_level_t pg_notice_level(const char *message)
     return UTIL_LOG_INFO; /* NOTICE, INFO, LOG */
 }
 
-static void pg_on_notice(void *arg, const char *message)
+void db_pg_log_notice(void *arg, const char *message)
 {
-    /* The server's warnings, and its last word before closing a connection ("terminating
-     * connection due to administrator command"), in the server's log format. */
     (void)arg;
     int len = (int)strcspn(message, "\n");
     util_log(pg_notice_level(message), "postgres", "%.*s", len, message);
@@ -588,7 +586,7 @@ static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
         pg_conn_schedule_retry(c);
         return;
     }
-    PQsetNoticeProcessor(c->conn, pg_on_notice, NULL);
+    PQsetNoticeProcessor(c->conn, db_pg_log_notice, NULL);
     /* As the libpq manual says: before the first PQconnectPoll, act as if it asked for
      * writable (the connect() in progress completes when the socket turns writable). */
     if (PQstatus(c->conn) == CONNECTION_BAD || pg_conn_watch(c, UV_WRITABLE, 1) != 0)

@@ -1,11 +1,9 @@
 /*
  * One JSON line per request, formatted without allocation into the caller's buffer, and
- * without printf or gmtime: this runs for every request on the loops. And a request's error
- * line for stderr, in util_log's form (rare and capped per second: printf is fine there).
+ * without printf or gmtime: this runs for every request on the loops.
  */
 #include "http/http.h"
 
-#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -111,19 +109,4 @@ int http_log_format(const http_log_entry_t *e, char *buf, size_t buflen)
     http_out_string(&o, e->client);
     http_out_text(&o, "}\n");
     return http_out_end(&o);
-}
-
-int http_log_format_error(char *buf, size_t buflen, util_log_encoding_t encoding, int64_t unix_ms,
-                          const char *request_id, const char *route, int status, const char *code,
-                          const char *message)
-{
-    char msg[UTIL_LOG_LINE_MAX];
-    int n = snprintf(msg, sizeof(msg), "request %s %s: %d %s: %s", request_id, route, status, code, message);
-    if (n < 0)
-        return -1;
-    int truncated = (size_t)n >= sizeof(msg);
-    size_t len = truncated ? util_utf8_cut(msg, sizeof(msg) - 1) : (size_t)n;
-    size_t line =
-        util_log_format_line(buf, buflen, encoding, unix_ms, UTIL_LOG_ERROR, "http", msg, len, truncated);
-    return line > 0 ? (int)line : -1;
 }

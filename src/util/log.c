@@ -136,12 +136,11 @@ static void util_log_write(const char *line, size_t len)
     }
 }
 
-void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
+size_t util_log_vline(char *buf, util_log_level_t level, const char *component, const char *fmt, va_list ap)
 {
     if (!util_log_enabled(level))
-        return;
-    int saved_errno = errno; /* callers may log between a failure and reading errno */
-    char msg[UTIL_LOG_LINE_MAX], line[UTIL_LOG_LINE_MAX];
+        return 0;
+    char msg[UTIL_LOG_LINE_MAX];
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t len = n > 0 ? (size_t)n : 0;
     int truncated = len >= sizeof(msg);
@@ -149,9 +148,17 @@ void util_vlog(util_log_level_t level, const char *component, const char *fmt, v
         len = util_utf8_cut(msg, sizeof(msg) - 1); /* no character split by the cut */
     while (len > 0 && msg[len - 1] == '\n')        /* a peer's message may end in one (libpq's do) */
         len--;
-    size_t m = util_log_format_line(line, sizeof(line), util_log_encoding(), util_now_us() / 1000, level,
-                                    component, msg, len, truncated);
-    util_log_write(line, m);
+    return util_log_format_line(buf, UTIL_LOG_LINE_MAX, util_log_encoding(), util_now_us() / 1000, level,
+                                component, msg, len, truncated);
+}
+
+void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
+{
+    if (!util_log_enabled(level))
+        return;
+    int saved_errno = errno; /* callers may log between a failure and reading errno */
+    char line[UTIL_LOG_LINE_MAX];
+    util_log_write(line, util_log_vline(line, level, component, fmt, ap));
     errno = saved_errno;
 }
 

@@ -243,6 +243,12 @@ void util_log(util_log_level_t level, const char *component, const char *fmt, ..
 void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* util_log's line, now, into buf (UTIL_LOG_LINE_MAX bytes) instead of onto stderr: for an
+ * event loop, whose lines go through the log writer (http_loop_log). Returns its length; 0
+ * when level is under the threshold. */
+size_t util_log_vline(char *buf, util_log_level_t level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 /* The line util_log writes, into buf (a NUL after it), from a message msg[0..len) that may
  * hold any bytes; truncated says it was already cut short (the marker is added). Text:
  *   ts=2026-11-22T11:02:28.123Z level=warn component=postgres msg="escaped message"\n

@@ -239,6 +239,30 @@ static void test_util_log_writes(void **state)
     assert_non_null(strstr(second, "x" UTIL_LOG_TRUNCATED "\"\n"));
 }
 
+static size_t vline(char *buf, util_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = util_log_vline(buf, level, "loop", fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+/* The line for an event loop's ring: util_log's, or nothing under the threshold. */
+static void test_vline(void **state)
+{
+    (void)state;
+    char buf[UTIL_LOG_LINE_MAX];
+    util_log_configure(UTIL_LOG_WARN, UTIL_LOG_JSON);
+    assert_int_equal(vline(buf, UTIL_LOG_INFO, "%s", "quiet"), 0);
+    size_t n = vline(buf, UTIL_LOG_ERROR, "connection from %s cut", "10.0.0.1\n");
+    util_log_configure(UTIL_LOG_INFO, UTIL_LOG_TEXT);
+    assert_int_equal(n, strlen(buf));
+    assert_int_equal(strncmp(buf, "{\"ts\":\"", 7), 0);
+    assert_non_null(strstr(buf, "\"level\":\"error\",\"component\":\"loop\","
+                                "\"msg\":\"connection from 10.0.0.1\\u000a cut\"}\n"));
+}
+
 static void test_rfc3339(void **state)
 {
     (void)state;
@@ -275,15 +299,11 @@ static void test_json_escape_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_line),
-        cmocka_unit_test(test_json_line),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_component),
-        cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_levels),
-        cmocka_unit_test(test_util_log_writes),
-        cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_json_escape_bounded),
+        cmocka_unit_test(test_text_line),       cmocka_unit_test(test_json_line),
+        cmocka_unit_test(test_escaping),        cmocka_unit_test(test_component),
+        cmocka_unit_test(test_truncation),      cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_util_log_writes), cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_vline),           cmocka_unit_test(test_json_escape_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
