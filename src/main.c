@@ -15,6 +15,7 @@
 #include "handlers/handlers.h"
 #include "jobs/jobs.h"
 #include "server/server.h"
+#include "util/util.h"
 /* The test suite's binary, hydrant-test, is this file compiled with HYDRANT_TEST_HOOKS and
  * linked with src/testhooks (test job kinds and routes); hydrant has none of them. */
 #ifdef HYDRANT_TEST_HOOKS
@@ -72,7 +73,9 @@ static void usage(FILE *out)
           out);
 }
 
-/* A usage error: one line saying what is wrong, not the whole help. */
+/* A usage error: one line saying what is wrong, not the whole help. This and input_error
+ * answer the person who typed the command, so they are plain text; the program's own
+ * diagnostics go through util_log. */
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -150,15 +153,21 @@ static int cli_parse(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
-/* Returns 0, or CLI_EXIT_INPUT after printing why. */
+/* Returns 0, or CLI_EXIT_INPUT after logging why. Sets util_log's threshold and format from
+ * log.level and log.format (cfg_load has checked them). */
 static int load_config(cfg_t *cfg, const char *path)
 {
     char err[CFG_ERR_LEN];
     if (cfg_load(cfg, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "hydrant: configuration error: %s\n", err);
+        util_log(UTIL_LOG_ERROR, "config", "configuration error: %s", err);
         cfg_free(cfg);
         return CLI_EXIT_INPUT;
     }
+    util_log_level_t level = UTIL_LOG_INFO;
+    util_log_encoding_t encoding = UTIL_LOG_TEXT;
+    util_log_level_parse(cfg->log.level, &level);
+    util_log_encoding_parse(cfg->log.format, &encoding);
+    util_log_configure(level, encoding);
     return 0;
 }
 
@@ -180,7 +189,7 @@ static int start_jobs(const cfg_t *cfg, jobs_registry_t **registry, jobs_pool_t 
     }
     if (*pool != NULL)
         return 0;
-    fprintf(stderr, "hydrant: %s\n", err);
+    util_log(UTIL_LOG_ERROR, "jobs", "%s", err);
     jobs_registry_free(*registry);
     *registry = NULL;
     return -1;
@@ -214,7 +223,7 @@ static void wait_for_stop_signal(const sigset_t *set)
 {
     int signum = 0;
     sigwait(set, &signum);
-    fprintf(stderr, "hydrant: signal %d, stopping the workers\n", signum);
+    util_log(UTIL_LOG_INFO, "worker", "signal %d, stopping the workers", signum);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     pthread_sigmask(SIG_UNBLOCK, set, NULL);
@@ -237,13 +246,13 @@ static int cmd_worker(const cli_t *cli)
     jobs_pool_t *pool = NULL;
     rc = CLI_EXIT_FAILURE;
     if (start_jobs(&cfg, &registry, &pool) == 0) {
-        fprintf(stderr, "hydrant: worker %s running %d short, %d medium, %d long worker thread(s)\n",
-                jobs_pool_owner(pool), cfg.jobs.workers_short, cfg.jobs.workers_medium,
-                cfg.jobs.workers_long);
+        util_log(UTIL_LOG_INFO, "worker", "worker %s running %d short, %d medium, %d long worker thread(s)",
+                 jobs_pool_owner(pool), cfg.jobs.workers_short, cfg.jobs.workers_medium,
+                 cfg.jobs.workers_long);
         wait_for_stop_signal(&set);
         jobs_pool_stop(pool);
         jobs_pool_free(pool);
-        fprintf(stderr, "hydrant: stopped\n");
+        util_log(UTIL_LOG_INFO, "worker", "stopped");
         rc = CLI_EXIT_OK;
     }
     jobs_registry_free(registry);
@@ -318,7 +327,7 @@ static int cmd_migrate(const cli_t *cli)
     char err[512];
     rc = cli_migrate(cfg.database.url, dir, action, (int)steps, stdout, err, sizeof(err));
     if (rc != 0)
-        fprintf(stderr, "hydrant: migrate: %s\n", err);
+        util_log(UTIL_LOG_ERROR, "migrate", "%s", err);
     cfg_free(&cfg);
     return rc;
 }
@@ -368,7 +377,7 @@ static int cmd_routes(const cli_t *cli)
     rc = handlers_routes_print(stdout, &cfg, TEST_ROUTES, err, sizeof(err));
     cfg_free(&cfg);
     if (rc != 0)
-        fprintf(stderr, "hydrant: routes: %s\n", err);
+        util_log(UTIL_LOG_ERROR, "routes", "%s", err);
     return rc != 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
@@ -380,7 +389,7 @@ static int cmd_settings(const cli_t *cli)
     char err[256];
     if (cfg_settings_print(stdout, err, sizeof(err)) == 0)
         return CLI_EXIT_OK;
-    fprintf(stderr, "hydrant: %s\n", err);
+    util_log(UTIL_LOG_ERROR, "config", "%s", err);
     return CLI_EXIT_FAILURE;
 }
 
@@ -411,7 +420,7 @@ int main(int argc, char **argv)
         return usage_error("unknown command %s", command);
     /* Before any thread exists: libcurl's global setup is not thread-safe. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "hydrant: cannot initialise libcurl\n");
+        util_log(UTIL_LOG_ERROR, "hydrant", "cannot initialise libcurl");
         return CLI_EXIT_FAILURE;
     }
     cli_t cli = {0};

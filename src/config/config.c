@@ -2,6 +2,7 @@
  * Defaults, environment overrides, validation and the load pipeline used by main.
  */
 #include "config/config_internal.h"
+#include "util/util.h"
 
 #include <arpa/inet.h>
 #include <openssl/pem.h>
@@ -47,6 +48,7 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->public_url = cfg_dup("https://localhost:8443");
     cfg->openapi_file = cfg_dup("docs/openapi.yaml");
     cfg->access_log_buffer = 1024 * 1024;
+    cfg->log = (cfg_log_t){cfg_dup("info"), cfg_dup("text")};
     cfg->database =
         (cfg_database_t){cfg_dup("postgresql://hydrant@127.0.0.1:54329/hydrant"), 2, 4096, 5000, 3000};
     cfg->redis = (cfg_redis_t){cfg_dup("redis://127.0.0.1:63799/0"), 1000, 1000};
@@ -359,6 +361,13 @@ int cfg_validate(const cfg_t *cfg, char *err, size_t errlen)
     if (cfg->redis.url == NULL || strncmp(cfg->redis.url, "redis://", 8) != 0)
         return snprintf(err, errlen, "%s: key 'redis.url': expected redis://host[:port][/db]", cfg->source),
                -1;
+    util_log_level_t level;
+    util_log_encoding_t encoding;
+    if (util_log_level_parse(cfg->log.level, &level) != 0)
+        return snprintf(err, errlen, "%s: key 'log.level': expected debug, info, warn or error", cfg->source),
+               -1;
+    if (util_log_encoding_parse(cfg->log.format, &encoding) != 0)
+        return snprintf(err, errlen, "%s: key 'log.format': expected text or json", cfg->source), -1;
     for (int i = 0; i < cfg->nlisten; i++)
         if (cfg_validate_listener(cfg, &cfg->listen[i], i, err, errlen) != 0)
             return -1;

@@ -143,6 +143,11 @@ typedef struct {
 } cfg_realtime_t;
 
 typedef struct {
+    char *level;  /* util_log's threshold: debug, info (default), warn or error */
+    char *format; /* text (logfmt, default) or json */
+} cfg_log_t;
+
+typedef struct {
     char *source; /* path of the file read, or "(defaults)" */
     cfg_mode_t mode;
     int num_threads; /* default: number of online CPUs */
@@ -163,6 +168,7 @@ typedef struct {
     cfg_limits_t limits;
     cfg_tls_t tls;
     cfg_realtime_t realtime;
+    cfg_log_t log;
 } cfg_t;
 
 /* The retry schedule of a job kind: its jobs.kinds entry, each field left 0 there taken from

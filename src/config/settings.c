@@ -126,6 +126,8 @@ const cfg_setting_t cfg_settings[] = {
     {"realtime.poll-ms", "HYDRANT_REALTIME_POLL_MS", CFG_T_INT, F(realtime.poll_ms), 5, 10000},
     {"realtime.stream-queue", "HYDRANT_REALTIME_STREAM_QUEUE", CFG_T_SIZE, F(realtime.stream_queue), 4 * KIB,
      64 * 1024 * KIB},
+    {"log.level", "HYDRANT_LOG_LEVEL", CFG_T_STR, F(log.level), 0, 0},
+    {"log.format", "HYDRANT_LOG_FORMAT", CFG_T_STR, F(log.format), 0, 0},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -139,8 +141,8 @@ const cfg_setting_t cfg_job_kind_settings[] = {
 };
 
 /* Sections that hold settings but are not settings themselves. */
-static const char *const cfg_sections[] = {"database", "redis", "auth",   "auth.limits", "smtp",
-                                           "uploads",  "jobs",  "limits", "tls",         NULL};
+static const char *const cfg_sections[] = {"database", "redis",  "auth", "auth.limits", "smtp", "uploads",
+                                           "jobs",     "limits", "tls",  "realtime",    "log",  NULL};
 
 const cfg_setting_t *cfg_setting_find(const char *path)
 {

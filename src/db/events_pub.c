@@ -56,8 +56,8 @@ db_events_pub_t *db_events_pub_new(const char *url, int timeout_ms, const char *
 static void pub_down(db_events_pub_t *p, const char *why)
 {
     if (!p->down_logged)
-        fprintf(stderr, "hydrant: redis: %s cannot publish events (%s); they are lost until it is back\n",
-                p->who, why);
+        util_log(UTIL_LOG_WARN, "redis", "%s cannot publish events (%s); they are lost until it is back",
+                 p->who, why);
     p->down_logged = 1;
     if (p->c != NULL)
         redisFree(p->c);
@@ -77,7 +77,7 @@ static int pub_command(db_events_pub_t *p, int argc, const char **argv)
     }
     int ok = reply->type != REDIS_REPLY_ERROR;
     if (!ok)
-        fprintf(stderr, "hydrant: redis: %s: %.200s\n", p->who, reply->str);
+        util_log(UTIL_LOG_WARN, "redis", "%s: %.200s", p->who, reply->str);
     freeReplyObject(reply);
     return ok ? 0 : -1;
 }
@@ -104,7 +104,7 @@ static int pub_connect(db_events_pub_t *p)
         return -1;
     }
     if (p->down_logged)
-        fprintf(stderr, "hydrant: redis: %s publishes events again\n", p->who);
+        util_log(UTIL_LOG_INFO, "redis", "%s publishes events again", p->who);
     p->down_logged = 0;
     p->failures = 0;
     return 0;
@@ -148,7 +148,7 @@ int db_events_pub_flush(db_events_pub_t *p)
         }
         p->pending--;
         if (reply->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "hydrant: redis: %s: %.200s\n", p->who, reply->str);
+            util_log(UTIL_LOG_WARN, "redis", "%s: %.200s", p->who, reply->str);
             p->lost++;
         } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
             p->dropped++; /* the guard: a newer version was published */

@@ -74,6 +74,7 @@ static int listen_connect(db_listener_t *l)
     l->conn = PQconnectStartParams(keys, values, 1);
     if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD)
         return -1;
+    PQsetNoticeProcessor(l->conn, db_pg_log_notice, NULL);
     uint64_t deadline = listen_now_ms() + (uint64_t)l->o.connect_timeout_ms;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
@@ -162,12 +163,12 @@ static void *listen_main(void *arg)
             listen_serve(l);
             l->o.on_state(l->o.data, 0);
             if (!atomic_load(&l->stopping))
-                fprintf(stderr, "hydrant: postgres: the %s listener lost its connection, reconnecting\n",
-                        l->channel);
+                util_log(UTIL_LOG_WARN, "postgres", "the %s listener lost its connection, reconnecting",
+                         l->channel);
         } else if (!atomic_load(&l->stopping) && failures == 0) {
             const char *msg = l->conn != NULL ? PQerrorMessage(l->conn) : "out of memory";
-            fprintf(stderr, "hydrant: postgres: the %s listener cannot connect: %.*s\n", l->channel,
-                    (int)strcspn(msg, "\n"), msg);
+            util_log(UTIL_LOG_WARN, "postgres", "the %s listener cannot connect: %.*s", l->channel,
+                     (int)strcspn(msg, "\n"), msg);
         }
         PQfreemem(channel);
         PQfinish(l->conn);

@@ -333,15 +333,15 @@ static void pg_on_uncork(uv_check_t *check)
 
 /* ----------------------------------------------------------------- failure ---- */
 
-static void pg_log(const pg_conn_t *c, const char *what, int with_detail)
+static void pg_log(const pg_conn_t *c, util_log_level_t level, const char *what, int with_detail)
 {
     const char *detail = !with_detail          ? ""
                          : c->error[0] != '\0' ? c->error
                          : c->conn != NULL     ? PQerrorMessage(c->conn)
                                                : "";
     int len = (int)strcspn(detail, "\n");
-    fprintf(stderr, "hydrant: postgres: connection %d: %s%s%.*s\n", (int)(c - c->pool->conns), what,
-            len > 0 ? ": " : "", len, detail);
+    util_log(level, "postgres", "connection %d: %s%s%.*s", (int)(c - c->pool->conns), what,
+             len > 0 ? ": " : "", len, detail);
 }
 
 static void pg_on_retry(uv_timer_t *timer)
@@ -380,7 +380,7 @@ static db_pg_batch_t *pg_conn_teardown(pg_conn_t *c)
 static void pg_conn_reset(pg_conn_t *c, db_status_t why, const char *reason, int with_detail)
 {
     if (c->state == PG_READY || (c->failures == 0 && !c->pool->closing))
-        pg_log(c, reason, with_detail);
+        pg_log(c, UTIL_LOG_WARN, reason, with_detail);
     db_pg_batch_t *batches = pg_conn_teardown(c);
     pg_conn_schedule_retry(c);
     pg_batches_fail(batches, why);
@@ -456,7 +456,7 @@ static int pg_conn_read(pg_conn_t *c)
 static void pg_conn_ready(pg_conn_t *c)
 {
     if (c->failures != 0)
-        pg_log(c, "connected", 0); /* the end of an outage that was logged */
+        pg_log(c, UTIL_LOG_INFO, "connected", 0); /* the end of an outage that was logged */
     c->state = PG_READY;
     c->failures = 0;
 }
@@ -473,11 +473,9 @@ static void pg_on_stmt_prepared(void *data, const db_reply_t *reply)
         pool->missing_logged[ref->id] = 0;
     } else if (reply->status == DB_ERR_QUERY && !pool->missing_logged[ref->id]) {
         pool->missing_logged[ref->id] = 1;
-        fprintf(
-            stderr,
-            "hydrant: postgres: statement %s cannot be prepared (queries using it fail until it can): %s%s",
-            db_stmt_get((db_stmt_id_t)ref->id)->name, reply->message,
-            strchr(reply->message, '\n') ? "" : "\n");
+        util_log(UTIL_LOG_ERROR, "postgres",
+                 "statement %s cannot be prepared (queries using it fail until it can): %s",
+                 db_stmt_get((db_stmt_id_t)ref->id)->name, reply->message);
     }
     if (c->state == PG_PREPARING && --c->prepares_pending == 0)
         pg_conn_ready(c);
@@ -543,12 +541,28 @@ static void pg_conn_connect_step(pg_conn_t *c)
         pg_conn_reset(c, DB_ERR_UNAVAILABLE, "cannot connect", 1);
 }
 
-static void pg_on_notice(void *arg, const char *message)
+/* The level of a notice by its severity, the first word of libpq's text ("WARNING:  ..."). */
+static util_log_level_t pg_notice_level(const char *message)
 {
-    /* The server's warnings, and its last word before closing a connection ("terminating
-     * connection due to administrator command"), in the server's log format. */
+    static const struct {
+        const char *prefix;
+        util_log_level_t level;
+    } levels[] = {{"WARNING:", UTIL_LOG_WARN},
+                  {"ERROR:", UTIL_LOG_ERROR},
+                  {"FATAL:", UTIL_LOG_ERROR},
+                  {"PANIC:", UTIL_LOG_ERROR},
+                  {"DEBUG", UTIL_LOG_DEBUG}};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strncmp(message, levels[i].prefix, strlen(levels[i].prefix)) == 0)
+            return levels[i].level;
+    return UTIL_LOG_INFO; /* NOTICE, INFO, LOG */
+}
+
+void db_pg_log_notice(void *arg, const char *message)
+{
+    (void)arg;
     int len = (int)strcspn(message, "\n");
-    fprintf(stderr, "hydrant: postgres: %.*s\n", len, message);
+    util_log(pg_notice_level(message), "postgres", "%.*s", len, message);
 }
 
 static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
@@ -572,7 +586,7 @@ static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
         pg_conn_schedule_retry(c);
         return;
     }
-    PQsetNoticeProcessor(c->conn, pg_on_notice, NULL);
+    PQsetNoticeProcessor(c->conn, db_pg_log_notice, NULL);
     /* As the libpq manual says: before the first PQconnectPoll, act as if it asked for
      * writable (the connect() in progress completes when the socket turns writable). */
     if (PQstatus(c->conn) == CONNECTION_BAD || pg_conn_watch(c, UV_WRITABLE, 1) != 0)
@@ -594,8 +608,8 @@ static void pg_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
     }
     if (addr[0] == '\0') {
         if (c->failures == 0)
-            fprintf(stderr, "hydrant: postgres: cannot resolve %s: %s\n", pool->resolve_host,
-                    status != 0 ? uv_strerror(status) : "no address");
+            util_log(UTIL_LOG_WARN, "postgres", "cannot resolve %s: %s", pool->resolve_host,
+                     status != 0 ? uv_strerror(status) : "no address");
         pg_conn_schedule_retry(c);
         return;
     }
@@ -680,7 +694,7 @@ static int pg_pool_find_host(db_pg_pool_t *pool)
     PQconninfoOption *opts = PQconninfoParse(pool->conninfo, &errmsg);
     if (opts == NULL) {
         int len = errmsg != NULL ? (int)strcspn(errmsg, "\n") : 0;
-        fprintf(stderr, "hydrant: postgres: bad database url: %.*s\n", len, errmsg != NULL ? errmsg : "");
+        util_log(UTIL_LOG_ERROR, "postgres", "bad database url: %.*s", len, errmsg != NULL ? errmsg : "");
         PQfreemem(errmsg);
         return -1;
     }

@@ -327,7 +327,8 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     if (cmd->handshake) {
         if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "hydrant: redis: handshake refused: %s\n", rep != NULL ? rep->str : "no reply");
+            util_log(UTIL_LOG_WARN, "redis", "handshake refused: %.200s",
+                     rep != NULL ? rep->str : "no reply");
             redis_request_drop(r);
         } else if (--r->handshake_left == 0 && r->state == REDIS_HANDSHAKE) {
             redis_ready(r);
@@ -504,7 +505,7 @@ static db_redis_t *redis_new(uv_loop_t *loop, const db_redis_options_t *options,
     if (r == NULL)
         return NULL;
     if (db_redis_url_parse(options->url, &r->url) != 0) {
-        fprintf(stderr, "hydrant: redis url is not redis://[:password@]host[:port][/db]\n");
+        util_log(UTIL_LOG_ERROR, "redis", "redis url is not redis://[:password@]host[:port][/db]");
         free(r);
         return NULL;
     }

@@ -295,13 +295,9 @@ static void auth_login_done(http_request_t *r, const db_reply_t *reply)
 static void auth_event_recorded(void *data, const db_reply_t *reply)
 {
     http_loop_t *loop = data;
-    if (reply->status == DB_OK || loop->error_log == NULL)
-        return;
-    char line[128];
-    int n = snprintf(line, sizeof(line), "hydrant: audit record not written: %s\n",
-                     db_status_name(reply->status));
-    if (n > 0 && (size_t)n < sizeof(line))
-        http_log_ring_append(loop->error_log, line, (size_t)n);
+    if (reply->status != DB_OK)
+        http_loop_log(loop, UTIL_LOG_ERROR, "auth", "audit record not written: %s",
+                      db_status_name(reply->status));
 }
 
 /* An audit record that no answer waits for (a failed login is answered at once). */

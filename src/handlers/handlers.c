@@ -94,8 +94,8 @@ static int handlers_app_init_auth(handlers_app_t *app, const cfg_t *cfg, char *e
             snprintf(err, errlen, "cannot draw a random JWT secret");
             return -1;
         }
-        fprintf(stderr,
-                "hydrant: no auth.jwt-secret configured: using a random one (tokens end with the process)\n");
+        util_log(UTIL_LOG_WARN, "auth",
+                 "no auth.jwt-secret configured: using a random one (tokens end with the process)");
         app->jwt.secret = app->jwt_secret;
         app->jwt.secret_len = sizeof(app->jwt_secret);
     }

@@ -200,12 +200,8 @@ uint64_t *http_address_body_total(struct http_address *a)
 /* One line per connection and event, through the requests' error log (never blocking). */
 static void http_conn_log(http_conn_t *c, const char *what)
 {
-    char line[256];
-    int n = snprintf(line, sizeof(line), "hydrant: connection from %s %s (%llu requests abandoned)\n",
-                     c->address, what, (unsigned long long)c->wasted);
-    if (n > 0 && c->loop->error_log != NULL)
-        http_log_ring_append(c->loop->error_log, line,
-                             (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    http_loop_log(c->loop, UTIL_LOG_WARN, "http", "connection from %s %s (%llu requests abandoned)",
+                  c->address, what, (unsigned long long)c->wasted);
 }
 
 void http_conn_cut(http_conn_t *c, const char *why)

@@ -207,10 +207,11 @@ typedef struct {
 /* One JSON line, newline-terminated, into buf. Returns the length or -1 if it does not fit.
  * No printf and no gmtime: it runs for every request on the loops. */
 int http_log_format(const http_log_entry_t *entry, char *buf, size_t buflen);
-/* A request's error line for stderr: "hydrant: request ID ROUTE: STATUS CODE: MESSAGE\n".
- * Returns the length or -1 if it does not fit. */
-int http_log_format_error(char *buf, size_t buflen, const char *request_id, const char *route, int status,
-                          const char *code, const char *message);
+struct http_loop;
+/* util_log for an event loop: the line goes to the loop's error ring and the log writer
+ * writes it to stderr (never blocking the loop; dropped and counted when the ring is full). */
+void http_loop_log(struct http_loop *loop, util_log_level_t level, const char *component, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------- the log writer ---- */
 /*

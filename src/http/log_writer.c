@@ -13,6 +13,7 @@
 #include "http/http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,9 @@
 
 struct http_log_ring {
     char *data;
-    size_t cap; /* a power of two */
-    int fd;     /* -1: no such stream */
+    size_t cap;      /* a power of two */
+    int fd;          /* -1: no such stream */
+    int whole_lines; /* written a whole line at a time (log_ring_piece) */
     http_log_writer_t *writer;
     atomic_uint_fast64_t dropped;
     atomic_size_t head;
@@ -79,6 +81,39 @@ static uint64_t log_count_lines(const char *p, size_t len)
     return n;
 }
 
+/* The next piece of the ring to write, from tail: all that is contiguous; or, for a ring of
+ * whole lines (stderr's, which util_log's lines from other threads share), whole lines of at
+ * most PIPE_BUF bytes, which a pipe takes in one piece, a line that wraps around the end
+ * gathered into scratch, so that no other writer's line can land inside one. */
+static const char *log_ring_piece(const http_log_ring_t *ring, size_t tail, size_t head, char *scratch,
+                                  size_t *len)
+{
+    size_t at = tail & (ring->cap - 1);
+    size_t contiguous = head - tail < ring->cap - at ? head - tail : ring->cap - at;
+    const char *p = ring->data + at;
+    *len = contiguous;
+    if (!ring->whole_lines)
+        return p;
+    size_t n = contiguous < PIPE_BUF ? contiguous : PIPE_BUF;
+    const char *nl = memrchr(p, '\n', n);
+    if (nl != NULL) {
+        *len = (size_t)(nl - p) + 1;
+        return p;
+    }
+    size_t wrapped = head - tail - contiguous; /* bytes at the start of the ring */
+    if (wrapped == 0 || contiguous >= PIPE_BUF) {
+        *len = n; /* a line longer than PIPE_BUF goes as it comes */
+        return p;
+    }
+    size_t more = PIPE_BUF - contiguous < wrapped ? PIPE_BUF - contiguous : wrapped;
+    const char *end = memchr(ring->data, '\n', more);
+    size_t second = end != NULL ? (size_t)(end - ring->data) + 1 : more;
+    memcpy(scratch, p, contiguous);
+    memcpy(scratch + contiguous, ring->data, second);
+    *len = contiguous + second;
+    return scratch;
+}
+
 /* Writes out what the ring holds now. Returns the bytes taken (written, or lost to a sink
  * that fails: those lines are counted as dropped, as the loop cannot be told). */
 static size_t log_ring_drain(http_log_ring_t *ring)
@@ -86,15 +121,15 @@ static size_t log_ring_drain(http_log_ring_t *ring)
     size_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
     size_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
     size_t taken = 0;
+    char scratch[PIPE_BUF];
     while (tail != head) {
-        size_t at = tail & (ring->cap - 1);
-        size_t len = head - tail < ring->cap - at ? head - tail : ring->cap - at;
-        ssize_t n = write(ring->fd, ring->data + at, len);
+        size_t len;
+        const char *piece = log_ring_piece(ring, tail, head, scratch, &len);
+        ssize_t n = write(ring->fd, piece, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            atomic_fetch_add_explicit(&ring->dropped, log_count_lines(ring->data + at, len),
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&ring->dropped, log_count_lines(piece, len), memory_order_relaxed);
             n = (ssize_t)len;
         }
         tail += (size_t)n;
@@ -169,6 +204,7 @@ static int log_rings_init(http_log_writer_t *w, const int fds[HTTP_LOG_NSTREAMS]
         int stream = i % HTTP_LOG_NSTREAMS;
         ring->writer = w;
         ring->fd = fds[stream];
+        ring->whole_lines = stream == HTTP_LOG_ERROR;
         atomic_init(&ring->head, 0);
         atomic_init(&ring->tail, 0);
         atomic_init(&ring->dropped, 0);

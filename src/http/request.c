@@ -11,6 +11,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -372,6 +373,19 @@ void http_respond_json(http_request_t *r, int status, json_t *body)
     free(text);
 }
 
+void http_loop_log(http_loop_t *loop, util_log_level_t level, const char *component, const char *fmt, ...)
+{
+    if (loop->error_log == NULL || !util_log_enabled(level))
+        return;
+    char line[UTIL_LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = util_log_vline(line, level, component, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        http_log_ring_append(loop->error_log, line, n);
+}
+
 /* A server error's line for stderr, through the log writer: during an outage every request
  * has one, and stderr may be a pipe as slow as the access log's. */
 static void http_log_error(http_request_t *r, int status, const char *code, const char *message)
@@ -379,20 +393,19 @@ static void http_log_error(http_request_t *r, int status, const char *code, cons
     /* An outage or a flood gives every request an error: past a rate, lines are only counted
      * (hydrant_error_log_dropped_total), so stderr carries the pattern, not a copy per request. */
     http_loop_t *loop = r->loop;
+    if (loop->error_log == NULL || !util_log_enabled(UTIL_LOG_ERROR))
+        return;
     uint64_t second = r->start_us / 1000000; /* the request's own start: no clock read */
     if (second != loop->error_second) {
         loop->error_second = second;
         loop->error_lines = 0;
     }
-    if (loop->error_log != NULL && ++loop->error_lines > HTTP_ERROR_LINES_PER_SECOND) {
+    if (++loop->error_lines > HTTP_ERROR_LINES_PER_SECOND) {
         http_log_ring_drop(loop->error_log);
         return;
     }
-    char line[512];
-    int n = http_log_format_error(line, sizeof(line), r->request_id,
-                                  r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
-    if (n > 0 && r->loop->error_log != NULL)
-        http_log_ring_append(r->loop->error_log, line, (size_t)n);
+    http_loop_log(loop, UTIL_LOG_ERROR, "http", "request %s %s: %d %s: %s", r->request_id,
+                  r->route != NULL ? r->route->pattern : "unmatched", status, code, message);
 }
 
 void http_respond_error(http_request_t *r, int status, const char *code, const char *message, json_t *details)

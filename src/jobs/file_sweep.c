@@ -90,9 +90,9 @@ static jobs_outcome_t files_sweep(jobs_run_t *run)
         run->result = json_pack("{s:i, s:I, s:I}", "temporaries", temporaries, "checked", s->checked,
                                 "orphans", s->orphans);
         if (temporaries > 0 || s->orphans > 0)
-            fprintf(stderr,
-                    "hydrant: files.sweep: removed %d temporary file(s) and %lld file(s) without a row\n",
-                    temporaries, (long long)s->orphans);
+            util_log(UTIL_LOG_INFO, "files.sweep",
+                     "removed %d temporary file(s) and %lld file(s) without a row", temporaries,
+                     (long long)s->orphans);
     }
     free(s);
     return rc == 0 ? JOBS_DONE : JOBS_RETRY;

@@ -138,8 +138,8 @@ static int listener_maintain(listener_t *l)
     ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
     for (int i = 0; ok && i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, DB_COL_JOB_REAP_QUEUE))
-            fprintf(stderr, "hydrant: jobs: %s job(s) of queue %s had an expired lease and were requeued\n",
-                    PQgetvalue(res, i, DB_COL_JOB_REAP_COUNT), PQgetvalue(res, i, DB_COL_JOB_REAP_QUEUE));
+            util_log(UTIL_LOG_WARN, "jobs", "%s job(s) of queue %s had an expired lease and were requeued",
+                     PQgetvalue(res, i, DB_COL_JOB_REAP_COUNT), PQgetvalue(res, i, DB_COL_JOB_REAP_QUEUE));
     jobs_events_publish_rows(l->events, res, DB_COL_JOB_REAP_EVENT_ID);
     PQclear(res);
     listener_drain_notifications(l);
@@ -352,7 +352,7 @@ static int jobs_pool_release_all(jobs_pool_t *pool)
     char err[400];
     PGconn *conn = jobs_pg_connect(pool->cfg->database.url, "hydrant-jobs-release", err, sizeof(err));
     if (conn == NULL) {
-        fprintf(stderr, "hydrant: jobs: cannot release running jobs (%s); their lease will expire\n", err);
+        util_log(UTIL_LOG_WARN, "jobs", "cannot release running jobs (%s); their lease will expire", err);
         return 0;
     }
     char prefix[JOBS_OWNER_LEN + 2];
@@ -402,12 +402,12 @@ int jobs_pool_stop(jobs_pool_t *pool)
     }
     int released = jobs_pool_release_all(pool);
     if (released > 0)
-        fprintf(stderr, "hydrant: jobs: %d running job(s) released to their queue\n", released);
+        util_log(UTIL_LOG_INFO, "jobs", "%d running job(s) released to their queue", released);
     if (!all_ended) {
         /* A handler ignored the stop request: its thread still uses the pool, so the pool
          * is left to the process's exit rather than freed under it. */
-        fprintf(stderr, "hydrant: jobs: some workers did not stop within %d ms\n",
-                pool->cfg->jobs.shutdown_timeout_ms);
+        util_log(UTIL_LOG_WARN, "jobs", "some workers did not stop within %d ms",
+                 pool->cfg->jobs.shutdown_timeout_ms);
         pool->abandoned = 1;
         return released;
     }

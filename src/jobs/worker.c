@@ -5,6 +5,7 @@
  */
 #include "jobs/jobs_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,18 @@ typedef struct {
     db_events_pub_t *events; /* job.updated of what this worker changes */
 } worker_t;
 
-static void worker_log(const worker_t *st, const char *fmt, const char *detail)
+/* util_log, the message prefixed with this worker's queue and number. */
+__attribute__((format(printf, 3, 4))) static void worker_log(const worker_t *st, util_log_level_t level,
+                                                             const char *fmt, ...)
 {
-    fprintf(stderr, "hydrant: jobs worker %s/%d: ", jobs_queue_name(st->w->queue), st->w->index);
-    fprintf(stderr, fmt, detail);
-    fputc('\n', stderr);
+    if (!util_log_enabled(level))
+        return;
+    char msg[UTIL_LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    util_log(level, "jobs", "worker %s/%d: %s", jobs_queue_name(st->w->queue), st->w->index, msg);
 }
 
 static int worker_stopping(const worker_t *st)
@@ -65,13 +73,13 @@ static int worker_connect(worker_t *st)
         st->conn = jobs_pg_connect(st->pool->cfg->database.url, "hydrant-worker", err, sizeof(err));
         if (st->conn != NULL) {
             if (failures > 0)
-                worker_log(st, "%s", "connected again");
+                worker_log(st, UTIL_LOG_INFO, "connected again");
             if (json_array_size(st->pending) == 0)
                 worker_rotate_owner(st);
             return 0;
         }
         if (failures == 0)
-            worker_log(st, "%s (retrying)", err);
+            worker_log(st, UTIL_LOG_WARN, "%s (retrying)", err);
         int64_t delay = util_backoff_next(&UTIL_BACKOFF_RECONNECT, &failures);
         uint64_t seen = jobs_wake_generation(st->pool, st->w->queue);
         jobs_wake_wait(st->pool, st->w->queue, seen, (int)delay);
@@ -100,10 +108,10 @@ static int worker_flush(worker_t *st)
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
     jobs_events_publish_rows(st->events, res, DB_COL_JOB_FINISH_EVENT_ID);
     if (ok && (size_t)PQntuples(res) < n)
-        worker_log(st, "%s",
+        worker_log(st, UTIL_LOG_WARN,
                    "some outcomes were not recorded: their lease had expired and they will run again");
     else if (!ok)
-        worker_log(st, "recording outcomes failed: %s", PQerrorMessage(st->conn));
+        worker_log(st, UTIL_LOG_WARN, "recording outcomes failed: %s", PQerrorMessage(st->conn));
     PQclear(res);
     free(outcomes);
     if (ok)
@@ -187,8 +195,8 @@ static void worker_handle_row(worker_t *st, PGresult *res, int row, int release)
         run.payload = payload;
         counted = worker_run_job(st, &run, kind_index, outcome);
         if (counted != JOBS_COUNT_SUCCEEDED && counted != JOBS_COUNT_RELEASED)
-            fprintf(stderr, "hydrant: job %s (%s) attempt %d: %s\n", run.id, run.kind, run.attempt,
-                    run.error);
+            util_log(UTIL_LOG_WARN, "jobs", "job %s (%s) attempt %d: %s", run.id, run.kind, run.attempt,
+                     run.error);
     }
     json_decref(run.result);
     json_decref(payload);
@@ -238,7 +246,7 @@ static int worker_round(worker_t *st)
     uint64_t seen = jobs_wake_generation(st->pool, st->w->queue);
     PGresult *res = worker_claim(st);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        worker_log(st, "claim failed: %s", PQerrorMessage(st->conn));
+        worker_log(st, UTIL_LOG_WARN, "claim failed: %s", PQerrorMessage(st->conn));
         PQclear(res);
         return -1;
     }

@@ -178,8 +178,8 @@ static void srv_loop_finish(srv_loop_t *loop)
     } else {
         /* Connections outlived the drain deadline: libh2o offers no safe way to free
          * them, so the loop is abandoned and the process exits with them open. */
-        fprintf(stderr, "hydrant: thread %d: %d connection(s) still open at the shutdown deadline\n",
-                loop->index, (int)atomic_load(&loop->connections));
+        util_log(UTIL_LOG_WARN, "server", "thread %d: %d connection(s) still open at the shutdown deadline",
+                 loop->index, (int)atomic_load(&loop->connections));
         uv_stop(&loop->uv);
     }
 }

@@ -303,7 +303,7 @@ static int srv_start_loops(srv_t *srv, char *err, size_t errlen)
 static void srv_begin_drain(uv_timer_t *timer)
 {
     srv_t *srv = timer->data;
-    fprintf(stderr, "hydrant: draining (at most %d ms)\n", srv->cfg->limits.shutdown_timeout_ms);
+    util_log(UTIL_LOG_INFO, "server", "draining (at most %d ms)", srv->cfg->limits.shutdown_timeout_ms);
     for (int t = 0; t < srv->nstarted; t++)
         srv_loop_request_shutdown(&srv->loops[t]);
     uv_close((uv_handle_t *)timer, NULL);
@@ -316,7 +316,7 @@ static void srv_on_signal(uv_signal_t *handle, int signum)
     srv_t *srv = handle->data;
     int delay = srv->cfg->limits.drain_delay_ms;
     atomic_store(&srv->app.draining, 1);
-    fprintf(stderr, "hydrant: signal %d, not ready; draining in %d ms\n", signum, delay);
+    util_log(UTIL_LOG_INFO, "server", "signal %d, not ready; draining in %d ms", signum, delay);
     uv_timer_init(handle->loop, &srv->drain_delay);
     srv->drain_delay.data = srv;
     uv_timer_start(&srv->drain_delay, srv_begin_drain, (uint64_t)delay, 0);
@@ -340,8 +340,9 @@ static void srv_print_banner(const srv_t *srv)
 {
     const cfg_t *cfg = srv->cfg;
     for (int i = 0; i < cfg->nlisten; i++)
-        fprintf(stderr, "hydrant: listening on %s://%s:%d (%d threads)\n",
-                cfg->listen[i].tls ? "https" : "http", cfg->listen[i].host, cfg->listen[i].port, srv->nloops);
+        util_log(UTIL_LOG_INFO, "server", "listening on %s://%s:%d (%d threads)",
+                 cfg->listen[i].tls ? "https" : "http", cfg->listen[i].host, cfg->listen[i].port,
+                 srv->nloops);
 }
 
 static void srv_cleanup(srv_t *srv)
@@ -398,7 +399,7 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes)
     char err[SRV_ERR_LEN] = "out of memory";
     int rc = 1;
     if (srv == NULL) {
-        fprintf(stderr, "hydrant: %s\n", err);
+        util_log(UTIL_LOG_ERROR, "server", "%s", err);
         jobs_pool_stop(jobs);
         jobs_pool_free(jobs);
         return 1;
@@ -421,7 +422,7 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes)
     srv->http.nloops = srv->nloops;
     if (srv_build_shared(srv, err, sizeof(err)) != 0 || srv_open_sockets(srv, err, sizeof(err)) != 0 ||
         srv_start_loops(srv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "hydrant: %s\n", err);
+        util_log(UTIL_LOG_ERROR, "server", "%s", err);
         for (int t = 0; t < srv->nstarted; t++)
             srv_loop_request_shutdown(&srv->loops[t]);
     } else {
@@ -436,7 +437,7 @@ int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes)
     jobs_pool_stop(jobs);
     for (int t = 0; t < srv->nstarted; t++)
         srv_loop_join(&srv->loops[t]);
-    fprintf(stderr, "hydrant: stopped\n");
+    util_log(UTIL_LOG_INFO, "server", "stopped");
 out:
     jobs_pool_free(jobs);
     srv_cleanup(srv);

@@ -24,7 +24,7 @@ void srv_process_init(void);
 typedef int (*srv_routes_fn)(http_router_t *router, const cfg_t *cfg, char *err, size_t errlen);
 
 /* Runs the server until SIGTERM/SIGINT and a graceful drain. Returns the process exit code
- * (0 after a clean shutdown). Start-up failures are printed to stderr. jobs (may be NULL) is
+ * (0 after a clean shutdown). Start-up failures are logged (util_log). jobs (may be NULL) is
  * this process's worker pool: its metrics are served, and it is stopped (and freed) together
  * with the loops. extra_routes may be NULL. */
 int srv_run(const cfg_t *cfg, jobs_pool_t *jobs, srv_routes_fn extra_routes);

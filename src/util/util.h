@@ -1,12 +1,14 @@
 /*
  * Pure helpers that every module links (hydrant_util): nothing that knows about HTTP, the
  * database, the event loop or the configuration, and no I/O but the kernel's random bytes
- * and clock. Only util_buf_* allocate (the caller owns the buffer). One copy of each: the
- * modules call these rather than keep their own. Every name starts with util_.
+ * and clock, and util_log's lines on stderr. Only util_buf_* allocate (the caller owns the
+ * buffer). One copy of each: the modules call these rather than keep their own. Every name
+ * starts with util_.
  */
 #ifndef HYDRANT_UTIL_H
 #define HYDRANT_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -62,6 +64,16 @@ void util_buf_printf(util_buf_t *b, const char *fmt, ...) __attribute__((format(
  * b is empty again. */
 char *util_buf_take(util_buf_t *b, size_t *len);
 void util_buf_free(util_buf_t *b);
+
+/* ------------------------------------------------------------------ JSON ---- */
+
+/* s[0..len) as the inside of a JSON string (no quotes), for the access log and util_log: '"'
+ * and '\\' backslashed, control bytes and DEL as \\u00XX, bytes that are not valid UTF-8 (as
+ * util_utf8_sequence: overlongs and surrogates included) as U+FFFD, so that a hostile value
+ * can neither end the string nor the line. Writes whole escapes and characters only, at most
+ * cap bytes and no NUL. Returns the bytes written; *used is how many bytes of s they stand for
+ * (len when all of it fitted). */
+size_t util_json_escape(char *out, size_t cap, const char *s, size_t len, size_t *used);
 
 /* ------------------------------------------------------------------- hex ---- */
 
@@ -185,5 +197,69 @@ double util_random_unit(void);
 struct timespec util_deadline_after_ms(int ms);
 /* Wall-clock microseconds since the epoch: for times compared across processes and hosts. */
 int64_t util_now_us(void);
+
+#define UTIL_RFC3339_MS_LEN 24 /* "2026-11-22T11:02:28.123Z" */
+
+/* unix_ms (< 0 counts as 0) as UTC RFC 3339 with milliseconds and a NUL. No gmtime_r: it
+ * takes glibc's time-zone lock, which every thread shares. */
+void util_rfc3339_ms(int64_t unix_ms, char out[UTIL_RFC3339_MS_LEN + 1]);
+
+/* ------------------------------------------------------------------- log ---- */
+/*
+ * The process's diagnostics on stderr, one line per call through util_log, never through
+ * stdio. Each line is formatted on the stack (no malloc, no lock) and written with one
+ * write(2) of at most UTIL_LOG_LINE_MAX bytes, which a pipe takes whole (PIPE_BUF is 4096),
+ * so lines of loops, workers and the log writer never interleave. They are rare (start,
+ * stop, a backing service going and coming back; a request's error goes through the log
+ * writer's ring, http.h): a loop that logs may wait on a slow stderr for one line only.
+ * Per request lines are the access log's (http.h), not these.
+ */
+
+typedef enum { UTIL_LOG_DEBUG, UTIL_LOG_INFO, UTIL_LOG_WARN, UTIL_LOG_ERROR } util_log_level_t;
+typedef enum { UTIL_LOG_TEXT, UTIL_LOG_JSON } util_log_encoding_t;
+
+#define UTIL_LOG_LINE_MAX      2048 /* bytes of a line, its newline included */
+#define UTIL_LOG_COMPONENT_MAX 32
+#define UTIL_LOG_TRUNCATED     "...[truncated]" /* ends a message that did not fit */
+
+/* The threshold (lines below it are not written; info until set) and the encoding (text
+ * until set). Any thread, any time: main sets them once the configuration is read. */
+void util_log_configure(util_log_level_t threshold, util_log_encoding_t encoding);
+int util_log_enabled(util_log_level_t level);
+util_log_encoding_t util_log_encoding(void);
+
+/* "debug", "info", "warn" or "error". */
+const char *util_log_level_name(util_log_level_t level);
+/* A level's or an encoding's ("text", "json") name, any case. 0, or -1 when unknown. */
+int util_log_level_parse(const char *name, util_log_level_t *out);
+int util_log_encoding_parse(const char *name, util_log_encoding_t *out);
+
+/* One line on stderr when level reaches the threshold: the time, level, component (a short
+ * name: "postgres", "jobs"; bytes other than letters, digits and "_-./" become "_") and the
+ * printf-formatted message, which may hold anything (a peer's error text, a URL): it is
+ * escaped. A message longer than the line ends in UTIL_LOG_TRUNCATED. */
+void util_log(util_log_level_t level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/* util_log's line, now, into buf (UTIL_LOG_LINE_MAX bytes) instead of onto stderr: for an
+ * event loop, whose lines go through the log writer (http_loop_log). Returns its length; 0
+ * when level is under the threshold. */
+size_t util_log_vline(char *buf, util_log_level_t level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+/* The line util_log writes, into buf (a NUL after it), from a message msg[0..len) that may
+ * hold any bytes; truncated says it was already cut short (the marker is added). Text:
+ *   ts=2026-11-22T11:02:28.123Z level=warn component=postgres msg="escaped message"\n
+ * JSON: {"ts":"...","level":"warn","component":"postgres","msg":"escaped message"}\n
+ * The message is escaped as a JSON string in both (a logfmt reader's quoted value reads JSON
+ * escapes). Returns the length, newline included: the line is always whole, the message cut
+ * to fit with the marker; 0 when cap cannot hold even a line with an empty cut message
+ * (UTIL_LOG_LINE_MIN is always enough). */
+#define UTIL_LOG_LINE_MIN 160
+size_t util_log_format_line(char *buf, size_t cap, util_log_encoding_t encoding, int64_t unix_ms,
+                            util_log_level_t level, const char *component, const char *msg, size_t len,
+                            int truncated);
 
 #endif

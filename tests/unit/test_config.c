@@ -361,6 +361,50 @@ static void test_hsts_max_age_by_mode(void **state)
     cfg_free(&cfg);
 }
 
+/* log.level and log.format: info and text by default, from the file or the environment,
+ * and cfg_validate refuses names util_log does not know. */
+static void test_log_settings(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    cfg_init_defaults(&cfg);
+    cfg_default_hosts(&cfg);
+    cfg.listen[0].tls = 0; /* no certificate to read here */
+    assert_string_equal(cfg.log.level, "info");
+    assert_string_equal(cfg.log.format, "text");
+    assert_int_equal(cfg_validate(&cfg, err, sizeof(err)), 0);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, "log:\n  level: warn\n  format: json\n"), 0);
+    cfg_default_hosts(&cfg);
+    cfg.listen[0].tls = 0;
+    assert_string_equal(cfg.log.level, "warn");
+    assert_string_equal(cfg.log.format, "json");
+    assert_int_equal(cfg_validate(&cfg, err, sizeof(err)), 0);
+    set_env(0, "HYDRANT_LOG_LEVEL", "verbose");
+    assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), 0);
+    assert_int_equal(cfg_validate(&cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "log.level"));
+    set_env(0, "HYDRANT_LOG_LEVEL", "debug");
+    set_env(1, "HYDRANT_LOG_FORMAT", "xml");
+    assert_int_equal(cfg_apply_env(&cfg, fake_getenv, err, sizeof(err)), 0);
+    assert_string_equal(cfg.log.level, "debug");
+    assert_int_equal(cfg_validate(&cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "log.format"));
+    cfg_free(&cfg);
+    fake_env_values[0][0] = NULL;
+}
+
+/* The realtime.* settings from the file, as a mapping like every other section. */
+static void test_realtime_section(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    assert_int_equal(load(&cfg, "realtime:\n  poll-ms: 20\n  heartbeat-ms: 500\n"), 0);
+    assert_int_equal(cfg.realtime.poll_ms, 20);
+    assert_int_equal(cfg.realtime.heartbeat_ms, 500);
+    cfg_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +419,8 @@ int main(void)
         cmocka_unit_test(test_repository_sample_loads),
         cmocka_unit_test(test_listen_host_by_mode),
         cmocka_unit_test(test_hsts_max_age_by_mode),
+        cmocka_unit_test(test_log_settings),
+        cmocka_unit_test(test_realtime_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,23 +131,12 @@ static void test_runs_and_escapes(void **state)
     assert_non_null(strstr(buf, "\"method\":\"ab\\\"cd\\\\ef\\u0009gh\\u007fij\xc3\xa9kl\","));
 }
 
-static void test_error_line(void **state)
-{
-    (void)state;
-    char buf[256];
-    int n = http_log_format_error(buf, sizeof(buf), "abc", "/api/v1/me", 503, "unavailable", "retry shortly");
-    assert_string_equal(buf, "hydrant: request abc /api/v1/me: 503 unavailable: retry shortly\n");
-    assert_int_equal(n, (int)strlen(buf));
-    assert_int_equal(http_log_format_error(buf, 20, "abc", "/api/v1/me", 503, "unavailable", "x"), -1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_line),          cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_too_small),           cmocka_unit_test(test_time_matches_gmtime),
         cmocka_unit_test(test_time_across_seconds), cmocka_unit_test(test_runs_and_escapes),
-        cmocka_unit_test(test_error_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

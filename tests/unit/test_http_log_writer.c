@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -169,12 +170,66 @@ static void test_stop_gives_up_on_a_blocked_sink(void **state)
     assert_int_equal(read_exactly(fds[0], sink, 4096 + LINE_LEN), 4096 + LINE_LEN);
 }
 
+/* stderr's ring is written a whole line at a time, even a line that wraps around the ring's
+ * end, so that util_log's lines from other threads never land inside one. A SEQPACKET socket
+ * keeps every write a message of its own. */
+static void test_error_ring_writes_whole_lines(void **state)
+{
+    (void)state;
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+    http_log_writer_t *w = http_log_writer_start(-1, sp[1], 1, RING, RING);
+    assert_non_null(w);
+    http_log_ring_t *ring = http_log_writer_ring(w, 0, HTTP_LOG_ERROR);
+    assert_non_null(ring);
+    /* Lines of 100 bytes: 40 fill 4000 of the ring's 4096, the 41st wraps around. */
+    char line[100];
+    static char got[8 * RING];
+    size_t total = 0, messages = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            memset(line, 'a' + (char)(i % 26), sizeof(line));
+            line[sizeof(line) - 1] = '\n';
+            /* The writer frees the room just after its write returns: a few tries. */
+            int tries = 0;
+            while (http_log_ring_append(ring, line, sizeof(line)) != 0 && ++tries < 100)
+                usleep(10000);
+            assert_true(tries < 100);
+        }
+        /* Wait for the writer (bounded), one message at a time. */
+        size_t want = (size_t)(round + 1) * 4000;
+        for (int idle = 0; total < want && idle < 100;) {
+            struct pollfd p = {.fd = sp[0], .events = POLLIN};
+            if (poll(&p, 1, 50) <= 0) {
+                idle++;
+                continue;
+            }
+            ssize_t n = recv(sp[0], got + total, sizeof(got) - total, 0);
+            assert_true(n > 0);
+            /* Every message is whole lines: it ends in a newline and each line is 100 bytes. */
+            assert_int_equal(n % 100, 0);
+            for (ssize_t at = 0; at < n; at += 100) {
+                assert_int_equal(got[total + (size_t)at + 99], '\n');
+                assert_ptr_equal(memchr(got + total + at, '\n', 100), got + total + at + 99);
+            }
+            total += (size_t)n;
+            messages++;
+        }
+    }
+    assert_int_equal(total, 8000);
+    assert_true(messages >= 2);
+    assert_int_equal(http_log_writer_stop(w, 5000), 0);
+    close(sp[0]);
+    close(sp[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_ring_drops_and_counts_then_drains),
         cmocka_unit_test(test_broken_sink_counts_lines),
         cmocka_unit_test(test_stop_gives_up_on_a_blocked_sink),
+        cmocka_unit_test(test_error_ring_writes_whole_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
