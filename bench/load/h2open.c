@@ -395,6 +395,10 @@ static int conn_session(conn_t *c)
     if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, settings, 2) != 0)
         return -1;
     c->state = C_READY;
+    /* OpenSSL may already hold the server's first records, read along with the handshake:
+     * the socket would not signal them again. */
+    if (conn_read(c) != 0)
+        return -1;
     return conn_flush(c);
 }
 
