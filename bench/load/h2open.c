@@ -4,7 +4,7 @@
  *
  *   h2open --url https://127.0.0.1:PORT/path --rate R [--duration-s S | --requests N]
  *          [--connections C] [--max-streams M] [--queue Q] [--warmup-s W]
- *          [--timeout-ms T] [--max-time-s H] [--header "name: value"]...
+ *          [--timeout-ms T] [--max-time-s H] [--tick-us K] [--header "name: value"]...
  *
  * Request i is due at start + i/R whatever happened before it, and goes to connection
  * i mod C. Its latency runs from that due time to the end of its response, so a stalled
@@ -15,14 +15,17 @@
  * bound. Requests due in the first W seconds warm the connections up and are not in the
  * figures (their errors are). After the last due time the client waits up to T ms for the
  * requests still out, then counts them as errors (timeout). H bounds the whole run.
+ * Defaults: C 4, M 64, Q 4096, W 1, T 5000, S 10, K 100, H the planned time + T + 10 s.
  *
  * Output: one JSON object on stdout: offered and achieved rate, request and error counts,
  * p50/p90/p99/p99.9/max latency in ms (a log-linear histogram, 128 buckets per power of
  * two: under 0.4% error), and the scheduling lag (due time to the moment the request was
  * handed to nghttp2) that tells the client's own share apart.
  *
- * One thread, level-triggered epoll, an absolute timerfd for the next due time. Nothing is
- * allocated per request by this file: stream slots and queues are sized at start.
+ * One thread, level-triggered epoll, one periodic timerfd (the request interval, or the
+ * tick K when that is longer: requests due within a tick share a wake-up, see arm_timer).
+ * Nothing is allocated per request by this file: stream slots and queues are sized at start
+ * (nghttp2 allocates its own stream state). TLS 1.3 only, ALPN h2.
  * Certificates are not verified (a load generator for a development certificate).
  */
 #include <errno.h>
