@@ -19,8 +19,9 @@
  *
  * Output: one JSON object on stdout: offered and achieved rate, request and error counts,
  * p50/p90/p99/p99.9/max latency in ms (a log-linear histogram, 128 buckets per power of
- * two: under 0.4% error), and the scheduling lag (due time to the moment the request was
- * handed to nghttp2) that tells the client's own share apart.
+ * two: under 0.4% error), and the send lag (due time to the moment the request was handed
+ * to nghttp2: the client's late wake-ups, plus any wait for a free stream). With streams to
+ * spare, a lag near the latency says the client, not the server, was late.
  *
  * One thread, level-triggered epoll, one periodic timerfd (the request interval, or the
  * tick K when that is longer: requests due within a tick share a wake-up, see arm_timer).
