@@ -631,7 +631,7 @@ static void report(void)
            (unsigned long long)errors, (unsigned long long)R.err_status, (unsigned long long)R.err_reset,
            (unsigned long long)R.err_timeout, (unsigned long long)R.err_queue, (unsigned long long)R.err_conn,
            hist_ms(&R.lat, 0.5), hist_ms(&R.lat, 0.9), hist_ms(&R.lat, 0.99), hist_ms(&R.lat, 0.999),
-           (double)R.lat.max_ns / 1e6, R.lat.n ? R.lat.sum_ns / (double)R.lat.n / 1e6 : -1.0,
+           R.lat.n ? (double)R.lat.max_ns / 1e6 : -1.0, R.lat.n ? R.lat.sum_ns / (double)R.lat.n / 1e6 : -1.0,
            hist_ms(&R.lag, 0.99), (double)R.lag.max_ns / 1e6, cpu);
 }
 
