@@ -18,8 +18,8 @@
  * Defaults: C 4, M 64, Q 4096, W 1, T 5000, S 10, K 100, H the planned time + T + 10 s.
  *
  * Output: one JSON object on stdout: offered and achieved rate, request and error counts,
- * p50/p90/p99/p99.9/max latency in ms (a log-linear histogram, 128 buckets per power of
- * two: under 0.4% error), and the send lag (due time to the moment the request was handed
+ * p50/p90/p99/p99.9/max latency in ms (latency_hist.h: under 0.4% error; -1 when nothing
+ * was measured), and the send lag (due time to the moment the request was handed
  * to nghttp2: the client's late wake-ups, plus any wait for a free stream). With streams to
  * spare, a lag near the latency says the client, not the server, was late.
  *
@@ -54,70 +54,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_HEADERS  16
-#define OUT_CHUNK    16384
-#define HIST_SUB_BIT 7
-#define HIST_SUB     (1u << HIST_SUB_BIT)
-#define HIST_MAX_EXP 44 /* 2^45 ns is about 10 hours: beyond any bounded run */
-#define HIST_BUCKETS (HIST_SUB + (HIST_MAX_EXP - HIST_SUB_BIT + 1) * HIST_SUB)
+#include "latency_hist.h"
 
-/* ------------------------------------------------------------------ histogram ---- */
-
-typedef struct {
-    uint64_t counts[HIST_BUCKETS];
-    uint64_t n, max_ns;
-    double sum_ns;
-} hist_t;
-
-static size_t hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (size_t)v;
-    int e = 63 - __builtin_clzll(v);
-    if (e > HIST_MAX_EXP) {
-        e = HIST_MAX_EXP;
-        v = (2ull << HIST_MAX_EXP) - 1;
-    }
-    uint64_t m = v >> (e - HIST_SUB_BIT); /* the top 8 bits: [128, 256) */
-    return HIST_SUB + (size_t)(e - HIST_SUB_BIT) * HIST_SUB + (size_t)(m - HIST_SUB);
-}
-
-/* The middle of a bucket, so the error is at most half a bucket's width. */
-static uint64_t hist_value(size_t i)
-{
-    if (i < HIST_SUB)
-        return i;
-    size_t shift = (i - HIST_SUB) / HIST_SUB;
-    uint64_t m = (i - HIST_SUB) % HIST_SUB + HIST_SUB;
-    return (m << shift) + ((1ull << shift) >> 1);
-}
-
-static void hist_add(hist_t *h, uint64_t v)
-{
-    h->counts[hist_index(v)]++;
-    h->n++;
-    h->sum_ns += (double)v;
-    if (v > h->max_ns)
-        h->max_ns = v;
-}
-
-/* The same rank as bench/api/run's percentiles(): the sorted value at index floor(n*q). */
-static double hist_ms(const hist_t *h, double q)
-{
-    if (h->n == 0)
-        return -1;
-    uint64_t rank = (uint64_t)((double)h->n * q) + 1, seen = 0;
-    if (rank > h->n)
-        rank = h->n;
-    for (size_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->counts[i];
-        if (seen >= rank) {
-            uint64_t v = hist_value(i);
-            return (double)(v < h->max_ns ? v : h->max_ns) / 1e6;
-        }
-    }
-    return (double)h->max_ns / 1e6;
-}
+#define MAX_HEADERS 16
+#define OUT_CHUNK   16384
 
 /* ------------------------------------------------------------------ state ---- */
 
@@ -164,7 +104,7 @@ typedef struct {
     uint64_t start_ns, measure_ns, period_ns;
     uint64_t sent, ok, measured_ok, last_done_ns;
     uint64_t err_status, err_reset, err_timeout, err_queue, err_conn;
-    hist_t lat, lag;
+    lat_hist_t lat, lag;
 } run_t;
 
 static run_t R;
@@ -208,7 +148,7 @@ static void conn_start(conn_t *c, uint64_t due, uint64_t now)
     c->dirty = true;
     R.sent++;
     if (due >= R.measure_ns)
-        hist_add(&R.lag, now - due);
+        lat_hist_add(&R.lag, now - due);
 }
 
 /* Queued requests take the streams completions freed, oldest first. */
@@ -276,7 +216,7 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
     } else {
         R.ok++;
         if (s->due_ns >= R.measure_ns) {
-            hist_add(&R.lat, now - s->due_ns);
+            lat_hist_add(&R.lat, now - s->due_ns);
             R.measured_ok++;
             R.last_done_ns = now;
         }
@@ -630,9 +570,10 @@ static void report(void)
            (unsigned long long)R.lat.n, (unsigned long long)R.sent, (unsigned long long)R.ok,
            (unsigned long long)errors, (unsigned long long)R.err_status, (unsigned long long)R.err_reset,
            (unsigned long long)R.err_timeout, (unsigned long long)R.err_queue, (unsigned long long)R.err_conn,
-           hist_ms(&R.lat, 0.5), hist_ms(&R.lat, 0.9), hist_ms(&R.lat, 0.99), hist_ms(&R.lat, 0.999),
-           R.lat.n ? (double)R.lat.max_ns / 1e6 : -1.0, R.lat.n ? R.lat.sum_ns / (double)R.lat.n / 1e6 : -1.0,
-           hist_ms(&R.lag, 0.99), (double)R.lag.max_ns / 1e6, cpu);
+           lat_hist_ms(&R.lat, 0.5), lat_hist_ms(&R.lat, 0.9), lat_hist_ms(&R.lat, 0.99),
+           lat_hist_ms(&R.lat, 0.999), R.lat.n ? (double)R.lat.max_ns / 1e6 : -1.0,
+           R.lat.n ? R.lat.sum_ns / (double)R.lat.n / 1e6 : -1.0, lat_hist_ms(&R.lag, 0.99),
+           (double)R.lag.max_ns / 1e6, cpu);
 }
 
 /* ------------------------------------------------------------------ options ---- */
