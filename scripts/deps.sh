@@ -7,7 +7,7 @@
 #          the fuzz target, sslscan for the TLS profile test (integration.test_tls), haproxy
 #          and python3-yaml for the cluster tests and deploy.compose
 #   bench  the load generators (make bench): h2load (nghttp2-client), wrk, python3-h2 (the
-#          HTTP/2 attacker of bench/attack)
+#          HTTP/2 attacker of bench/attack), libnghttp2-dev (bench/load/h2open, the open loop)
 #   cluster the fleet of make cluster and its tests: HAProxy on top of run
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
@@ -18,7 +18,7 @@ run=(
   postgresql redis-server redis-tools python3 python3-aiosmtpd
 )
 test=(libcmocka-dev python3-jwt python3-argon2 python3-yaml clang libclang-rt-14-dev sslscan haproxy)
-bench=(nghttp2-client wrk python3-h2)
+bench=(nghttp2-client libnghttp2-dev wrk python3-h2)
 cluster=(haproxy)
 [ $# -gt 0 ] || set -- run test bench
 packages=()

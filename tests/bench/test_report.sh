@@ -102,6 +102,12 @@ check "a single run says 'no history yet' for each series" \
   [ "$(lines_matching 'no history yet' "$work/single/latest.md")" = 3 ]
 check "a single run flags nothing" [ "$(lines_matching 'REGRESSION' "$work/single.out")" = 0 ]
 
+# An open-loop row carries a same-rate baseline instead of a ceiling: shown in its place.
+row 1 1 me_open 500 4.0 0 | sed 's/}$/,"baseline":{"p50_ms":0.2,"p99_ms":3.5}}/' >"$work/open.jsonl"
+"$report" --history "$work/open.jsonl" --out "$work/open" >/dev/null 2>&1
+check "an open-loop baseline shown in the ceiling column" \
+  grep -q '^| me_open |.*| bare libh2o, same client and rate: p99 3.50 ms |' "$work/open/latest.md"
+
 # Without gnuplot the table is still written and the status is still 0: PATH is emptied,
 # and the interpreter is called by its full path.
 python=$(python3 -c 'import sys; print(sys.executable)')

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Free loopback ports for the bench scripts, so two runs (or a bench and a helper's tests)
+never fight over fixed numbers. The kernel picks them (bind to port 0); all of a call's
+sockets stay open until every port is chosen, so one call never returns the same port twice.
+A port can still be taken between this and the server's bind: a bench then fails at start,
+loudly, which is no worse than a fixed port in use.
+
+  from ports import free_ports; pg, redis = free_ports(2)
+  bench/lib/ports.py N            prints N free ports, one a line (for the shell scripts)
+"""
+import socket
+import sys
+
+
+def free_ports(count):
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+def free_port():
+    return free_ports(1)[0]
+
+
+if __name__ == "__main__":
+    for port in free_ports(int(sys.argv[1]) if len(sys.argv) > 1 else 1):
+        print(port)
