@@ -197,7 +197,11 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
         c->limit = peer < R.o.max_streams ? peer : R.o.max_streams;
         c->got_settings = true;
     } else if (frame->hd.type == NGHTTP2_GOAWAY) {
-        c->goaway = true; /* no new streams; those below its last stream id still finish */
+        /* no new streams; those below its last stream id still finish, and the queued
+         * ones will never be sent: connection errors now, not timeouts at the end */
+        c->goaway = true;
+        R.err_conn += c->q_len;
+        c->q_len = 0;
     }
     return 0;
 }

@@ -87,6 +87,9 @@ typedef struct {
     char sid[64]; /* the session: the refresh-token family the token came from */
     int64_t iat, exp;
 } auth_claims_t;
+/* The principal cache tells a token's jti from an API key's hash by length alone. */
+_Static_assert(sizeof(((auth_claims_t *)0)->jti) <= AUTH_TOKEN_HASH_LEN,
+               "a jti can never be as long as an API key's hash");
 
 /* Signs an access token (HS256) for the user and session (the contract's claims plus
  * `sid`, which logout uses to end the session's refresh family). The jti is fresh (random);

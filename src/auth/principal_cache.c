@@ -145,7 +145,8 @@ const auth_principal_t *auth_pcache_get_key(auth_pcache_t *c, const char *key_ha
     if (k == NULL || strcmp(k->hash, key_hash) != 0)
         return NULL;
     const auth_principal_t *p = auth_pcache_get(c, k->user_id, key_hash, now_ms);
-    if (p != NULL && now_ms - k->touched_ms >= touch_every_ms) {
+    /* (a request may have started before the fill it now hits: no wrap-around) */
+    if (p != NULL && now_ms >= k->touched_ms && now_ms - k->touched_ms >= touch_every_ms) {
         k->touched_ms = now_ms;
         *touch = 1;
     }

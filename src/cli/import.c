@@ -6,6 +6,7 @@
  * rows are reported by line number and the rest still go in.
  */
 #include "cli/cli.h"
+#include "db/db.h"
 #include "util/util.h"
 
 #include <jansson.h>
@@ -221,6 +222,7 @@ int cli_user_import(const char *conninfo, const char *path, FILE *out, FILE *err
         fclose(in);
         return CLI_EXIT_FAILURE;
     }
+    PQsetNoticeReceiver(im.conn, db_pg_log_notice, NULL);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

@@ -21,6 +21,7 @@ static PGconn *auth_cli_connect(const char *conninfo, FILE *err)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeReceiver(conn, db_pg_log_notice, NULL);
     return conn;
 }
 

@@ -139,11 +139,11 @@ const db_stmt_def_t *db_stmt_get(db_stmt_id_t id);
 
 /* ---- pipelined PostgreSQL pool (one per loop thread) ---- */
 
-/* A libpq notice processor (PQsetNoticeProcessor) for every connection of the process:
- * the server's warnings, and its last word before closing a connection ("FATAL:  terminating
+/* A libpq notice receiver (PQsetNoticeReceiver) for every connection of the process: the
+ * server's warnings, and its last word before closing a connection ("FATAL:  terminating
  * connection due to administrator command"), through util_log at the level of their
  * severity, instead of libpq's default, a raw line on stderr. arg is unused. */
-void db_pg_log_notice(void *arg, const char *message);
+void db_pg_log_notice(void *arg, const PGresult *res);
 
 typedef struct db_pg_pool db_pg_pool_t;
 

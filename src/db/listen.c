@@ -74,7 +74,7 @@ static int listen_connect(db_listener_t *l)
     l->conn = PQconnectStartParams(keys, values, 1);
     if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD)
         return -1;
-    PQsetNoticeProcessor(l->conn, db_pg_log_notice, NULL);
+    PQsetNoticeReceiver(l->conn, db_pg_log_notice, NULL);
     uint64_t deadline = listen_now_ms() + (uint64_t)l->o.connect_timeout_ms;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {

@@ -541,28 +541,35 @@ static void pg_conn_connect_step(pg_conn_t *c)
         pg_conn_reset(c, DB_ERR_UNAVAILABLE, "cannot connect", 1);
 }
 
-/* The level of a notice by its severity, the first word of libpq's text ("WARNING:  ..."). */
-static util_log_level_t pg_notice_level(const char *message)
+/* The level of a notice by its severity: the server's untranslated one (a server speaking
+ * another language translates the text's first word), else, for libpq's own notices, the
+ * text's first word ("WARNING:  ..."). */
+static util_log_level_t pg_notice_level(const char *severity, const char *message)
 {
     static const struct {
-        const char *prefix;
+        const char *name;
         util_log_level_t level;
-    } levels[] = {{"WARNING:", UTIL_LOG_WARN},
-                  {"ERROR:", UTIL_LOG_ERROR},
-                  {"FATAL:", UTIL_LOG_ERROR},
-                  {"PANIC:", UTIL_LOG_ERROR},
+    } levels[] = {{"WARNING", UTIL_LOG_WARN},
+                  {"ERROR", UTIL_LOG_ERROR},
+                  {"FATAL", UTIL_LOG_ERROR},
+                  {"PANIC", UTIL_LOG_ERROR},
                   {"DEBUG", UTIL_LOG_DEBUG}};
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-        if (strncmp(message, levels[i].prefix, strlen(levels[i].prefix)) == 0)
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        size_t n = strlen(levels[i].name);
+        if (severity != NULL ? strncmp(severity, levels[i].name, n) == 0
+                             : strncmp(message, levels[i].name, n) == 0 && message[n] == ':')
             return levels[i].level;
+    }
     return UTIL_LOG_INFO; /* NOTICE, INFO, LOG */
 }
 
-void db_pg_log_notice(void *arg, const char *message)
+void db_pg_log_notice(void *arg, const PGresult *res)
 {
     (void)arg;
+    const char *message = PQresultErrorMessage(res);
     int len = (int)strcspn(message, "\n");
-    util_log(pg_notice_level(message), "postgres", "%.*s", len, message);
+    util_log(pg_notice_level(PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED), message), "postgres",
+             "%.*s", len, message);
 }
 
 static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
@@ -586,7 +593,7 @@ static void pg_conn_open(pg_conn_t *c, const char *hostaddr)
         pg_conn_schedule_retry(c);
         return;
     }
-    PQsetNoticeProcessor(c->conn, db_pg_log_notice, NULL);
+    PQsetNoticeReceiver(c->conn, db_pg_log_notice, NULL);
     /* As the libpq manual says: before the first PQconnectPoll, act as if it asked for
      * writable (the connect() in progress completes when the socket turns writable). */
     if (PQstatus(c->conn) == CONNECTION_BAD || pg_conn_watch(c, UV_WRITABLE, 1) != 0)

@@ -465,7 +465,9 @@ char *handlers_principal_metrics_text(const handlers_app_t *app)
          "Entries forgotten for a notification, a revocation or a listener reconnect."},
         {"evictions_total", "counter", "Entries pushed out by auth.principal-cache-entries."},
         {"entries", "gauge", "Entries held, all loops together."},
-        {"keys", "gauge", "API keys the loops' key maps point to their users' entries, all loops together."},
+        {"keys", "gauge",
+         "Slots of the loops' API key maps in use, all loops together (a slot whose user was forgotten "
+         "stays until reused: it only leads to a miss)."},
         {"key_evictions_total", "counter", "API keys pushed out of a key map by another key (its bound)."},
         {"key_touches_total", "counter",
          "Writes of an API key's last use sent by cache hits (a hit skips the statement that writes it)."},

@@ -226,11 +226,15 @@ static void profile_key_made(http_request_t *r, const db_reply_t *reply)
     if (http_pg_failed(r, reply))
         return;
     PGresult *res = reply->results[0];
+    json_t *body = json_pack("{s:s, s:s, s:s}", "api_key", k->key, "prefix",
+                             PQgetvalue(res, 0, DB_COL_API_KEY_SET_PREFIX), "created_at",
+                             PQgetvalue(res, 0, DB_COL_API_KEY_SET_CREATED_AT));
+    if (body == NULL) {
+        http_respond_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
     http_add_header(r, "Cache-Control", "no-store");
-    handlers_principal_changed_json(r, k->user_id, 201,
-                                    json_pack("{s:s, s:s, s:s}", "api_key", k->key, "prefix",
-                                              PQgetvalue(res, 0, DB_COL_API_KEY_SET_PREFIX), "created_at",
-                                              PQgetvalue(res, 0, DB_COL_API_KEY_SET_CREATED_AT)));
+    handlers_principal_changed_json(r, k->user_id, 201, body);
 }
 
 static void profile_key_free(void *p)

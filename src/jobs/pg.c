@@ -36,7 +36,7 @@ PGconn *jobs_pg_connect(const char *conninfo, const char *application_name, char
     const char *values[] = {conninfo, application_name, "5", NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (conn != NULL)
-        PQsetNoticeProcessor(conn, db_pg_log_notice, NULL);
+        PQsetNoticeReceiver(conn, db_pg_log_notice, NULL);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         jobs_pg_message(err, errlen, "cannot connect to PostgreSQL", conn);
         PQfinish(conn);

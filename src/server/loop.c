@@ -297,11 +297,21 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
     return 0;
 }
 
+/* The loop's util_log lines (its database and Redis clients' among them) go to its error
+ * ring: a slow stderr holds the log writer, never the loop. */
+static void srv_loop_log_sink(void *arg, const char *line, size_t len)
+{
+    http_log_ring_append(arg, line, len);
+}
+
 static void *srv_loop_main(void *arg)
 {
     srv_loop_t *loop = arg;
     pthread_setname_np(pthread_self(), "hydrant-loop"); /* for top -H and perf's per-thread split */
+    if (loop->http.error_log != NULL)
+        util_log_set_thread_sink(srv_loop_log_sink, loop->http.error_log);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
+    util_log_set_thread_sink(NULL, NULL);
     return NULL;
 }
 

@@ -41,6 +41,17 @@ size_t util_json_escape(char *out, size_t cap, const char *s, size_t len, size_t
         } else if ((take = util_utf8_sequence(p + in, len - in)) == 0) {
             memcpy(esc, "\xef\xbf\xbd", 3);
             n = 3, take = 1;
+        } else if (take == 2 && p[in] == 0xc2 && p[in + 1] < 0xa0) {
+            /* C1 controls (NEL, the 8-bit CSI): some readers split lines at NEL, some
+             * terminals act on them */
+            memcpy(esc, "\\u00", 4);
+            util_hex_encode(p + in + 1, 1, esc + 4, 0);
+            n = 6;
+        } else if (take == 3 && p[in] == 0xe2 && p[in + 1] == 0x80 &&
+                   (p[in + 2] == 0xa8 || p[in + 2] == 0xa9)) {
+            /* U+2028 and U+2029, line and paragraph separators to some log readers */
+            memcpy(esc, p[in + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            n = 6;
         } else {
             memcpy(esc, p + in, take);
             n = take;

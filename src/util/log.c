@@ -152,13 +152,26 @@ size_t util_log_vline(char *buf, util_log_level_t level, const char *component, 
                                 component, msg, len, truncated);
 }
 
+static _Thread_local util_log_sink_fn util_log_sink;
+static _Thread_local void *util_log_sink_arg;
+
+void util_log_set_thread_sink(util_log_sink_fn fn, void *arg)
+{
+    util_log_sink = fn;
+    util_log_sink_arg = arg;
+}
+
 void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
 {
     if (!util_log_enabled(level))
         return;
     int saved_errno = errno; /* callers may log between a failure and reading errno */
     char line[UTIL_LOG_LINE_MAX];
-    util_log_write(line, util_log_vline(line, level, component, fmt, ap));
+    size_t n = util_log_vline(line, level, component, fmt, ap);
+    if (util_log_sink != NULL && n > 0)
+        util_log_sink(util_log_sink_arg, line, n);
+    else
+        util_log_write(line, n);
     errno = saved_errno;
 }
 

@@ -209,10 +209,10 @@ void util_rfc3339_ms(int64_t unix_ms, char out[UTIL_RFC3339_MS_LEN + 1]);
  * The process's diagnostics on stderr, one line per call through util_log, never through
  * stdio. Each line is formatted on the stack (no malloc, no lock) and written with one
  * write(2) of at most UTIL_LOG_LINE_MAX bytes, which a pipe takes whole (PIPE_BUF is 4096),
- * so lines of loops, workers and the log writer never interleave. They are rare (start,
- * stop, a backing service going and coming back; a request's error goes through the log
- * writer's ring, http.h): a loop that logs may wait on a slow stderr for one line only.
- * Per request lines are the access log's (http.h), not these.
+ * so lines of loops, workers and the log writer never interleave. A thread may set a sink
+ * of its own (util_log_set_thread_sink): an event loop's lines then go to its ring of the log
+ * writer (http.h) instead, so that a slow stderr never holds a loop, however often a
+ * database notice or a reconnect logs. Per request lines are the access log's, not these.
  */
 
 typedef enum { UTIL_LOG_DEBUG, UTIL_LOG_INFO, UTIL_LOG_WARN, UTIL_LOG_ERROR } util_log_level_t;
@@ -242,6 +242,12 @@ void util_log(util_log_level_t level, const char *component, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 void util_vlog(util_log_level_t level, const char *component, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* Where this thread's util_log lines go instead of stderr: fn(arg, line, len) with a whole
+ * line (newline included), called on this thread; NULL again for stderr. For a thread that
+ * must never wait on a write (an event loop); fn must not block or log. */
+typedef void (*util_log_sink_fn)(void *arg, const char *line, size_t len);
+void util_log_set_thread_sink(util_log_sink_fn fn, void *arg);
 
 /* util_log's line, now, into buf (UTIL_LOG_LINE_MAX bytes) instead of onto stderr: for an
  * event loop, whose lines go through the log writer (http_loop_log). Returns its length; 0

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -239,6 +240,61 @@ static void test_util_log_writes(void **state)
     assert_non_null(strstr(second, "x" UTIL_LOG_TRUNCATED "\"\n"));
 }
 
+typedef struct {
+    char line[UTIL_LOG_LINE_MAX + 1];
+    int calls;
+} captured_t;
+
+static void capture(void *arg, const char *line, size_t len)
+{
+    captured_t *c = arg;
+    memcpy(c->line, line, len);
+    c->line[len] = '\0';
+    c->calls++;
+}
+
+/* A thread's sink (an event loop's ring) takes its lines instead of fd 2, and only that
+ * thread's; NULL gives fd 2 back. */
+static void *log_from_another_thread(void *arg)
+{
+    (void)arg;
+    util_log(UTIL_LOG_WARN, "other", "from elsewhere");
+    return NULL;
+}
+
+static void test_thread_sink(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_util_log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    captured_t c = {.calls = 0};
+    util_log_set_thread_sink(capture, &c);
+    util_log(UTIL_LOG_WARN, "loop", "notice %d", 7);
+    util_log(UTIL_LOG_DEBUG, "loop", "under the threshold");
+    pthread_t other;
+    assert_int_equal(pthread_create(&other, NULL, log_from_another_thread, NULL), 0);
+    pthread_join(other, NULL);
+    util_log_set_thread_sink(NULL, NULL);
+    util_log(UTIL_LOG_WARN, "loop", "back on stderr");
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    char out[4 * UTIL_LOG_LINE_MAX];
+    ssize_t got = pread(fd, out, sizeof(out) - 1, 0);
+    close(fd);
+    assert_true(got > 0);
+    out[got] = '\0';
+    assert_int_equal(c.calls, 1);
+    assert_non_null(strstr(c.line, " level=warn component=loop msg=\"notice 7\"\n"));
+    assert_null(strstr(out, "notice 7"));
+    assert_non_null(strstr(out, "msg=\"from elsewhere\""));
+    assert_non_null(strstr(out, "msg=\"back on stderr\""));
+}
+
 static size_t vline(char *buf, util_log_level_t level, const char *fmt, ...)
 {
     va_list ap;
@@ -296,14 +352,41 @@ static void test_json_escape_bounded(void **state)
     assert_memory_equal(out, "plain", 5);
 }
 
+/* Valid UTF-8 that some log readers take as a line break (NEL, U+2028, U+2029) or terminals
+ * as a control (the C1 range) is escaped; other characters pass as they are. */
+static void test_json_escape_separators(void **state)
+{
+    (void)state;
+    char out[64];
+    size_t used;
+    const char in[] = "a\xc2\x85"
+                      "b\xc2\x9b[c\xe2\x80\xa8"
+                      "d\xe2\x80\xa9"
+                      "e\xc2\xa0"
+                      "f\xe2\x80\xa6";
+    size_t n = util_json_escape(out, sizeof(out), in, sizeof(in) - 1, &used);
+    assert_int_equal(used, sizeof(in) - 1);
+    const char want[] = "a\\u0085b\\u009b[c\\u2028d\\u2029e\xc2\xa0"
+                        "f\xe2\x80\xa6";
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(out, want, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_line),       cmocka_unit_test(test_json_line),
-        cmocka_unit_test(test_escaping),        cmocka_unit_test(test_component),
-        cmocka_unit_test(test_truncation),      cmocka_unit_test(test_levels),
-        cmocka_unit_test(test_util_log_writes), cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_vline),           cmocka_unit_test(test_json_escape_bounded),
+        cmocka_unit_test(test_text_line),
+        cmocka_unit_test(test_json_line),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_component),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_util_log_writes),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_vline),
+        cmocka_unit_test(test_json_escape_bounded),
+        cmocka_unit_test(test_json_escape_separators),
+        cmocka_unit_test(test_thread_sink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
