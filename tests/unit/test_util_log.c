@@ -198,19 +198,38 @@ static void test_levels(void **state)
     util_log_configure(UTIL_LOG_INFO, UTIL_LOG_TEXT);
 }
 
-/* util_log itself, with fd 2 on a file: the lines under the threshold are not written, each
- * other is one line, a long message is cut to UTIL_LOG_LINE_MAX. */
-static void test_util_log_writes(void **state)
+/* fd 2 onto a fresh temporary file (returned) until stderr_read_back; *saved keeps the
+ * real one. */
+static int stderr_to_temp(int *saved)
 {
-    (void)state;
     char path[] = "/tmp/test_util_log-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     unlink(path);
     fflush(stderr);
-    int saved = dup(2);
-    assert_true(saved >= 0);
+    *saved = dup(2);
+    assert_true(*saved >= 0);
     assert_int_equal(dup2(fd, 2), 2);
+    return fd;
+}
+
+/* fd 2 back, and what was written to it meanwhile into out (NUL-terminated). */
+static void stderr_read_back(int fd, int saved, char *out, size_t cap)
+{
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    ssize_t got = pread(fd, out, cap - 1, 0);
+    close(fd);
+    assert_true(got > 0);
+    out[got] = '\0';
+}
+
+/* util_log itself, with fd 2 on a file: the lines under the threshold are not written, each
+ * other is one line, a long message is cut to UTIL_LOG_LINE_MAX. */
+static void test_util_log_writes(void **state)
+{
+    (void)state;
+    int saved, fd = stderr_to_temp(&saved);
     util_log_configure(UTIL_LOG_WARN, UTIL_LOG_TEXT);
     util_log(UTIL_LOG_INFO, "test", "not %s", "written");
     util_log(UTIL_LOG_WARN, "test", "connection %d: %s", 3, "lost\n"); /* a trailing newline goes */
@@ -219,14 +238,8 @@ static void test_util_log_writes(void **state)
     big[sizeof(big) - 1] = '\0';
     util_log(UTIL_LOG_ERROR, "test", "%s", big);
     util_log_configure(UTIL_LOG_INFO, UTIL_LOG_TEXT);
-    assert_int_equal(dup2(saved, 2), 2);
-    close(saved);
-
     char out[4 * UTIL_LOG_LINE_MAX];
-    ssize_t got = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    assert_true(got > 0);
-    out[got] = '\0';
+    stderr_read_back(fd, saved, out, sizeof(out));
     assert_null(strstr(out, "not written"));
     char *second = strchr(out, '\n');
     assert_non_null(second);
@@ -265,13 +278,7 @@ static void *log_from_another_thread(void *arg)
 static void test_thread_sink(void **state)
 {
     (void)state;
-    char path[] = "/tmp/test_util_log-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    int saved = dup(2);
-    assert_true(saved >= 0);
-    assert_int_equal(dup2(fd, 2), 2);
+    int saved, fd = stderr_to_temp(&saved);
     captured_t c = {.calls = 0};
     util_log_set_thread_sink(capture, &c);
     util_log(UTIL_LOG_WARN, "loop", "notice %d", 7);
@@ -281,13 +288,8 @@ static void test_thread_sink(void **state)
     pthread_join(other, NULL);
     util_log_set_thread_sink(NULL, NULL);
     util_log(UTIL_LOG_WARN, "loop", "back on stderr");
-    assert_int_equal(dup2(saved, 2), 2);
-    close(saved);
     char out[4 * UTIL_LOG_LINE_MAX];
-    ssize_t got = pread(fd, out, sizeof(out) - 1, 0);
-    close(fd);
-    assert_true(got > 0);
-    out[got] = '\0';
+    stderr_read_back(fd, saved, out, sizeof(out));
     assert_int_equal(c.calls, 1);
     assert_non_null(strstr(c.line, " level=warn component=loop msg=\"notice 7\"\n"));
     assert_null(strstr(out, "notice 7"));
