@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -168,6 +169,66 @@ static void test_connections_are_balanced(void **state)
     assert_int_equal(harness_server_stop(&server), 0);
 }
 
+static size_t discard(char *data, size_t size, size_t n, void *user)
+{
+    (void)data;
+    (void)user;
+    return size * n;
+}
+
+/* GET url over HTTP/2 with the easy handle curl, which keeps its connection open afterwards.
+ * Returns the status, 0 when the transfer failed or was not HTTP/2. */
+static long h2_get(CURL *curl, const char *url)
+{
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    long status = 0, version = 0;
+    if (curl_easy_perform(curl) != CURLE_OK)
+        return 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &version);
+    return version == CURL_HTTP_VERSION_2_0 ? status : 0;
+}
+
+/* HTTP/2 over TLS, the clients that suffer most from the hash (a few long-lived connections):
+ * the handshake runs on the loop the socket was handed to, and every connection keeps
+ * serving. With the probe connection, 17: 9 and 8. */
+static void test_tls_http2_connections_are_balanced(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 16 };
+    harness_server_t server;
+    assert_int_equal(harness_server_start(&server, NULL), 0);
+    int probe;
+    open_connections(&server, &probe, 1);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/health/live", server.https_base);
+    CURL *clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = curl_easy_init();
+        assert_non_null(clients[i]);
+        assert_int_equal(h2_get(clients[i], url), 200);
+    }
+    double a = metric_over(probe, "hydrant_loop_connections_open{loop=\"0\"}");
+    double b = metric_over(probe, "hydrant_loop_connections_open{loop=\"1\"}");
+    assert_true((a == 9 && b == 8) || (a == 8 && b == 9));
+    assert_true(metric_over(probe, "hydrant_connections_handed_over_total") > 0);
+    for (int i = 0; i < CLIENTS; i++) {
+        long connects = -1;
+        assert_int_equal(h2_get(clients[i], url), 200);
+        curl_easy_getinfo(clients[i], CURLINFO_NUM_CONNECTS, &connects);
+        assert_int_equal(connects, 0); /* the same connection again */
+        curl_easy_cleanup(clients[i]);
+    }
+    close(probe);
+    assert_int_equal(harness_server_stop(&server), 0);
+}
+
 /* balance-connections: false leaves the connections where the kernel put them. */
 static void test_balancing_can_be_turned_off(void **state)
 {
@@ -213,6 +274,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connections_are_balanced),
+        cmocka_unit_test(test_tls_http2_connections_are_balanced),
         cmocka_unit_test(test_balancing_can_be_turned_off),
         cmocka_unit_test(test_stop_while_handing_over),
     };
