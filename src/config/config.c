@@ -42,6 +42,7 @@ void cfg_init_defaults(cfg_t *cfg)
     cfg->mode = CFG_MODE_DEVELOPMENT;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->num_threads = cpus > 0 ? (int)cpus : 1;
+    cfg->balance_connections = 1;
     cfg_set_listener(&cfg->listen[0], NULL, 8443, 1); /* hosts: cfg_default_hosts */
     cfg_set_listener(&cfg->listen[1], NULL, 8080, 0);
     cfg->nlisten = 2;

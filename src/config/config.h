@@ -151,6 +151,9 @@ typedef struct {
     char *source; /* path of the file read, or "(defaults)" */
     cfg_mode_t mode;
     int num_threads; /* default: number of online CPUs */
+    /* A loop that accepts a connection while another holds fewer hands it over (default on):
+     * SO_REUSEPORT's hash often puts a few long-lived connections on one loop. */
+    int balance_connections;
     cfg_listen_t listen[CFG_MAX_LISTENERS];
     int nlisten;
     char *public_url;                             /* default "https://localhost:8443" */

@@ -17,6 +17,7 @@
 const cfg_setting_t cfg_settings[] = {
     {"mode", "HYDRANT_MODE", CFG_T_MODE, F(mode), 0, 0},
     {"num-threads", "HYDRANT_THREADS", CFG_T_INT, F(num_threads), 0, 256},
+    {"balance-connections", "HYDRANT_BALANCE_CONNECTIONS", CFG_T_BOOL, F(balance_connections), 0, 1},
     {"public-url", "HYDRANT_PUBLIC_URL", CFG_T_STR, F(public_url), 0, 0},
     {"access-log", "HYDRANT_ACCESS_LOG", CFG_T_STR, F(access_log), 0, 0},
     {"access-log-buffer", "HYDRANT_ACCESS_LOG_BUFFER", CFG_T_SIZE, F(access_log_buffer), 4 * KIB, GIB},

@@ -160,6 +160,7 @@ typedef struct {
     } routes[HTTP_MAX_ROUTES + 2]; /* +2: unmatched (404/405) and internal */
     atomic_int_fast64_t connections_open;
     atomic_uint_fast64_t connections_total;
+    atomic_uint_fast64_t connections_handed_over; /* accepted here, served by another loop */
     atomic_uint_fast64_t requests_abandoned;      /* disposed before an answer (conn.c) */
     atomic_uint_fast64_t connections_throttled;   /* out of budget */
     atomic_uint_fast64_t connections_cut;         /* closed by hydrant */

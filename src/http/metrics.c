@@ -217,6 +217,24 @@ static void http_render_realtime(util_buf_t *out, http_metrics_shard_t *const *s
         (double)http_max(shards, nshards, offsetof(http_metrics_shard_t, realtime.bus_lag_us)) / 1e6);
 }
 
+/* Each loop's open connections (a shard's index is its loop's), and the hand-offs that keep
+ * them level when SO_REUSEPORT's hash does not (src/server/handoff.c). */
+static void http_render_loops(util_buf_t *out, http_metrics_shard_t *const *shards, int nshards)
+{
+    util_buf_printf(out, "# HELP hydrant_loop_connections_open Client connections currently open, by event "
+                         "loop.\n"
+                         "# TYPE hydrant_loop_connections_open gauge\n");
+    for (int s = 0; s < nshards; s++)
+        util_buf_printf(out, "hydrant_loop_connections_open{loop=\"%d\"} %lld\n", s,
+                        (long long)atomic_load_explicit(&shards[s]->connections_open, memory_order_relaxed));
+    util_buf_printf(out,
+                    "# HELP hydrant_connections_handed_over_total Connections accepted by one event loop "
+                    "and handed to a less loaded one.\n"
+                    "# TYPE hydrant_connections_handed_over_total counter\n"
+                    "hydrant_connections_handed_over_total %lld\n",
+                    HTTP_SUM(connections_handed_over));
+}
+
 void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metrics_shard_t *const *shards,
                          int nshards)
 {
@@ -310,6 +328,7 @@ void http_metrics_render(util_buf_t *out, const http_router_t *router, http_metr
         "hydrant_http_answers_unread_total %llu\n",
         open, total, abandoned, throttled, cut, dropped_db, dropped_cpu, refused, body_bytes, over_budget,
         stalled, unread);
+    http_render_loops(out, shards, nshards);
     http_render_realtime(out, shards, nshards);
     http_render_ws(out, shards, nshards);
 }

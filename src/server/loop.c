@@ -6,6 +6,7 @@
  */
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <h2o/http1.h>
 #include <h2o/http2.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define SRV_TICK_MS 200
 
@@ -90,21 +92,12 @@ static void srv_accept_tls(srv_listener_t *listener, http_conn_t *c, h2o_socket_
     http_conn_body_watch(c);
 }
 
-static void srv_on_connection(uv_stream_t *server, int status)
+/* The one admission path of every connection this loop serves, whether its own listener
+ * accepted it or another loop handed it over: c->tcp is open on the accepted socket. */
+static void srv_admit(srv_listener_t *listener, http_conn_t *c)
 {
-    srv_listener_t *listener = server->data;
     srv_loop_t *loop = listener->loop;
-    if (status != 0)
-        return;
-    http_conn_t *c = http_conn_new(&loop->http);
-    if (c == NULL)
-        return;
     uv_tcp_t *conn = &c->tcp;
-    uv_tcp_init(&loop->uv, conn);
-    if (uv_accept(server, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, srv_on_refused_closed);
-        return;
-    }
     /* Over the per-thread share of max-connections: close at once rather than queue work
      * we cannot afford. */
     if (atomic_load(&loop->connections) >= loop->max_connections) {
@@ -136,6 +129,89 @@ static void srv_on_connection(uv_stream_t *server, int status)
     }
     h2o_accept(&listener->accept, sock);
     http_conn_body_watch(c);
+}
+
+/* Admits a socket accepted elsewhere (a hand-off) on this loop's listener of that index. */
+static void srv_admit_fd(srv_loop_t *loop, int listener, int fd)
+{
+    http_conn_t *c = http_conn_new(&loop->http);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    uv_tcp_init(&loop->uv, &c->tcp);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd); /* not the handle's: its open failed */
+        uv_close((uv_handle_t *)&c->tcp, srv_on_refused_closed);
+        return;
+    }
+    srv_admit(&loop->listeners[listener], c);
+}
+
+/* Takes the connection waiting on server out of libuv as a socket of its own, for another
+ * loop: the temporary handle's fd is registered with this loop's libuv, so it is duplicated
+ * and the handle closed. Returns the fd, or -1. */
+static int srv_accept_fd(uv_stream_t *server)
+{
+    uv_tcp_t *tmp = malloc(sizeof(*tmp));
+    if (tmp == NULL)
+        return -1;
+    uv_tcp_init(server->loop, tmp);
+    uv_os_fd_t accepted;
+    int fd = -1;
+    if (uv_accept(server, (uv_stream_t *)tmp) == 0 && uv_fileno((uv_handle_t *)tmp, &accepted) == 0)
+        fd = fcntl(accepted, F_DUPFD_CLOEXEC, 0);
+    uv_close((uv_handle_t *)tmp, srv_on_refused_closed);
+    return fd;
+}
+
+/* Passes the connection waiting on listener to target, or serves it here when target
+ * refuses it. */
+static void srv_hand_over(srv_listener_t *listener, srv_loop_t *target)
+{
+    srv_loop_t *loop = listener->loop;
+    int index = (int)(listener - loop->listeners);
+    int fd = srv_accept_fd((uv_stream_t *)&listener->handle);
+    if (fd < 0)
+        return;
+    if (srv_handoff_push(&target->handoffs, &target->handoff_wakeup, fd, index) != 0) {
+        /* The target stopped or is swamped: serving it here beats waiting for it. */
+        srv_admit_fd(loop, index, fd);
+        return;
+    }
+    HTTP_METRIC_ADD(loop->metrics.connections_handed_over, 1);
+}
+
+static void srv_on_connection(uv_stream_t *server, int status)
+{
+    srv_listener_t *listener = server->data;
+    srv_loop_t *loop = listener->loop;
+    if (status != 0)
+        return;
+    srv_loop_t *target = srv_handoff_target(loop);
+    if (target != NULL) {
+        srv_hand_over(listener, target);
+        return;
+    }
+    http_conn_t *c = http_conn_new(&loop->http);
+    if (c == NULL)
+        return;
+    uv_tcp_init(&loop->uv, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, srv_on_refused_closed);
+        return;
+    }
+    srv_admit(listener, c);
+}
+
+/* Other loops handed this one connections (handoff.c). */
+static void srv_on_handoff(uv_async_t *async)
+{
+    srv_loop_t *loop = async->data;
+    srv_handoff_t batch[SRV_HANDOFF_CAPACITY];
+    int n = srv_handoff_take(&loop->handoffs, batch, SRV_HANDOFF_CAPACITY);
+    for (int i = 0; i < n; i++)
+        srv_admit_fd(loop, batch[i].listener, batch[i].fd);
 }
 
 /* ----------------------------------------------------------------- shutdown ---- */
@@ -216,6 +292,10 @@ static void srv_loop_begin_shutdown(srv_loop_t *loop)
     loop->shutdown_deadline = uv_now(&loop->uv) + (uint64_t)loop->shutdown_timeout_ms;
     for (int i = 0; i < loop->nlisteners; i++)
         uv_close((uv_handle_t *)&loop->listeners[i].handle, srv_on_handle_closed);
+    /* A stopping loop takes no hand-offs: the other loops serve what they accept (until
+     * they stop too), and what was queued for this one is closed. */
+    srv_handoff_close(&loop->handoffs);
+    uv_close((uv_handle_t *)&loop->handoff_wakeup, srv_on_handle_closed);
     h2o_context_request_shutdown(&loop->http.h2o_ctx);
     http_ws_shutdown(&loop->http); /* 1001, then their closing handshakes end them */
 }
@@ -291,6 +371,11 @@ int srv_loop_init(srv_loop_t *loop, const srv_loop_config_t *config, char *err, 
     }
     uv_async_init(&loop->uv, &loop->wakeup, srv_on_wakeup);
     loop->wakeup.data = loop;
+    srv_handoff_init(&loop->handoffs);
+    uv_async_init(&loop->uv, &loop->handoff_wakeup, srv_on_handoff);
+    loop->handoff_wakeup.data = loop;
+    loop->peers = config->npeers > 1 ? config->peers : NULL;
+    loop->npeers = config->npeers;
     uv_timer_init(&loop->uv, &loop->tick);
     loop->tick.data = loop;
     uv_timer_start(&loop->tick, srv_on_tick, SRV_TICK_MS, SRV_TICK_MS);
@@ -310,6 +395,7 @@ static void *srv_loop_main(void *arg)
     pthread_setname_np(pthread_self(), "hydrant-loop"); /* for top -H and perf's per-thread split */
     if (loop->http.error_log != NULL)
         util_log_set_thread_sink(srv_loop_log_sink, loop->http.error_log);
+    srv_handoff_open(&loop->handoffs);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     util_log_set_thread_sink(NULL, NULL);
     return NULL;
@@ -335,5 +421,6 @@ void srv_loop_dispose(srv_loop_t *loop)
     if (!loop->h2o_disposed)
         return; /* abandoned at the deadline: its memory is reclaimed by the exit */
     http_conns_free(&loop->http);
+    srv_handoff_dispose(&loop->handoffs);
     uv_loop_close(&loop->uv);
 }

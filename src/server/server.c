@@ -286,6 +286,8 @@ static int srv_start_loops(srv_t *srv, char *err, size_t errlen)
             .nlisteners = cfg->nlisten,
             .max_connections = per_thread_connections > 0 ? per_thread_connections : 1,
             .shutdown_timeout_ms = cfg->limits.shutdown_timeout_ms,
+            .peers = cfg->balance_connections ? srv->loops : NULL,
+            .npeers = cfg->balance_connections ? srv->nloops : 0,
         };
         if (srv_loop_init(&srv->loops[t], &lc, err, errlen) != 0)
             return -1;

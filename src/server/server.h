@@ -41,6 +41,43 @@ SSL_CTX *srv_tls_context_new(const char *cert_file, const char *key_file, char *
 
 typedef struct srv_loop srv_loop_t;
 
+/* Connections handed from one loop to another (handoff.c). SO_REUSEPORT hashes each
+ * connection to a loop, so a few long-lived connections (HTTP/2 clients, a load balancer's
+ * pool) often land on one loop while the others idle; the loop that accepts a connection
+ * while another holds fewer passes its socket over. */
+#define SRV_HANDOFF_CAPACITY 1024
+
+typedef struct {
+    int fd;
+    int listener; /* the index of the listener that accepted it: the same on every loop */
+} srv_handoff_t;
+
+/* A bounded queue of accepted sockets waiting for their loop. Any loop pushes; only the
+ * owner takes. The lock is held for a few stores, never across I/O. */
+typedef struct {
+    pthread_mutex_t lock;
+    atomic_int open;   /* 1 while the owner serves hand-offs; written under lock */
+    atomic_int queued; /* count, written under lock, read without it as part of a load */
+    int head;
+    srv_handoff_t items[SRV_HANDOFF_CAPACITY];
+} srv_handoff_queue_t;
+
+void srv_handoff_init(srv_handoff_queue_t *q);
+/* Called by the owner's thread when it starts serving: before, pushes are refused. */
+void srv_handoff_open(srv_handoff_queue_t *q);
+/* Queues fd for the queue's owner and wakes it (wakeup: the owner's async handle, sent
+ * under the lock so that it is never sent after srv_handoff_close). Returns 0, or -1 when
+ * the owner is not serving hand-offs or the queue is full: the caller keeps fd. */
+int srv_handoff_push(srv_handoff_queue_t *q, uv_async_t *wakeup, int fd, int listener);
+/* Moves the queued hand-offs to out (at most max). Returns how many. */
+int srv_handoff_take(srv_handoff_queue_t *q, srv_handoff_t *out, int max);
+/* Refuses later pushes and closes the sockets still queued (the owner is stopping). */
+void srv_handoff_close(srv_handoff_queue_t *q);
+void srv_handoff_dispose(srv_handoff_queue_t *q);
+/* The loop that should serve a connection self just accepted: the least loaded other loop
+ * when self holds clearly more, else NULL (serve it here). */
+srv_loop_t *srv_handoff_target(srv_loop_t *self);
+
 typedef struct {
     uv_tcp_t handle;
     h2o_accept_ctx_t accept;
@@ -57,6 +94,11 @@ struct srv_loop {
     int nlisteners;
     uv_async_t wakeup; /* shutdown requests from the main thread */
     uv_timer_t tick;   /* gauges, shutdown progress */
+    /* Hand-offs (handoff.c): the sockets other loops accepted for this one, and its wake-up. */
+    srv_handoff_queue_t handoffs;
+    uv_async_t handoff_wakeup;
+    srv_loop_t *peers; /* every loop of the process, this one included; NULL: no balancing */
+    int npeers;
     atomic_int connections;
     int max_connections;
     int shutdown_timeout_ms;
@@ -79,6 +121,8 @@ typedef struct {
     int nlisteners;
     int max_connections;
     int shutdown_timeout_ms;
+    srv_loop_t *peers; /* every loop, to balance connections over; NULL: no balancing */
+    int npeers;
 } srv_loop_config_t;
 
 /* Runs on the main thread before the loop's thread starts. */

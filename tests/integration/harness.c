@@ -591,21 +591,22 @@ int harness_account_create(harness_account_t *a, const harness_server_t *s, PGco
     return a->id[0] != '\0' ? harness_account_login(a, s, password) : -1;
 }
 
+double harness_metric_in(const char *text, const char *sample)
+{
+    size_t len = strlen(sample);
+    for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, len) == 0 && p[len] == ' ')
+            return atof(p + len + 1);
+    return 0;
+}
+
 double harness_metric(const harness_server_t *s, const char *sample)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s/metrics", s->http_base);
     harness_response_t res;
     harness_request(&res, HARNESS_HTTP1, "GET", url, NULL, NULL, 0);
-    double value = 0;
-    size_t len = strlen(sample);
-    for (const char *p = res.body; p != NULL && *p != '\0';
-         p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, sample, len) == 0 && p[len] == ' ') {
-            value = atof(p + len + 1);
-            break;
-        }
-    }
+    double value = harness_metric_in(res.body, sample);
     harness_response_free(&res);
     return value;
 }

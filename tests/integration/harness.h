@@ -118,6 +118,8 @@ int harness_request(harness_response_t *res, int protocol, const char *method, c
 void harness_response_free(harness_response_t *res);
 /* The value of one sample of s's /metrics ("name" or "name{labels}"), 0 when absent. */
 double harness_metric(const harness_server_t *s, const char *sample);
+/* The same, read from a /metrics text already fetched (text may be NULL). */
+double harness_metric_in(const char *text, const char *sample);
 /* Status of GET base+path over the protocol (0 when the transfer failed). */
 long harness_get_status(int protocol, const char *base, const char *path);
 /* Changes the timeout of later requests (default 10000 ms). */

@@ -29,6 +29,9 @@ static void test_render_sums_shards(void **state)
     http_metrics_observe(a, 0, 299, 10); /* a status without its own slot */
     atomic_fetch_add(&a->connections_open, 2);
     atomic_fetch_add(&b->connections_total, 5);
+    atomic_fetch_add(&b->connections_open, 3);
+    atomic_fetch_add(&a->connections_handed_over, 4);
+    atomic_fetch_add(&b->connections_handed_over, 1);
     http_metrics_shard_t *shards[] = {a, b};
     util_buf_t out = {0};
     http_metrics_render(&out, router, shards, 2);
@@ -54,7 +57,13 @@ static void test_render_sums_shards(void **state)
         strstr(out.data, "http_request_duration_seconds_bucket{route=\"/files/{id}\",le=\"+Inf\"} 4\n"));
     assert_non_null(strstr(out.data, "http_request_duration_seconds_count{route=\"/files/{id}\"} 4\n"));
     assert_non_null(strstr(out.data, "http_request_duration_seconds_sum{route=\"/files/{id}\"} 20.003310\n"));
-    assert_non_null(strstr(out.data, "http_connections_open 2\n"));
+    assert_non_null(strstr(out.data, "http_connections_open 5\n"));
+    /* Per loop, by the shard's index, and the hand-offs summed. */
+    assert_non_null(strstr(out.data, "# TYPE hydrant_loop_connections_open gauge\n"));
+    assert_non_null(strstr(out.data, "hydrant_loop_connections_open{loop=\"0\"} 2\n"));
+    assert_non_null(strstr(out.data, "hydrant_loop_connections_open{loop=\"1\"} 3\n"));
+    assert_non_null(strstr(out.data, "# TYPE hydrant_connections_handed_over_total counter\n"));
+    assert_non_null(strstr(out.data, "hydrant_connections_handed_over_total 5\n"));
     assert_non_null(strstr(out.data, "http_connections_total 5\n"));
     util_buf_free(&out);
     free(a);
