@@ -529,6 +529,17 @@ static void allow_connections(int allow)
     PQfinish(admin);
 }
 
+/* The listener of s cut and kept from reconnecting (the database takes no new connection
+ * until allow_connections(1)), once s says it is no longer listening (at most 5 s). */
+static void cut_listener(const harness_server_t *s)
+{
+    allow_connections(0);
+    terminate_listener(s);
+    long long deadline = harness_now_ms() + 5000;
+    while (metric(s, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
+        usleep(1000);
+}
+
 /* A's listener is cut and kept from reconnecting (the database refuses new connections for a
  * while; the servers' pipelined connections stay), then the user is revoked by SQL: the
  * notification cannot reach A, whose caches must be emptied and bypassed. Once the listener
@@ -540,11 +551,7 @@ static void test_cut_listener_fails_closed(void **state)
         char other[1100];
         two_sessions(&acc, "pc-cut", other);
         double bypassed = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
-        allow_connections(0);
-        terminate_listener(&a_srv);
-        long long deadline = harness_now_ms() + 5000;
-        while (metric(&a_srv, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
-            usleep(1000);
+        cut_listener(&a_srv);
         const char *values[] = {acc.id};
         PQclear(
             harness_sql(db, "UPDATE users SET tokens_valid_after = now() WHERE id = $1::uuid", 1, values));
@@ -589,11 +596,7 @@ static void test_api_key_cut_listener_fails_closed(void **state)
     char key[128];
     keyed_account(&acc, "pc-key-cut", "user", key);
     double bypassed = metric(&a_srv, "hydrant_principal_cache_bypassed_total");
-    allow_connections(0);
-    terminate_listener(&a_srv);
-    long long deadline = harness_now_ms() + 5000;
-    while (metric(&a_srv, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
-        usleep(1000);
+    cut_listener(&a_srv);
     const char *values[] = {acc.id};
     PQclear(harness_sql(db, "DELETE FROM api_keys WHERE user_id = $1::uuid", 1, values));
     long on_a[4];
@@ -614,11 +617,7 @@ static void test_api_key_cut_listener_fails_closed(void **state)
      * at once (only the emptying on reconnect can refuse it there). */
     api_key(&acc, &a_srv, key);
     warm(key);
-    allow_connections(0);
-    terminate_listener(&b_srv);
-    deadline = harness_now_ms() + 5000;
-    while (metric(&b_srv, "hydrant_principal_cache_listening") != 0 && harness_now_ms() < deadline)
-        usleep(1000);
+    cut_listener(&b_srv);
     PQclear(harness_sql(db, "DELETE FROM api_keys WHERE user_id = $1::uuid", 1, values));
     allow_connections(1);
     assert_int_equal(wait_listening(&b_srv), 0);
